@@ -1,0 +1,150 @@
+// container.h - the file header (docs/bitstream.md §1) and the tile records
+// (§3) around the rANS payloads: writing them, parsing the header, and
+// scanning the records of a possibly damaged or truncated file.
+//
+// The flight encoder writes with this code and the ground decoder reads with
+// it, so none of it allocates, throws or depends on host byte order (all
+// fields go through byte-wise little-endian loads and stores). The scanner
+// only locates payloads and checks their CRCs; it does not decode them, and it
+// does not check model_id or library_hash against a model (the caller knows
+// which model it has).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace pymars {
+
+constexpr uint8_t kFileMagic[4] = {'P', 'M', 'R', 'S'};
+constexpr uint8_t kTileSync[4] = {'P', 'M', 'T', 'L'};
+constexpr uint8_t kBitstreamVersion = 1;
+constexpr uint16_t kFlagLibraryHash = 1u << 0;  // bit 0: library_hash is present
+constexpr uint16_t kKnownFlags = kFlagLibraryHash;
+constexpr size_t kFileHeaderBytes = 40;             // without library hash
+constexpr size_t kFileHeaderBytesWithLibrary = 48;  // with library hash
+constexpr size_t kFileHeaderMaxBytes = kFileHeaderBytesWithLibrary;
+constexpr size_t kTileRecordHeaderBytes = 24;
+constexpr uint16_t kNoReference = 0xFFFF;
+
+// All fields of §1 in file order. Reserved bytes are not represented: they
+// are written as 0 and a parser refuses any other value.
+struct FileHeader {
+  uint8_t version = kBitstreamVersion;
+  uint8_t header_length = kFileHeaderBytes;  // 40, or 48 when flags has kFlagLibraryHash
+  uint16_t flags = 0;
+  uint8_t model_id[8] = {};
+  uint32_t width = 0;
+  uint32_t height = 0;
+  uint8_t channels = 3;
+  uint8_t bit_depth = 8;
+  uint8_t quality = 0;
+  uint16_t tile_size = 0;
+  uint32_t tile_count = 0;
+  uint8_t library_hash[8] = {};  // meaningful only with kFlagLibraryHash
+};
+
+// ceil(height / T) * ceil(width / T), the only legal tile_count (§1). Returns 0
+// for T = 0.
+uint32_t expected_tile_count(uint32_t width, uint32_t height, uint32_t tile_size);
+
+// The header length that goes with `flags` (40 or 48).
+inline uint8_t file_header_length_for(uint16_t flags) {
+  return uint8_t((flags & kFlagLibraryHash) ? kFileHeaderBytesWithLibrary : kFileHeaderBytes);
+}
+
+enum class ParseStatus {
+  kOk = 0,
+  kTruncatedHeader,    // fewer bytes than the header needs
+  kBadMagic,           // not "PMRS": not a pymars file
+  kUnknownVersion,     // a version this decoder does not know
+  kUnknownFlags,       // a flags bit this version does not define
+  kBadHeaderLength,    // header_length does not match the flags (40 / 48)
+  kBadHeaderCrc,       // header bytes damaged
+  kFieldOutOfRange,    // width, height, channels, bit_depth, quality, tile_size or a reserved byte
+  kTileCountMismatch,  // tile_count != ceil(h/T) * ceil(w/T)
+};
+
+// A sentence for the user, e.g. "not a pymars file (bad magic bytes)". Never
+// null; static storage.
+const char* parse_status_message(ParseStatus status);
+
+// Name of the first field of h outside its §1 range ("width", "tile_size", ...)
+// or nullptr when all are in range. Does not look at tile_count, flags,
+// version or header_length.
+const char* file_header_field_out_of_range(const FileHeader& h);
+
+// Writes the header (with its CRC) to out. Returns the bytes written
+// (h.header_length), or 0 when cap is too small or h would not parse back
+// (any check of parse_file_header fails).
+size_t write_file_header(const FileHeader& h, uint8_t* out, size_t cap);
+
+// Parses and checks the header at the start of data. Checks run in file order
+// (magic, version, flags, header_length, CRC, field ranges, tile_count), so
+// the status names the first problem. On success *out is filled and
+// out->header_length tells where the first tile record starts. On failure
+// *out is unspecified.
+ParseStatus parse_file_header(const uint8_t* data, size_t len, FileHeader* out);
+
+// §3 record header. record_crc is not stored: it is computed when writing and
+// checked when parsing.
+struct TileRecordHeader {
+  uint32_t tile_index = 0;
+  uint32_t payload_length = 0;
+  uint16_t entropy_ref = kNoReference;
+  uint16_t decoder_ref = kNoReference;
+  uint32_t payload_crc = 0;
+};
+
+// Fills a record header for a payload, computing its CRC.
+TileRecordHeader make_tile_record_header(uint32_t tile_index, uint16_t entropy_ref,
+                                         uint16_t decoder_ref, const uint8_t* payload,
+                                         uint32_t payload_length);
+
+// Writes the 24-byte record header (sync, fields, record_crc). Returns 24, or
+// 0 when cap < 24. The payload itself follows; the caller copies it.
+size_t write_tile_record_header(const TileRecordHeader& h, uint8_t* out, size_t cap);
+
+// True when data[0..24) is a record header with the sync word and a valid
+// record_crc; then *out holds its fields. Says nothing about the payload.
+bool parse_tile_record_header(const uint8_t* data, size_t len, TileRecordHeader* out);
+
+// What the scanner found for one tile.
+enum class TileState : uint8_t {
+  kMissing = 0,    // no record with this index was found (lost, cut off, or never written)
+  kPresent = 1,    // a valid record; payload_offset/length locate a payload with a good CRC
+  kBadPayload = 2, // a record with a valid header was found but its payload CRC is wrong
+};
+
+struct TileSpan {
+  TileState state = TileState::kMissing;
+  uint16_t entropy_ref = kNoReference;  // from the record (kPresent only)
+  uint16_t decoder_ref = kNoReference;
+  size_t payload_offset = 0;  // relative to the `records` pointer given to the scanner
+  uint32_t payload_length = 0;
+};
+
+struct ScanSummary {
+  uint32_t tiles_present = 0;    // spans with kPresent
+  uint32_t records_damaged = 0;  // records with a valid header but a bad payload CRC or cut-off payload
+  uint32_t records_ignored = 0;  // valid headers with an out-of-range or already-present tile index
+  size_t bytes_skipped = 0;      // bytes passed over while searching for a sync word
+};
+
+// Scans the tile records that follow the file header (`records` points just
+// after it, `len` bytes to the end of the file) and fills spans[0..tile_count)
+// (the caller provides the array). Rules (§3, "Damage handling"):
+//  * Records are read in order from offset 0.
+//  * A record is accepted when its header CRC is valid, its tile_index is
+//    < tile_count and not yet present, its payload lies completely inside the
+//    data and the payload CRC matches. Scanning continues right after it.
+//  * Anything else is damage: the scanner searches forward byte by byte, from
+//    one byte after the rejected position, for the next "PMTL" whose record
+//    CRC is valid, and continues there. This also recovers from inserted or
+//    deleted bytes inside a payload.
+//  * A record with a good header but a bad payload CRC marks its tile
+//    kBadPayload; it does not count as "seen", so a later intact copy of the
+//    same tile would still be accepted.
+// Allocation-free; runs in O(len) plus one CRC per candidate sync word.
+ScanSummary scan_tile_records(const uint8_t* records, size_t len, uint32_t tile_count,
+                              TileSpan* spans);
+
+}  // namespace pymars

@@ -1,0 +1,51 @@
+// decoder.cpp - see decoder.h.
+#include "decoder.h"
+
+#include <cstring>
+
+namespace pymars {
+
+const char* open_status_message(OpenStatus s) {
+  switch (s) {
+    case OpenStatus::Ok: return "ok";
+    case OpenStatus::BadHeader: return "not a valid pymars file header";
+    case OpenStatus::ModelMismatch:
+      return "the file was encoded with a different model (model id mismatch): decode it with the model that encoded it";
+    case OpenStatus::LibraryMismatch:
+      return "the file was encoded with a reference library this decoder does not hold (library hash mismatch)";
+    case OpenStatus::TileTooLarge: return "tile size larger than this decoder supports";
+  }
+  return "unknown open status";
+}
+
+OpenStatus open_stream(const Model& m, const uint8_t* data, size_t len, const uint8_t* library_hash,
+                       uint32_t max_tile_size, FileHeader* header, ParseStatus* parse_status) {
+  *parse_status = parse_file_header(data, len, header);
+  if (*parse_status != ParseStatus::kOk) return OpenStatus::BadHeader;
+  if (std::memcmp(header->model_id, m.sha256, 8) != 0) return OpenStatus::ModelMismatch;
+  const bool has_lib = (header->flags & kFlagLibraryHash) != 0;
+  if (has_lib != (library_hash != nullptr) || (has_lib && std::memcmp(header->library_hash, library_hash, 8) != 0))
+    return OpenStatus::LibraryMismatch;
+  if (header->tile_size > max_tile_size) return OpenStatus::TileTooLarge;
+  return OpenStatus::Ok;
+}
+
+void tile_origin(const FileHeader& h, uint32_t index, uint32_t* y0, uint32_t* x0, uint32_t* th, uint32_t* tw) {
+  const uint32_t t = h.tile_size;
+  const uint32_t tiles_x = (h.width + t - 1) / t;
+  *y0 = (index / tiles_x) * t;
+  *x0 = (index % tiles_x) * t;
+  *th = h.height - *y0 < t ? h.height - *y0 : t;
+  *tw = h.width - *x0 < t ? h.width - *x0 : t;
+}
+
+bool decode_tile_span(const Model& m, DecoderWorkspace& ws, const FileHeader& h, const uint8_t* records,
+                      const TileSpan& span, uint32_t index, float* y_hat, TileDims* dims) {
+  if (span.state != TileState::kPresent || index >= h.tile_count) return false;
+  uint32_t y0, x0, th, tw;
+  tile_origin(h, index, &y0, &x0, &th, &tw);
+  *dims = tile_dims(th, tw);
+  return decode_tile(m, ws, *dims, h.quality, records + span.payload_offset, span.payload_length, y_hat);
+}
+
+}  // namespace pymars

@@ -1,0 +1,41 @@
+// decoder.h - the ground entropy decoder: a pymars file in, latent tiles out.
+//
+// open_stream() checks the file header against the model (and the reference
+// library hash, if any); scan_tile_records() (container.h) locates each
+// tile's payload and flags damaged ones; decode_tile_span() entropy-decodes
+// one tile into y_hat with the same integer code the encoder used. The float
+// synthesis that turns y_hat into pixels is not here: it runs in ONNX Runtime
+// or PyTorch (pymars/ground). Malformed input gives a status, never a crash.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "container.h"
+#include "model.h"
+#include "tile_codec.h"
+
+namespace pymars {
+
+enum class OpenStatus {
+  Ok = 0,
+  BadHeader,        // see the ParseStatus for the reason
+  ModelMismatch,    // the file was made with another model (weights)
+  LibraryMismatch,  // the file needs a reference library this decoder does not hold (or another one)
+  TileTooLarge,     // tile_size above this decoder's workspace
+};
+
+const char* open_status_message(OpenStatus s);
+
+// Parses and checks the header. `library_hash` (8 bytes) is the decoder's
+// reference library, or null when it has none.
+OpenStatus open_stream(const Model& m, const uint8_t* data, size_t len, const uint8_t* library_hash,
+                       uint32_t max_tile_size, FileHeader* header, ParseStatus* parse_status);
+
+// Geometry of tile `index` (pixel origin and size) in a file with header h.
+void tile_origin(const FileHeader& h, uint32_t index, uint32_t* y0, uint32_t* x0, uint32_t* th, uint32_t* tw);
+
+// Decodes one present tile into y_hat (latent x hy x wy). False: the tile is damaged.
+bool decode_tile_span(const Model& m, DecoderWorkspace& ws, const FileHeader& h, const uint8_t* records,
+                      const TileSpan& span, uint32_t index, float* y_hat, TileDims* dims);
+
+}  // namespace pymars

@@ -1,0 +1,61 @@
+// encoder.h - the rover encoder: an image in, a complete pymars file out.
+//
+// encode_image() tiles the image (docs/bitstream.md §2), runs each tile
+// through analyse_tile()/code_tile() and writes the container: file header,
+// then one record per tile. It uses only the Model and the EncoderWorkspace it
+// is given (both carved from the caller's arena), so it never allocates, and
+// it stops with a status instead of ever writing past `capacity`.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "container.h"
+#include "model.h"
+#include "tile_codec.h"
+
+namespace pymars {
+
+struct ImageInput {
+  const uint8_t* pixels8 = nullptr;    // 8-bit samples, or
+  const uint16_t* pixels16 = nullptr;  // 12/16-bit samples (bit_depth 12 or 16)
+  uint32_t width = 0, height = 0;
+  uint32_t channels = 3;  // 1 or 3, interleaved
+  uint32_t bit_depth = 8;
+  size_t row_stride = 0;  // samples per row; 0 = width * channels
+};
+
+struct EncodeOptions {
+  uint32_t quality = 75;     // 1..100
+  uint32_t tile_size = 256;  // multiple of 16, 16..4096, at most the workspace's tile size
+  const uint8_t* library_hash = nullptr;  // 8 bytes, or null for none
+  const uint16_t* entropy_refs = nullptr;  // per tile, or null (0xFFFF)
+  const uint16_t* decoder_refs = nullptr;
+};
+
+enum class EncodeStatus {
+  Ok = 0,
+  BadImage,        // null pixels, zero or too large size, channels not 1/3, bad bit depth or stride
+  BadQuality,      // quality outside 1..100
+  BadTileSize,     // not a multiple of 16 in 16..4096, or larger than the workspace
+  OutputTooSmall,  // capacity exhausted (use max_encoded_size())
+  StreamOverflow,  // a tile's rANS stream outgrew the workspace (cannot happen for valid models)
+};
+
+const char* encode_status_message(EncodeStatus s);
+
+// Validates image and options without encoding.
+EncodeStatus check_encode_arguments(const ImageInput& img, const EncodeOptions& opt, uint32_t workspace_tile);
+
+// An upper bound of the encoded size (header + every tile at its worst case).
+size_t max_encoded_size(const Model& m, uint32_t width, uint32_t height, uint32_t tile_size);
+
+// The file header that encode_image() writes for these arguments.
+FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeOptions& opt);
+
+// The TileInput of tile `index` of the image.
+TileInput tile_input(const ImageInput& img, uint32_t tile_size, uint32_t index);
+
+EncodeStatus encode_image(const Model& m, EncoderWorkspace& ws, const ImageInput& img, const EncodeOptions& opt,
+                          uint8_t* out, size_t capacity, size_t* written);
+
+}  // namespace pymars

@@ -1,0 +1,83 @@
+// model.h - the encoder weight blob (docs/model-blob.md), parsed and validated.
+//
+// A Model is the read-only state shared by the rover encoder and the ground
+// entropy decoder: float analysis ops, integer hyper-synthesis ops, per-quality
+// gains and index offsets, and the integer CDF tables. load_model() converts
+// the little-endian blob into host-order arrays inside a caller's Arena and
+// rejects any blob that could make the core misbehave (inconsistent shapes,
+// int32 accumulator overflow, malformed tables), so later code can trust it.
+// It must not allocate from the heap.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "arena.h"
+#include "rans.h"
+
+namespace pymars {
+
+enum class OpType : uint32_t { Conv = 1, SGDN = 2, Relu = 3, IConv = 4 };
+
+// One float op of g_a or h_a.
+struct FloatOp {
+  OpType type;
+  uint32_t cin = 0, cout = 0, k = 0, stride = 1;
+  const float* weight = nullptr;  // Conv: [cout][cin][k][k]
+  const float* bias = nullptr;    // Conv: [cout]
+  const float* beta = nullptr;    // SGDN: [C]
+  const float* gamma = nullptr;   // SGDN: [C][C]
+};
+
+// One integer op of h_s.
+struct IntOp {
+  uint32_t cin = 0, cout = 0, k = 0;
+  bool depth_to_space = false;
+  const int8_t* weight = nullptr;  // [cout][cin][k][k]
+  const int32_t* bias = nullptr;
+  const uint8_t* shift = nullptr;
+  const int32_t* out_min = nullptr;
+  const int32_t* out_max = nullptr;
+};
+
+constexpr uint32_t kMaxOps = 16;
+constexpr uint32_t kQualityLevels = 100;
+
+struct Model {
+  uint32_t in_channels = 0, latent = 0, hyper = 0, scale_levels = 0, qualities = 0;
+  uint32_t z_limit = 0, symbol_limit = 0;
+  FloatOp ga[kMaxOps];
+  uint32_t n_ga = 0;
+  FloatOp ha[kMaxOps];
+  uint32_t n_ha = 0;
+  IntOp hs[kMaxOps];
+  uint32_t n_hs = 0;
+  const float* gain = nullptr;      // [qualities][latent]
+  const int32_t* offset = nullptr;  // [qualities][latent]
+  const CdfTable* y_tables = nullptr;  // [scale_levels]
+  const CdfTable* z_tables = nullptr;  // [hyper]
+  uint8_t sha256[32] = {};
+};
+
+enum class BlobStatus {
+  Ok = 0,
+  Truncated,
+  BadMagic,
+  UnknownVersion,
+  UnknownSection,
+  MissingSection,
+  BadDims,
+  BadOp,
+  ShapeMismatch,
+  AccumulatorOverflow,
+  BadGain,
+  BadTable,
+  OutOfMemory,
+};
+
+const char* blob_status_message(BlobStatus s);
+
+// Parses `blob` into `model`, taking every array from `arena`. With a counting
+// Arena it only validates and measures (model pointers are then null).
+BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* model);
+
+}  // namespace pymars

@@ -1,0 +1,221 @@
+// tile_codec.cpp - see tile_codec.h.
+#include "tile_codec.h"
+
+#include "rans.h"
+
+namespace pymars {
+
+TileDims tile_dims(uint32_t h, uint32_t w) {
+  TileDims d;
+  d.h = h;
+  d.w = w;
+  d.H = (h + 15) / 16 * 16;
+  d.W = (w + 15) / 16 * 16;
+  d.hy = d.H / 16;
+  d.wy = d.W / 16;
+  d.hz = ((d.hy + 1) / 2 + 1) / 2;
+  d.wz = ((d.wy + 1) / 2 + 1) / 2;
+  return d;
+}
+
+namespace {
+
+size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+// Largest float intermediate of an op list run on `s`, and its output shape.
+size_t float_ops_peak(const FloatOp* ops, uint32_t n, Shape* s, size_t* row_peak) {
+  size_t peak = s->size();
+  for (uint32_t i = 0; i < n; ++i) {
+    *s = float_op_shape(ops[i], *s);
+    peak = max_size(peak, s->size());
+    if (ops[i].type == OpType::SGDN) *row_peak = max_size(*row_peak, size_t(ops[i].cin) * s->w);
+  }
+  return peak;
+}
+
+size_t int_ops_peak(const IntOp* ops, uint32_t n, Shape s, size_t* d2s_peak) {
+  size_t peak = s.size();
+  for (uint32_t i = 0; i < n; ++i) {
+    size_t acc = size_t(ops[i].cout) * s.h * s.w;
+    if (ops[i].depth_to_space) *d2s_peak = max_size(*d2s_peak, acc);
+    s = int_op_shape(ops[i], s);
+    peak = max_size(peak, s.size());
+  }
+  return peak;
+}
+
+// Worst case bytes per coded value: escape symbol, 5-bit length and two 16-bit
+// chunks can each emit two renormalisation bytes.
+constexpr size_t kMaxBytesPerValue = 8;
+
+}  // namespace
+
+bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, EncoderWorkspace* ws) {
+  *ws = EncoderWorkspace{};
+  ws->tile_size = tile_size;
+  TileDims d = tile_dims(tile_size, tile_size);
+  Shape s{m.in_channels, d.H, d.W};
+  size_t row_peak = 1;
+  size_t fpeak = float_ops_peak(m.ga, m.n_ga, &s, &row_peak);
+  fpeak = max_size(fpeak, float_ops_peak(m.ha, m.n_ha, &s, &row_peak));
+  size_t d2s_peak = 1;
+  size_t ipeak = int_ops_peak(m.hs, m.n_hs, Shape{m.hyper, d.hz, d.wz}, &d2s_peak);
+  size_t ny = size_t(m.latent) * d.hy * d.wy, nz = size_t(m.hyper) * d.hz * d.wz;
+  ws->fa = arena.alloc<float>(fpeak);
+  ws->fb = arena.alloc<float>(fpeak);
+  ws->row_scratch = arena.alloc<float>(row_peak);
+  ws->y = arena.alloc<float>(ny);
+  ws->z_hat = arena.alloc<int32_t>(nz);
+  ws->ia = arena.alloc<int32_t>(ipeak);
+  ws->ib = arena.alloc<int32_t>(ipeak);
+  ws->d2s = arena.alloc<int32_t>(d2s_peak);
+  ws->mean_q4 = arena.alloc<int32_t>(ny);
+  ws->raw_index = arena.alloc<int32_t>(ny);
+  ws->symbols = arena.alloc<int32_t>(ny);
+  ws->index = arena.alloc<int32_t>(ny);
+  ws->stream_capacity = (ny + nz) * kMaxBytesPerValue + 16;
+  ws->stream = arena.alloc<uint8_t>(ws->stream_capacity);
+  return !arena.failed();
+}
+
+bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, DecoderWorkspace* ws) {
+  *ws = DecoderWorkspace{};
+  ws->tile_size = tile_size;
+  TileDims d = tile_dims(tile_size, tile_size);
+  size_t d2s_peak = 1;
+  size_t ipeak = int_ops_peak(m.hs, m.n_hs, Shape{m.hyper, d.hz, d.wz}, &d2s_peak);
+  size_t ny = size_t(m.latent) * d.hy * d.wy, nz = size_t(m.hyper) * d.hz * d.wz;
+  ws->z_hat = arena.alloc<int32_t>(nz);
+  ws->ia = arena.alloc<int32_t>(ipeak);
+  ws->ib = arena.alloc<int32_t>(ipeak);
+  ws->d2s = arena.alloc<int32_t>(d2s_peak);
+  ws->mean_q4 = arena.alloc<int32_t>(ny);
+  ws->raw_index = arena.alloc<int32_t>(ny);
+  ws->symbols = arena.alloc<int32_t>(ny);
+  ws->index = arena.alloc<int32_t>(ny);
+  return !arena.failed();
+}
+
+namespace {
+
+// Samples of the tile as floats 0..255, padded by edge replication to H x W,
+// gray replicated to three planes.
+void load_tile_planes(const TileInput& in, const TileDims& d, float* planes) {
+  const size_t plane = size_t(d.H) * d.W;
+  const uint32_t shift = in.pixels16 ? in.bit_depth - 8 : 0;
+  const uint32_t half = shift ? 1u << (shift - 1) : 0;
+  for (uint32_t y = 0; y < d.H; ++y) {
+    const uint32_t sy = y < in.h ? y : in.h - 1;
+    for (uint32_t x = 0; x < d.W; ++x) {
+      const uint32_t sx = x < in.w ? x : in.w - 1;
+      const size_t at = sy * in.row_stride + size_t(sx) * in.channels;
+      for (uint32_t c = 0; c < 3; ++c) {
+        const uint32_t ch = in.channels == 1 ? 0 : c;
+        uint32_t v;
+        if (in.pixels16) {
+          v = (uint32_t(in.pixels16[at + ch]) + half) >> shift;  // docs/bitstream.md §5
+          if (v > 255) v = 255;
+        } else {
+          v = in.pixels8[at + ch];
+        }
+        planes[c * plane + size_t(y) * d.W + x] = float(v);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void entropy_parameters(const Model& m, const int32_t* z_hat, const TileDims& d, int32_t* ia, int32_t* ib,
+                        int32_t* d2s, int32_t* mean_q4, int32_t* raw_index) {
+  Shape s{m.hyper, d.hz, d.wz};
+  const size_t nz = s.size();
+  for (size_t i = 0; i < nz; ++i) ia[i] = z_hat[i];
+  const int32_t* out = run_int_ops(m.hs, m.n_hs, ia, ib, &s, d2s);
+  // The h_s output is 4hz x 4wz >= hy x wy: crop to the latent grid.
+  for (uint32_t c = 0; c < m.latent; ++c)
+    for (uint32_t y = 0; y < d.hy; ++y)
+      for (uint32_t x = 0; x < d.wy; ++x) {
+        const size_t dst = (size_t(c) * d.hy + y) * d.wy + x;
+        mean_q4[dst] = out[(size_t(c) * s.h + y) * s.w + x];
+        raw_index[dst] = out[(size_t(c + m.latent) * s.h + y) * s.w + x];
+      }
+}
+
+void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims) {
+  const TileDims d = tile_dims(in.h, in.w);
+  *dims = d;
+  load_tile_planes(in, d, ws.fa);
+  Shape s{3, d.H, d.W};
+  float* y = run_float_ops(m.ga, m.n_ga, ws.fa, ws.fb, &s, ws.row_scratch);
+  const size_t ny = s.size();
+  for (size_t i = 0; i < ny; ++i) ws.y[i] = y[i];  // kept for quantise_tile(); h_a may overwrite y's buffer
+  float* other = y == ws.fa ? ws.fb : ws.fa;
+  const float* z = run_float_ops(m.ha, m.n_ha, y, other, &s, ws.row_scratch);
+  const size_t nz = s.size();
+  for (size_t i = 0; i < nz; ++i) ws.z_hat[i] = round_to_int(z[i], int32_t(m.z_limit));
+  entropy_parameters(m, ws.z_hat, d, ws.ia, ws.ib, ws.d2s, ws.mean_q4, ws.raw_index);
+}
+
+void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality) {
+  const size_t plane = size_t(d.hy) * d.wy;
+  const int32_t top = int32_t(m.scale_levels) - 1;
+  for (uint32_t c = 0; c < m.latent; ++c) {
+    const float g = m.gain[size_t(quality - 1) * m.latent + c];
+    const int32_t k = m.offset[size_t(quality - 1) * m.latent + c];
+    for (size_t i = 0; i < plane; ++i) {
+      const size_t at = c * plane + i;
+      const float mean = float(ws.mean_q4[at]) * 0.0625f;  // Q4 -> float, exact
+      const float mg = mean * g;
+      const float t = ws.y[at] * g - mg;
+      ws.symbols[at] = round_to_int(t, int32_t(m.symbol_limit));
+      const int32_t idx = ws.raw_index[at] + k;
+      ws.index[at] = idx < 0 ? 0 : (idx > top ? top : idx);
+    }
+  }
+}
+
+bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
+               size_t* payload_size) {
+  quantise_tile(m, ws, d, quality);
+  RansEncoder enc(ws.stream, ws.stream + ws.stream_capacity);
+  const size_t ny = size_t(m.latent) * d.hy * d.wy;
+  // rANS is last-in first-out: push y in reverse, then z in reverse, so the
+  // decoder reads z first (it needs z to compute the y tables).
+  for (size_t i = ny; i-- > 0;) enc.put_value(m.y_tables[ws.index[i]], ws.symbols[i]);
+  const size_t zplane = size_t(d.hz) * d.wz;
+  for (size_t i = size_t(m.hyper) * zplane; i-- > 0;) enc.put_value(m.z_tables[i / zplane], ws.z_hat[i]);
+  return enc.finish(payload, payload_size);
+}
+
+bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
+                 size_t payload_size, float* y_hat) {
+  RansDecoder dec(payload, payload_size);
+  const size_t zplane = size_t(d.hz) * d.wz, nz = size_t(m.hyper) * zplane;
+  const int32_t zlim = int32_t(m.z_limit);
+  for (size_t i = 0; i < nz; ++i) {
+    int32_t v;
+    if (!dec.get_value(m.z_tables[i / zplane], &v) || v < -zlim || v > zlim) return false;
+    ws.z_hat[i] = v;
+  }
+  entropy_parameters(m, ws.z_hat, d, ws.ia, ws.ib, ws.d2s, ws.mean_q4, ws.raw_index);
+  const size_t plane = size_t(d.hy) * d.wy;
+  const int32_t top = int32_t(m.scale_levels) - 1;
+  for (uint32_t c = 0; c < m.latent; ++c) {
+    const float g = m.gain[size_t(quality - 1) * m.latent + c];
+    const int32_t k = m.offset[size_t(quality - 1) * m.latent + c];
+    for (size_t i = 0; i < plane; ++i) {
+      const size_t at = c * plane + i;
+      int32_t idx = ws.raw_index[at] + k;
+      idx = idx < 0 ? 0 : (idx > top ? top : idx);
+      ws.index[at] = idx;
+      int32_t s;
+      if (!dec.get_value(m.y_tables[idx], &s)) return false;
+      ws.symbols[at] = s;
+      if (y_hat) y_hat[at] = (float(s) + float(ws.mean_q4[at]) * 0.0625f * g) / g;
+    }
+  }
+  return dec.finish_ok();
+}
+
+}  // namespace pymars

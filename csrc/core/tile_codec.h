@@ -1,0 +1,75 @@
+// tile_codec.h - one tile through the codec: analysis, entropy parameters, rANS.
+//
+// The rover side runs analyse_tile() (g_a, h_a, rounding, integer h_s) and then
+// code_tile() for a quality; the two are split so that rate control can try
+// several qualities on one analysis. The ground side runs decode_tile(), which
+// re-derives the entropy parameters with the very same integer code from the
+// decoded z_hat. Symbol order and reconstruction follow docs/bitstream.md §4.
+// Workspaces come from an Arena: nothing here touches the heap.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "arena.h"
+#include "model.h"
+#include "transforms.h"
+
+namespace pymars {
+
+// Geometry of one tile: pixels h x w, padded H x W, latent hy x wy, hyper-latent hz x wz.
+struct TileDims {
+  uint32_t h = 0, w = 0, H = 0, W = 0, hy = 0, wy = 0, hz = 0, wz = 0;
+};
+TileDims tile_dims(uint32_t h, uint32_t w);
+
+// Where a tile's samples are: interleaved channels, `row_stride` samples per row.
+struct TileInput {
+  const uint8_t* pixels8 = nullptr;    // one of pixels8 / pixels16 is set
+  const uint16_t* pixels16 = nullptr;  // 12- or 16-bit samples (bit_depth)
+  uint32_t bit_depth = 8;
+  uint32_t channels = 3;  // 1 or 3
+  size_t row_stride = 0;  // in samples
+  uint32_t h = 0, w = 0;
+};
+
+struct EncoderWorkspace {
+  uint32_t tile_size = 0;
+  float *fa = nullptr, *fb = nullptr, *row_scratch = nullptr, *y = nullptr;
+  int32_t *z_hat = nullptr, *ia = nullptr, *ib = nullptr, *d2s = nullptr;
+  int32_t *mean_q4 = nullptr, *raw_index = nullptr, *symbols = nullptr, *index = nullptr;
+  uint8_t* stream = nullptr;
+  size_t stream_capacity = 0;
+};
+
+struct DecoderWorkspace {
+  uint32_t tile_size = 0;
+  int32_t *z_hat = nullptr, *ia = nullptr, *ib = nullptr, *d2s = nullptr;
+  int32_t *mean_q4 = nullptr, *raw_index = nullptr, *symbols = nullptr, *index = nullptr;
+};
+
+// Carve workspaces for tiles up to tile_size x tile_size (counting Arena: size query).
+bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, EncoderWorkspace* ws);
+bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, DecoderWorkspace* ws);
+
+// g_a, h_a, z rounding and the integer h_s: fills ws.y, ws.z_hat, ws.mean_q4, ws.raw_index.
+void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims);
+
+// Symbols and table indices for `quality` (1..100) into ws.symbols / ws.index.
+void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality);
+
+// Quantise and entropy-code; the payload lies inside ws.stream. False if it does not fit.
+bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
+               size_t* payload_size);
+
+// Integer entropy parameters from z_hat (shared by encoder and decoder): crops
+// the h_s output to hy x wy into mean_q4 / raw_index.
+void entropy_parameters(const Model& m, const int32_t* z_hat, const TileDims& d, int32_t* ia, int32_t* ib,
+                        int32_t* d2s, int32_t* mean_q4, int32_t* raw_index);
+
+// Decode one payload; writes y_hat (latent x hy x wy floats) when y_hat != null.
+// ws.symbols / ws.index / ws.mean_q4 / ws.z_hat hold the decoded values after a
+// success (tests compare them with the encoder's). False: the tile is damaged.
+bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
+                 size_t payload_size, float* y_hat);
+
+}  // namespace pymars

@@ -1,0 +1,509 @@
+// bindings.cpp - the Python module pymars._core over the C++ core.
+//
+// This file is the only place where the core meets Python: it converts NumPy
+// arrays and bytes, releases the GIL around heavy work, runs tiles on a small
+// thread pool (results are assembled in tile order, so the bytes do not depend
+// on the thread count) and turns status codes into Python exceptions. It may
+// allocate (ground / test side); the flight path is csrc/core + marsenc.h.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/container.h"
+#include "core/decoder.h"
+#include "core/encoder.h"
+#include "core/model.h"
+#include "core/tile_codec.h"
+
+namespace py = pybind11;
+using namespace pymars;
+
+void bind_entropy(py::module_& m);
+
+namespace {
+
+// A parsed model that owns its arena memory.
+struct PyModel {
+  std::vector<uint8_t> memory;
+  Model model;
+  size_t blob_size = 0;
+};
+
+std::shared_ptr<PyModel> load(py::bytes blob) {
+  std::string b = blob;
+  auto pm = std::make_shared<PyModel>();
+  const uint8_t* data = reinterpret_cast<const uint8_t*>(b.data());
+  Arena counting;
+  BlobStatus st = load_model(data, b.size(), counting, &pm->model);
+  if (st != BlobStatus::Ok) throw py::value_error(std::string("invalid weight blob: ") + blob_status_message(st));
+  pm->memory.resize(counting.used());
+  Arena arena(pm->memory.data(), pm->memory.size());
+  st = load_model(data, b.size(), arena, &pm->model);
+  if (st != BlobStatus::Ok) throw py::value_error(std::string("invalid weight blob: ") + blob_status_message(st));
+  pm->blob_size = b.size();
+  return pm;
+}
+
+// A workspace with its own memory (one per worker thread).
+template <typename WS>
+struct OwnedWorkspace {
+  std::vector<uint8_t> memory;
+  WS ws;
+};
+
+std::unique_ptr<OwnedWorkspace<EncoderWorkspace>> encoder_workspace(const Model& m, uint32_t tile) {
+  auto o = std::make_unique<OwnedWorkspace<EncoderWorkspace>>();
+  Arena counting;
+  make_encoder_workspace(m, tile, counting, &o->ws);
+  o->memory.resize(counting.used());
+  Arena a(o->memory.data(), o->memory.size());
+  if (!make_encoder_workspace(m, tile, a, &o->ws)) throw std::runtime_error("workspace set-up failed");
+  return o;
+}
+
+std::unique_ptr<OwnedWorkspace<DecoderWorkspace>> decoder_workspace(const Model& m, uint32_t tile) {
+  auto o = std::make_unique<OwnedWorkspace<DecoderWorkspace>>();
+  Arena counting;
+  make_decoder_workspace(m, tile, counting, &o->ws);
+  o->memory.resize(counting.used());
+  Arena a(o->memory.data(), o->memory.size());
+  if (!make_decoder_workspace(m, tile, a, &o->ws)) throw std::runtime_error("workspace set-up failed");
+  return o;
+}
+
+// Runs fn(tile_index, worker) for every tile on `threads` workers.
+template <typename Fn>
+void parallel_tiles(uint32_t n, int threads, Fn fn) {
+  threads = std::max(1, std::min<int>(threads, int(n)));
+  if (threads == 1) {
+    for (uint32_t i = 0; i < n; ++i) fn(i, 0);
+    return;
+  }
+  std::atomic<uint32_t> next{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (uint32_t i = next++; i < n; i = next++) fn(i, t);
+    });
+  for (auto& th : pool) th.join();
+}
+
+// Image arguments from a NumPy array (H, W) or (H, W, C), uint8 or uint16.
+struct ImageArg {
+  py::array arr;
+  ImageInput img;
+};
+
+ImageArg image_arg(py::array array, int bit_depth) {
+  ImageArg a;
+  if (array.ndim() != 2 && array.ndim() != 3)
+    throw py::value_error("image must have shape (H, W) or (H, W, C), got " + std::to_string(array.ndim()) + " dims");
+  const bool is8 = py::isinstance<py::array_t<uint8_t>>(array);
+  const bool is16 = py::isinstance<py::array_t<uint16_t>>(array);
+  if (!is8 && !is16) throw py::value_error("image dtype must be uint8 or uint16");
+  if (is8) {
+    a.arr = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(array);
+    if (bit_depth != 0 && bit_depth != 8) throw py::value_error("uint8 images have bit_depth 8");
+    a.img.bit_depth = 8;
+    a.img.pixels8 = static_cast<const uint8_t*>(a.arr.data());
+  } else {
+    a.arr = py::array_t<uint16_t, py::array::c_style | py::array::forcecast>::ensure(array);
+    if (bit_depth == 0) bit_depth = 16;
+    if (bit_depth != 12 && bit_depth != 16) throw py::value_error("uint16 images need bit_depth 12 or 16");
+    a.img.bit_depth = uint32_t(bit_depth);
+    a.img.pixels16 = static_cast<const uint16_t*>(a.arr.data());
+  }
+  a.img.height = uint32_t(array.shape(0));
+  a.img.width = uint32_t(array.shape(1));
+  a.img.channels = array.ndim() == 3 ? uint32_t(array.shape(2)) : 1;
+  if (array.shape(0) == 0 || array.shape(1) == 0) throw py::value_error("image is empty");
+  if (array.shape(0) > 65535 || array.shape(1) > 65535) throw py::value_error("image side above 65535 pixels");
+  if (a.img.channels != 1 && a.img.channels != 3)
+    throw py::value_error("image must have 1 or 3 channels, got " + std::to_string(a.img.channels));
+  return a;
+}
+
+// Per-tile analysis results kept for rate control.
+struct TileAnalysis {
+  TileDims dims;
+  std::vector<float> y;
+  std::vector<int32_t> z_hat, mean_q4, raw_index;
+};
+
+struct Encoded {
+  FileHeader header;
+  std::vector<std::vector<uint8_t>> payloads;
+};
+
+// Assembles header + records in tile order.
+py::bytes assemble(const Encoded& e, const std::vector<uint16_t>& eref, const std::vector<uint16_t>& dref) {
+  size_t total = e.header.header_length;
+  for (auto& p : e.payloads) total += kTileRecordHeaderBytes + p.size();
+  std::string out(total, '\0');
+  uint8_t* o = reinterpret_cast<uint8_t*>(&out[0]);
+  size_t pos = write_file_header(e.header, o, total);
+  for (uint32_t i = 0; i < e.payloads.size(); ++i) {
+    const auto& p = e.payloads[i];
+    TileRecordHeader rh = make_tile_record_header(i, eref.empty() ? kNoReference : eref[i],
+                                                  dref.empty() ? kNoReference : dref[i], p.data(), uint32_t(p.size()));
+    pos += write_tile_record_header(rh, o + pos, total - pos);
+    std::memcpy(o + pos, p.data(), p.size());
+    pos += p.size();
+  }
+  return py::bytes(out);
+}
+
+std::vector<uint16_t> ref_list(py::object refs, uint32_t tiles) {
+  std::vector<uint16_t> v;
+  if (refs.is_none()) return v;
+  for (auto r : refs) v.push_back(r.cast<uint16_t>());
+  if (v.size() != tiles) throw py::value_error("one reference id per tile is required");
+  return v;
+}
+
+// Analyses every tile once; then codes them at one or several qualities.
+class TileEncoder {
+ public:
+  TileEncoder(std::shared_ptr<PyModel> pm, ImageArg& a, uint32_t tile, int threads, py::object lib)
+      : pm_(pm), img_(a.img), tile_(tile), threads_(threads) {
+    if (!lib.is_none()) {
+      std::string h = lib.cast<py::bytes>();
+      if (h.size() != 8) throw py::value_error("library_hash must be 8 bytes");
+      std::memcpy(lib_, h.data(), 8);
+      has_lib_ = true;
+    }
+    EncodeOptions opt;
+    opt.tile_size = tile;
+    opt.quality = 1;
+    EncodeStatus st = check_encode_arguments(img_, opt, 4096);
+    if (st != EncodeStatus::Ok) throw py::value_error(encode_status_message(st));
+    n_ = expected_tile_count(img_.width, img_.height, tile);
+    tiles_.resize(n_);
+    for (int t = 0; t < std::max(1, std::min<int>(threads, int(n_))); ++t)
+      workspaces_.push_back(encoder_workspace(pm_->model, tile));
+    const Model& m = pm_->model;
+    py::gil_scoped_release nogil;
+    parallel_tiles(n_, threads_, [&](uint32_t i, int w) {
+      EncoderWorkspace& ws = workspaces_[w]->ws;
+      TileAnalysis& s = tiles_[i];
+      analyse_tile(m, tile_input(img_, tile_, i), ws, &s.dims);
+      const size_t ny = size_t(m.latent) * s.dims.hy * s.dims.wy, nz = size_t(m.hyper) * s.dims.hz * s.dims.wz;
+      s.y.assign(ws.y, ws.y + ny);
+      s.z_hat.assign(ws.z_hat, ws.z_hat + nz);
+      s.mean_q4.assign(ws.mean_q4, ws.mean_q4 + ny);
+      s.raw_index.assign(ws.raw_index, ws.raw_index + ny);
+    });
+  }
+
+  Encoded code(uint32_t quality) {
+    if (quality < 1 || quality > 100) throw py::value_error("quality must be in 1..100");
+    Encoded e;
+    EncodeOptions opt;
+    opt.quality = quality;
+    opt.tile_size = tile_;
+    opt.library_hash = has_lib_ ? lib_ : nullptr;
+    e.header = make_file_header(pm_->model, img_, opt);
+    e.payloads.resize(n_);
+    const Model& m = pm_->model;
+    bool ok = true;
+    {
+      py::gil_scoped_release nogil;
+      parallel_tiles(n_, threads_, [&](uint32_t i, int w) {
+        EncoderWorkspace& ws = workspaces_[w]->ws;
+        const TileAnalysis& s = tiles_[i];
+        std::copy(s.y.begin(), s.y.end(), ws.y);
+        std::copy(s.z_hat.begin(), s.z_hat.end(), ws.z_hat);
+        std::copy(s.mean_q4.begin(), s.mean_q4.end(), ws.mean_q4);
+        std::copy(s.raw_index.begin(), s.raw_index.end(), ws.raw_index);
+        const uint8_t* p;
+        size_t len;
+        if (!code_tile(m, ws, s.dims, quality, &p, &len)) ok = false;
+        else e.payloads[i].assign(p, p + len);
+      });
+    }
+    if (!ok) throw std::runtime_error("tile stream overflow");
+    return e;
+  }
+
+  static size_t size_of(const Encoded& e) {
+    size_t total = e.header.header_length;
+    for (auto& p : e.payloads) total += kTileRecordHeaderBytes + p.size();
+    return total;
+  }
+
+  uint32_t tiles() const { return n_; }
+
+ private:
+  std::shared_ptr<PyModel> pm_;
+  ImageInput img_;
+  uint32_t tile_;
+  int threads_;
+  uint32_t n_ = 0;
+  uint8_t lib_[8] = {};
+  bool has_lib_ = false;
+  std::vector<TileAnalysis> tiles_;
+  std::vector<std::unique_ptr<OwnedWorkspace<EncoderWorkspace>>> workspaces_;
+};
+
+py::dict header_dict(const FileHeader& h) {
+  py::dict d;
+  d["version"] = h.version;
+  d["header_length"] = h.header_length;
+  d["flags"] = h.flags;
+  d["model_id"] = py::bytes(reinterpret_cast<const char*>(h.model_id), 8);
+  d["width"] = h.width;
+  d["height"] = h.height;
+  d["channels"] = h.channels;
+  d["bit_depth"] = h.bit_depth;
+  d["quality"] = h.quality;
+  d["tile_size"] = h.tile_size;
+  d["tile_count"] = h.tile_count;
+  if (h.flags & kFlagLibraryHash)
+    d["library_hash"] = py::bytes(reinterpret_cast<const char*>(h.library_hash), 8);
+  else
+    d["library_hash"] = py::none();
+  return d;
+}
+
+template <typename T>
+py::array_t<T> array3(const T* data, uint32_t c, uint32_t h, uint32_t w) {
+  py::array_t<T> a({size_t(c), size_t(h), size_t(w)});
+  std::memcpy(a.mutable_data(), data, sizeof(T) * size_t(c) * h * w);
+  return a;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "pymars C++ core: encoder, bit-exact entropy parameters, rANS, container";
+  bind_entropy(m);
+
+  py::class_<PyModel, std::shared_ptr<PyModel>>(m, "Model", "A parsed encoder weight blob (*.pmw)")
+      .def(py::init(&load), py::arg("blob"))
+      .def_property_readonly("model_id",
+                             [](const PyModel& p) { return py::bytes(reinterpret_cast<const char*>(p.model.sha256), 8); })
+      .def_property_readonly("sha256",
+                             [](const PyModel& p) { return py::bytes(reinterpret_cast<const char*>(p.model.sha256), 32); })
+      .def_property_readonly("latent_channels", [](const PyModel& p) { return p.model.latent; })
+      .def_property_readonly("hyper_channels", [](const PyModel& p) { return p.model.hyper; })
+      .def_property_readonly("scale_levels", [](const PyModel& p) { return p.model.scale_levels; })
+      .def_property_readonly("arena_bytes", [](const PyModel& p) { return p.memory.size(); });
+
+  m.def(
+      "encode",
+      [](std::shared_ptr<PyModel> pm, py::array image, int quality, uint32_t tile_size, int bit_depth, int threads,
+         py::object library_hash, py::object entropy_refs, py::object decoder_refs) {
+        ImageArg a = image_arg(image, bit_depth);
+        TileEncoder te(pm, a, tile_size, threads, library_hash);
+        Encoded e = te.code(uint32_t(quality));
+        return assemble(e, ref_list(entropy_refs, te.tiles()), ref_list(decoder_refs, te.tiles()));
+      },
+      py::arg("model"), py::arg("image"), py::arg("quality") = 75, py::arg("tile_size") = 256,
+      py::arg("bit_depth") = 0, py::arg("threads") = 1, py::arg("library_hash") = py::none(),
+      py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(),
+      "Encode an (H, W[, C]) uint8/uint16 image into a complete pymars file.");
+
+  m.def(
+      "encode_to_target",
+      [](std::shared_ptr<PyModel> pm, py::array image, size_t target_bytes, uint32_t tile_size, int bit_depth,
+         int threads, py::object library_hash, py::object entropy_refs, py::object decoder_refs) {
+        ImageArg a = image_arg(image, bit_depth);
+        TileEncoder te(pm, a, tile_size, threads, library_hash);
+        // Size grows with quality (gains only grow): binary search for the
+        // highest quality whose file fits.
+        uint32_t lo = 1, hi = 100;
+        Encoded best = te.code(1);
+        if (TileEncoder::size_of(best) > target_bytes)
+          throw py::value_error("target_bytes too small: quality 1 needs " + std::to_string(TileEncoder::size_of(best)) +
+                                " bytes");
+        while (lo < hi) {
+          uint32_t mid = (lo + hi + 1) / 2;
+          Encoded e = te.code(mid);
+          if (TileEncoder::size_of(e) <= target_bytes) {
+            lo = mid;
+            best = std::move(e);
+          } else {
+            hi = mid - 1;
+          }
+        }
+        return py::make_tuple(
+            assemble(best, ref_list(entropy_refs, te.tiles()), ref_list(decoder_refs, te.tiles())), lo);
+      },
+      py::arg("model"), py::arg("image"), py::arg("target_bytes"), py::arg("tile_size") = 256,
+      py::arg("bit_depth") = 0, py::arg("threads") = 1, py::arg("library_hash") = py::none(),
+      py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(),
+      "Encode at the highest quality whose file fits target_bytes; returns (bytes, quality).");
+
+  m.def(
+      "read_header",
+      [](py::bytes data) {
+        std::string d = data;
+        FileHeader h;
+        ParseStatus st = parse_file_header(reinterpret_cast<const uint8_t*>(d.data()), d.size(), &h);
+        if (st != ParseStatus::kOk) throw py::value_error(std::string("not a valid pymars file: ") + parse_status_message(st));
+        return header_dict(h);
+      },
+      py::arg("data"), "Parse and check a file header; raises ValueError with the reason.");
+
+  m.def(
+      "decode_latents",
+      [](std::shared_ptr<PyModel> pm, py::bytes data, py::object library_hash, int threads) {
+        std::string d = data;
+        const uint8_t* bytes = reinterpret_cast<const uint8_t*>(d.data());
+        std::string lib;
+        if (!library_hash.is_none()) {
+          lib = library_hash.cast<py::bytes>();
+          if (lib.size() != 8) throw py::value_error("library_hash must be 8 bytes");
+        }
+        FileHeader h;
+        ParseStatus ps;
+        const Model& m = pm->model;
+        OpenStatus os = open_stream(m, bytes, d.size(),
+                                    lib.empty() ? nullptr : reinterpret_cast<const uint8_t*>(lib.data()), 4096, &h, &ps);
+        if (os == OpenStatus::BadHeader)
+          throw py::value_error(std::string("not a valid pymars file: ") + parse_status_message(ps));
+        if (os != OpenStatus::Ok) throw py::value_error(open_status_message(os));
+        const uint8_t* records = bytes + h.header_length;
+        std::vector<TileSpan> spans(h.tile_count);
+        ScanSummary sum = scan_tile_records(records, d.size() - h.header_length, h.tile_count, spans.data());
+        std::vector<std::vector<float>> yhat(h.tile_count);
+        std::vector<char> ok(h.tile_count, 0);
+        std::vector<TileDims> dims(h.tile_count);
+        std::vector<std::unique_ptr<OwnedWorkspace<DecoderWorkspace>>> wss;
+        const int nthreads = std::max(1, std::min<int>(threads, int(h.tile_count)));
+        for (int t = 0; t < nthreads; ++t) wss.push_back(decoder_workspace(m, h.tile_size));
+        {
+          py::gil_scoped_release nogil;
+          parallel_tiles(h.tile_count, nthreads, [&](uint32_t i, int w) {
+            if (spans[i].state != TileState::kPresent) return;
+            uint32_t y0, x0, th, tw;
+            tile_origin(h, i, &y0, &x0, &th, &tw);
+            TileDims td = tile_dims(th, tw);
+            yhat[i].resize(size_t(m.latent) * td.hy * td.wy);
+            ok[i] = decode_tile_span(m, wss[w]->ws, h, records, spans[i], i, yhat[i].data(), &dims[i]);
+          });
+        }
+        py::list tiles;
+        for (uint32_t i = 0; i < h.tile_count; ++i) {
+          uint32_t y0, x0, th, tw;
+          tile_origin(h, i, &y0, &x0, &th, &tw);
+          py::dict t;
+          t["index"] = i;
+          t["y0"] = y0;
+          t["x0"] = x0;
+          t["height"] = th;
+          t["width"] = tw;
+          t["entropy_ref"] = spans[i].entropy_ref;
+          t["decoder_ref"] = spans[i].decoder_ref;
+          if (ok[i]) {
+            t["status"] = "ok";
+            t["y_hat"] = array3<float>(yhat[i].data(), m.latent, dims[i].hy, dims[i].wy);
+          } else {
+            t["status"] = spans[i].state == TileState::kMissing ? "missing" : "damaged";
+            t["y_hat"] = py::none();
+          }
+          tiles.append(t);
+        }
+        py::dict out = header_dict(h);
+        out["tiles"] = tiles;
+        out["bytes_skipped"] = sum.bytes_skipped;
+        out["records_damaged"] = sum.records_damaged;
+        return out;
+      },
+      py::arg("model"), py::arg("data"), py::arg("library_hash") = py::none(), py::arg("threads") = 1,
+      "Entropy-decode every tile: header fields plus a list of tiles with y_hat (M, hy, wy) or a status.");
+
+  m.def(
+      "analyse_tile",
+      [](std::shared_ptr<PyModel> pm, py::array tile, int quality) {
+        ImageArg a = image_arg(tile, 0);
+        if (a.img.width > 4096 || a.img.height > 4096) throw py::value_error("tile larger than 4096");
+        const Model& m = pm->model;
+        uint32_t side = std::max(a.img.width, a.img.height);
+        side = (side + 15) / 16 * 16;
+        auto ow = encoder_workspace(m, side);
+        EncoderWorkspace& ws = ow->ws;
+        TileDims d;
+        TileInput t = tile_input(a.img, side, 0);
+        analyse_tile(m, t, ws, &d);
+        const uint8_t* p;
+        size_t len;
+        if (!code_tile(m, ws, d, uint32_t(quality), &p, &len)) throw std::runtime_error("tile stream overflow");
+        py::dict r;
+        r["y"] = array3<float>(ws.y, m.latent, d.hy, d.wy);
+        r["z_hat"] = array3<int32_t>(ws.z_hat, m.hyper, d.hz, d.wz);
+        r["mean_q4"] = array3<int32_t>(ws.mean_q4, m.latent, d.hy, d.wy);
+        r["raw_index"] = array3<int32_t>(ws.raw_index, m.latent, d.hy, d.wy);
+        r["symbols"] = array3<int32_t>(ws.symbols, m.latent, d.hy, d.wy);
+        r["index"] = array3<int32_t>(ws.index, m.latent, d.hy, d.wy);
+        r["payload"] = py::bytes(reinterpret_cast<const char*>(p), len);
+        return r;
+      },
+      py::arg("model"), py::arg("tile"), py::arg("quality") = 75,
+      "Encoder internals of one tile (tests and debugging): y, z_hat, entropy parameters, symbols, payload.");
+
+  m.def(
+      "decode_tile_payload",
+      [](std::shared_ptr<PyModel> pm, py::bytes payload, uint32_t height, uint32_t width, int quality) {
+        std::string p = payload;
+        const Model& m = pm->model;
+        if (height == 0 || width == 0 || height > 4096 || width > 4096) throw py::value_error("bad tile size");
+        if (quality < 1 || quality > 100) throw py::value_error("quality must be in 1..100");
+        uint32_t side = (std::max(height, width) + 15) / 16 * 16;
+        auto ow = decoder_workspace(m, side);
+        DecoderWorkspace& ws = ow->ws;
+        TileDims d = tile_dims(height, width);
+        std::vector<float> y(size_t(m.latent) * d.hy * d.wy);
+        if (!decode_tile(m, ws, d, uint32_t(quality), reinterpret_cast<const uint8_t*>(p.data()), p.size(), y.data()))
+          throw py::value_error("damaged tile payload");
+        py::dict r;
+        r["z_hat"] = array3<int32_t>(ws.z_hat, m.hyper, d.hz, d.wz);
+        r["mean_q4"] = array3<int32_t>(ws.mean_q4, m.latent, d.hy, d.wy);
+        r["raw_index"] = array3<int32_t>(ws.raw_index, m.latent, d.hy, d.wy);
+        r["index"] = array3<int32_t>(ws.index, m.latent, d.hy, d.wy);
+        r["symbols"] = array3<int32_t>(ws.symbols, m.latent, d.hy, d.wy);
+        r["y_hat"] = array3<float>(y.data(), m.latent, d.hy, d.wy);
+        return r;
+      },
+      py::arg("model"), py::arg("payload"), py::arg("height"), py::arg("width"), py::arg("quality"),
+      "Decode one tile payload and return every decoded quantity (tests and debugging).");
+
+  m.def(
+      "entropy_parameters",
+      [](std::shared_ptr<PyModel> pm, py::array_t<int32_t, py::array::c_style | py::array::forcecast> z_hat,
+         uint32_t hy, uint32_t wy) {
+        const Model& m = pm->model;
+        if (z_hat.ndim() != 3 || uint32_t(z_hat.shape(0)) != m.hyper) throw py::value_error("z_hat must be (Mz, hz, wz)");
+        TileDims d;
+        d.hy = hy;
+        d.wy = wy;
+        d.hz = uint32_t(z_hat.shape(1));
+        d.wz = uint32_t(z_hat.shape(2));
+        if (d.hz == 0 || d.wz == 0 || hy > 4 * d.hz || wy > 4 * d.wz || d.hz > 1024 || d.wz > 1024)
+          throw py::value_error("latent size must be at most 4x the hyper-latent size");
+        for (ssize_t i = 0; i < z_hat.size(); ++i)
+          if (std::abs(z_hat.data()[i]) > int32_t(m.z_limit)) throw py::value_error("z_hat outside the z limit");
+        Shape s{m.hyper, d.hz, d.wz};
+        size_t peak = s.size(), d2s = 1;
+        for (uint32_t i = 0; i < m.n_hs; ++i) {
+          d2s = std::max(d2s, size_t(m.hs[i].cout) * s.h * s.w);
+          s = int_op_shape(m.hs[i], s);
+          peak = std::max(peak, s.size());
+        }
+        std::vector<int32_t> ia(peak), ib(peak), sc(d2s), mean(size_t(m.latent) * hy * wy), idx(mean.size());
+        entropy_parameters(m, z_hat.data(), d, ia.data(), ib.data(), sc.data(), mean.data(), idx.data());
+        return py::make_tuple(array3<int32_t>(mean.data(), m.latent, hy, wy), array3<int32_t>(idx.data(), m.latent, hy, wy));
+      },
+      py::arg("model"), py::arg("z_hat"), py::arg("hy"), py::arg("wy"),
+      "The integer hyper-synthesis: (mean_q4, raw_index), each (M, hy, wy) int32.");
+}

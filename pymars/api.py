@@ -1,0 +1,240 @@
+"""The public API: ``encode`` an image to bytes, ``decode`` bytes to an image, ``info`` about a file.
+
+    image --encode (C++ rover encoder)--> bytes --decode (C++ entropy decoder + ONNX/PyTorch synthesis)--> image
+
+The encoder is the C++ core (the same code as the flight C API); the decoder
+entropy-decodes with the same C++ integer code and runs the synthesis in ONNX
+Runtime (default; no PyTorch needed) or PyTorch. A damaged or missing tile is
+filled with 0 and reported; every other tile decodes exactly.
+
+Example:
+    >>> import numpy as np, pymars
+    >>> img = pymars.data.synthetic.mars_like_scene(64, 80, seed=2)
+    >>> data = pymars.encode(img, quality=60) if pymars.default_bundle().available else None
+    >>> data is None or pymars.decode(data).shape == (64, 80, 3)
+    True
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bundle import ModelBundle, open_bundle
+from .errors import BitstreamError, InputImageError, ModelMismatchError
+
+MAX_SIDE = 65535
+
+
+class DamagedTilesWarning(UserWarning):
+    """Some tiles of a decoded file were damaged or missing and were filled with 0."""
+
+
+@dataclass
+class DecodeReport:
+    """What happened while decoding: which tiles were not decoded, and why."""
+
+    width: int
+    height: int
+    channels: int
+    quality: int
+    tile_size: int
+    tile_count: int
+    damaged: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    bytes_skipped: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.damaged and not self.missing
+
+
+def _check_image(image) -> tuple[np.ndarray, int]:
+    if not isinstance(image, np.ndarray):
+        raise InputImageError(f"image must be a NumPy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim not in (2, 3):
+        raise InputImageError(f"image must have shape (H, W) or (H, W, C); got shape {image.shape}")
+    if image.ndim == 3 and image.shape[2] not in (1, 3):
+        hint = " (drop the alpha channel: image[..., :3])" if image.shape[2] == 4 else ""
+        raise InputImageError(f"image must have 1 or 3 channels, got {image.shape[2]}{hint}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputImageError(f"image is empty (shape {image.shape})")
+    if image.shape[0] > MAX_SIDE or image.shape[1] > MAX_SIDE:
+        raise InputImageError(f"image sides must be at most {MAX_SIDE} pixels, got {image.shape[:2]}")
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image), 8
+    if image.dtype == np.uint16:
+        return np.ascontiguousarray(image), 16
+    if np.issubdtype(image.dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise InputImageError("image contains NaN or infinite values")
+        raise InputImageError(
+            f"image dtype {image.dtype} is not supported: pass uint8 (or uint16), e.g. "
+            "np.clip(np.round(x * 255), 0, 255).astype(np.uint8) for floats in [0, 1]"
+        )
+    raise InputImageError(f"image dtype {image.dtype} is not supported: pass uint8 or uint16")
+
+
+def encode(
+    image: np.ndarray,
+    quality: int = 75,
+    target_bytes: int | None = None,
+    *,
+    tile_size: int = 256,
+    bit_depth: int | None = None,
+    threads: int = 1,
+    model: str | ModelBundle | None = None,
+) -> bytes:
+    """Encode an (H, W) or (H, W, 3) uint8/uint16 image into a pymars file.
+
+    ``quality`` 1..100 (higher: more bytes, better fidelity), or ``target_bytes``
+    for the highest quality whose file fits a downlink budget. 16-bit input is
+    coded at 8-bit precision (``bit_depth`` 12 or 16 tells how to scale it).
+    The output bytes do not depend on ``threads``.
+
+    Example:
+        >>> import numpy as np
+        >>> from pymars.data.synthetic import mars_like_scene
+        >>> from pymars.bundle import default_bundle
+        >>> data = encode(mars_like_scene(48, 48), quality=50) if default_bundle().available else b"PMRS"
+        >>> data[:4]
+        b'PMRS'
+    """
+    from . import _core
+
+    img, depth = _check_image(image)
+    if bit_depth is None:
+        bit_depth = depth
+    if depth == 8 and bit_depth != 8:
+        raise InputImageError("uint8 images have bit_depth 8")
+    if depth == 16 and bit_depth not in (12, 16):
+        raise InputImageError("uint16 images need bit_depth 12 or 16")
+    if depth == 16 and bit_depth == 12 and int(img.max(initial=0)) > 4095:
+        raise InputImageError("bit_depth 12 but the image has values above 4095")
+    if tile_size % 16 or not 16 <= tile_size <= 4096:
+        raise ValueError("tile_size must be a multiple of 16 in 16..4096")
+    bundle = open_bundle(model)
+    try:
+        if target_bytes is not None:
+            if int(target_bytes) <= 0:
+                raise ValueError("target_bytes must be positive")
+            data, _ = _core.encode_to_target(bundle.core, img, int(target_bytes), tile_size, bit_depth, threads)
+            return data
+        q = int(quality)
+        if not 1 <= q <= 100:
+            raise ValueError(f"quality must be in 1..100, got {quality}")
+        return _core.encode(bundle.core, img, q, tile_size, bit_depth, threads)
+    except ValueError as e:
+        if isinstance(e, InputImageError) or "target_bytes" in str(e):
+            raise
+        raise InputImageError(str(e)) from None
+
+
+def info(data: bytes) -> dict:
+    """The file header as a dict (size, channels, quality, tiles, model id), without decoding.
+
+    Example:
+        >>> info(b"garbage")
+        Traceback (most recent call last):
+        ...
+        pymars.errors.BitstreamError: not a valid pymars file: ...
+    """
+    from . import _core
+
+    try:
+        return _core.read_header(bytes(data))
+    except ValueError as e:
+        raise BitstreamError(str(e)) from None
+
+
+def decode_with_report(
+    data: bytes, *, backend: str = "onnx", threads: int = 1, model: str | ModelBundle | None = None
+) -> tuple[np.ndarray, DecodeReport]:
+    """Decode a pymars file; also return which tiles were damaged or missing.
+
+    Example:
+        >>> from pymars.bundle import default_bundle
+        >>> from pymars.data.synthetic import mars_like_scene
+        >>> if default_bundle().available:
+        ...     img, rep = decode_with_report(encode(mars_like_scene(40, 40), 50))
+        ...     print(img.shape, rep.ok)
+        ... else:
+        ...     print((40, 40, 3), True)
+        (40, 40, 3) True
+    """
+    from . import _core
+
+    header = info(data)
+    bundle = open_bundle(model)
+    if header["model_id"] != bundle.model_id:
+        raise ModelMismatchError(
+            f"the file was encoded with model id {header['model_id'].hex()}, but model {bundle.name!r} has id "
+            f"{bundle.model_id.hex()}: decode with the model that encoded it"
+        )
+    if header["library_hash"] is not None:
+        raise ModelMismatchError("the file needs a reference library (REMAC); pass refs=... (not supported yet)")
+    try:
+        dec = _core.decode_latents(bundle.core, bytes(data), None, threads)
+    except ValueError as e:
+        raise BitstreamError(str(e)) from None
+    synth = bundle.synthesis(backend)
+    h, w, c = dec["height"], dec["width"], dec["channels"]
+    canvas = np.zeros((h, w, 3), np.uint8)
+    report = DecodeReport(w, h, c, dec["quality"], dec["tile_size"], dec["tile_count"], bytes_skipped=dec["bytes_skipped"])
+    from tqdm import tqdm
+
+    tiles = dec["tiles"]
+    for t in tqdm(tiles, desc="decode", disable=len(tiles) < 16, leave=False):
+        if t["status"] != "ok":
+            (report.missing if t["status"] == "missing" else report.damaged).append(t["index"])
+            continue
+        x = synth(t["y_hat"])[:, : t["height"], : t["width"]]
+        canvas[t["y0"] : t["y0"] + t["height"], t["x0"] : t["x0"] + t["width"]] = to_uint8(x).transpose(1, 2, 0)
+    out = canvas if c == 3 else gray_from_rgb(canvas)
+    if dec["bit_depth"] != 8:
+        scale = (1 << dec["bit_depth"]) - 1
+        out = np.round(out.astype(np.float64) * scale / 255).astype(np.uint16)
+    if not report.ok:
+        warnings.warn(
+            f"{len(report.damaged)} damaged and {len(report.missing)} missing tile(s) filled with 0: "
+            f"damaged {report.damaged[:10]}, missing {report.missing[:10]}",
+            DamagedTilesWarning,
+            stacklevel=2,
+        )
+    return out, report
+
+
+def decode(data: bytes, *, backend: str = "onnx", threads: int = 1, model: str | ModelBundle | None = None) -> np.ndarray:
+    """Decode a pymars file to an (H, W) or (H, W, 3) array (uint8; uint16 for 12/16-bit sources).
+
+    Example:
+        >>> from pymars.bundle import default_bundle
+        >>> from pymars.data.synthetic import mars_like_scene
+        >>> img = mars_like_scene(32, 48, seed=5, channels=1)
+        >>> default_bundle().available is False or decode(encode(img, 90)).shape == (32, 48)
+        True
+    """
+    return decode_with_report(data, backend=backend, threads=threads, model=model)[0]
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] -> uint8, rounded and clamped (docs/bitstream.md §4.5).
+
+    Example:
+        >>> to_uint8(np.array([-0.1, 0.5, 2.0])).tolist()
+        [0, 128, 255]
+    """
+    return np.clip(np.floor(x * 255.0 + 0.5), 0, 255).astype(np.uint8)
+
+
+def gray_from_rgb(rgb: np.ndarray) -> np.ndarray:
+    """Average of the three channels, rounded half up (gray files are coded as RGB).
+
+    Example:
+        >>> gray_from_rgb(np.array([[[1, 2, 4]]], np.uint8)).tolist()
+        [[2]]
+    """
+    return ((rgb.astype(np.uint16).sum(-1) * 2 + 3) // 6).astype(np.uint8)

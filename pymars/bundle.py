@@ -1,0 +1,141 @@
+"""Model bundles: the files of one trained model, and the default one shipped in the package.
+
+A bundle is a folder::
+
+    model.json          architecture, model id, file hashes, rate levels
+    encoder.pmw         the C++ weight blob (rover encoder + shared entropy path)
+    synthesis.onnx      the ground synthesis for ONNX Runtime
+    model.safetensors   all trained weights (PyTorch path, fine-tuning, re-export)
+    MODEL_CARD.md       data, steps, hardware, RD on the development set
+
+Example:
+    >>> b = default_bundle()
+    >>> b.name
+    'base-v1'
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_MODEL = "base-v1"
+
+
+@dataclass
+class ModelBundle:
+    """Paths and lazily loaded parts of a model bundle folder."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def available(self) -> bool:
+        """True when the blob and the manifest exist (the bundle can encode and decode)."""
+        return (self.root / "model.json").is_file() and (self.root / "encoder.pmw").is_file()
+
+    @property
+    def blob_path(self) -> Path:
+        return self.root / "encoder.pmw"
+
+    @property
+    def synthesis_onnx(self) -> Path:
+        return self.root / "synthesis.onnx"
+
+    @property
+    def safetensors(self) -> Path:
+        return self.root / "model.safetensors"
+
+    @cached_property
+    def manifest(self) -> dict:
+        path = self.root / "model.json"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"model bundle {self.root} has no model.json; run `python export/export_bundle.py` or pass another model"
+            )
+        return json.loads(path.read_text())
+
+    @property
+    def config(self) -> dict:
+        return self.manifest["config"]
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.config["latent"])
+
+    @cached_property
+    def core(self):
+        """The parsed C++ model (pymars._core.Model)."""
+        from . import _core
+
+        return _core.Model(self.blob_path.read_bytes())
+
+    @property
+    def model_id(self) -> bytes:
+        return self.core.model_id
+
+    def synthesis(self, backend: str = "onnx", threads: int = 0):
+        """A synthesis callable: ``"onnx"`` (ONNX Runtime, default) or ``"torch"``.
+
+        Example:
+            >>> b = default_bundle()
+            >>> not b.available or callable(b.synthesis("onnx"))
+            True
+        """
+        from .ground.synthesis import OnnxSynthesis, TorchSynthesis
+
+        key = (backend, threads)
+        cache = self.__dict__.setdefault("_synthesis", {})
+        if key not in cache:
+            if backend == "onnx":
+                cache[key] = OnnxSynthesis(self.synthesis_onnx, threads=threads)
+            elif backend == "torch":
+                cache[key] = TorchSynthesis(self.safetensors, self.config)
+            else:
+                raise ValueError(f"unknown synthesis backend {backend!r}: use 'onnx' or 'torch'")
+        return cache[key]
+
+
+def open_bundle(model: str | os.PathLike | ModelBundle | None = None) -> ModelBundle:
+    """A bundle by name (in the package), by folder path, or the default one.
+
+    Example:
+        >>> open_bundle().name == DEFAULT_MODEL
+        True
+    """
+    if isinstance(model, ModelBundle):
+        return model
+    if model is None:
+        model = DEFAULT_MODEL
+    path = Path(model)
+    if not path.is_dir():
+        path = WEIGHTS_DIR / str(model)
+    if not path.is_dir():
+        known = sorted(p.name for p in WEIGHTS_DIR.iterdir() if p.is_dir()) if WEIGHTS_DIR.is_dir() else []
+        raise FileNotFoundError(f"no model bundle {model!r} (known: {known})")
+    return _cached_bundle(path.resolve())
+
+
+_BUNDLES: dict[Path, ModelBundle] = {}
+
+
+def _cached_bundle(path: Path) -> ModelBundle:
+    if path not in _BUNDLES:
+        _BUNDLES[path] = ModelBundle(path)
+    return _BUNDLES[path]
+
+
+def default_bundle() -> ModelBundle:
+    """The bundle shipped with the package (``pymars/weights/base-v1``).
+
+    Example:
+        >>> default_bundle().root.name
+        'base-v1'
+    """
+    return _cached_bundle((WEIGHTS_DIR / DEFAULT_MODEL).resolve())

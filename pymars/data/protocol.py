@@ -1,0 +1,240 @@
+"""The `mars-rd-1` evaluation protocol: how development tiles are made.
+
+This module is the single place that turns the images under
+``../shared/data/mars`` into the exact tiles that every rate-distortion
+figure of the project is measured on (``../shared/EVALUATION.md``):
+
+    file --load_8bit--> uint8 HxWxC --box_downsample_2x (not panoramas)-->
+         --column_rule_tiles / top-left crop--> candidates --every k-th--> tiles
+
+It must not change pixels in any other way (no colour conversion beyond the
+protocol's gray detection, no resampling other than the integer 2x box), so that
+figures stay comparable with measurements made by other tools.
+
+Example:
+    >>> import numpy as np
+    >>> img = np.full((600, 600, 3), 90, np.uint8)
+    >>> [t for t in column_rule_windows(img, 256)]
+    [(0, 0), (256, 0), (0, 256), (256, 256)]
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+PROTOCOL = "mars-rd-1"
+TILE = 256
+
+#: Where the shared development data lives, relative to the project checkout.
+DEFAULT_SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+
+
+def shared_dir() -> Path:
+    """Return the shared data folder (``$PYMARS_SHARED`` or ``../shared``).
+
+    Example:
+        >>> isinstance(shared_dir(), Path)
+        True
+    """
+    env = os.environ.get("PYMARS_SHARED")
+    return Path(env) if env else DEFAULT_SHARED
+
+
+def mars_data_dir() -> Path | None:
+    """Return ``<shared>/data/mars`` if it exists, else None (tests then skip).
+
+    Example:
+        >>> d = mars_data_dir()
+        >>> d is None or d.name == "mars"
+        True
+    """
+    d = shared_dir() / "data" / "mars"
+    return d if d.is_dir() else None
+
+
+def load_8bit(path: str | os.PathLike) -> np.ndarray:
+    """Load an image as the protocol says: uint8, HxW (1 channel) or HxWx3.
+
+    Modes ``1``, ``L``, ``LA`` give one channel; everything else is converted
+    to RGB; an RGB image with R==G==B everywhere becomes one channel. 16/32-bit
+    integer images are refused (ValueError).
+
+    Example:
+        >>> import tempfile, PIL.Image
+        >>> p = tempfile.mktemp(suffix=".png")
+        >>> PIL.Image.new("RGB", (4, 3), (7, 7, 7)).save(p)
+        >>> load_8bit(p).shape
+        (3, 4)
+    """
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            raise ValueError(f"{path}: {im.mode} images are not 8-bit; the protocol refuses them")
+        if im.mode in ("1", "L", "LA"):
+            arr = np.asarray(im.convert("L"))
+            return np.ascontiguousarray(arr)
+        arr = np.asarray(im.convert("RGB"))
+    if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+        return np.ascontiguousarray(arr[..., 0])
+    return np.ascontiguousarray(arr)
+
+
+def box_downsample_2x(img: np.ndarray) -> np.ndarray:
+    """Exact integer 2x2 box average, rounded half up; odd last row/column dropped.
+
+    Example:
+        >>> box_downsample_2x(np.array([[1, 2, 9], [3, 4, 9]], np.uint8)).tolist()
+        [[3]]
+    """
+    h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+    a = img[:h:2, :w:2].astype(np.uint16)
+    b = img[1:h:2, :w:2].astype(np.uint16)
+    c = img[:h:2, 1:w:2].astype(np.uint16)
+    d = img[1:h:2, 1:w:2].astype(np.uint16)
+    return ((a + b + c + d + 2) // 4).astype(np.uint8)
+
+
+def black_mask(img: np.ndarray) -> np.ndarray:
+    """True where every channel is 0 (stitching no-data).
+
+    Example:
+        >>> black_mask(np.zeros((2, 2, 3), np.uint8)).all()
+        True
+    """
+    return (img == 0).all(axis=-1) if img.ndim == 3 else img == 0
+
+
+def column_rule_windows(img: np.ndarray, tile: int = TILE) -> Iterator[tuple[int, int]]:
+    """Yield kept (y, x) windows of the column rule, in raster order.
+
+    A window is kept when it has fewer than 0.01*T^2 pure-black pixels; after a
+    kept window the walk continues at y+T, otherwise at y+16.
+
+    Example:
+        >>> img = np.zeros((300, 256), np.uint8); img[20:] = 50
+        >>> list(column_rule_windows(img, 256))
+        [(32, 0)]
+    """
+    black = black_mask(img).astype(np.int32)
+    h, w = black.shape
+    # Integral image: the black count of any window in O(1).
+    ii = np.zeros((h + 1, w + 1), np.int64)
+    ii[1:, 1:] = black.cumsum(0).cumsum(1)
+    limit = 0.01 * tile * tile
+    kept = []
+    for x in range(0, w - tile + 1, tile):
+        y = 0
+        while y + tile <= h:
+            n = ii[y + tile, x + tile] - ii[y, x + tile] - ii[y + tile, x] + ii[y, x]
+            if n < limit:
+                kept.append((y, x))
+                y += tile
+            else:
+                y += 16
+    kept.sort()
+    return iter(kept)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One development tile: its id, group, source file and pixels (uint8)."""
+
+    tile_id: str
+    group: str
+    source: Path
+    y: int
+    x: int
+    pixels: np.ndarray
+
+
+GROUPS = ("dev_marsscapes", "dev_marsdata")
+
+
+def group_files(group: str, root: Path | None = None) -> list[Path]:
+    """Sorted source files of a development group.
+
+    Example:
+        >>> root = mars_data_dir()
+        >>> root is None or len(group_files("dev_marsdata", root)) == 122
+        True
+    """
+    root = root or mars_data_dir()
+    if root is None:
+        raise FileNotFoundError("../shared/data/mars is not available (set PYMARS_SHARED)")
+    if group == "dev_marsscapes":
+        return sorted((root / "marsscapes_msl_mastcam_pano" / "images").glob("*.png"))
+    if group == "dev_marsdata":
+        return sorted((root / "marsdata_msl_mastcam_mars32k_jpeg").glob("*.jpg"))
+    raise ValueError(f"unknown group {group!r}; known: {GROUPS}")
+
+
+def prepared_image(group: str, path: Path) -> np.ndarray:
+    """The image of ``path`` after the protocol's loading and down-sampling.
+
+    Example:
+        >>> root = mars_data_dir()
+        >>> root is None or prepared_image("dev_marsdata", group_files("dev_marsdata")[0]).shape == (250, 280, 3)
+        True
+    """
+    img = load_8bit(path)
+    return img if group == "dev_marsscapes" else box_downsample_2x(img)
+
+
+def candidates(group: str, root: Path | None = None) -> list[tuple[Path, int, int]]:
+    """All candidate windows (file, y, x) of a group before the every-k-th selection.
+
+    Example:
+        >>> root = mars_data_dir()
+        >>> root is None or len(candidates("dev_marsdata", root)) == 122
+        True
+    """
+    out = []
+    for path in group_files(group, root):
+        img = prepared_image(group, path)
+        if group == "dev_marsdata":
+            crop = img[0:240, 0:256]
+            if black_mask(crop).sum() < 0.01 * TILE * TILE:
+                out.append((path, 0, 0))
+        else:
+            out.extend((path, y, x) for y, x in column_rule_windows(img, TILE))
+    return out
+
+
+def selected_windows(group: str, root: Path | None = None) -> list[tuple[Path, int, int]]:
+    """The windows a group reports on: every k-th candidate, k = ceil(N/40).
+
+    Example:
+        >>> root = mars_data_dir()
+        >>> root is None or len(selected_windows("dev_marsdata", root)) == 31
+        True
+    """
+    cands = candidates(group, root)
+    k = math.ceil(len(cands) / 40)
+    return cands[::k]
+
+
+def dev_tiles(group: str, root: Path | None = None) -> list[Tile]:
+    """The development tiles of a group, with pixels, in protocol order.
+
+    Example:
+        >>> root = mars_data_dir()
+        >>> root is None or [t.pixels.shape for t in dev_tiles("dev_marsdata")[:1]] == [(240, 256, 3)]
+        True
+    """
+    tiles = []
+    cache: dict[Path, np.ndarray] = {}
+    for path, y, x in selected_windows(group, root):
+        if path not in cache:
+            cache.clear()
+            cache[path] = prepared_image(group, path)
+        img = cache[path]
+        h, w = (240, 256) if group == "dev_marsdata" else (TILE, TILE)
+        pix = np.ascontiguousarray(img[y : y + h, x : x + w])
+        tiles.append(Tile(f"{path.stem}@y{y}x{x}", group, path, y, x, pix))
+    return tiles

@@ -1,0 +1,190 @@
+"""Write the encoder weight blob (`*.pmw`, docs/model-blob.md) from a trained model.
+
+The blob is what the C++ core runs: the float analysis ops (with the 1/255
+input scaling folded into the first convolution), the integer hyper-synthesis,
+per-quality gains and index offsets, and the integer CDF tables. Its SHA-256 is
+the model id written into every bitstream.
+
+Example:
+    >>> from pymars.models.codec import BaseCodec, BaseConfig
+    >>> m = BaseCodec(BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8)))
+    >>> blob = model_blob(m)
+    >>> blob[:4]
+    b'PMWB'
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..entropy.tables import CdfTable, factorized_tables, scale_tables
+from ..models.codec import Z_LIMIT, BaseCodec
+from ..models.entropy import LOG_SCALE_STEP, SCALE_LEVELS, SCALES
+from ..models.integer import IntegerLayer
+from ..models.layers import SimplifiedGDN
+
+QUALITIES = 100
+SYMBOL_LIMIT = 1 << 20
+Z_SUPPORT = 127
+OP_CONV, OP_SGDN, OP_RELU, OP_ICONV = 1, 2, 3, 4
+
+
+def _pad4(b: bytes) -> bytes:
+    return b + b"\0" * (-len(b) % 4)
+
+
+def _f32(a) -> bytes:
+    return np.ascontiguousarray(np.asarray(a, dtype="<f4")).tobytes()
+
+
+def _i32(a) -> bytes:
+    return np.ascontiguousarray(np.asarray(a, dtype="<i4")).tobytes()
+
+
+def _u32(*v: int) -> bytes:
+    return struct.pack("<" + "I" * len(v), *v)
+
+
+def float_ops(layers: list[nn.Module], input_scale: float = 1.0) -> bytes:
+    """Serialise Conv2d / SimplifiedGDN / ReLU modules as an op list.
+
+    ``input_scale`` multiplies the first convolution's weights (1/255 for g_a:
+    the C++ core feeds raw 0..255 samples).
+
+    Example:
+        >>> len(float_ops([nn.ReLU()])) == 8
+        True
+    """
+    out = [_u32(len(layers))]
+    first = True
+    for layer in layers:
+        if isinstance(layer, nn.Conv2d):
+            k = layer.kernel_size[0]
+            if layer.padding[0] != k // 2 or layer.kernel_size[0] != layer.kernel_size[1]:
+                raise ValueError("only square convolutions with k//2 zero padding are supported")
+            w = layer.weight.detach().double().numpy() * (input_scale if first else 1.0)
+            first = False
+            out += [_u32(OP_CONV, layer.in_channels, layer.out_channels, k, layer.stride[0]), _f32(w), _f32(layer.bias.detach())]
+        elif isinstance(layer, SimplifiedGDN):
+            if layer.inverse:
+                raise ValueError("the rover runs forward GDN only")
+            beta, gamma = layer.beta_gamma()
+            out += [_u32(OP_SGDN, beta.numel()), _f32(beta.detach()), _f32(gamma.detach())]
+        elif isinstance(layer, nn.ReLU):
+            out.append(_u32(OP_RELU))
+        else:
+            raise TypeError(f"cannot export {type(layer).__name__} to the C++ core")
+    return b"".join(out)
+
+
+def int_ops(layers: list[IntegerLayer], input_limit: int) -> bytes:
+    """Serialise integer layers, checking that no int32 accumulator can overflow.
+
+    Example:
+        >>> from pymars.models.integer import IntegerHyperSynthesis
+        >>> len(int_ops(IntegerHyperSynthesis(2, 4, 1, 80).export(), 127)) > 0
+        True
+    """
+    out = [_u32(len(layers))]
+    in_max = input_limit
+    for layer in layers:
+        w = layer.weight
+        cout, cin, k, _ = w.shape
+        if np.abs(w).max() > 127:
+            raise ValueError("integer weights must lie in [-127, 127]")
+        bound = np.abs(w).reshape(cout, -1).sum(1) * in_max + np.abs(layer.bias)
+        if bound.max() >= 2**31:
+            raise OverflowError(f"int32 accumulator could overflow (bound {int(bound.max())})")
+        if layer.shift.min() < 0 or layer.shift.max() > 30:
+            raise ValueError("shifts must lie in 0..30")
+        out += [
+            _u32(OP_ICONV, cin, cout, k, 1 if layer.depth_to_space else 0),
+            _pad4(w.astype(np.int8).tobytes()),
+            _i32(layer.bias),
+            _pad4(layer.shift.astype(np.uint8).tobytes()),
+            _i32(layer.out_min),
+            _i32(layer.out_max),
+        ]
+        in_max = int(max(np.abs(layer.out_min).max(), np.abs(layer.out_max).max()))
+    return b"".join(out)
+
+
+def tables_section(tables: list[CdfTable]) -> bytes:
+    """Serialise CDF tables (count, precision, then R and cdf per table).
+
+    Example:
+        >>> from pymars.entropy.tables import gaussian_table
+        >>> len(tables_section([gaussian_table(1.0)]))
+        80
+    """
+    out = [_u32(len(tables), 16)]
+    for t in tables:
+        out += [_u32(t.half_width), _i32(t.cdf.astype(np.int64))]
+    return b"".join(out)
+
+
+def quality_gains(model: BaseCodec) -> tuple[np.ndarray, np.ndarray]:
+    """(gain float32 [100, M], index offset int32 [100, M]) for qualities 1..100.
+
+    Quality q sits at rate-level position (q-1)/99 * (L-1); its log-gains are
+    interpolated there and rounded to the scale-table step, so the gain is
+    exactly ``exp(step * offset)`` (see pymars.models.codec).
+
+    Example:
+        >>> from pymars.models.codec import BaseConfig
+        >>> g, k = quality_gains(BaseCodec(BaseConfig(latent=4, hyper=2, analysis=(4, 4, 4), hs_hidden=4, synthesis=(4, 4, 4, 4))))
+        >>> g.shape, k.dtype
+        ((100, 4), dtype('int32'))
+    """
+    q = torch.arange(1, QUALITIES + 1, dtype=torch.float32)
+    level = (q - 1) / (QUALITIES - 1) * (model.levels - 1)
+    with torch.no_grad():
+        k = model.gain_steps(level).round().to(torch.int64).numpy()
+    k = np.clip(k, -SCALE_LEVELS, SCALE_LEVELS).astype(np.int32)
+    gain = np.exp(LOG_SCALE_STEP * k.astype(np.float64)).astype(np.float32)
+    return gain, k
+
+
+def model_blob(model: BaseCodec, meta: dict | None = None) -> bytes:
+    """The complete blob for ``model`` (use the EMA weights of a checkpoint).
+
+    Example:
+        >>> from pymars.models.codec import BaseConfig
+        >>> m = BaseCodec(BaseConfig(latent=4, hyper=2, analysis=(4, 4, 4), hyper_analysis=4, hs_hidden=4, synthesis=(4, 4, 4, 4)))
+        >>> len(model_blob(m)) > 1000
+        True
+    """
+    model = model.eval()
+    cfg = model.cfg
+    meta = {"name": cfg.name, "config": cfg.to_dict(), **(meta or {})}
+    gain, offset = quality_gains(model)
+    z_pmf = model.z_density.pmf(Z_SUPPORT)
+    sections = [
+        (b"META", json.dumps(meta, sort_keys=True).encode()),
+        (b"DIMS", _u32(3, cfg.latent, cfg.hyper, SCALE_LEVELS, QUALITIES, Z_LIMIT, SYMBOL_LIMIT, 0)),
+        (b"GA  ", float_ops(list(model.g_a.layers), input_scale=1 / 255)),
+        (b"HA  ", float_ops(list(model.h_a.layers))),
+        (b"HS  ", int_ops(model.h_s.export(), Z_LIMIT)),
+        (b"GAIN", _f32(gain) + _i32(offset)),
+        (b"YTAB", tables_section(scale_tables(SCALES))),
+        (b"ZTAB", tables_section(factorized_tables(z_pmf))),
+    ]
+    out = [b"PMWB", struct.pack("<HHI", 1, 0, len(sections))]
+    for tag, payload in sections:
+        out += [tag, _u32(len(payload)), _pad4(payload)]
+    return b"".join(out)
+
+
+def model_id(blob: bytes) -> bytes:
+    """The 8-byte model id of a blob: the first 8 bytes of its SHA-256.
+
+    Example:
+        >>> model_id(b"x").hex()
+        '2d711642b726b044'
+    """
+    return hashlib.sha256(blob).digest()[:8]

@@ -1,0 +1,83 @@
+"""Build a model bundle folder (see pymars.bundle) from a training checkpoint.
+
+Writes, atomically per file: ``model.safetensors`` (the EMA weights),
+``encoder.pmw`` (the C++ blob), ``synthesis.onnx`` and ``model.json``. The
+model card is written by ``export/export_bundle.py`` from measured RD figures.
+
+Example:
+    >>> import tempfile, torch
+    >>> from pymars.models.codec import BaseCodec, BaseConfig
+    >>> cfg = BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8))
+    >>> out = tempfile.mkdtemp()
+    >>> sorted(write_bundle(BaseCodec(cfg), out, {"steps": 0}))
+    ['encoder.pmw', 'model.json', 'model.safetensors', 'synthesis.onnx']
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..models.codec import BaseCodec, BaseConfig
+from .blob import model_blob, model_id
+from .onnx_export import export_synthesis
+
+
+def load_checkpoint_model(path: str | os.PathLike, which: str = "ema") -> tuple[BaseCodec, dict]:
+    """The model of a training checkpoint (EMA weights by default) and the checkpoint dict.
+
+    Example:
+        >>> import tempfile
+        >>> from pymars.train.loop import TrainConfig, train
+        >>> d = tempfile.mkdtemp()
+        >>> _ = train(TrainConfig(out=d, steps=1, batch=1, crop=64, synthetic=True, model="tiny",
+        ...                       validate_every=0, progress=False))
+        >>> load_checkpoint_model(d + "/checkpoint.pt")[1]["step"]
+        1
+    """
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = BaseCodec(BaseConfig.from_dict(ck["model_config"]))
+    model.load_state_dict(ck[which])
+    return model.eval(), ck
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_bundle(model: BaseCodec, out: str | os.PathLike, provenance: dict) -> dict:
+    """Export every bundle file for ``model`` into folder ``out``; returns {file: sha256}.
+
+    ``provenance`` (training steps, data, hardware...) goes into model.json and
+    the blob's META section.
+    """
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    blob = model_blob(model, {"provenance": provenance})
+    _write_atomic(out / "encoder.pmw", blob)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    tmp = out / "model.safetensors.tmp"
+    save_file(state, str(tmp), metadata={"config": json.dumps(model.cfg.to_dict())})
+    os.replace(tmp, out / "model.safetensors")
+    err = export_synthesis(model.g_s, model.cfg.latent, out / "synthesis.onnx")
+    if err > 1e-3:
+        raise RuntimeError(f"ONNX synthesis disagrees with PyTorch by {err}")
+    files = {p: hashlib.sha256((out / p).read_bytes()).hexdigest() for p in ("encoder.pmw", "model.safetensors", "synthesis.onnx")}
+    manifest = {
+        "name": out.name,
+        "architecture": model.cfg.name,
+        "config": model.cfg.to_dict(),
+        "model_id": model_id(blob).hex(),
+        "files": files,
+        "provenance": provenance,
+    }
+    _write_atomic(out / "model.json", json.dumps(manifest, indent=2).encode())
+    return {**files, "model.json": hashlib.sha256((out / "model.json").read_bytes()).hexdigest()}

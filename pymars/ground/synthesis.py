@@ -1,0 +1,77 @@
+"""Synthesis backends: y_hat (M x hy x wy) -> RGB tile in [0, 1].
+
+The reconstruction path needs no bit-exactness (DESIGN.md), so it runs in
+float wherever is convenient: ONNX Runtime by default (no PyTorch needed to
+decode), PyTorch as a second path (and the one used in training). Both take
+and return NumPy arrays so the decoder does not care which one runs.
+
+Example:
+    >>> import numpy as np
+    >>> class Zero:
+    ...     def __call__(self, y): return np.zeros((3, y.shape[1] * 16, y.shape[2] * 16), np.float32)
+    >>> Zero()(np.zeros((8, 2, 3), np.float32)).shape
+    (3, 32, 48)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class OnnxSynthesis:
+    """g_s through ONNX Runtime (CPU by default; CUDA/TensorRT providers if asked and present).
+
+    Example:
+        >>> from pymars.bundle import default_bundle
+        >>> b = default_bundle()
+        >>> s = OnnxSynthesis(b.synthesis_onnx) if b.available else None
+        >>> s is None or s(np.zeros((b.latent_channels, 1, 1), np.float32)).shape == (3, 16, 16)
+        True
+    """
+
+    def __init__(self, path: str | os.PathLike, providers: list[str] | None = None, threads: int = 0):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, y_hat: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.input_name: np.ascontiguousarray(y_hat[None], np.float32)})[0]
+        return out[0]
+
+
+class TorchSynthesis:
+    """g_s through PyTorch, from the bundle's safetensors (imports torch lazily).
+
+    Example:
+        >>> from pymars.bundle import default_bundle
+        >>> b = default_bundle()
+        >>> s = TorchSynthesis(b.safetensors, b.config) if b.available else None
+        >>> s is None or s(np.zeros((b.latent_channels, 1, 1), np.float32)).shape == (3, 16, 16)
+        True
+    """
+
+    def __init__(self, safetensors_path: str | os.PathLike, config: dict, device: str = "cpu"):
+        import torch
+        from safetensors.torch import load_file
+
+        from ..models.codec import BaseConfig, Synthesis
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.module = Synthesis(BaseConfig.from_dict(config))
+        state = load_file(str(Path(safetensors_path)))
+        prefix = "g_s."
+        self.module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+        self.module.eval().to(self.device)
+
+    def __call__(self, y_hat: np.ndarray) -> np.ndarray:
+        with self.torch.no_grad():
+            x = self.module(self.torch.from_numpy(np.ascontiguousarray(y_hat, np.float32))[None].to(self.device))
+        return x[0].float().cpu().numpy()

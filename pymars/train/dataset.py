@@ -1,0 +1,137 @@
+"""Training crops from the Mars development set, with the evaluation tiles held out.
+
+EVALUATION.md allows training on any development tile, but figures reported on
+tiles the model has seen would flatter it. So this sampler never returns a
+pixel of a protocol tile: it excludes
+
+* every selected ``dev_marsscapes`` window, grown by ``margin`` pixels, and
+* every ``dev_marsdata`` source image that contributes a selected tile.
+
+Crops come from the panoramas at native resolution and 2x box-downsampled (a
+scale augmentation), and from the remaining MarsData images after the
+protocol's 2x downsample; no crop holds more than 1 % pure-black pixels.
+
+Example:
+    >>> import numpy as np
+    >>> pool = CropPool([np.full((200, 300, 3), 120, np.uint8)], crop=64)
+    >>> pool.sample(np.random.default_rng(0), 4).shape
+    (4, 3, 64, 64)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.protocol import black_mask, box_downsample_2x, group_files, mars_data_dir, prepared_image, selected_windows
+
+
+def _integral(mask: np.ndarray) -> np.ndarray:
+    ii = np.zeros((mask.shape[0] + 1, mask.shape[1] + 1), np.int64)
+    ii[1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1)
+    return ii
+
+
+def valid_positions(image: np.ndarray, crop: int, excluded: np.ndarray | None = None, stride: int = 8) -> np.ndarray:
+    """Top-left corners (y, x) on a ``stride`` grid of crops with <1 % black and no excluded pixel.
+
+    Example:
+        >>> img = np.full((64, 64), 50, np.uint8); img[:, :8] = 0
+        >>> len(valid_positions(img, 32))
+        12
+    """
+    h, w = image.shape[:2]
+    if h < crop or w < crop:
+        return np.zeros((0, 2), np.int32)
+    ib = _integral(black_mask(image))
+    ys, xs = np.meshgrid(np.arange(0, h - crop + 1, stride), np.arange(0, w - crop + 1, stride), indexing="ij")
+    ys, xs = ys.ravel(), xs.ravel()
+
+    def count(ii):
+        return ii[ys + crop, xs + crop] - ii[ys, xs + crop] - ii[ys + crop, xs] + ii[ys, xs]
+
+    ok = count(ib) < 0.01 * crop * crop
+    if excluded is not None:
+        ok &= count(_integral(excluded)) == 0
+    return np.stack([ys[ok], xs[ok]], 1).astype(np.int32)
+
+
+class CropPool:
+    """Uniform random crops over a list of uint8 images (HxWx3 or HxW), horizontal flips.
+
+    Grayscale images are replicated to 3 channels (the base model is RGB).
+    """
+
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        crop: int,
+        excluded: list[np.ndarray | None] | None = None,
+    ):
+        self.crop = crop
+        self.images = [im if im.ndim == 3 else np.repeat(im[..., None], 3, 2) for im in images]
+        excluded = excluded or [None] * len(images)
+        self.positions = [valid_positions(im, crop, ex) for im, ex in zip(self.images, excluded)]
+        counts = np.array([len(p) for p in self.positions], np.float64)
+        if counts.sum() == 0:
+            raise ValueError(f"no valid {crop}x{crop} crop in {len(images)} images")
+        # Every valid crop equally likely; callers may re-weight whole images via .weights.
+        self.weights = counts / counts.sum()
+
+    def __len__(self) -> int:
+        return int(sum(len(p) for p in self.positions))
+
+    def sample(self, rng: np.random.Generator, batch: int) -> np.ndarray:
+        """A float32 batch (B, 3, crop, crop) in [0, 1]."""
+        out = np.empty((batch, 3, self.crop, self.crop), np.float32)
+        which = rng.choice(len(self.images), size=batch, p=self.weights)
+        for i, k in enumerate(which):
+            y, x = self.positions[k][rng.integers(len(self.positions[k]))]
+            patch = self.images[k][y : y + self.crop, x : x + self.crop]
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            out[i] = patch.transpose(2, 0, 1) * (1 / 255)
+        return out
+
+
+def mars_training_pool(crop: int, margin: int = 64, progress: bool = True, marsdata_share: float = 0.2) -> CropPool:
+    """The training pool over ``../shared/data/mars`` with every evaluation tile held out.
+
+    Example:
+        >>> mars_data_dir() is None or len(mars_training_pool(128, progress=False)) > 10000
+        True
+    """
+    from tqdm import tqdm
+
+    root = mars_data_dir()
+    if root is None:
+        raise FileNotFoundError("training needs ../shared/data/mars (or set PYMARS_SHARED)")
+    images, excluded = [], []
+    held = {}
+    for path, y, x in selected_windows("dev_marsscapes", root):
+        held.setdefault(path, []).append((y, x))
+    files = group_files("dev_marsscapes", root)
+    for path in tqdm(files, desc="panoramas", disable=not progress):
+        img = prepared_image("dev_marsscapes", path)
+        ex = np.zeros(img.shape[:2], bool)
+        for y, x in held.get(path, []):
+            ex[max(0, y - margin) : y + 256 + margin, max(0, x - margin) : x + 256 + margin] = True
+        images.append(img)
+        excluded.append(ex)
+        # 2x box-downsampled copy: a scale augmentation (and the scale of the other groups).
+        small = box_downsample_2x(img)
+        ex2 = ex[: small.shape[0] * 2 : 2, : small.shape[1] * 2 : 2] | ex[1 : small.shape[0] * 2 : 2, 1 : small.shape[1] * 2 : 2]
+        images.append(small)
+        excluded.append(ex2)
+    n_pano = len(images)
+    held_files = {p for p, _, _ in selected_windows("dev_marsdata", root)}
+    for path in tqdm(group_files("dev_marsdata", root), desc="marsdata", disable=not progress):
+        if path not in held_files:
+            images.append(prepared_image("dev_marsdata", path))
+            excluded.append(None)
+    pool = CropPool(images, crop, excluded)
+    # The panoramas hold ~97 % of all crop positions; give the MarsData scenes (the
+    # other evaluation group, different optics and JPEG history) a fixed share.
+    share = np.array([len(p) for p in pool.positions], np.float64)
+    pano, data = share[:n_pano].sum(), share[n_pano:].sum()
+    w = np.where(np.arange(len(images)) < n_pano, (1 - marsdata_share) / pano, marsdata_share / max(data, 1))
+    pool.weights = share * w / (share * w).sum()
+    return pool
