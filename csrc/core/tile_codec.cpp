@@ -102,8 +102,8 @@ namespace {
 // gray replicated to three planes.
 void load_tile_planes(const TileInput& in, const TileDims& d, float* planes) {
   const size_t plane = size_t(d.H) * d.W;
-  const uint32_t shift = in.pixels16 ? in.bit_depth - 8 : 0;
-  const uint32_t half = shift ? 1u << (shift - 1) : 0;
+  // round(v * 255 / m) in integers, m = 2^bit_depth - 1 (docs/bitstream.md §5).
+  const uint32_t m = in.pixels16 ? (1u << in.bit_depth) - 1 : 1;
   for (uint32_t y = 0; y < d.H; ++y) {
     const uint32_t sy = y < in.h ? y : in.h - 1;
     for (uint32_t x = 0; x < d.W; ++x) {
@@ -113,8 +113,9 @@ void load_tile_planes(const TileInput& in, const TileDims& d, float* planes) {
         const uint32_t ch = in.channels == 1 ? 0 : c;
         uint32_t v;
         if (in.pixels16) {
-          v = (uint32_t(in.pixels16[at + ch]) + half) >> shift;  // docs/bitstream.md §5
-          if (v > 255) v = 255;
+          uint32_t s = in.pixels16[at + ch];
+          if (s > m) s = m;  // a 12-bit image with stray high bits
+          v = (510u * s + m) / (2u * m);
         } else {
           v = in.pixels8[at + ch];
         }
