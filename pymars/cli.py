@@ -1,0 +1,248 @@
+"""The ``pymars`` command line: encode, decode, info, demo, train, export.
+
+Every command writes its output atomically (a ``.part`` file renamed at the
+end), so a failure never leaves a half-written file behind, and reports bad
+input with a one-line error and exit status 2 instead of a traceback.
+
+Example:
+    >>> main(["info", "no-such-file.pmrs"])
+    pymars: error: no-such-file.pmrs: file not found
+    2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _read_bytes(path: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    return p.read_bytes()
+
+
+def cmd_encode(args) -> int:
+    import pymars
+    from pymars.imageio import read_image
+
+    img = read_image(args.input)
+    t0 = time.perf_counter()
+    data = pymars.encode(
+        img,
+        quality=args.quality,
+        target_bytes=args.target_bytes,
+        tile_size=args.tile_size,
+        bit_depth=args.bit_depth,
+        threads=args.threads,
+        model=args.model,
+    )
+    dt = time.perf_counter() - t0
+    out = Path(args.output or Path(args.input).with_suffix(".pmrs"))
+    _atomic_write_bytes(out, data)
+    h = pymars.info(data)
+    bpp = 8 * len(data) / (img.shape[0] * img.shape[1])
+    print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, quality {h['quality']}, {h['tile_count']} tile(s), {dt:.2f} s")
+    return 0
+
+
+def cmd_decode(args) -> int:
+    import pymars
+    from pymars.imageio import write_image
+
+    data = _read_bytes(args.input)
+    t0 = time.perf_counter()
+    img, report = pymars.decode_with_report(data, backend=args.backend, threads=args.threads, model=args.model)
+    dt = time.perf_counter() - t0
+    out = Path(args.output or Path(args.input).with_suffix(".png"))
+    write_image(out, img)
+    status = "ok" if report.ok else f"{len(report.damaged)} damaged, {len(report.missing)} missing tile(s) filled with 0"
+    print(f"{out}: {img.shape[1]}x{img.shape[0]}x{1 if img.ndim == 2 else 3}, {dt:.2f} s, {status}")
+    return 0 if report.ok else 1
+
+
+def cmd_info(args) -> int:
+    import pymars
+    from pymars import _core
+
+    data = _read_bytes(args.input)
+    h = pymars.info(data)
+    spans = _core.scan_tile_records(data, h["header_length"], h["tile_count"])
+    present = [s for s in spans if s is not None]
+    h = dict(h)
+    h["model_id"] = h["model_id"].hex()
+    if h["library_hash"] is not None:
+        h["library_hash"] = h["library_hash"].hex()
+    h["file_bytes"] = len(data)
+    h["bpp"] = 8 * len(data) / (h["width"] * h["height"])
+    h["tiles_present"] = len(present)
+    h["tiles_missing_or_damaged"] = [i for i, s in enumerate(spans) if s is None]
+    if args.json:
+        print(json.dumps(h, indent=2))
+    else:
+        for k, v in h.items():
+            print(f"{k:>26}: {v}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import pymars
+    from pymars.data.synthetic import mars_like_scene
+    from pymars.imageio import read_image, write_image
+
+    if args.image:
+        img = read_image(args.image)
+        name = args.image
+    else:
+        img = mars_like_scene(512, 768, seed=args.seed)
+        name = f"built-in procedural Mars-like scene (seed {args.seed}, 768x512 RGB)"
+    bundle = pymars.open_bundle(args.model)
+    if not bundle.available:
+        raise FileNotFoundError(f"model bundle {bundle.root} is missing; see the README")
+    print(f"image:   {name}")
+    print(f"model:   {bundle.name} (id {bundle.model_id.hex()})")
+    pymars.encode(img[:16, :16], quality=args.quality, model=bundle)  # warm-up: model load, not codec time
+    pymars.decode(pymars.encode(img[:16, :16], quality=args.quality, model=bundle), model=bundle)
+    t0 = time.perf_counter()
+    data = pymars.encode(img, quality=args.quality, threads=1, model=bundle)
+    t1 = time.perf_counter()
+    out = pymars.decode(data, model=bundle)
+    t2 = time.perf_counter()
+    if img.dtype == np.uint16:
+        peak = float((1 << pymars.info(data)["bit_depth"]) - 1)
+    else:
+        peak = 255.0
+    mse = float(np.mean((out.astype(np.float64) - img.astype(np.float64)) ** 2))
+    psnr = 100.0 if mse == 0 else 10 * np.log10(peak**2 / mse)
+    mpx = img.shape[0] * img.shape[1] / 1e6
+    print(f"quality: {args.quality}")
+    print(f"bytes:   {len(data)}  ({8 * len(data) / (img.shape[0] * img.shape[1]):.4f} bpp)")
+    print(f"PSNR:    {psnr:.2f} dB")
+    print(f"encode:  {t1 - t0:.2f} s  ({(t1 - t0) / mpx:.2f} s/Mpx, C++ encoder, 1 thread)")
+    print(f"decode:  {t2 - t1:.2f} s  (C++ entropy decoding + ONNX Runtime synthesis)")
+    if args.out:
+        d = Path(args.out)
+        d.mkdir(parents=True, exist_ok=True)
+        write_image(d / "original.png", img)
+        write_image(d / "decoded.png", out)
+        _atomic_write_bytes(d / "image.pmrs", data)
+        print(f"wrote:   {d}/original.png, decoded.png, image.pmrs")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from pymars.train.loop import TrainConfig, train
+
+    cfg = TrainConfig(
+        out=args.out,
+        steps=args.steps,
+        batch=args.batch,
+        crop=args.crop,
+        lr=args.lr,
+        device=args.device,
+        threads=args.threads,
+        seed=args.seed,
+        model=args.model,
+        synthetic=args.synthetic,
+        validate_every=args.validate_every,
+        init_from=args.init_from or "",
+    )
+    print(json.dumps(train(cfg), indent=2))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pymars.export.bundle import load_checkpoint_model, write_bundle
+
+    model, ck = load_checkpoint_model(args.checkpoint)
+    prov = {"steps": ck["step"], "train_config": ck.get("train_config", {})}
+    files = write_bundle(model, args.output, prov)
+    for k, v in files.items():
+        print(f"{args.output}/{k}  sha256 {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pymars", description="Learned image codec for Mars missions")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("encode", help="encode a PNG/TIFF image (8/16-bit, gray/RGB) into a .pmrs file")
+    e.add_argument("input")
+    e.add_argument("-o", "--output", help="output file (default: input with .pmrs)")
+    g = e.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quality", type=int, default=75, help="1..100 (default 75)")
+    g.add_argument("--target-bytes", type=int, help="largest quality whose file fits this many bytes")
+    e.add_argument("--tile-size", type=int, default=256)
+    e.add_argument("--bit-depth", type=int, choices=(8, 12, 16), help="bit depth of 16-bit samples (default 16)")
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--model", help="model bundle name or folder (default: the shipped one)")
+    e.set_defaults(func=cmd_encode)
+
+    d = sub.add_parser("decode", help="decode a .pmrs file to PNG or TIFF")
+    d.add_argument("input")
+    d.add_argument("-o", "--output", help="output .png/.tif (default: input with .png)")
+    d.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
+    d.add_argument("--threads", type=int, default=1)
+    d.add_argument("--model")
+    d.set_defaults(func=cmd_decode)
+
+    i = sub.add_parser("info", help="print a .pmrs file's header and tiles")
+    i.add_argument("input")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+    m = sub.add_parser("demo", help="encode + decode a built-in scene (or IMAGE) and print bpp, PSNR and times")
+    m.add_argument("image", nargs="?")
+    m.add_argument("-q", "--quality", type=int, default=75)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--model")
+    m.add_argument("--out", help="folder for the original, decoded image and the file")
+    m.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train", help="train (or resume) the base codec on ../shared/data/mars")
+    t.add_argument("--out", default="runs/base")
+    t.add_argument("--steps", type=int, default=40000)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--crop", type=int, default=128)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--model", default="base", choices=("base", "tiny"))
+    t.add_argument("--synthetic", action="store_true", help="procedural scenes instead of ../shared (smoke test)")
+    t.add_argument("--validate-every", type=int, default=1000)
+    t.add_argument("--init-from", help="start from another checkpoint's EMA weights")
+    t.set_defaults(func=cmd_train)
+
+    x = sub.add_parser("export", help="export a training checkpoint as a model bundle")
+    x.add_argument("checkpoint")
+    x.add_argument("-o", "--output", required=True)
+    x.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pymars.errors import PymarsError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (PymarsError, FileNotFoundError, ValueError) as e:
+        print(f"pymars: error: {e}", file=sys.stdout if argv is not None else sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
