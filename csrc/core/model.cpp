@@ -76,19 +76,36 @@ BlobStatus parse_float_ops(ByteReader& r, Arena& arena, FloatOp* ops, uint32_t* 
         return BlobStatus::BadOp;
       size_t nw = size_t(op.cout) * op.cin * op.k * op.k;
       size_t wpos = r.pos;
-      op.weight = take_f32(r, nw, arena);
+      const uint8_t* raw = r.take(4 * nw);
       op.bias = take_f32(r, op.cout, arena);
-      if (r.failed) return BlobStatus::Truncated;
+      if (r.failed || !raw) return BlobStatus::Truncated;
       for (size_t j = 0; j < nw + op.cout; ++j)
         if (!finite(load_f32(r.data + wpos + 4 * j))) return BlobStatus::BadOp;
+      // Blob order [oc][ic][ky][kx] -> run order [ky][kx][ic][oc]: the conv's
+      // inner loop then runs over contiguous output channels.
+      float* w = arena.alloc<float>(nw);
+      if (w) {
+        const uint32_t k = op.k;
+        for (uint32_t oc = 0; oc < op.cout; ++oc)
+          for (uint32_t ic = 0; ic < op.cin; ++ic)
+            for (uint32_t t = 0; t < k * k; ++t)
+              w[(size_t(t) * op.cin + ic) * op.cout + oc] = load_f32(raw + 4 * ((size_t(oc) * op.cin + ic) * k * k + t));
+      }
+      op.weight = w;
     } else if (op.type == OpType::SGDN) {
       op.cin = op.cout = r.u32();
       if (r.failed) return BlobStatus::Truncated;
       if (op.cin == 0 || op.cin > kMaxChannels) return BlobStatus::BadOp;
       size_t bpos = r.pos;
       op.beta = take_f32(r, op.cin, arena);
-      op.gamma = take_f32(r, size_t(op.cin) * op.cin, arena);
-      if (r.failed) return BlobStatus::Truncated;
+      const uint8_t* raw = r.take(4 * size_t(op.cin) * op.cin);
+      if (r.failed || !raw) return BlobStatus::Truncated;
+      // Blob order gamma[i][j] -> run order [j][i] (contiguous over outputs i).
+      float* g = arena.alloc<float>(size_t(op.cin) * op.cin);
+      if (g)
+        for (uint32_t i = 0; i < op.cin; ++i)
+          for (uint32_t j = 0; j < op.cin; ++j) g[size_t(j) * op.cin + i] = load_f32(raw + 4 * (size_t(i) * op.cin + j));
+      op.gamma = g;
       // beta > 0 and gamma >= 0 keep the denominator positive: no division by zero.
       for (size_t j = 0; j < op.cin; ++j)
         if (!finite_positive(load_f32(r.data + bpos + 4 * j))) return BlobStatus::BadOp;

@@ -22,10 +22,10 @@ enum class OpType : uint32_t { Conv = 1, SGDN = 2, Relu = 3, IConv = 4 };
 struct FloatOp {
   OpType type;
   uint32_t cin = 0, cout = 0, k = 0, stride = 1;
-  const float* weight = nullptr;  // Conv: [cout][cin][k][k]
+  const float* weight = nullptr;  // Conv: [ky][kx][cin][cout] (transposed from the blob at load)
   const float* bias = nullptr;    // Conv: [cout]
   const float* beta = nullptr;    // SGDN: [C]
-  const float* gamma = nullptr;   // SGDN: [C][C]
+  const float* gamma = nullptr;   // SGDN: [j][i] = blob gamma[i][j] (transposed at load)
 };
 
 // One integer op of h_s.

@@ -28,7 +28,7 @@ size_t float_ops_peak(const FloatOp* ops, uint32_t n, Shape* s, size_t* row_peak
   for (uint32_t i = 0; i < n; ++i) {
     *s = float_op_shape(ops[i], *s);
     peak = max_size(peak, s->size());
-    if (ops[i].type == OpType::SGDN) *row_peak = max_size(*row_peak, size_t(ops[i].cin) * s->w);
+    if (ops[i].type == OpType::SGDN) *row_peak = max_size(*row_peak, size_t(ops[i].cin));
   }
   return peak;
 }
@@ -98,10 +98,9 @@ bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, De
 
 namespace {
 
-// Samples of the tile as floats 0..255, padded by edge replication to H x W,
-// gray replicated to three planes.
-void load_tile_planes(const TileInput& in, const TileDims& d, float* planes) {
-  const size_t plane = size_t(d.H) * d.W;
+// Samples of the tile as floats 0..255 (H x W x 3 interleaved), padded by edge
+// replication to H x W, gray replicated to three channels.
+void load_tile_hwc(const TileInput& in, const TileDims& d, float* hwc) {
   // round(v * 255 / m) in integers, m = 2^bit_depth - 1 (docs/bitstream.md §5).
   const uint32_t m = in.pixels16 ? (1u << in.bit_depth) - 1 : 1;
   for (uint32_t y = 0; y < d.H; ++y) {
@@ -119,7 +118,7 @@ void load_tile_planes(const TileInput& in, const TileDims& d, float* planes) {
         } else {
           v = in.pixels8[at + ch];
         }
-        planes[c * plane + size_t(y) * d.W + x] = float(v);
+        hwc[(size_t(y) * d.W + x) * 3 + c] = float(v);
       }
     }
   }
@@ -146,15 +145,18 @@ void entropy_parameters(const Model& m, const int32_t* z_hat, const TileDims& d,
 void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims) {
   const TileDims d = tile_dims(in.h, in.w);
   *dims = d;
-  load_tile_planes(in, d, ws.fa);
+  load_tile_hwc(in, d, ws.fa);
   Shape s{3, d.H, d.W};
   float* y = run_float_ops(m.ga, m.n_ga, ws.fa, ws.fb, &s, ws.row_scratch);
-  const size_t ny = s.size();
-  for (size_t i = 0; i < ny; ++i) ws.y[i] = y[i];  // kept for quantise_tile(); h_a may overwrite y's buffer
+  // Keep y channel-major (the symbol order); h_a may overwrite y's buffer.
+  const size_t yplane = size_t(s.h) * s.w;
+  for (size_t p = 0; p < yplane; ++p)
+    for (uint32_t c = 0; c < s.c; ++c) ws.y[c * yplane + p] = y[p * s.c + c];
   float* other = y == ws.fa ? ws.fb : ws.fa;
   const float* z = run_float_ops(m.ha, m.n_ha, y, other, &s, ws.row_scratch);
-  const size_t nz = s.size();
-  for (size_t i = 0; i < nz; ++i) ws.z_hat[i] = round_to_int(z[i], int32_t(m.z_limit));
+  const size_t zplane = size_t(s.h) * s.w;
+  for (size_t p = 0; p < zplane; ++p)
+    for (uint32_t c = 0; c < s.c; ++c) ws.z_hat[c * zplane + p] = round_to_int(z[p * s.c + c], int32_t(m.z_limit));
   entropy_parameters(m, ws.z_hat, d, ws.ia, ws.ib, ws.d2s, ws.mean_q4, ws.raw_index);
 }
 

@@ -26,67 +26,55 @@ inline void valid_range(int32_t n_out, int32_t n_in, int32_t stride, int32_t d, 
 
 }  // namespace
 
-void run_conv(const FloatOp& op, const float* in, Shape s, float* out) {
+// x86-64: an AVX2 clone is picked at run time where the CPU has it. Lanes are
+// independent and there is no FMA (-ffp-contract=off), so both clones give
+// identical bits; other targets build the plain version.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYMARS_NO_CLONES)
+#define PYMARS_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define PYMARS_SIMD_CLONES
+#endif
+
+namespace {
+// acc[0..n) += v * w[0..n), element by element (the vectorised inner loop).
+inline __attribute__((always_inline)) void axpy(float* __restrict acc, const float* __restrict w, float v, uint32_t n) {
+  for (uint32_t i = 0; i < n; ++i) acc[i] = acc[i] + v * w[i];
+}
+}  // namespace
+
+PYMARS_SIMD_CLONES void run_conv(const FloatOp& op, const float* in, Shape s, float* out) {
   const Shape o = float_op_shape(op, s);
   const int32_t k = int32_t(op.k), pad = k / 2, st = int32_t(op.stride);
-  const size_t plane_in = size_t(s.h) * s.w, plane_out = size_t(o.h) * o.w;
-  for (uint32_t oc = 0; oc < op.cout; ++oc) {
-    float* dst = out + oc * plane_out;
-    const float b = op.bias[oc];
-    for (size_t i = 0; i < plane_out; ++i) dst[i] = b;
-    const float* wk = op.weight + size_t(oc) * op.cin * k * k;
-    // Order per output element: input channel, kernel row, kernel column (normative).
-    for (uint32_t ic = 0; ic < op.cin; ++ic) {
-      const float* src = in + ic * plane_in;
+  const uint32_t cin = op.cin, cout = op.cout;
+  for (uint32_t oy = 0; oy < o.h; ++oy) {
+    for (uint32_t ox = 0; ox < o.w; ++ox) {
+      float* acc = out + (size_t(oy) * o.w + ox) * cout;
+      for (uint32_t oc = 0; oc < cout; ++oc) acc[oc] = op.bias[oc];
+      // Order per output element: kernel row, kernel column, input channel (normative).
       for (int32_t ky = 0; ky < k; ++ky) {
-        int32_t y0, y1;
-        valid_range(int32_t(o.h), int32_t(s.h), st, ky - pad, &y0, &y1);
+        const int32_t iy = int32_t(oy) * st + ky - pad;
+        if (iy < 0 || iy >= int32_t(s.h)) continue;  // zero padding contributes nothing
         for (int32_t kx = 0; kx < k; ++kx) {
-          const float w = wk[(ic * k + ky) * k + kx];
-          int32_t x0, x1;
-          valid_range(int32_t(o.w), int32_t(s.w), st, kx - pad, &x0, &x1);
-          for (int32_t y = y0; y < y1; ++y) {
-            const float* row = src + size_t(y * st + ky - pad) * s.w;
-            float* drow = dst + size_t(y) * o.w;
-            const int32_t off = kx - pad;
-            if (st == 1) {
-              for (int32_t x = x0; x < x1; ++x) drow[x] = drow[x] + w * row[x + off];
-            } else {
-              for (int32_t x = x0; x < x1; ++x) drow[x] = drow[x] + w * row[2 * x + off];
-            }
-          }
+          const int32_t ix = int32_t(ox) * st + kx - pad;
+          if (ix < 0 || ix >= int32_t(s.w)) continue;
+          const float* px = in + (size_t(iy) * s.w + ix) * cin;
+          const float* wt = op.weight + size_t(ky * k + kx) * cin * cout;
+          for (uint32_t ic = 0; ic < cin; ++ic) axpy(acc, wt + size_t(ic) * cout, px[ic], cout);
         }
       }
     }
   }
 }
 
-void run_sgdn(const FloatOp& op, float* x, Shape s, float* row_scratch) {
+PYMARS_SIMD_CLONES void run_sgdn(const FloatOp& op, float* x, Shape s, float* scratch) {
   const uint32_t c = op.cin;
-  const size_t plane = size_t(s.h) * s.w;
-  for (uint32_t y = 0; y < s.h; ++y) {
-    // Denominators of one image row for all channels: beta, then gamma_ij |x_j| for j ascending.
-    for (uint32_t i = 0; i < c; ++i) {
-      float* d = row_scratch + size_t(i) * s.w;
-      for (uint32_t xx = 0; xx < s.w; ++xx) d[xx] = op.beta[i];
-    }
-    for (uint32_t j = 0; j < c; ++j) {
-      const float* xj = x + j * plane + size_t(y) * s.w;
-      for (uint32_t i = 0; i < c; ++i) {
-        const float g = op.gamma[size_t(i) * c + j];
-        if (g == 0.0f) continue;  // adds exactly +0: skipping keeps the result bit-identical
-        float* d = row_scratch + size_t(i) * s.w;
-        for (uint32_t xx = 0; xx < s.w; ++xx) {
-          const float v = xj[xx];
-          d[xx] = d[xx] + g * (v < 0.0f ? -v : v);
-        }
-      }
-    }
-    for (uint32_t i = 0; i < c; ++i) {
-      float* xi = x + i * plane + size_t(y) * s.w;
-      const float* d = row_scratch + size_t(i) * s.w;
-      for (uint32_t xx = 0; xx < s.w; ++xx) xi[xx] = xi[xx] / d[xx];
-    }
+  const size_t n = size_t(s.h) * s.w;
+  for (size_t p = 0; p < n; ++p) {
+    float* px = x + p * c;
+    // Denominators: beta, then gamma_ij |x_j| for j ascending (normative).
+    for (uint32_t i = 0; i < c; ++i) scratch[i] = op.beta[i];
+    for (uint32_t j = 0; j < c; ++j) axpy(scratch, op.gamma + size_t(j) * c, px[j] < 0.0f ? -px[j] : px[j], c);
+    for (uint32_t i = 0; i < c; ++i) px[i] = px[i] / scratch[i];
   }
 }
 
