@@ -107,8 +107,14 @@ class FakeQuantConv(nn.Module):
         # The output shift e - out_frac must be >= 0.
         return e.clamp(EXP_MIN, EXP_MAX).maximum(self.out_frac_bits)
 
+    #: False gives the unquantised float network (to measure what integers cost).
+    quantize: bool = True
+
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         """Pre-activation in units of 2^-out_frac, already rounded (float tensor of integers)."""
+        if not self.quantize:
+            u = F.conv2d(a, self.conv.weight * 2.0 ** (-self.in_frac_bits), self.conv.bias, padding=self.conv.padding)
+            return u * 2.0 ** self.out_frac_bits[None, :, None, None]
         e = self.exponents()[:, None, None, None]
         w = self.conv.weight * 2.0 ** (-self.in_frac_bits)
         w_q = torch.clamp(round_ste(w * 2.0**e), -WEIGHT_MAX, WEIGHT_MAX) / 2.0**e
@@ -175,6 +181,16 @@ class IntegerHyperSynthesis(nn.Module):
         with torch.no_grad():
             # Start the scale index mid-table so early training sees sane scales.
             self.head.conv.bias[y_channels:] = scale_levels / 2
+
+    def set_quantized(self, on: bool) -> None:
+        """Switch between the integer model (default) and its unquantised float twin.
+
+        Example:
+            >>> hs = IntegerHyperSynthesis(2, 4, 1, 80); hs.set_quantized(False); hs.up1.quantize
+            False
+        """
+        for conv in (self.up1, self.up2, self.mid, self.head):
+            conv.quantize = on
 
     def forward(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a = qrelu(F.pixel_shuffle(self.up1(z_hat), 2))

@@ -186,8 +186,10 @@ def train(cfg: TrainConfig) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
         with torch.no_grad():
+            # Warm-up: early on the EMA would mostly average the random initialisation.
+            decay = min(cfg.ema, (1 + step) / (10 + step))
             for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - cfg.ema)
+                pe.lerp_(pm, 1 - decay)
         step += 1
         for k, v in logs.items():
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
