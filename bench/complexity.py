@@ -135,13 +135,10 @@ def main(argv=None) -> int:
 
     import pymars
     from pymars.data.synthetic import mars_like_scene
-    from safetensors.torch import load_file
 
     torch.set_num_threads(1)
     bundle = pymars.open_bundle(args.model)
-    model = BaseCodec(BaseConfig.from_dict(bundle.config))
-    model.load_state_dict(load_file(str(bundle.safetensors)))
-    model.eval()
+    model = bundle.torch_model()
     t = args.tile
     rows = analytic_macs(model, t, t)
     px = t * t

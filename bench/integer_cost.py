@@ -56,15 +56,11 @@ def main(argv=None) -> int:
     from pymars import _core
     from pymars.data.protocol import GROUPS, dev_tiles
     from pymars.entropy.tables import gaussian_table
-    from pymars.models.codec import BaseCodec, BaseConfig
     from pymars.models.entropy import SCALES
-    from safetensors.torch import load_file
 
     torch.set_num_threads(1)
     bundle = pymars.open_bundle(args.model)
-    model = BaseCodec(BaseConfig.from_dict(bundle.config))
-    model.load_state_dict(load_file(str(bundle.safetensors)))
-    model.eval()
+    model = bundle.torch_model()
     tables = [gaussian_table(float(s)) for s in SCALES]
     qualities = [int(q) for q in args.qualities.split(",")]
     print(f"{'group':<16}{'q':>4}{'float bpp':>11}{'integer bpp':>13}{'file bpp':>10}{'int/float':>11}{'file/int':>10}")

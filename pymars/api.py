@@ -145,9 +145,9 @@ def info(data: bytes) -> dict:
     from . import _core
 
     try:
-        return _core.read_header(bytes(data))
+        return _core.parse_file_header(bytes(data))
     except ValueError as e:
-        raise BitstreamError(str(e)) from None
+        raise BitstreamError(f"not a valid pymars file: {e}") from None
 
 
 def decode_with_report(

@@ -76,6 +76,23 @@ class ModelBundle:
 
         return _core.Model(self.blob_path.read_bytes())
 
+    def torch_model(self):
+        """The full trained PyTorch model (BaseCodec) in eval mode, from model.safetensors.
+
+        Example:
+            >>> b = default_bundle()
+            >>> not b.available or b.torch_model().cfg.latent == b.latent_channels
+            True
+        """
+        from safetensors.torch import load_file
+
+        from .models.codec import BaseCodec, BaseConfig
+
+        model = BaseCodec(BaseConfig.from_dict(self.config))
+        # Weights are stored as float16 (pymars.export.bundle.round_to_fp16); compute in float32.
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(self.safetensors)).items()})
+        return model.eval()
+
     @property
     def model_id(self) -> bytes:
         return self.core.model_id

@@ -79,7 +79,7 @@ def test_file_from_another_model_is_refused(tiny_bundle, scene_gray, tmp_path):
 def _tile_payload_offsets(data: bytes):
     from pymars import _core
 
-    h = _core.read_header(data)
+    h = _core.parse_file_header(data)
     return _core.scan_tile_records(data, h["header_length"], h["tile_count"])
 
 

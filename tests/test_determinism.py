@@ -34,4 +34,4 @@ def test_decoding_with_threads_gives_the_same_image(tiny_bundle, scene_rgb):
 def test_model_id_is_the_blob_sha256_prefix(tiny_bundle, scene_rgb):
     blob = tiny_bundle.blob_path.read_bytes()
     data = pymars.encode(scene_rgb[:32, :32], 50, model=tiny_bundle)
-    assert _core.read_header(data)["model_id"] == hashlib.sha256(blob).digest()[:8]
+    assert _core.parse_file_header(data)["model_id"] == hashlib.sha256(blob).digest()[:8]

@@ -18,14 +18,7 @@ from pymars.models.integer import IntegerHyperSynthesis, run_integer_numpy
 
 
 def _exported_layers(bundle):
-    from pymars.export.bundle import load_checkpoint_model  # noqa: F401  (import check)
-    from safetensors.torch import load_file
-
-    from pymars.models.codec import BaseCodec, BaseConfig
-
-    model = BaseCodec(BaseConfig.from_dict(bundle.config))
-    model.load_state_dict(load_file(str(bundle.safetensors)))
-    return model
+    return bundle.torch_model()
 
 
 def test_cpp_hyper_synthesis_matches_numpy_reference_exactly(tiny_bundle):

@@ -6,6 +6,7 @@
 // files. It only wraps; every rule lives in the C++ core, so nothing here may
 // change what the coder or the container accepts. Errors become ValueError
 // with the core's own message; damaged input never crashes.
+#include "convert.h"
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -21,6 +22,26 @@
 namespace py = pybind11;
 
 namespace pymars {
+
+py::dict header_as_dict(const FileHeader& h) {
+  py::dict d;
+  d["version"] = h.version;
+  d["header_length"] = h.header_length;
+  d["flags"] = h.flags;
+  d["model_id"] = py::bytes(reinterpret_cast<const char*>(h.model_id), 8);
+  d["width"] = h.width;
+  d["height"] = h.height;
+  d["channels"] = h.channels;
+  d["bit_depth"] = h.bit_depth;
+  d["quality"] = h.quality;
+  d["tile_size"] = h.tile_size;
+  d["tile_count"] = h.tile_count;
+  d["library_hash"] = (h.flags & kFlagLibraryHash)
+                          ? py::object(py::bytes(reinterpret_cast<const char*>(h.library_hash), 8))
+                          : py::object(py::none());
+  return d;
+}
+
 namespace {
 
 // Tables copied out of Python so that the coder can run without the GIL.
@@ -121,25 +142,6 @@ py::array_t<int32_t> rans_decode_values(const py::bytes& data, const py::array& 
   if (!clean_end)
     throw py::value_error("damaged rANS stream: final state or length check failed (docs/bitstream.md 4.1)");
   return result;
-}
-
-py::dict header_as_dict(const FileHeader& h) {
-  py::dict d;
-  d["version"] = h.version;
-  d["header_length"] = h.header_length;
-  d["flags"] = h.flags;
-  d["model_id"] = py::bytes(reinterpret_cast<const char*>(h.model_id), 8);
-  d["width"] = h.width;
-  d["height"] = h.height;
-  d["channels"] = h.channels;
-  d["bit_depth"] = h.bit_depth;
-  d["quality"] = h.quality;
-  d["tile_size"] = h.tile_size;
-  d["tile_count"] = h.tile_count;
-  d["library_hash"] = (h.flags & kFlagLibraryHash)
-                          ? py::object(py::bytes(reinterpret_cast<const char*>(h.library_hash), 8))
-                          : py::object(py::none());
-  return d;
 }
 
 py::dict parse_header(const py::bytes& data) {

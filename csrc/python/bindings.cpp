@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "convert.h"
 #include "core/arena.h"
 #include "core/container.h"
 #include "core/decoder.h"
@@ -29,6 +30,7 @@ namespace py = pybind11;
 using namespace pymars;
 
 void bind_entropy(py::module_& m);
+void bind_texture(py::module_& m);
 
 namespace {
 
@@ -255,26 +257,6 @@ class TileEncoder {
   std::vector<std::unique_ptr<OwnedWorkspace<EncoderWorkspace>>> workspaces_;
 };
 
-py::dict header_dict(const FileHeader& h) {
-  py::dict d;
-  d["version"] = h.version;
-  d["header_length"] = h.header_length;
-  d["flags"] = h.flags;
-  d["model_id"] = py::bytes(reinterpret_cast<const char*>(h.model_id), 8);
-  d["width"] = h.width;
-  d["height"] = h.height;
-  d["channels"] = h.channels;
-  d["bit_depth"] = h.bit_depth;
-  d["quality"] = h.quality;
-  d["tile_size"] = h.tile_size;
-  d["tile_count"] = h.tile_count;
-  if (h.flags & kFlagLibraryHash)
-    d["library_hash"] = py::bytes(reinterpret_cast<const char*>(h.library_hash), 8);
-  else
-    d["library_hash"] = py::none();
-  return d;
-}
-
 template <typename T>
 py::array_t<T> array3(const T* data, uint32_t c, uint32_t h, uint32_t w) {
   py::array_t<T> a({size_t(c), size_t(h), size_t(w)});
@@ -287,6 +269,7 @@ py::array_t<T> array3(const T* data, uint32_t c, uint32_t h, uint32_t w) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pymars C++ core: encoder, bit-exact entropy parameters, rANS, container";
   bind_entropy(m);
+  bind_texture(m);
 
   py::class_<PyModel, std::shared_ptr<PyModel>>(m, "Model", "A parsed encoder weight blob (*.pmw)")
       .def(py::init(&load), py::arg("blob"))
@@ -343,17 +326,6 @@ PYBIND11_MODULE(_core, m) {
       py::arg("bit_depth") = 0, py::arg("threads") = 1, py::arg("library_hash") = py::none(),
       py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(),
       "Encode at the highest quality whose file fits target_bytes; returns (bytes, quality).");
-
-  m.def(
-      "read_header",
-      [](py::bytes data) {
-        std::string d = data;
-        FileHeader h;
-        ParseStatus st = parse_file_header(reinterpret_cast<const uint8_t*>(d.data()), d.size(), &h);
-        if (st != ParseStatus::kOk) throw py::value_error(std::string("not a valid pymars file: ") + parse_status_message(st));
-        return header_dict(h);
-      },
-      py::arg("data"), "Parse and check a file header; raises ValueError with the reason.");
 
   m.def(
       "decode_latents",
@@ -414,7 +386,7 @@ PYBIND11_MODULE(_core, m) {
           }
           tiles.append(t);
         }
-        py::dict out = header_dict(h);
+        py::dict out = header_as_dict(h);
         out["tiles"] = tiles;
         out["bytes_skipped"] = sum.bytes_skipped;
         out["records_damaged"] = sum.records_damaged;

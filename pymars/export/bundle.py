@@ -44,6 +44,27 @@ def load_checkpoint_model(path: str | os.PathLike, which: str = "ema") -> tuple[
     return model.eval(), ck
 
 
+def round_to_fp16(model: BaseCodec) -> BaseCodec:
+    """Round every float parameter and buffer to the nearest float16 value (kept as float32).
+
+    A shipped model *is* its fp16-rounded weights: model.safetensors stores them
+    as float16 (half the size) and the blob and the ONNX graph are derived from
+    the very same values, so every file of a bundle describes one model.
+
+    Example:
+        >>> from pymars.models.codec import BaseConfig
+        >>> m = round_to_fp16(BaseCodec(BaseConfig(latent=4, hyper=2, analysis=(4, 4, 4), hs_hidden=4, synthesis=(4, 4, 4, 4))))
+        >>> w = m.g_a.layers[0].weight
+        >>> bool((w.half().float() == w).all())
+        True
+    """
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            if t.dtype == torch.float32:
+                t.copy_(t.half().float())
+    return model
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data)
@@ -60,10 +81,13 @@ def write_bundle(model: BaseCodec, out: str | os.PathLike, provenance: dict) -> 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
+    model = round_to_fp16(model.eval())
     blob = model_blob(model, {"provenance": provenance})
     _write_atomic(out / "encoder.pmw", blob)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    state = {
+        k: (v.detach().half() if v.dtype == torch.float32 else v.detach()).contiguous().clone()
+        for k, v in model.state_dict().items()
+    }
     tmp = out / "model.safetensors.tmp"
     save_file(state, str(tmp), metadata={"config": json.dumps(model.cfg.to_dict())})
     os.replace(tmp, out / "model.safetensors")

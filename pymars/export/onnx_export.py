@@ -24,8 +24,47 @@ import torch
 OPSET = 17
 
 
+def store_initializers_fp16(model) -> None:
+    """Store float32 weights as float16 plus a Cast back to float32 (halves the file).
+
+    ONNX Runtime folds the Casts when the session is created, so inference
+    still runs in float32 with the (already fp16-representable) weights.
+
+    Example:
+        >>> import onnx
+        >>> from onnx import helper, TensorProto, numpy_helper
+        >>> w = numpy_helper.from_array(np.ones((1, 1), np.float32), "w")
+        >>> g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+        ...     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])],
+        ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], [w])
+        >>> m = helper.make_model(g); store_initializers_fp16(m)
+        >>> [n.op_type for n in m.graph.node]
+        ['Cast', 'MatMul']
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts, keep = [], []
+    for init in model.graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            keep.append(init)
+            continue
+        arr = numpy_helper.to_array(init)
+        half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
+        keep.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    nodes = casts + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
 def export_synthesis(synthesis: torch.nn.Module, latent: int, path: str | os.PathLike) -> float:
-    """Write ``synthesis`` as ONNX with input ``y_hat`` (1, M, h, w); return the max |ONNX - PyTorch|."""
+    """Write ``synthesis`` as ONNX with input ``y_hat`` (1, M, h, w); return the max |ONNX - PyTorch|.
+
+    The weights must already be float16-representable (see
+    pymars.export.bundle.round_to_fp16) so that the half-size file is exact.
+    """
     import onnx
     import onnxruntime as ort
 
@@ -44,7 +83,10 @@ def export_synthesis(synthesis: torch.nn.Module, latent: int, path: str | os.Pat
             opset_version=OPSET,
             dynamo=False,
         )
-    onnx.checker.check_model(onnx.load(tmp))
+    graph = onnx.load(tmp)
+    store_initializers_fp16(graph)
+    onnx.checker.check_model(graph)
+    onnx.save(graph, tmp)
     sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
     y = torch.randn(1, latent, 6, 3)
     with torch.no_grad():

@@ -68,7 +68,9 @@ class TorchSynthesis:
         self.module = Synthesis(BaseConfig.from_dict(config))
         state = load_file(str(Path(safetensors_path)))
         prefix = "g_s."
-        self.module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+        self.module.load_state_dict(
+            {k[len(prefix) :]: v.float() for k, v in state.items() if k.startswith(prefix)}  # stored as float16
+        )
         self.module.eval().to(self.device)
 
     def __call__(self, y_hat: np.ndarray) -> np.ndarray:

@@ -172,6 +172,7 @@ def train(cfg: TrainConfig) -> dict:
     log_path = out / "log.jsonl"
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc="train", smoothing=0.05)
     running: dict[str, float] = {}
+    skipped = 0
     t0 = time.time()
     while step < cfg.steps:
         rng = np.random.default_rng([cfg.seed, step])
@@ -181,24 +182,35 @@ def train(cfg: TrainConfig) -> dict:
             g["lr"] = learning_rate(cfg, step)
         out_ = model(x, level)
         loss, logs = rd_loss(model, x, level, out_)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        with torch.no_grad():
-            # Warm-up: early on the EMA would mostly average the random initialisation.
-            decay = min(cfg.ema, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - decay)
+        # A rare crop can make the multiplicative inverse GDN explode; one such
+        # step (loss 1e7, seen at step ~6000 of the first run) poisons Adam's
+        # moments. Skip steps whose loss is far above the running mean.
+        outlier = not math.isfinite(logs["loss"]) or (
+            "loss" in running and step > 200 and logs["loss"] > 20 * running["loss"]
+        )
+        if outlier:
+            skipped += 1
+        else:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            with torch.no_grad():
+                # Warm-up: early on the EMA would mostly average the random initialisation.
+                decay = min(cfg.ema, (1 + step) / (10 + step))
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - decay)
+            for k, v in logs.items():
+                running[k] = 0.98 * running.get(k, v) + 0.02 * v
         step += 1
-        for k, v in logs.items():
-            running[k] = 0.98 * running.get(k, v) + 0.02 * v
         bar.update(1)
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{running['loss']:.2f}", bpp=f"{running['bpp']:.3f}", psnr=f"{running['psnr']:.2f}")
+            bar.set_postfix(loss=f"{running['loss']:.2f}", bpp=f"{running['bpp']:.3f}", psnr=f"{running['psnr']:.2f}",
+                            skipped=skipped)
         done = step >= cfg.steps
         if cfg.validate_every and val_tiles and (step % cfg.validate_every == 0 or done):
-            rec = {"step": step, "time_s": time.time() - t0, "train": running, "val": validate(ema, val_tiles, device)}
+            rec = {"step": step, "time_s": time.time() - t0, "train": running, "skipped_steps": skipped,
+                   "val": validate(ema, val_tiles, device)}
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
             if cfg.progress:
