@@ -2,58 +2,105 @@
 # Byte-identical bitstreams across CPUs: encodes a fixed set of images with the
 # C API example (csrc/examples/encode_raw.c) built for x86-64, aarch64 and
 # 32-bit big-endian PowerPC (Debian cross compilers, run under qemu-user), and
-# compares every file byte for byte with the x86-64 one.
+# compares every file byte for byte with the x86-64 one. Each image is encoded
+# twice per CPU, whole and with tile-row streaming (--stream); all must agree.
 #
-#   scripts/cross_arch_check.sh [--quick] [BLOB]
+#   scripts/cross_arch_check.sh [--quick] [--ctest] [BLOB]
 #
+# --quick: four small images (8-bit RGB/gray, 12-bit RGB, 16-bit gray; a few
+#          minutes); default: ten images incl. 1152x1600 (slow under qemu-ppc).
+# --ctest: also builds the C++ tests for aarch64 and ppc and runs them (ctest,
+#          through qemu) with the same BLOB.
 # Needs: g++-aarch64-linux-gnu g++-powerpc-linux-gnu qemu-user (apt-get install -y ...).
-# --quick: two small images (about a minute); default: six images incl. 1152x1600 (slow under qemu-ppc).
+# Environment: JOBS (build jobs, default: ninja's), BUILD_ROOT (default build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
-if [[ "${1:-}" == "--quick" ]]; then quick=1; shift; fi
+ctest=0
+while [[ "${1:-}" == --* ]]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --ctest) ctest=1 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
 blob="${1:-pymars/weights/base-v1/encoder.pmw}"
+root=${BUILD_ROOT:-build}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+cp "$blob" "$work/blob.pmw"  # every run sees the same blob, even if the file is re-exported meanwhile
+jobs=(); [[ -n "${JOBS:-}" ]] && jobs=(-j "$JOBS")
 
-build() {  # build DIR [TOOLCHAIN]
-  local dir=$1 tc=${2:-}
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPYMARS_BUILD_TESTS=OFF \
-    ${tc:+-DCMAKE_TOOLCHAIN_FILE=$tc} > "$work/cmake-$(basename "$dir").log"
-  ninja -C "$dir" encode_raw > /dev/null
+build() {  # build DIR TESTS [TOOLCHAIN]
+  local dir=$1 tests=$2 tc=${3:-}
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPYMARS_BUILD_TESTS="$tests" \
+    -DPYMARS_TEST_BLOB="$PWD/$blob" ${tc:+-DCMAKE_TOOLCHAIN_FILE=$tc} > "$work/cmake-$(basename "$dir").log"
+  if [[ $tests == ON ]]; then ninja "${jobs[@]}" -C "$dir" > /dev/null; else ninja "${jobs[@]}" -C "$dir" encode_raw > /dev/null; fi
 }
-build build/x86_64
-build build/aarch64 cmake/toolchains/aarch64-linux-gnu.cmake
-build build/ppc cmake/toolchains/powerpc-linux-gnu.cmake
+tests=OFF; (( ctest )) && tests=ON
+build "$root/x86_64" OFF
+build "$root/aarch64" "$tests" cmake/toolchains/aarch64-linux-gnu.cmake
+build "$root/ppc" "$tests" cmake/toolchains/powerpc-linux-gnu.cmake
 
-# name height width channels seed quality
+# name height width channels bits seed quality tile
 if (( quick )); then
-  images=("rgb64 64 64 3 1 75" "gray48x80 48 80 1 2 30")
+  images=("rgb64 64 64 3 8 1 75 32" "gray48x80 48 80 1 8 2 30 16" "rgb12bit40x72 40 72 3 12 3 60 32"
+          "gray16bit72x40 72 40 1 16 4 90 32")
 else
-  images=("rgb256 256 256 3 0 75" "rgb300x200 200 300 3 1 50" "gray128x96 96 128 1 2 90"
-          "rgb_q1 256 256 3 3 1" "rgb_q100 256 256 3 4 100" "rgb1152x1600 1152 1600 3 5 60")
+  images=("rgb256 256 256 3 8 0 75 256" "rgb300x200 200 300 3 8 1 50 64" "gray128x96 96 128 1 8 2 90 32"
+          "rgb_q1 256 256 3 8 3 1 128" "rgb_q100 256 256 3 8 4 100 128" "rgb12bit200x136 200 136 3 12 6 60 64"
+          "gray16bit160x208 160 208 1 16 7 45 64" "gray12bit33x47 33 47 1 12 8 80 16"
+          "rgb16bit96x96 96 96 3 16 9 20 48" "rgb1152x1600 1152 1600 3 8 5 60 256")
 fi
 python3 - "$work" "${images[@]}" <<'PY'
 import sys
 sys.path.insert(0, ".")
+import numpy as np
 from pymars.data.synthetic import mars_like_scene
 work = sys.argv[1]
 for spec in sys.argv[2:]:
-    name, h, w, c, seed, q = spec.split()
-    open(f"{work}/{name}.raw", "wb").write(mars_like_scene(int(h), int(w), seed=int(seed), channels=int(c)).tobytes())
+    name, h, w, c, bits, seed, q, t = spec.split()
+    img = mars_like_scene(int(h), int(w), seed=int(seed), channels=int(c))
+    if int(bits) > 8:  # spread to the full range with low bits set, little-endian 16-bit samples
+        rng = np.random.default_rng(int(seed))
+        top = (1 << int(bits)) - 1
+        img = np.minimum(img.astype(np.int64) * (top // 255) + rng.integers(0, top // 255 + 1, img.shape), top)
+        img = img.astype("<u2")
+    open(f"{work}/{name}.raw", "wb").write(img.tobytes())
 PY
 fail=0
+same=0
 for spec in "${images[@]}"; do
-  read -r name h w c seed q <<< "$spec"
-  build/x86_64/encode_raw "$blob" "$work/$name.raw" "$w" "$h" "$c" "$q" "$work/$name.x86_64.pmrs" > /dev/null
+  read -r name h w c bits seed q t <<< "$spec"
+  args=(--bits "$bits" "$work/blob.pmw" "$work/$name.raw" "$w" "$h" "$c" "$q")
+  "$root/x86_64/encode_raw" "${args[@]}" "$work/$name.x86_64.pmrs" "$t" > /dev/null
+  ok=1
+  for arch in x86_64 aarch64 ppc; do
+    emu=(); [[ $arch == aarch64 ]] && emu=(qemu-aarch64); [[ $arch == ppc ]] && emu=(qemu-ppc)
+    for mode in whole stream; do
+      [[ $arch == x86_64 && $mode == whole ]] && continue
+      flag=(); [[ $mode == stream ]] && flag=(--stream)
+      out="$work/$name.$arch.$mode.pmrs"
+      "${emu[@]}" "$root/$arch/encode_raw" "${flag[@]}" "${args[@]}" "$out" "$t" > /dev/null
+      if ! cmp -s "$work/$name.x86_64.pmrs" "$out"; then
+        echo "DIFFERENT  $name  x86_64 != $arch ($mode)"; ok=0; fail=1
+      fi
+    done
+  done
+  if (( ok )); then
+    same=$((same + 1))
+    echo "identical  $name  ${c}ch ${bits}-bit q$q tile $t: x86_64 == aarch64 == ppc, whole == streamed ($(stat -c %s "$work/$name.x86_64.pmrs") bytes)"
+  fi
+done
+echo "$same of ${#images[@]} images byte-identical on x86_64, aarch64 and 32-bit big-endian PowerPC"
+if (( ctest )); then
   for arch in aarch64 ppc; do
-    emu=qemu-aarch64; [[ $arch == ppc ]] && emu=qemu-ppc
-    $emu build/$arch/encode_raw "$blob" "$work/$name.raw" "$w" "$h" "$c" "$q" "$work/$name.$arch.pmrs" > /dev/null
-    if cmp -s "$work/$name.x86_64.pmrs" "$work/$name.$arch.pmrs"; then
-      echo "identical  $name  x86_64 == $arch  ($(stat -c %s "$work/$name.x86_64.pmrs") bytes)"
+    if ctest --test-dir "$root/$arch" --output-on-failure > "$work/ctest-$arch.log" 2>&1; then
+      echo "ctest under qemu ($arch): $(grep -E 'tests passed' "$work/ctest-$arch.log")"
     else
-      echo "DIFFERENT  $name  x86_64 != $arch"; fail=1
+      echo "ctest under qemu ($arch) FAILED:"; cat "$work/ctest-$arch.log"; fail=1
     fi
   done
-done
+fi
 exit $fail

@@ -3,10 +3,13 @@
 This is what a flight-software project gets: plain CMake, a static library, the
 C header, the example program, and the C++ tests (entropy coder, container, and
 the C API end to end with a real weight blob: determinism, no heap after init,
-status codes, decoder re-deriving every table index).
+status codes, tile-row streaming, decoder re-deriving every table index); an
+installed package that a C project finds with find_package(pymars); and no
+writable global state in the core.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,7 +27,8 @@ def cpp_build(tmp_path_factory, tiny_bundle):
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []
     subprocess.run([cmake, "-S", str(ROOT), "-B", str(build), *gen, "-DCMAKE_BUILD_TYPE=Release",
                     f"-DPYMARS_TEST_BLOB={tiny_bundle.blob_path}"], check=True, capture_output=True)
-    subprocess.run([cmake, "--build", str(build), "-j2"], check=True, capture_output=True)
+    jobs = os.environ.get("PYMARS_BUILD_JOBS", "2")
+    subprocess.run([cmake, "--build", str(build), f"-j{jobs}"], check=True, capture_output=True)
     return build
 
 
@@ -48,3 +52,54 @@ def test_c_example_encodes_what_python_encodes(cpp_build, tiny_bundle, tmp_path,
     subprocess.run([str(cpp_build / "encode_raw"), str(tiny_bundle.blob_path), str(raw), str(w), str(h), str(c), "55",
                     str(out)], check=True, capture_output=True)
     assert out.read_bytes() == pymars.encode(scene_rgb, 55, model=tiny_bundle)
+
+
+def test_core_has_no_writable_global_state(cpp_build):
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("nm (binutils) is not installed")
+    out = subprocess.run([nm, "-C", str(cpp_build / "libmarscore.a")], check=True, capture_output=True, text=True).stdout
+    # b/B: .bss, d/D: .data, g/G, s/S: small data, V/v weak objects, u: unique globals (function statics).
+    writable = [line for line in out.splitlines() if len(line.split()) >= 3 and line.split()[1] in "bBdDgGsSVvu"]
+    assert writable == []
+
+
+def test_c_project_links_the_installed_package_with_find_package(cpp_build, tiny_bundle, tmp_path, scene_rgb):
+    import pymars
+
+    prefix = tmp_path / "prefix"
+    subprocess.run(["cmake", "--install", str(cpp_build), "--prefix", str(prefix)], check=True, capture_output=True)
+    assert (prefix / "include" / "marsenc.h").exists()
+    assert (prefix / "lib" / "cmake" / "pymars" / "pymarsConfigVersion.cmake").exists()
+    example = tmp_path / "example"
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    r = subprocess.run(["cmake", "-S", str(ROOT / "csrc" / "examples"), "-B", str(example), *gen,
+                        f"-DCMAKE_PREFIX_PATH={prefix}"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["cmake", "--build", str(example)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(scene_rgb.tobytes())
+    h, w, c = scene_rgb.shape
+    outs = []
+    for flags in ([], ["--stream"]):
+        out = tmp_path / f"out{len(outs)}.pmrs"
+        subprocess.run([str(example / "encode_raw"), *flags, str(tiny_bundle.blob_path), str(raw), str(w), str(h), str(c),
+                        "40", str(out), "64"], check=True, capture_output=True)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] == pymars.encode(scene_rgb, 40, tile_size=64, model=tiny_bundle)
+
+
+def test_c_example_streams_16_bit_samples_as_python_encodes_them(cpp_build, tiny_bundle, tmp_path, scene_gray):
+    import numpy as np
+
+    import pymars
+
+    img16 = scene_gray.astype(np.uint16) * 16 + 5  # 12-bit samples
+    raw = tmp_path / "img16.raw"
+    raw.write_bytes(img16.astype("<u2").tobytes())
+    out = tmp_path / "c16.pmrs"
+    h, w = img16.shape
+    subprocess.run([str(cpp_build / "encode_raw"), "--stream", "--bits", "12", str(tiny_bundle.blob_path), str(raw),
+                    str(w), str(h), "1", "70", str(out), "32"], check=True, capture_output=True)
+    assert out.read_bytes() == pymars.encode(img16, 70, tile_size=32, bit_depth=12, model=tiny_bundle)

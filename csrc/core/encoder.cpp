@@ -75,6 +75,31 @@ TileInput tile_input(const ImageInput& img, uint32_t tile_size, uint32_t index) 
   return t;
 }
 
+EncodeStatus encode_tiles(const Model& m, EncoderWorkspace& ws, const ImageInput& img, const EncodeOptions& opt,
+                          uint32_t first, uint32_t count, uint32_t index_base, uint8_t* out, size_t capacity,
+                          size_t* written) {
+  *written = 0;
+  size_t pos = 0;
+  for (uint32_t i = first; i < first + count; ++i) {
+    const uint32_t index = index_base + i;  // the tile's index in the whole image
+    const TileInput t = tile_input(img, opt.tile_size, i);
+    TileDims d;
+    analyse_tile(m, t, ws, &d);
+    const uint8_t* payload;
+    size_t len;
+    if (!code_tile(m, ws, d, opt.quality, &payload, &len)) return EncodeStatus::StreamOverflow;
+    const uint16_t eref = opt.entropy_refs ? opt.entropy_refs[index] : kNoReference;
+    const uint16_t dref = opt.decoder_refs ? opt.decoder_refs[index] : kNoReference;
+    const TileRecordHeader rh = make_tile_record_header(index, eref, dref, payload, uint32_t(len));
+    if (capacity - pos < kTileRecordHeaderBytes + len) return EncodeStatus::OutputTooSmall;
+    pos += write_tile_record_header(rh, out + pos, capacity - pos);
+    std::memcpy(out + pos, payload, len);
+    pos += len;
+  }
+  *written = pos;
+  return EncodeStatus::Ok;
+}
+
 EncodeStatus encode_image(const Model& m, EncoderWorkspace& ws, const ImageInput& img, const EncodeOptions& opt,
                           uint8_t* out, size_t capacity, size_t* written) {
   *written = 0;
@@ -83,22 +108,10 @@ EncodeStatus encode_image(const Model& m, EncoderWorkspace& ws, const ImageInput
   const FileHeader h = make_file_header(m, img, opt);
   size_t pos = write_file_header(h, out, capacity);
   if (pos == 0) return EncodeStatus::OutputTooSmall;
-  for (uint32_t i = 0; i < h.tile_count; ++i) {
-    const TileInput t = tile_input(img, opt.tile_size, i);
-    TileDims d;
-    analyse_tile(m, t, ws, &d);
-    const uint8_t* payload;
-    size_t len;
-    if (!code_tile(m, ws, d, opt.quality, &payload, &len)) return EncodeStatus::StreamOverflow;
-    const uint16_t eref = opt.entropy_refs ? opt.entropy_refs[i] : kNoReference;
-    const uint16_t dref = opt.decoder_refs ? opt.decoder_refs[i] : kNoReference;
-    const TileRecordHeader rh = make_tile_record_header(i, eref, dref, payload, uint32_t(len));
-    if (capacity - pos < kTileRecordHeaderBytes + len) return EncodeStatus::OutputTooSmall;
-    pos += write_tile_record_header(rh, out + pos, capacity - pos);
-    std::memcpy(out + pos, payload, len);
-    pos += len;
-  }
-  *written = pos;
+  size_t records = 0;
+  st = encode_tiles(m, ws, img, opt, 0, h.tile_count, 0, out + pos, capacity - pos, &records);
+  if (st != EncodeStatus::Ok) return st;
+  *written = pos + records;
   return EncodeStatus::Ok;
 }
 

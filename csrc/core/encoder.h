@@ -55,6 +55,18 @@ FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeO
 // The TileInput of tile `index` of the image.
 TileInput tile_input(const ImageInput& img, uint32_t tile_size, uint32_t index);
 
+// Appends the records of tiles first .. first + count - 1 of `img` (raster
+// order of img's own tile grid) to out[0, capacity). `index_base` is added to
+// each tile's index for its record and for opt.entropy_refs / decoder_refs:
+// a strip of image rows [ty*T, ty*T + T) is encoded as its own image with
+// index_base = ty * tiles_x, giving the very bytes encode_image() writes for
+// that tile row (the tile-row streaming API in marsenc.h). Arguments must have
+// passed check_encode_arguments(). *written: bytes appended on success, 0 on failure.
+EncodeStatus encode_tiles(const Model& m, EncoderWorkspace& ws, const ImageInput& img, const EncodeOptions& opt,
+                          uint32_t first, uint32_t count, uint32_t index_base, uint8_t* out, size_t capacity,
+                          size_t* written);
+
+// File header, then every tile's record (encode_tiles over the whole image).
 EncodeStatus encode_image(const Model& m, EncoderWorkspace& ws, const ImageInput& img, const EncodeOptions& opt,
                           uint8_t* out, size_t capacity, size_t* written);
 

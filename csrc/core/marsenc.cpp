@@ -8,15 +8,40 @@
 #include "core/model.h"
 #include "core/tile_codec.h"
 
+namespace pymars {
+// Where a tile-row stream stands (marsenc_begin .. marsenc_end).
+struct StreamState {
+  bool open = false;
+  ImageInput geometry;  // pixel pointers unused
+  uint32_t quality = 0;
+  uint32_t tiles_x = 0, tile_rows = 0;
+  uint32_t next_row = 0;  // tile rows done
+};
+}  // namespace pymars
+
+// Lives in the caller's arena; all mutable state of an encoder is here.
 struct marsenc_encoder {
   pymars::Model model;
   pymars::EncoderWorkspace workspace;
   uint32_t tile_size;
+  pymars::StreamState stream;
 };
 
 namespace {
 
 bool valid_tile_size(uint32_t t) { return t >= 16 && t <= 4096 && t % 16 == 0; }
+
+int to_marsenc_status(pymars::EncodeStatus st) {
+  switch (st) {
+    case pymars::EncodeStatus::Ok: return MARSENC_OK;
+    case pymars::EncodeStatus::BadImage: return MARSENC_ERR_IMAGE;
+    case pymars::EncodeStatus::BadQuality: return MARSENC_ERR_QUALITY;
+    case pymars::EncodeStatus::BadTileSize: return MARSENC_ERR_ARGUMENT;
+    case pymars::EncodeStatus::OutputTooSmall: return MARSENC_ERR_OUTPUT_FULL;
+    case pymars::EncodeStatus::StreamOverflow: return MARSENC_ERR_INTERNAL;
+  }
+  return MARSENC_ERR_INTERNAL;
+}
 
 // One set-up routine for both the size query (counting arena) and the real
 // initialisation, so the two can never disagree.
@@ -33,6 +58,7 @@ int setup(pymars::Arena& arena, const uint8_t* blob, size_t blob_size, uint32_t 
     enc->model = model;
     enc->workspace = ws;
     enc->tile_size = tile_size;
+    enc->stream = pymars::StreamState{};
   }
   if (out) *out = enc;
   return MARSENC_OK;
@@ -75,18 +101,98 @@ int marsenc_encode(marsenc_encoder* encoder, const marsenc_image* image, int qua
   img.channels = image->channels;
   img.bit_depth = image->bit_depth;
   img.row_stride = image->row_stride;
+  if (encoder->stream.open) return MARSENC_ERR_SEQUENCE;
   pymars::EncodeOptions opt;
   opt.quality = uint32_t(quality);
   opt.tile_size = encoder->tile_size;
-  switch (pymars::encode_image(encoder->model, encoder->workspace, img, opt, out, capacity, written)) {
-    case pymars::EncodeStatus::Ok: return MARSENC_OK;
-    case pymars::EncodeStatus::BadImage: return MARSENC_ERR_IMAGE;
-    case pymars::EncodeStatus::BadQuality: return MARSENC_ERR_QUALITY;
-    case pymars::EncodeStatus::BadTileSize: return MARSENC_ERR_ARGUMENT;
-    case pymars::EncodeStatus::OutputTooSmall: return MARSENC_ERR_OUTPUT_FULL;
-    case pymars::EncodeStatus::StreamOverflow: return MARSENC_ERR_INTERNAL;
+  return to_marsenc_status(pymars::encode_image(encoder->model, encoder->workspace, img, opt, out, capacity, written));
+}
+
+int marsenc_begin(marsenc_encoder* encoder, const marsenc_geometry* geometry, int quality, uint8_t* out,
+                  size_t capacity, size_t* written) {
+  if (!encoder || !geometry || !out || !written) return MARSENC_ERR_ARGUMENT;
+  *written = 0;
+  if (encoder->stream.open) return MARSENC_ERR_SEQUENCE;
+  if (quality < 1 || quality > 100) return MARSENC_ERR_QUALITY;
+  pymars::ImageInput g;
+  g.width = geometry->width;
+  g.height = geometry->height;
+  g.channels = geometry->channels;
+  g.bit_depth = geometry->bit_depth;
+  // Only the geometry is checked here: a placeholder stands in for the pixels
+  // (check_encode_arguments never reads them).
+  const uint16_t placeholder[1] = {0};
+  g.pixels8 = g.bit_depth == 8 ? reinterpret_cast<const uint8_t*>(placeholder) : nullptr;
+  g.pixels16 = g.bit_depth == 8 ? nullptr : placeholder;
+  pymars::EncodeOptions opt;
+  opt.quality = uint32_t(quality);
+  opt.tile_size = encoder->tile_size;
+  const pymars::EncodeStatus st = pymars::check_encode_arguments(g, opt, encoder->workspace.tile_size);
+  if (st != pymars::EncodeStatus::Ok) return to_marsenc_status(st);
+  const size_t n = pymars::write_file_header(pymars::make_file_header(encoder->model, g, opt), out, capacity);
+  if (n == 0) return MARSENC_ERR_OUTPUT_FULL;
+  g.pixels8 = nullptr;
+  g.pixels16 = nullptr;
+  pymars::StreamState& s = encoder->stream;
+  s = pymars::StreamState{};
+  s.open = true;
+  s.geometry = g;
+  s.quality = uint32_t(quality);
+  s.tiles_x = (g.width + encoder->tile_size - 1) / encoder->tile_size;
+  s.tile_rows = (g.height + encoder->tile_size - 1) / encoder->tile_size;
+  *written = n;
+  return MARSENC_OK;
+}
+
+uint32_t marsenc_next_tile_row_height(const marsenc_encoder* encoder) {
+  if (!encoder || !encoder->stream.open || encoder->stream.next_row >= encoder->stream.tile_rows) return 0;
+  const uint32_t y0 = encoder->stream.next_row * encoder->tile_size;
+  const uint32_t left = encoder->stream.geometry.height - y0;
+  return left < encoder->tile_size ? left : encoder->tile_size;
+}
+
+size_t marsenc_max_tile_row_size(const marsenc_encoder* encoder, uint32_t width) {
+  if (!encoder || width == 0) return 0;
+  // One row of tiles of a width x tile_size image, without the file header.
+  return pymars::max_encoded_size(encoder->model, width, encoder->tile_size, encoder->tile_size) -
+         pymars::kFileHeaderMaxBytes;
+}
+
+int marsenc_encode_tile_row(marsenc_encoder* encoder, const void* rows, size_t row_stride, uint8_t* out,
+                            size_t capacity, size_t* written) {
+  if (!encoder || !rows || !out || !written) return MARSENC_ERR_ARGUMENT;
+  *written = 0;
+  pymars::StreamState& s = encoder->stream;
+  const uint32_t h = marsenc_next_tile_row_height(encoder);
+  if (h == 0) return MARSENC_ERR_SEQUENCE;
+  // The strip is an image of its own whose tile i is tile ty * tiles_x + i of the whole.
+  pymars::ImageInput strip = s.geometry;
+  strip.height = h;
+  strip.row_stride = row_stride;
+  if (strip.bit_depth == 8)
+    strip.pixels8 = static_cast<const uint8_t*>(rows);
+  else
+    strip.pixels16 = static_cast<const uint16_t*>(rows);
+  pymars::EncodeOptions opt;
+  opt.quality = s.quality;
+  opt.tile_size = encoder->tile_size;
+  pymars::EncodeStatus st = pymars::check_encode_arguments(strip, opt, encoder->workspace.tile_size);
+  if (st == pymars::EncodeStatus::Ok)
+    st = pymars::encode_tiles(encoder->model, encoder->workspace, strip, opt, 0, s.tiles_x, s.next_row * s.tiles_x,
+                              out, capacity, written);
+  if (st != pymars::EncodeStatus::Ok) {
+    *written = 0;  // nothing consumed: the row may be given again
+    return to_marsenc_status(st);
   }
-  return MARSENC_ERR_INTERNAL;
+  ++s.next_row;
+  return MARSENC_OK;
+}
+
+int marsenc_end(marsenc_encoder* encoder) {
+  if (!encoder) return MARSENC_ERR_ARGUMENT;
+  const bool complete = encoder->stream.open && encoder->stream.next_row == encoder->stream.tile_rows;
+  encoder->stream = pymars::StreamState{};
+  return complete ? MARSENC_OK : MARSENC_ERR_SEQUENCE;
 }
 
 void marsenc_model_id(const marsenc_encoder* encoder, uint8_t model_id[8]) {
@@ -103,6 +209,7 @@ const char* marsenc_status_message(int status) {
     case MARSENC_ERR_QUALITY: return "quality must be in 1..100";
     case MARSENC_ERR_OUTPUT_FULL: return "output buffer too small (use marsenc_max_output_size)";
     case MARSENC_ERR_INTERNAL: return "internal error";
+    case MARSENC_ERR_SEQUENCE: return "streaming call out of order (marsenc_begin, one call per tile row, marsenc_end)";
   }
   return "unknown status";
 }

@@ -1,13 +1,25 @@
 /* encode_raw.c - a minimal flight-style use of the marsenc C API.
  *
- * Reads a weight blob (*.pmw) and a raw interleaved 8-bit image, encodes it
- * with a caller-allocated arena (the only allocation, done once), and writes
- * the pymars file. Also used by bench/complexity.py for callgrind counts.
+ * Reads a weight blob (*.pmw) and a raw interleaved image, encodes it with a
+ * caller-allocated arena (allocated once; the encoder itself never allocates),
+ * and writes the pymars file. Also used by bench/complexity.py and
+ * scripts/callgrind_scalar.sh for callgrind counts, by
+ * scripts/cross_arch_check.sh for byte identity across CPUs, and by
+ * scripts/memory_figures.sh for peak memory.
  *
- *   encode_raw BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]
+ *   encode_raw [--stream] [--bits B] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]
+ *
+ * --bits B   samples are 8 (default: one byte each), 12 or 16 bits (two bytes
+ *            each, little-endian in the file, whatever the CPU's byte order).
+ * --stream   tile-row streaming: reads TILE image rows at a time and writes
+ *            each row of tiles as soon as it is coded, so memory is the arena
+ *            plus one strip and one row of output, whatever the image height.
+ *            Without it, the whole image and the whole output are in memory.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "marsenc.h"
 
@@ -27,19 +39,53 @@ static unsigned char* read_file(const char* path, size_t* size) {
   return buf;
 }
 
+/* Little-endian 16-bit samples from the file -> host-order uint16_t, in place
+ * (byte-wise, so it works on big-endian CPUs too). */
+static void samples16_from_le(unsigned char* bytes, size_t count) {
+  uint16_t* out = (uint16_t*)(void*)bytes;
+  for (size_t i = 0; i < count; ++i) {
+    uint16_t v = (uint16_t)(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+    memcpy(&out[i], &v, 2);
+  }
+}
+
+static int fail(const char* what, int status) {
+  fprintf(stderr, "%s: %s\n", what, marsenc_status_message(status));
+  return 1;
+}
+
 int main(int argc, char** argv) {
-  if (argc < 8) {
-    fprintf(stderr, "usage: %s BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]\n", argv[0]);
+  int stream = 0;
+  uint32_t bits = 8;
+  int a = 1;
+  for (; a < argc && argv[a][0] == '-' && argv[a][1] == '-'; ++a) {
+    if (strcmp(argv[a], "--stream") == 0) {
+      stream = 1;
+    } else if (strcmp(argv[a], "--bits") == 0 && a + 1 < argc) {
+      bits = (uint32_t)atoi(argv[++a]);
+    } else {
+      break;
+    }
+  }
+  if (argc - a < 7 || (bits != 8 && bits != 12 && bits != 16)) {
+    fprintf(stderr, "usage: %s [--stream] [--bits 8|12|16] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]\n",
+            argv[0]);
     return 2;
   }
-  size_t blob_size, raw_size;
-  unsigned char* blob = read_file(argv[1], &blob_size);
-  unsigned char* raw = read_file(argv[2], &raw_size);
-  uint32_t width = (uint32_t)atoi(argv[3]), height = (uint32_t)atoi(argv[4]), channels = (uint32_t)atoi(argv[5]);
-  int quality = atoi(argv[6]);
-  uint32_t tile = argc > 8 ? (uint32_t)atoi(argv[8]) : 256;
-  if (!blob || !raw || raw_size != (size_t)width * height * channels) {
-    fprintf(stderr, "cannot read the blob or the raw image (or its size is not WIDTH*HEIGHT*CHANNELS)\n");
+  const char* blob_path = argv[a];
+  const char* raw_path = argv[a + 1];
+  uint32_t width = (uint32_t)atoi(argv[a + 2]), height = (uint32_t)atoi(argv[a + 3]);
+  uint32_t channels = (uint32_t)atoi(argv[a + 4]);
+  int quality = atoi(argv[a + 5]);
+  const char* out_path = argv[a + 6];
+  uint32_t tile = argc - a > 7 ? (uint32_t)atoi(argv[a + 7]) : 256;
+  const size_t sample_bytes = bits == 8 ? 1 : 2;
+  const size_t row_samples = (size_t)width * channels;
+
+  size_t blob_size;
+  unsigned char* blob = read_file(blob_path, &blob_size);
+  if (!blob) {
+    fprintf(stderr, "cannot read the blob %s\n", blob_path);
     return 2;
   }
   size_t arena_size = marsenc_arena_size(blob, blob_size, tile);
@@ -50,28 +96,72 @@ int main(int argc, char** argv) {
   void* arena = malloc(arena_size);
   marsenc_encoder* enc = NULL;
   int st = marsenc_init(arena, arena_size, blob, blob_size, tile, &enc);
-  if (st != MARSENC_OK) {
-    fprintf(stderr, "init: %s\n", marsenc_status_message(st));
+  free(blob); /* the encoder keeps its own converted copy in the arena */
+  if (st != MARSENC_OK) return fail("init", st);
+
+  FILE* out_file = fopen(out_path, "wb");
+  if (!out_file) {
+    fprintf(stderr, "cannot write %s\n", out_path);
     return 1;
   }
-  marsenc_image img = {raw, NULL, width, height, channels, 8, 0};
-  size_t cap = marsenc_max_output_size(enc, width, height), written = 0;
-  unsigned char* out = (unsigned char*)malloc(cap);
-  st = marsenc_encode(enc, &img, quality, out, cap, &written);
-  if (st != MARSENC_OK) {
-    fprintf(stderr, "encode: %s\n", marsenc_status_message(st));
-    return 1;
+  size_t total = 0, out_capacity = 0;
+  if (!stream) {
+    size_t raw_size;
+    unsigned char* raw = read_file(raw_path, &raw_size);
+    if (!raw || raw_size != row_samples * height * sample_bytes) {
+      fprintf(stderr, "cannot read the raw image (or its size is not WIDTH*HEIGHT*CHANNELS*sample bytes)\n");
+      return 2;
+    }
+    if (bits != 8) samples16_from_le(raw, row_samples * height);
+    marsenc_image img = {bits == 8 ? raw : NULL, bits == 8 ? NULL : (const uint16_t*)(void*)raw,
+                         width, height, channels, bits, 0};
+    size_t cap = marsenc_max_output_size(enc, width, height);
+    unsigned char* out = (unsigned char*)malloc(cap);
+    out_capacity = cap;
+    st = marsenc_encode(enc, &img, quality, out, cap, &total);
+    if (st != MARSENC_OK) return fail("encode", st);
+    if (fwrite(out, 1, total, out_file) != total) return fail("write", MARSENC_ERR_INTERNAL);
+    free(out);
+    free(raw);
+  } else {
+    FILE* raw = fopen(raw_path, "rb");
+    if (!raw) {
+      fprintf(stderr, "cannot read %s\n", raw_path);
+      return 2;
+    }
+    /* One strip of tile rows in, one row of tiles out: allocated once. */
+    unsigned char* strip = (unsigned char*)malloc(row_samples * tile * sample_bytes);
+    size_t cap = marsenc_max_tile_row_size(enc, width);
+    if (cap < 64) cap = 64; /* room for the file header */
+    unsigned char* out = (unsigned char*)malloc(cap);
+    out_capacity = cap;
+    marsenc_geometry g = {width, height, channels, bits};
+    size_t n = 0;
+    st = marsenc_begin(enc, &g, quality, out, cap, &n);
+    if (st != MARSENC_OK) return fail("begin", st);
+    if (fwrite(out, 1, n, out_file) != n) return fail("write", MARSENC_ERR_INTERNAL);
+    total += n;
+    for (uint32_t rows; (rows = marsenc_next_tile_row_height(enc)) > 0;) {
+      const size_t samples = row_samples * rows;
+      if (fread(strip, sample_bytes, samples, raw) != samples) {
+        fprintf(stderr, "the raw image is shorter than WIDTH*HEIGHT*CHANNELS samples\n");
+        return 2;
+      }
+      if (bits != 8) samples16_from_le(strip, samples);
+      st = marsenc_encode_tile_row(enc, strip, 0, out, cap, &n);
+      if (st != MARSENC_OK) return fail("tile row", st);
+      if (fwrite(out, 1, n, out_file) != n) return fail("write", MARSENC_ERR_INTERNAL);
+      total += n;
+    }
+    st = marsenc_end(enc);
+    if (st != MARSENC_OK) return fail("end", st);
+    fclose(raw);
+    free(out);
+    free(strip);
   }
-  FILE* f = fopen(argv[7], "wb");
-  if (!f || fwrite(out, 1, written, f) != written) {
-    fprintf(stderr, "cannot write %s\n", argv[7]);
-    return 1;
-  }
-  fclose(f);
-  printf("%zu bytes (arena %zu bytes)\n", written, arena_size);
-  free(out);
+  if (fclose(out_file) != 0) return fail("write", MARSENC_ERR_INTERNAL);
+  printf("%zu bytes (arena %zu bytes, output buffer %zu bytes%s)\n", total, arena_size, out_capacity,
+         stream ? ", streamed by tile rows" : "");
   free(arena);
-  free(raw);
-  free(blob);
   return 0;
 }

@@ -1,15 +1,20 @@
 /* marsenc.h - the pymars rover encoder, C API for flight software.
  *
  * Memory: the caller allocates one arena of marsenc_arena_size() bytes and
- * passes it to marsenc_init(). The encoder never allocates after that, keeps
- * no global state, throws nothing and never aborts: every call returns a
- * MARSENC_* status. The weight blob (*.pmw) is parsed and converted into the
- * arena; the caller may free the blob afterwards.
+ * passes it to marsenc_init(). The arena size depends only on the weight blob
+ * and the tile size: not on the image size, channels, bit depth or quality, so
+ * one arena encodes images of any size up to 65535 x 65535 (tiles are coded one
+ * at a time, and the tile-row streaming calls below never need the whole image
+ * in memory either). The encoder never allocates after that, keeps no global
+ * state, throws nothing and never aborts: every call returns a MARSENC_* status.
+ * The weight blob (*.pmw) is parsed and converted into the arena; the caller
+ * may free the blob afterwards. Encoders in separate arenas are independent
+ * (one per thread is fine); one encoder must not be used by two threads at once.
  *
  * Output: a complete pymars file (docs/bitstream.md), byte-identical on every
  * supported CPU for the same image, quality, tile size and blob.
  *
- * Example:
+ * Whole image in memory:
  *     size_t n = marsenc_arena_size(blob, blob_len, 256);
  *     void* arena = malloc(n);
  *     marsenc_encoder* enc;
@@ -17,6 +22,18 @@
  *     marsenc_image img = {pixels, NULL, 1600, 1152, 3, 8, 0};
  *     size_t cap = marsenc_max_output_size(enc, 1600, 1152), len;
  *     int st = marsenc_encode(enc, &img, 75, out, cap, &len);
+ *
+ * Tile-row streaming (the image arrives, or is read from a detector, 256 rows
+ * at a time; the output goes to storage row of tiles by row of tiles; the
+ * concatenated outputs are byte-identical to marsenc_encode's):
+ *     marsenc_geometry g = {1600, 1152, 3, 8};
+ *     st = marsenc_begin(enc, &g, 75, out, cap, &len);           // file header
+ *     for (uint32_t rows; (rows = marsenc_next_tile_row_height(enc)) > 0;) {
+ *       read_rows(strip, rows);                                     // rows x 1600 x 3 samples
+ *       st = marsenc_encode_tile_row(enc, strip, 0, out, row_cap, &len);  // that row's tile records
+ *       store(out, len);
+ *     }
+ *     st = marsenc_end(enc);
  */
 #ifndef MARSENC_H
 #define MARSENC_H
@@ -36,7 +53,8 @@ enum {
   MARSENC_ERR_IMAGE = 4,         /* bad image size, channels, bit depth or stride */
   MARSENC_ERR_QUALITY = 5,       /* quality outside 1..100 */
   MARSENC_ERR_OUTPUT_FULL = 6,   /* output capacity too small (see marsenc_max_output_size) */
-  MARSENC_ERR_INTERNAL = 7
+  MARSENC_ERR_INTERNAL = 7,
+  MARSENC_ERR_SEQUENCE = 8       /* streaming calls out of order (begin, tile rows, end) */
 };
 
 typedef struct marsenc_encoder marsenc_encoder;
@@ -52,7 +70,9 @@ typedef struct marsenc_image {
 } marsenc_image;
 
 /* Bytes of arena needed for this blob and tile size (a multiple of 16,
- * 16..4096); 0 if the blob is invalid. */
+ * 16..4096); 0 if the blob is invalid. Independent of the image size, channels,
+ * bit depth and quality: it holds the converted weights and tables and the
+ * workspace of ONE tile, never the image or the output. */
 size_t marsenc_arena_size(const uint8_t* blob, size_t blob_size, uint32_t tile_size);
 
 /* Parses the blob into the arena and prepares the tile workspace. */
@@ -62,9 +82,50 @@ int marsenc_init(void* arena, size_t arena_size, const uint8_t* blob, size_t blo
 /* Upper bound of the encoded file size for an image of this size. */
 size_t marsenc_max_output_size(const marsenc_encoder* encoder, uint32_t width, uint32_t height);
 
-/* Encodes the whole image into out[0, capacity); *written gets the file size. */
+/* Encodes the whole image into out[0, capacity); *written gets the file size.
+ * MARSENC_ERR_SEQUENCE while a tile-row stream is open. */
 int marsenc_encode(marsenc_encoder* encoder, const marsenc_image* image, int quality, uint8_t* out,
                    size_t capacity, size_t* written);
+
+/* ---- Tile-row streaming ------------------------------------------------
+ * begin writes the file header; each encode_tile_row call takes the next
+ * tile_size image rows (fewer for the last row of tiles: see
+ * marsenc_next_tile_row_height) and writes the records of that row's tiles;
+ * end checks that every row was given. Each call writes into out[0, capacity)
+ * from its start and sets *written to the bytes it wrote; concatenating the
+ * outputs of begin and of every row gives the bytes of marsenc_encode. If a
+ * call fails (e.g. MARSENC_ERR_OUTPUT_FULL) nothing is consumed: the same row
+ * may be given again with a larger buffer. */
+
+typedef struct marsenc_geometry {
+  uint32_t width;      /* 1..65535 */
+  uint32_t height;     /* 1..65535 */
+  uint32_t channels;   /* 1 or 3 */
+  uint32_t bit_depth;  /* 8 (uint8_t samples), 12 or 16 (uint16_t samples) */
+} marsenc_geometry;
+
+/* Starts a file: checks the geometry and quality, writes the file header
+ * (40 bytes). MARSENC_ERR_SEQUENCE if a stream is already open. */
+int marsenc_begin(marsenc_encoder* encoder, const marsenc_geometry* geometry, int quality, uint8_t* out,
+                  size_t capacity, size_t* written);
+
+/* Rows the next marsenc_encode_tile_row call takes: tile_size, fewer for the
+ * last row of tiles, 0 when every row was given or no stream is open. */
+uint32_t marsenc_next_tile_row_height(const marsenc_encoder* encoder);
+
+/* Upper bound of the bytes one row of tiles of an image this wide can take. */
+size_t marsenc_max_tile_row_size(const marsenc_encoder* encoder, uint32_t width);
+
+/* Encodes the next row of tiles. `rows` points at the first sample of the
+ * row's first image row (uint8_t for bit_depth 8, uint16_t otherwise;
+ * interleaved channels); row_stride is in samples, 0 means width * channels. */
+int marsenc_encode_tile_row(marsenc_encoder* encoder, const void* rows, size_t row_stride, uint8_t* out,
+                            size_t capacity, size_t* written);
+
+/* Closes the stream (always: the encoder is ready for a new begin afterwards).
+ * MARSENC_OK when every row of tiles was given, MARSENC_ERR_SEQUENCE if the
+ * file is incomplete or no stream was open. */
+int marsenc_end(marsenc_encoder* encoder);
 
 /* The 8-byte model id (first 8 bytes of the blob's SHA-256) written into files. */
 void marsenc_model_id(const marsenc_encoder* encoder, uint8_t model_id[8]);

@@ -5,7 +5,8 @@
 // Checks: the arena size query agrees with what init needs; a too-small arena
 // and a damaged blob are refused with their status; encoding is
 // deterministic; bad arguments give status codes (never an abort); the output
-// capacity is never exceeded; no heap allocation happens after init; and the
+// capacity is never exceeded; no heap allocation happens after init; the
+// tile-row streaming calls give the bytes of the whole-image call; and the
 // entropy decoder re-derives every symbol and table index of every tile.
 #include <cstdio>
 #include <cstdlib>
@@ -51,6 +52,168 @@ static std::vector<uint8_t> test_image(uint32_t w, uint32_t h, uint32_t c) {
       for (uint32_t k = 0; k < c; ++k)
         img[(size_t(y) * w + x) * c + k] = uint8_t((x * 3 + y * 2 + k * 40 + rng.below(24)) & 0xFF);
   return img;
+}
+
+// Encodes `im` through the tile-row streaming calls, one strip at a time,
+// each strip copied into its own buffer (as a detector read-out would hand
+// it over), and returns the concatenated output.
+static std::vector<uint8_t> encode_streamed(marsenc_encoder* enc, const marsenc_image& im, int quality,
+                                            size_t strip_stride) {
+  std::vector<uint8_t> file;
+  const size_t row_samples = size_t(im.width) * im.channels;
+  const size_t stride = im.row_stride ? im.row_stride : row_samples;
+  const size_t bytes_per_sample = im.bit_depth == 8 ? 1 : 2;
+  const size_t row_cap = marsenc_max_tile_row_size(enc, im.width);
+  std::vector<uint8_t> out(row_cap > 64 ? row_cap : 64);
+  std::vector<uint8_t> strip(size_t(256) * (strip_stride ? strip_stride : row_samples) * bytes_per_sample);
+  marsenc_geometry g = {im.width, im.height, im.channels, im.bit_depth};
+  size_t n = 0;
+  CHECK(marsenc_begin(enc, &g, quality, out.data(), out.size(), &n) == MARSENC_OK);
+  file.insert(file.end(), out.begin(), out.begin() + long(n));
+  uint32_t y = 0;
+  for (uint32_t rows; (rows = marsenc_next_tile_row_height(enc)) > 0; y += rows) {
+    const size_t dst_stride = strip_stride ? strip_stride : row_samples;
+    for (uint32_t r = 0; r < rows; ++r) {
+      const uint8_t* src = im.bit_depth == 8 ? static_cast<const uint8_t*>(im.pixels8) + (y + r) * stride
+                                             : reinterpret_cast<const uint8_t*>(im.pixels16 + (y + r) * stride);
+      std::memcpy(strip.data() + r * dst_stride * bytes_per_sample, src, row_samples * bytes_per_sample);
+    }
+    CHECK(marsenc_encode_tile_row(enc, strip.data(), strip_stride, out.data(), out.size(), &n) == MARSENC_OK);
+    file.insert(file.end(), out.begin(), out.begin() + long(n));
+  }
+  CHECK(y == im.height);
+  CHECK(marsenc_end(enc) == MARSENC_OK);
+  return file;
+}
+
+static std::vector<uint8_t> encode_whole(marsenc_encoder* enc, const marsenc_image& im, int quality) {
+  std::vector<uint8_t> out(marsenc_max_output_size(enc, im.width, im.height));
+  size_t n = 0;
+  CHECK(marsenc_encode(enc, &im, quality, out.data(), out.size(), &n) == MARSENC_OK);
+  out.resize(n);
+  return out;
+}
+
+// Tile-row streaming gives the bytes of marsenc_encode, without heap use, and
+// refuses calls out of order with a status.
+static void check_streaming(marsenc_encoder* enc, uint32_t tile) {
+  const uint32_t w = 150, h = 100;  // 3 x 2 tiles of 64, partial at the right and bottom
+  std::vector<uint8_t> rgb = test_image(w, h, 3);
+  marsenc_image im = {rgb.data(), nullptr, w, h, 3, 8, 0};
+  const std::vector<uint8_t> whole = encode_whole(enc, im, 60);
+  size_t n = 0;
+  std::vector<uint8_t> out(marsenc_max_tile_row_size(enc, w) + 64);
+  marsenc_geometry g = {w, h, 3, 8};
+  const long mid = g_allocations;
+  CHECK(marsenc_begin(enc, &g, 60, out.data(), out.size(), &n) == MARSENC_OK);
+  CHECK(n == 40 && std::memcmp(out.data(), whole.data(), 40) == 0);
+  size_t at = n;
+  for (uint32_t y = 0; y < h; y += tile) {
+    CHECK(marsenc_encode_tile_row(enc, rgb.data() + size_t(y) * w * 3, 0, out.data(), out.size(), &n) == MARSENC_OK);
+    CHECK(at + n <= whole.size() && std::memcmp(out.data(), whole.data() + at, n) == 0);
+    at += n;
+  }
+  CHECK(marsenc_end(enc) == MARSENC_OK);
+  CHECK(g_allocations == mid);  // no heap while streaming
+  CHECK(at == whole.size());
+
+  // Copied strips, a padded strip stride, a padded source stride.
+  CHECK(encode_streamed(enc, im, 60, 0) == whole);
+  CHECK(encode_streamed(enc, im, 60, w * 3 + 7) == whole);
+  std::vector<uint8_t> padded(size_t(w * 3 + 5) * h);
+  for (uint32_t y = 0; y < h; ++y) std::memcpy(padded.data() + size_t(y) * (w * 3 + 5), rgb.data() + size_t(y) * w * 3, w * 3);
+  marsenc_image impad = {padded.data(), nullptr, w, h, 3, 8, w * 3 + 5};
+  CHECK(encode_whole(enc, impad, 60) == whole);
+  CHECK(encode_streamed(enc, impad, 60, 0) == whole);
+
+  // 16-bit gray and 12-bit RGB, and an image of exactly one row of tiles.
+  std::vector<uint16_t> g16(size_t(w) * h), c12(size_t(w) * h * 3);
+  for (size_t i = 0; i < g16.size(); ++i) g16[i] = uint16_t(rgb[3 * i] * 257 + (i % 7));
+  for (size_t i = 0; i < c12.size(); ++i) c12[i] = uint16_t((rgb[i] * 16 + (i % 13)) & 0xFFF);
+  marsenc_image im16 = {nullptr, g16.data(), w, h, 1, 16, 0};
+  CHECK(encode_streamed(enc, im16, 45, 0) == encode_whole(enc, im16, 45));
+  marsenc_image im12 = {nullptr, c12.data(), w, h, 3, 12, 0};
+  CHECK(encode_streamed(enc, im12, 90, 0) == encode_whole(enc, im12, 90));
+  marsenc_image one_row = {rgb.data(), nullptr, w, tile, 3, 8, 0};
+  CHECK(encode_streamed(enc, one_row, 10, 0) == encode_whole(enc, one_row, 10));
+
+  // Out of order: a row before begin, a second begin, encode while streaming,
+  // end before the last row, a row after the last one.
+  CHECK(marsenc_next_tile_row_height(enc) == 0);
+  CHECK(marsenc_encode_tile_row(enc, rgb.data(), 0, out.data(), out.size(), &n) == MARSENC_ERR_SEQUENCE);
+  CHECK(marsenc_end(enc) == MARSENC_ERR_SEQUENCE);
+  CHECK(marsenc_begin(enc, &g, 60, out.data(), out.size(), &n) == MARSENC_OK);
+  CHECK(marsenc_begin(enc, &g, 60, out.data(), out.size(), &n) == MARSENC_ERR_SEQUENCE);
+  std::vector<uint8_t> big(whole.size() + 64);
+  CHECK(marsenc_encode(enc, &im, 60, big.data(), big.size(), &n) == MARSENC_ERR_SEQUENCE);
+  CHECK(marsenc_next_tile_row_height(enc) == tile);
+  CHECK(marsenc_encode_tile_row(enc, rgb.data(), 0, out.data(), out.size(), &n) == MARSENC_OK);
+  CHECK(marsenc_next_tile_row_height(enc) == h - tile);
+  CHECK(marsenc_end(enc) == MARSENC_ERR_SEQUENCE);  // incomplete, but closed
+  CHECK(marsenc_next_tile_row_height(enc) == 0);
+  CHECK(marsenc_encode(enc, &im, 60, big.data(), big.size(), &n) == MARSENC_OK);
+
+  // A full output buffer consumes nothing: the same row goes again.
+  CHECK(marsenc_begin(enc, &g, 60, out.data(), out.size(), &n) == MARSENC_OK);
+  CHECK(marsenc_encode_tile_row(enc, rgb.data(), 0, out.data(), 30, &n) == MARSENC_ERR_OUTPUT_FULL);
+  CHECK(n == 0 && marsenc_next_tile_row_height(enc) == tile);
+  CHECK(marsenc_encode_tile_row(enc, rgb.data(), 0, out.data(), out.size(), &n) == MARSENC_OK);
+  CHECK(std::memcmp(out.data(), whole.data() + 40, n) == 0);
+  CHECK(marsenc_encode_tile_row(enc, rgb.data() + size_t(tile) * w * 3, 0, out.data(), out.size(), &n) == MARSENC_OK);
+  CHECK(marsenc_next_tile_row_height(enc) == 0);
+  CHECK(marsenc_encode_tile_row(enc, rgb.data(), 0, out.data(), out.size(), &n) == MARSENC_ERR_SEQUENCE);
+  CHECK(marsenc_end(enc) == MARSENC_OK);
+
+  // Bad geometry, quality and arguments are refused by begin.
+  marsenc_geometry bad = g;
+  bad.channels = 2;
+  CHECK(marsenc_begin(enc, &bad, 60, out.data(), out.size(), &n) == MARSENC_ERR_IMAGE);
+  bad = g;
+  bad.bit_depth = 10;
+  CHECK(marsenc_begin(enc, &bad, 60, out.data(), out.size(), &n) == MARSENC_ERR_IMAGE);
+  bad = g;
+  bad.height = 70000;
+  CHECK(marsenc_begin(enc, &bad, 60, out.data(), out.size(), &n) == MARSENC_ERR_IMAGE);
+  CHECK(marsenc_begin(enc, &g, 0, out.data(), out.size(), &n) == MARSENC_ERR_QUALITY);
+  CHECK(marsenc_begin(enc, &g, 60, out.data(), 39, &n) == MARSENC_ERR_OUTPUT_FULL);
+  CHECK(marsenc_begin(enc, nullptr, 60, out.data(), out.size(), &n) == MARSENC_ERR_ARGUMENT);
+  CHECK(marsenc_next_tile_row_height(enc) == 0);  // none of these opened a stream
+  CHECK(marsenc_begin(enc, &g, 60, out.data(), out.size(), &n) == MARSENC_OK);
+  CHECK(marsenc_encode_tile_row(enc, rgb.data(), 5, out.data(), out.size(), &n) == MARSENC_ERR_IMAGE);  // stride < width*3
+  CHECK(marsenc_encode_tile_row(enc, nullptr, 0, out.data(), out.size(), &n) == MARSENC_ERR_ARGUMENT);
+  CHECK(marsenc_end(enc) == MARSENC_ERR_SEQUENCE);
+}
+
+// The arena does not depend on the image: one arena encodes a 4096 x 4096
+// image's worth of tiles as well as a 64 x 64 one (sizes are checked, and a
+// tall strip image is streamed through the same arena).
+static void check_arena_is_image_independent(const std::vector<uint8_t>& blob, uint32_t tile) {
+  const size_t a = marsenc_arena_size(blob.data(), blob.size(), tile);
+  CHECK(a > 0);
+  CHECK(marsenc_arena_size(blob.data(), blob.size(), tile) == a);  // a pure function of (blob, tile)
+  CHECK(marsenc_arena_size(blob.data(), blob.size(), 2 * tile) > a);
+  std::vector<uint8_t> arena(a);
+  marsenc_encoder* enc = nullptr;
+  CHECK(marsenc_init(arena.data(), arena.size(), blob.data(), blob.size(), tile, &enc) == MARSENC_OK);
+  if (!enc) return;
+  // A 64 x 1200 gray image is streamed with one strip buffer of 64 rows.
+  const uint32_t w = 64, h = 1200;
+  std::vector<uint8_t> strip(size_t(w) * tile);
+  std::vector<uint8_t> out(marsenc_max_tile_row_size(enc, w));
+  marsenc_geometry g = {w, h, 1, 8};
+  size_t n = 0, total = 0;
+  CHECK(marsenc_begin(enc, &g, 50, out.data(), out.size(), &n) == MARSENC_OK);
+  total += n;
+  pymars_test::TestRng rng(3);
+  uint32_t rows_done = 0;
+  for (uint32_t rows; (rows = marsenc_next_tile_row_height(enc)) > 0; rows_done += rows) {
+    for (auto& v : strip) v = uint8_t(rng.below(256));
+    CHECK(marsenc_encode_tile_row(enc, strip.data(), 0, out.data(), out.size(), &n) == MARSENC_OK);
+    total += n;
+  }
+  CHECK(rows_done == h);
+  CHECK(marsenc_end(enc) == MARSENC_OK);
+  CHECK(total <= marsenc_max_output_size(enc, w, h));
 }
 
 int main(int argc, char** argv) {
@@ -117,6 +280,9 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < img16.size(); ++i) img16[i] = uint16_t(img[3 * i] * 257);
   marsenc_image im16 = {nullptr, img16.data(), w, h, 1, 16, 0};
   CHECK(marsenc_encode(enc, &im16, 50, out2.data(), cap, &n) == MARSENC_OK);
+
+  check_streaming(enc, tile);
+  check_arena_is_image_independent(blob, tile);
 
   // The decoder re-derives every table index and symbol of every tile.
   {

@@ -1,0 +1,174 @@
+// fuzz_decode.cpp - libFuzzer target: the ground entropy decoder on arbitrary bytes.
+//
+// The model is loaded once, from $PYMARS_FUZZ_BLOB or, by default, the fuzzing
+// fixture csrc/fuzz/tiny.pmw (a random-weight micro codec, see make_corpus.py;
+// path compiled in by scripts/fuzz.sh). Byte 0 of the input picks a mode:
+//
+//  * even: whole file (the rest of the input). The model id and the header CRC
+//    are patched to match the model, so mutations get past open_stream() to
+//    the scanner and to decode_tile_span() for every present tile — the path
+//    pymars.decode() takes.
+//  * odd: one tile payload. Bytes 1..3 are the tile height - 1, width - 1 and
+//    quality - 1 (mod 100); the rest goes straight to decode_tile(), so the rANS
+//    decoder and the integer h_s see mutated payloads that the record CRCs
+//    would otherwise stop.
+//
+// Properties checked besides "no crash, no sanitizer report": decoded latents
+// are finite; and a payload that decodes successfully is canonical: encoding
+// its decoded values again gives the very same bytes (docs/bitstream.md §4.1).
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/container.h"
+#include "core/crc32.h"
+#include "core/decoder.h"
+#include "core/model.h"
+#include "core/rans.h"
+#include "core/tile_codec.h"
+
+using namespace pymars;
+
+#ifndef PYMARS_FUZZ_BLOB_DEFAULT
+#define PYMARS_FUZZ_BLOB_DEFAULT "csrc/fuzz/tiny.pmw"
+#endif
+
+#define FUZZ_CHECK(cond) \
+  do {                   \
+    if (!(cond)) __builtin_trap(); \
+  } while (0)
+
+namespace {
+
+constexpr uint32_t kMaxTile = 256;          // decoder workspace; larger tile sizes are refused (TileTooLarge)
+constexpr uint32_t kMaxFuzzTiles = 1u << 12;  // harness limit on tiles per file (memory, speed)
+
+struct Fixture {
+  std::vector<uint8_t> blob, model_memory, ws_memory;
+  Model model;
+  DecoderWorkspace ws;
+  std::vector<float> y_hat;
+  std::vector<uint8_t> reencoded;
+};
+
+Fixture* load_fixture() {
+  const char* path = std::getenv("PYMARS_FUZZ_BLOB");
+  if (!path) path = PYMARS_FUZZ_BLOB_DEFAULT;
+  FILE* f = std::fopen(path, "rb");
+  if (!f) {
+    std::fprintf(stderr, "fuzz_decode: cannot open the model blob %s (set PYMARS_FUZZ_BLOB)\n", path);
+    std::abort();
+  }
+  Fixture* fx = new Fixture;
+  uint8_t buf[65536];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) fx->blob.insert(fx->blob.end(), buf, buf + n);
+  std::fclose(f);
+  Arena counting;
+  if (load_model(fx->blob.data(), fx->blob.size(), counting, &fx->model) != BlobStatus::Ok) {
+    std::fprintf(stderr, "fuzz_decode: invalid model blob %s\n", path);
+    std::abort();
+  }
+  fx->model_memory.resize(counting.used());
+  Arena a(fx->model_memory.data(), fx->model_memory.size());
+  FUZZ_CHECK(load_model(fx->blob.data(), fx->blob.size(), a, &fx->model) == BlobStatus::Ok);
+  Arena wcount;
+  make_decoder_workspace(fx->model, kMaxTile, wcount, &fx->ws);
+  fx->ws_memory.resize(wcount.used());
+  Arena wa(fx->ws_memory.data(), fx->ws_memory.size());
+  FUZZ_CHECK(make_decoder_workspace(fx->model, kMaxTile, wa, &fx->ws));
+  const TileDims d = tile_dims(kMaxTile, kMaxTile);
+  const size_t values = size_t(fx->model.latent) * d.hy * d.wy + size_t(fx->model.hyper) * d.hz * d.wz;
+  fx->y_hat.resize(size_t(fx->model.latent) * d.hy * d.wy);
+  fx->reencoded.resize(rans_max_stream_bytes(values));
+  return fx;
+}
+
+Fixture& fixture() {
+  static Fixture* fx = load_fixture();  // harness state, loaded once per process
+  return *fx;
+}
+
+void check_latents(const Model& m, const TileDims& d, const std::vector<float>& y_hat) {
+  const size_t ny = size_t(m.latent) * d.hy * d.wy;
+  for (size_t i = 0; i < ny; ++i) FUZZ_CHECK(std::isfinite(y_hat[i]));
+}
+
+// A payload that decoded is the encoder's output for the decoded values.
+void check_canonical(Fixture& fx, const TileDims& d, const uint8_t* payload, size_t len) {
+  const Model& m = fx.model;
+  RansEncoder enc(fx.reencoded.data(), fx.reencoded.data() + fx.reencoded.size());
+  const size_t ny = size_t(m.latent) * d.hy * d.wy;
+  for (size_t i = ny; i-- > 0;) enc.put_value(m.y_tables[fx.ws.index[i]], fx.ws.symbols[i]);
+  const size_t zplane = size_t(d.hz) * d.wz;
+  for (size_t i = size_t(m.hyper) * zplane; i-- > 0;) enc.put_value(m.z_tables[i / zplane], fx.ws.z_hat[i]);
+  const uint8_t* out;
+  size_t out_len;
+  FUZZ_CHECK(enc.finish(&out, &out_len));
+  FUZZ_CHECK(out_len == len && std::memcmp(out, payload, len) == 0);
+}
+
+void fuzz_payload(Fixture& fx, const uint8_t* data, size_t size) {
+  if (size < 3) return;
+  const uint32_t h = 1u + data[0], w = 1u + data[1], quality = 1u + data[2] % 100u;
+  const TileDims d = tile_dims(h, w);
+  if (decode_tile(fx.model, fx.ws, d, quality, data + 3, size - 3, fx.y_hat.data())) {
+    check_latents(fx.model, d, fx.y_hat);
+    check_canonical(fx, d, data + 3, size - 3);
+  }
+}
+
+void fuzz_file(Fixture& fx, const uint8_t* data, size_t size) {
+  std::vector<uint8_t> file(data, data + size);
+  // Make mutated headers acceptable to this model, so decoding is reached.
+  if (size >= kFileHeaderBytes && std::memcmp(file.data(), "PMRS", 4) == 0) {
+    std::memcpy(file.data() + 8, fx.model.sha256, 8);
+    const size_t hl = file[5];
+    if ((hl == kFileHeaderBytes || hl == kFileHeaderBytesWithLibrary) && size >= hl) {
+      const uint32_t c = crc32(file.data(), hl - 4);
+      for (int i = 0; i < 4; ++i) file[hl - 4 + size_t(i)] = uint8_t(c >> (8 * i));
+    }
+  }
+  static const uint8_t kLibrary[8] = {'L', 'I', 'B', 'H', 'A', 'S', 'H', '!'};  // the corpus' library hash
+  const bool with_library = size > 7 && (file[6] & 1) != 0;
+  FileHeader h;
+  ParseStatus ps;
+  const OpenStatus os =
+      open_stream(fx.model, file.data(), file.size(), with_library ? kLibrary : nullptr, kMaxTile, &h, &ps);
+  FUZZ_CHECK(open_status_message(os) != nullptr);
+  if (os != OpenStatus::Ok || h.tile_count > kMaxFuzzTiles) return;
+  const uint8_t* records = file.data() + h.header_length;
+  std::vector<TileSpan> spans(h.tile_count);
+  scan_tile_records(records, file.size() - h.header_length, h.tile_count, spans.data());
+  for (uint32_t i = 0; i < h.tile_count; ++i) {
+    TileDims d;
+    if (spans[i].state != TileState::kPresent) {
+      FUZZ_CHECK(!decode_tile_span(fx.model, fx.ws, h, records, spans[i], i, fx.y_hat.data(), &d));
+      continue;
+    }
+    if (decode_tile_span(fx.model, fx.ws, h, records, spans[i], i, fx.y_hat.data(), &d)) {
+      check_latents(fx.model, d, fx.y_hat);
+      check_canonical(fx, d, records + spans[i].payload_offset, spans[i].payload_length);
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  fixture();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  Fixture& fx = fixture();
+  if (data[0] & 1)
+    fuzz_payload(fx, data + 1, size - 1);
+  else
+    fuzz_file(fx, data + 1, size - 1);
+  return 0;
+}

@@ -1,0 +1,101 @@
+"""Regenerate the fuzzing model blob and seed corpus (csrc/fuzz/tiny.pmw, csrc/fuzz/corpus/).
+
+The fuzz targets need a real model to reach the entropy decoder, and a model
+that is small enough for thousands of decodes per second: ``tiny.pmw`` is a
+randomly initialised (untrained) micro codec (latent 8, hyper 4) exported
+exactly as a trained one is (pymars.export.blob). It is a test fixture, not a
+codec: its pictures are noise, but its blob, tables and integer h_s are real.
+
+Seeds (each a few hundred bytes):
+* ``corpus/container/``: valid files of that model (gray, RGB, 12-bit, 1x1,
+  with a library hash, several tile sizes) and truncated / bit-flipped copies;
+* ``corpus/decode/``: the same files prefixed by byte 0 (fuzz_decode whole-file
+  mode) and single tile payloads prefixed by byte 1, height, width, quality
+  (one-payload mode, see fuzz_decode.cpp).
+
+Run from the repository root, with pymars._core built:
+    python csrc/fuzz/make_corpus.py
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+
+def tiny_blob() -> bytes:
+    import torch
+
+    from pymars.export.blob import model_blob
+    from pymars.models.codec import BaseCodec, BaseConfig
+
+    torch.manual_seed(0)
+    cfg = BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8))
+    return model_blob(BaseCodec(cfg).eval(), {"purpose": "fuzzing fixture: random weights, not a codec"})
+
+
+def scene(h: int, w: int, c: int, seed: int) -> np.ndarray:
+    from pymars.data.synthetic import mars_like_scene
+
+    return mars_like_scene(h, w, seed=seed, channels=c)
+
+
+def main() -> int:
+    from pymars import _core
+
+    blob_path = HERE / "tiny.pmw"
+    if "--keep-blob" in sys.argv and blob_path.exists():
+        blob = blob_path.read_bytes()
+    else:
+        blob = tiny_blob()
+        blob_path.write_bytes(blob)
+    model = _core.Model(blob)
+    files = {
+        "gray40x56_t16_q50": _core.encode(model, scene(40, 56, 1, 1), 50, 16),
+        "rgb48x32_t32_q90": _core.encode(model, scene(48, 32, 3, 2), 90, 32),
+        "rgb33x17_t16_q5": _core.encode(model, scene(33, 17, 3, 3), 5, 16),
+        "gray1x1_t16_q100": _core.encode(model, scene(8, 8, 1, 4)[:1, :1], 100, 16),
+        "gray12bit_20x24_t16_q70": _core.encode(model, scene(20, 24, 1, 5).astype(np.uint16) * 16 + 3, 70, 16, 12),
+        "rgb16bit_16x16_t16_q30": _core.encode(model, scene(16, 16, 3, 6).astype(np.uint16) * 257, 30, 16, 16),
+        "gray_lib_32x32_t16_q60": _core.encode(model, scene(32, 32, 1, 7), 60, 16, library_hash=b"LIBHASH!"),
+    }
+    rng = np.random.default_rng(1)
+    variants = {}
+    for name, data in list(files.items())[:3]:
+        variants[name + "_cut_header"] = data[:30]
+        variants[name + "_cut_mid"] = data[: len(data) // 2]
+        variants[name + "_cut_last"] = data[:-1]
+        flipped = bytearray(data)
+        for pos in rng.integers(40, len(data), size=3):
+            flipped[pos] ^= 1 << int(rng.integers(0, 8))
+        variants[name + "_flips"] = bytes(flipped)
+        variants[name + "_dup_tail"] = data + data[40:]
+    container = HERE / "corpus" / "container"
+    decode = HERE / "corpus" / "decode"
+    for d in (container, decode):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    for name, data in {**files, **variants}.items():
+        (container / name).write_bytes(data)
+        (decode / ("file_" + name)).write_bytes(b"\x00" + data)
+    # One-payload mode: byte 1, then tile height, width, quality, then the payload.
+    for name, data in files.items():
+        h = _core.read_header(data)
+        spans = _core.scan_tile_records(data, h["header_length"], h["tile_count"])
+        off, length = spans[0]
+        th, tw = min(h["height"], h["tile_size"]), min(h["width"], h["tile_size"])
+        head = bytes([1, th - 1, tw - 1, h["quality"] - 1])
+        (decode / ("payload_" + name)).write_bytes(head + data[off : off + length])
+    total = sum(p.stat().st_size for p in (HERE / "corpus").rglob("*") if p.is_file())
+    print(f"tiny.pmw: {len(blob)} bytes, model id {hashlib.sha256(blob).hexdigest()[:16]}; corpus {total} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
