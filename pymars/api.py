@@ -25,6 +25,9 @@ from .bundle import ModelBundle, open_bundle
 from .errors import BitstreamError, InputImageError, ModelMismatchError
 
 MAX_SIDE = 65535
+#: Decoding refuses larger images unless asked: a 40-byte header with a valid CRC
+#: can claim 65535 x 65535 pixels, and the output canvas would need 12 GiB.
+DEFAULT_MAX_PIXELS = 1 << 28
 
 
 class DamagedTilesWarning(UserWarning):
@@ -151,7 +154,12 @@ def info(data: bytes) -> dict:
 
 
 def decode_with_report(
-    data: bytes, *, backend: str = "onnx", threads: int = 1, model: str | ModelBundle | None = None
+    data: bytes,
+    *,
+    backend: str = "onnx",
+    threads: int = 1,
+    model: str | ModelBundle | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[np.ndarray, DecodeReport]:
     """Decode a pymars file; also return which tiles were damaged or missing.
 
@@ -168,6 +176,11 @@ def decode_with_report(
     from . import _core
 
     header = info(data)
+    if header["width"] * header["height"] > max_pixels:
+        raise BitstreamError(
+            f"the file claims a {header['width']}x{header['height']} image, above max_pixels={max_pixels}; "
+            "pass a larger max_pixels to decode it"
+        )
     bundle = open_bundle(model)
     if header["model_id"] != bundle.model_id:
         raise ModelMismatchError(
@@ -207,7 +220,14 @@ def decode_with_report(
     return out, report
 
 
-def decode(data: bytes, *, backend: str = "onnx", threads: int = 1, model: str | ModelBundle | None = None) -> np.ndarray:
+def decode(
+    data: bytes,
+    *,
+    backend: str = "onnx",
+    threads: int = 1,
+    model: str | ModelBundle | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
     """Decode a pymars file to an (H, W) or (H, W, 3) array (uint8; uint16 for 12/16-bit sources).
 
     Example:
@@ -217,7 +237,7 @@ def decode(data: bytes, *, backend: str = "onnx", threads: int = 1, model: str |
         >>> default_bundle().available is False or decode(encode(img, 90)).shape == (32, 48)
         True
     """
-    return decode_with_report(data, backend=backend, threads=threads, model=model)[0]
+    return decode_with_report(data, backend=backend, threads=threads, model=model, max_pixels=max_pixels)[0]
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

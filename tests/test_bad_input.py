@@ -128,3 +128,11 @@ def test_random_corruption_never_crashes(tiny_bundle, scene_rgb):
             assert out.shape == scene_rgb.shape
         except (BitstreamError, ModelMismatchError):
             pass  # a damaged header is refused as a whole
+
+
+def test_header_claiming_a_huge_image_is_refused_before_allocating(tiny_bundle):
+    from pymars import _core
+
+    header = _core.write_file_header(65535, 65535, model_id=tiny_bundle.model_id)
+    with pytest.raises(BitstreamError, match="max_pixels"):
+        pymars.decode(header, model=tiny_bundle)
