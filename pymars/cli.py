@@ -1,4 +1,4 @@
-"""The ``pymars`` command line: encode, decode, info, demo, train, export.
+"""The ``pymars`` command line: encode, decode, info, demo, train, export, bench.
 
 Every command writes its output atomically (a ``.part`` file renamed at the
 end), so a failure never leaves a half-written file behind, and reports bad
@@ -174,6 +174,38 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _find_checkout() -> Path:
+    """The source checkout whose ``bench/`` holds the benchmark scripts (not part of the installed package).
+
+    Walks up from the current directory, then from pymars' own location.
+    """
+    import pymars
+
+    starts = [Path.cwd().resolve(), Path(pymars.__file__).resolve().parent]
+    for start in starts:
+        for folder in (start, *start.parents):
+            if (folder / "bench" / "report.py").is_file() and (folder / "pymars").is_dir():
+                return folder
+    raise FileNotFoundError(
+        "pymars bench needs a source checkout of pymars (its bench/ folder is not installed with the package): "
+        "run it inside a clone of the repository"
+    )
+
+
+def cmd_bench(args) -> int:
+    import importlib.util
+
+    checkout = _find_checkout()
+    spec = importlib.util.spec_from_file_location("pymars_bench_report", checkout / "bench" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = report  # dataclasses look their module up in sys.modules
+    spec.loader.exec_module(report)
+    argv = ["--quick"] * args.quick + ["--skip-classic"] * args.skip_classic
+    argv += ["--report", args.report] if args.report else []
+    argv += ["--model", args.model] if args.model else []
+    return report.main(argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pymars", description="Learned image codec for Mars missions")
     sub = p.add_subparsers(dest="command", required=True)
@@ -230,6 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("checkpoint")
     x.add_argument("-o", "--output", required=True)
     x.set_defaults(func=cmd_export)
+
+    b = sub.add_parser("bench", help="run the benchmarks (RD, complexity, latency, memory) and write a report "
+                                     "(needs a source checkout and ../shared)")
+    b.add_argument("--quick", action="store_true", help="quick subsets of every step (< 5 min on 2 free cores)")
+    b.add_argument("--report", help="report folder (default bench/results/report[_quick])")
+    b.add_argument("--skip-classic", action="store_true",
+                   help="do not run the classic codecs' RD (reuse bench/results if it matches); time only JPEG")
+    b.add_argument("--model", help="model bundle name or folder (default: the shipped one)")
+    b.set_defaults(func=cmd_bench)
     return p
 
 
