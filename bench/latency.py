@@ -111,7 +111,7 @@ def _import_pymars() -> None:
 _import_pymars()
 sys.path.insert(0, str(BENCH))
 
-from pymars.data.protocol import GROUPS, TILE, Tile, black_mask, dev_tiles, group_files, load_8bit  # noqa: E402
+from pymars.data.protocol import GROUPS, TILE, Tile, column_rule_windows, dev_tiles, group_files, load_8bit  # noqa: E402
 from pymars.evaluation.classic import CLASSIC_CODECS, DEFAULT_CODECS, Codec, library_versions  # noqa: E402
 
 CROP_HEIGHT, CROP_WIDTH = 448, 1024
@@ -147,23 +147,7 @@ def speed_windows(img: np.ndarray, height: int = CROP_HEIGHT, width: int = CROP_
         >>> speed_windows(np.full((500, 2100), 7, np.uint8))
         [(0, 0), (0, 1024)]
     """
-    black = black_mask(img).astype(np.int64)
-    h, w = black.shape
-    # Integral image: the black count of any window in O(1).
-    ii = np.zeros((h + 1, w + 1), np.int64)
-    ii[1:, 1:] = black.cumsum(0).cumsum(1)
-    limit = 0.01 * height * width
-    kept = []
-    for x in range(0, w - width + 1, width):
-        y = 0
-        while y + height <= h:
-            n = ii[y + height, x + width] - ii[y, x + width] - ii[y + height, x] + ii[y, x]
-            if n < limit:
-                kept.append((y, x))
-                y += height
-            else:
-                y += 16
-    return sorted(kept)
+    return list(column_rule_windows(img, height, width))
 
 
 def speed_crops(n: int = N_CROPS, root: Path | None = None) -> list[Tile]:

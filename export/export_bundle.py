@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--output", required=True)
     ap.add_argument("--rd", type=Path, help="bench/results/pymars_rd.json for the card")
     ap.add_argument("--complexity", type=Path, help="bench/results/complexity.json for the card")
+    ap.add_argument("--history", help="a sentence on how this particular run went (restarts, changes), for the card")
     ap.add_argument("--card-only", action="store_true", help="only rewrite MODEL_CARD.md")
     ap.add_argument("--hardware", default=f"{platform.processor() or platform.machine()}, 2 CPU cores, no GPU")
     args = ap.parse_args(argv)
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
         "batch": tc.get("batch"),
         "crop": tc.get("crop"),
         "lr": tc.get("lr"),
+        "lr_final": tc.get("lr_final"),
+        "decay_from": tc.get("decay_from"),
         "data": "../shared/data/mars development set, evaluation tiles held out (pymars/train/dataset.py)",
         "hardware": args.hardware,
         "torch": torch.__version__,
@@ -91,11 +94,15 @@ def main(argv=None) -> int:
         f"- **Training data:** {prov['data']}: crops of {prov['crop']}x{prov['crop']} from the 74 MarsScapes panoramas "
         "(native and 2x box-downsampled, evaluation windows +64 px excluded) and the 91 MarsData images that give no "
         "evaluation tile (2x downsampled), MarsData drawn 20 % of the time.",
-        f"- **Training:** {prov['steps']} steps, batch {prov['batch']}, Adam lr {prov['lr']} (constant, cosine at the end), "
+        f"- **Training:** {prov['steps']} steps, batch {prov['batch']}, Adam lr {prov['lr']} constant up to step "
+        f"{round(prov['decay_from'] * prov['steps'])}, then a cosine down to {prov['lr_final']}, "
         "EMA 0.999, random rate level per sample; loss lambda * 255^2 * MSE + bpp.",
         f"- **Hardware:** {prov['hardware']}; PyTorch {prov['torch']}.",
-        f"- **Reproduce:** `pymars train --out runs/base --steps {prov['steps']} --batch {prov['batch']} --crop {prov['crop']}` "
-        f"then `python export/export_bundle.py runs/base/checkpoint.pt -o pymars/weights/{out.name}`.",
+        f"- **Reproduce:** `pymars train --out runs/base --steps {prov['steps']} --batch {prov['batch']} --crop {prov['crop']} "
+        f"--lr {prov['lr']} --lr-final {prov['lr_final']} --decay-from {prov['decay_from']}` (resumable: the learning rate "
+        "is a function of the step, so stopping and resuming follows the same schedule) "
+        f"then `python export/export_bundle.py runs/base/checkpoint.pt -o pymars/weights/{out.name}`."
+        + (f" {args.history}" if args.history else ""),
         "- **Files:** " + ", ".join(f"`{k}` (sha256 {v[:12]}...)" for k, v in manifest["files"].items()),
         "",
         "## Rate-distortion on the development set (`mars-rd-1`, ../shared/EVALUATION.md)",

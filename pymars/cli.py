@@ -1,4 +1,4 @@
-"""The ``pymars`` command line: encode, decode, info, demo, train, export, bench.
+"""The ``pymars`` command line: encode, decode, info, demo, train, export, bench, refs.
 
 Every command writes its output atomically (a ``.part`` file renamed at the
 end), so a failure never leaves a half-written file behind, and reports bad
@@ -151,6 +151,8 @@ def cmd_train(args) -> int:
         batch=args.batch,
         crop=args.crop,
         lr=args.lr,
+        lr_final=args.lr_final,
+        decay_from=args.decay_from,
         device=args.device,
         threads=args.threads,
         seed=args.seed,
@@ -206,6 +208,29 @@ def cmd_bench(args) -> int:
     return report.main(argv)
 
 
+def cmd_refs_build(args) -> int:
+    from pymars.refs import build_library, ground_path
+
+    lib, report = build_library(args.folder, model=args.model, k=args.k, k_range=(args.k_min, args.k_max),
+                                max_per_image=args.max_per_image)
+    lib.save(args.output)
+    print(report.summary())
+    print(f"wrote {args.output} (rover part, {len(lib.rover_bytes())} bytes) and {ground_path(args.output)}; "
+          f"library hash {lib.library_hash.hex()}, model {lib.model_id.hex()}")
+    return 0
+
+
+def cmd_refs_info(args) -> int:
+    from pymars.refs import ReferenceLibrary
+
+    lib = ReferenceLibrary.load(args.library, ground=not args.rover_only)
+    info = {"references": len(lib), "library_hash": lib.library_hash.hex(), "sha256": lib.sha256.hex(),
+            "model_id": lib.model_id.hex(), "latent_channels": lib.latent_channels,
+            "rover_bytes": len(lib.rover_bytes()), "names": lib.names}
+    print(json.dumps(info, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pymars", description="Learned image codec for Mars missions")
     sub = p.add_subparsers(dest="command", required=True)
@@ -245,10 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train (or resume) the base codec on ../shared/data/mars")
     t.add_argument("--out", default="runs/base")
-    t.add_argument("--steps", type=int, default=40000)
+    # Defaults = the recipe of the shipped base-v1 weights (its MODEL_CARD.md).
+    t.add_argument("--steps", type=int, default=19000)
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop", type=int, default=128)
     t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--lr-final", type=float, default=2e-5)
+    t.add_argument("--decay-from", type=float, default=0.7,
+                   help="fraction of --steps after which the LR follows a cosine down to --lr-final")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--seed", type=int, default=0)
@@ -271,6 +300,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not run the classic codecs' RD (reuse bench/results if it matches); time only JPEG")
     b.add_argument("--model", help="model bundle name or folder (default: the shipped one)")
     b.set_defaults(func=cmd_bench)
+
+    r = sub.add_parser("refs", help="REMAC reference libraries (build, info)")
+    rsub = r.add_subparsers(dest="refs_command", required=True)
+    rb = rsub.add_parser("build", help="choose references among the images of a folder and write LIB.pmrl + LIB.pmrg")
+    rb.add_argument("folder")
+    rb.add_argument("-o", "--output", required=True, help="library file (LIB.pmrl; the ground part goes to LIB.pmrg)")
+    rb.add_argument("--k", type=int, help="number of references (default: best Calinski-Harabasz index)")
+    rb.add_argument("--k-min", type=int, default=8)
+    rb.add_argument("--k-max", type=int, default=64)
+    rb.add_argument("--max-per-image", type=int, default=8, help="candidate tiles per image")
+    rb.add_argument("--model", help="model bundle whose analysis makes the latents (default: the shipped one)")
+    rb.set_defaults(func=cmd_refs_build)
+    ri = rsub.add_parser("info", help="print a library's size, hash and model")
+    ri.add_argument("library")
+    ri.add_argument("--rover-only", action="store_true", help="read only the rover part")
+    ri.set_defaults(func=cmd_refs_info)
     return p
 
 

@@ -6,6 +6,7 @@
 #include "core/arena.h"
 #include "core/encoder.h"
 #include "core/model.h"
+#include "core/texture.h"
 #include "core/tile_codec.h"
 
 namespace pymars {
@@ -212,6 +213,31 @@ const char* marsenc_status_message(int status) {
     case MARSENC_ERR_SEQUENCE: return "streaming call out of order (marsenc_begin, one call per tile row, marsenc_end)";
   }
   return "unknown status";
+}
+
+size_t marsenc_lbp_histogram_size(uint32_t height, uint32_t width, uint32_t patch, int variant) {
+  if (variant < MARSENC_LBP_DEFAULT || variant > MARSENC_LBP_RIU2) return 0;
+  return pymars::lbp_histogram_size(height, width, patch, pymars::LbpVariant(variant));
+}
+
+int marsenc_lbp_histograms(const uint8_t* gray, uint32_t height, uint32_t width, size_t stride, int variant,
+                           uint32_t patch, uint32_t* histograms, size_t capacity) {
+  if (!gray || !histograms || variant < MARSENC_LBP_DEFAULT || variant > MARSENC_LBP_RIU2 || stride < width)
+    return MARSENC_ERR_ARGUMENT;
+  if (capacity < marsenc_lbp_histogram_size(height, width, patch, variant)) return MARSENC_ERR_OUTPUT_FULL;
+  return pymars::lbp_histograms(gray, height, width, stride, pymars::LbpVariant(variant), patch, histograms)
+             ? MARSENC_OK
+             : MARSENC_ERR_ARGUMENT;
+}
+
+int marsenc_nearest_histogram(const uint32_t* query, const uint32_t* dictionary, size_t count, size_t bins,
+                              int metric, size_t* index, uint32_t* divergence_q16) {
+  if (!query || !dictionary || !index || !divergence_q16 || count == 0 || bins == 0 ||
+      bins > pymars::kMaxDivergenceBins || (metric != MARSENC_DIV_KL && metric != MARSENC_DIV_JS))
+    return MARSENC_ERR_ARGUMENT;
+  return pymars::nearest_histogram(query, dictionary, count, bins, pymars::Divergence(metric), index, divergence_q16)
+             ? MARSENC_OK
+             : MARSENC_ERR_ARGUMENT;
 }
 
 }  // extern "C"

@@ -133,6 +133,47 @@ void marsenc_model_id(const marsenc_encoder* encoder, uint8_t model_id[8]);
 /* A static, human-readable message for a MARSENC_* status. */
 const char* marsenc_status_message(int status);
 
+/* ------------------------------------------------------------------------
+ * Texture matcher (docs/texture-matcher.md): LBP histograms and the nearest
+ * reference by a fixed-point divergence, the very code pymars.texture calls,
+ * so a rover selection equals the ground's on every CPU. These functions need
+ * no encoder or arena, allocate nothing and write only into the caller's
+ * buffers.
+ *
+ *   uint32_t hist[256];
+ *   marsenc_lbp_histograms(gray, h, w, w, MARSENC_LBP_DEFAULT, 0, hist, 256);
+ *   size_t best; uint32_t bits_q16;
+ *   marsenc_nearest_histogram(hist, dictionary, n_refs, 256, MARSENC_DIV_KL, &best, &bits_q16);
+ * ------------------------------------------------------------------------ */
+enum {
+  MARSENC_LBP_DEFAULT = 0, /* the 8-bit pattern, 256 bins */
+  MARSENC_LBP_UNIFORM = 1, /* 58 uniform patterns + 1 other, 59 bins */
+  MARSENC_LBP_RIU2 = 2     /* rotation-invariant uniform, 10 bins */
+};
+enum {
+  MARSENC_DIV_KL = 0, /* D_KL(reference || query) */
+  MARSENC_DIV_JS = 1  /* Jensen-Shannon divergence */
+};
+
+/* Counts marsenc_lbp_histograms writes: patches_y * patches_x * bins (bins for
+ * patch 0, the whole image); 0 for an invalid variant or an empty image. */
+size_t marsenc_lbp_histogram_size(uint32_t height, uint32_t width, uint32_t patch, int variant);
+
+/* uint32 LBP histograms (8 neighbours, radius 1, edge replication) of a gray
+ * image: one per non-overlapping patch x patch square in raster order (partial
+ * patches at the right and bottom kept), or one for the whole image when
+ * patch is 0. MARSENC_ERR_ARGUMENT for null pointers, stride < width or a bad
+ * variant; MARSENC_ERR_OUTPUT_FULL if capacity < marsenc_lbp_histogram_size. */
+int marsenc_lbp_histograms(const uint8_t* gray, uint32_t height, uint32_t width, size_t stride, int variant,
+                           uint32_t patch, uint32_t* histograms, size_t capacity);
+
+/* The dictionary row (count x bins, row-major) closest to the query:
+ * argmin_i D(dictionary_i || query) in Q16 bits (integer, identical on every
+ * CPU), ties to the lowest index. MARSENC_ERR_ARGUMENT for null pointers,
+ * count 0, bins outside 1..65536 or a bad metric. */
+int marsenc_nearest_histogram(const uint32_t* query, const uint32_t* dictionary, size_t count, size_t bins,
+                              int metric, size_t* index, uint32_t* divergence_q16);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/texture.h"
+#include "marsenc.h"
 #include "tests/check.h"
 
 using namespace pymars;
@@ -387,6 +388,44 @@ void golden_values_hold_on_every_cpu() {
 
 }  // namespace
 
+// The C API (marsenc.h) is a thin wrapper: same histograms, same nearest
+// reference, status codes instead of false.
+void c_api_matches_the_core_and_refuses_bad_arguments() {
+  pymars_test::TestRng rng(11);
+  const uint32_t h = 37, w = 53;
+  std::vector<uint8_t> gray(size_t(h) * w);
+  for (auto& v : gray) v = uint8_t(rng.below(256));
+  for (int variant = MARSENC_LBP_DEFAULT; variant <= MARSENC_LBP_RIU2; ++variant) {
+    for (uint32_t patch : {0u, 16u}) {
+      const size_t n = marsenc_lbp_histogram_size(h, w, patch, variant);
+      CHECK(n == pymars::lbp_histogram_size(h, w, patch, pymars::LbpVariant(variant)));
+      std::vector<uint32_t> a(n), b(n);
+      CHECK(marsenc_lbp_histograms(gray.data(), h, w, w, variant, patch, a.data(), n) == MARSENC_OK);
+      CHECK(pymars::lbp_histograms(gray.data(), h, w, w, pymars::LbpVariant(variant), patch, b.data()));
+      CHECK(a == b);
+      CHECK(marsenc_lbp_histograms(gray.data(), h, w, w, variant, patch, a.data(), n - 1) == MARSENC_ERR_OUTPUT_FULL);
+    }
+  }
+  uint32_t hist[256];
+  CHECK(marsenc_lbp_histogram_size(h, w, 0, 3) == 0);
+  CHECK(marsenc_lbp_histograms(gray.data(), h, w, w, 3, 0, hist, 256) == MARSENC_ERR_ARGUMENT);
+  CHECK(marsenc_lbp_histograms(nullptr, h, w, w, 0, 0, hist, 256) == MARSENC_ERR_ARGUMENT);
+  CHECK(marsenc_lbp_histograms(gray.data(), h, w, w - 1, 0, 0, hist, 256) == MARSENC_ERR_ARGUMENT);
+
+  const uint32_t dictionary[3 * 4] = {1, 9, 0, 0, 9, 1, 0, 0, 9, 1, 0, 0};
+  const uint32_t query[4] = {9, 1, 0, 0};
+  size_t index = 99;
+  uint32_t bits = 99;
+  for (int metric : {MARSENC_DIV_KL, MARSENC_DIV_JS}) {
+    CHECK(marsenc_nearest_histogram(query, dictionary, 3, 4, metric, &index, &bits) == MARSENC_OK);
+    CHECK(index == 1 && bits == 0);  // the tie between rows 1 and 2 goes to the lower index
+  }
+  CHECK(marsenc_nearest_histogram(query, dictionary, 0, 4, MARSENC_DIV_KL, &index, &bits) == MARSENC_ERR_ARGUMENT);
+  CHECK(marsenc_nearest_histogram(query, dictionary, 3, 4, 2, &index, &bits) == MARSENC_ERR_ARGUMENT);
+  CHECK(marsenc_nearest_histogram(query, nullptr, 3, 4, MARSENC_DIV_KL, &index, &bits) == MARSENC_ERR_ARGUMENT);
+  CHECK(marsenc_nearest_histogram(query, dictionary, 3, 0, MARSENC_DIV_KL, &index, &bits) == MARSENC_ERR_ARGUMENT);
+}
+
 int main() {
   RUN_TEST(neighbour_order_is_counter_clockwise_from_east);
   RUN_TEST(uniform_tables_follow_the_definition);
@@ -403,6 +442,7 @@ int main() {
   RUN_TEST(nearest_uses_the_reference_as_the_first_kl_argument);
   RUN_TEST(the_core_never_allocates);
   RUN_TEST(golden_values_hold_on_every_cpu);
+  RUN_TEST(c_api_matches_the_core_and_refuses_bad_arguments);
   const int failures = pymars_test::failure_count();
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
   return failures ? 1 : 0;

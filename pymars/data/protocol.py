@@ -15,7 +15,7 @@ Example:
     >>> import numpy as np
     >>> img = np.full((600, 600, 3), 90, np.uint8)
     >>> [t for t in column_rule_windows(img, 256)]
-    [(0, 0), (256, 0), (0, 256), (256, 256)]
+    [(0, 0), (0, 256), (256, 0), (256, 256)]
 """
 from __future__ import annotations
 
@@ -104,37 +104,43 @@ def black_mask(img: np.ndarray) -> np.ndarray:
     """True where every channel is 0 (stitching no-data).
 
     Example:
-        >>> black_mask(np.zeros((2, 2, 3), np.uint8)).all()
+        >>> bool(black_mask(np.zeros((2, 2, 3), np.uint8)).all())
         True
     """
     return (img == 0).all(axis=-1) if img.ndim == 3 else img == 0
 
 
-def column_rule_windows(img: np.ndarray, tile: int = TILE) -> Iterator[tuple[int, int]]:
+def column_rule_windows(img: np.ndarray, tile: int = TILE, width: int | None = None) -> Iterator[tuple[int, int]]:
     """Yield kept (y, x) windows of the column rule, in raster order.
 
-    A window is kept when it has fewer than 0.01*T^2 pure-black pixels; after a
-    kept window the walk continues at y+T, otherwise at y+16.
+    A window (``tile`` high, ``width`` wide; square when ``width`` is None) is
+    kept when fewer than 1 % of its pixels are pure black; after a kept window
+    the walk continues at y + height, otherwise at y + 16. Columns start at
+    x = 0, width, 2 width, ... The benchmarks reuse the rule with rectangular
+    windows (bench/latency.py's speed crops).
 
     Example:
         >>> img = np.zeros((300, 256), np.uint8); img[20:] = 50
         >>> list(column_rule_windows(img, 256))
         [(32, 0)]
+        >>> list(column_rule_windows(np.full((500, 2100), 7, np.uint8), 448, 1024))
+        [(0, 0), (0, 1024)]
     """
+    height, width = tile, tile if width is None else width
     black = black_mask(img).astype(np.int32)
     h, w = black.shape
     # Integral image: the black count of any window in O(1).
     ii = np.zeros((h + 1, w + 1), np.int64)
     ii[1:, 1:] = black.cumsum(0).cumsum(1)
-    limit = 0.01 * tile * tile
+    limit = 0.01 * height * width
     kept = []
-    for x in range(0, w - tile + 1, tile):
+    for x in range(0, w - width + 1, width):
         y = 0
-        while y + tile <= h:
-            n = ii[y + tile, x + tile] - ii[y, x + tile] - ii[y + tile, x] + ii[y, x]
+        while y + height <= h:
+            n = ii[y + height, x + width] - ii[y, x + width] - ii[y + height, x] + ii[y, x]
             if n < limit:
                 kept.append((y, x))
-                y += tile
+                y += height
             else:
                 y += 16
     kept.sort()

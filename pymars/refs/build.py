@@ -1,0 +1,196 @@
+"""Building a reference library from a folder of images (``pymars refs build DIR -o LIB``).
+
+What it is for: choosing which tiles become REMAC references. The rule
+(docs/remac.md): cut every image into 256x256 candidate tiles by the
+protocol's column rule (windows with < 1 % black no-data), describe each by
+its uniform LBP histogram (the project's C++ matcher), cluster the candidates
+by k-medoids on the Jensen-Shannon divergence (fixed point, from the C++
+matcher), and keep the medoids. k is the one with the highest
+Calinski-Harabasz index over ``k_range`` (computed on the Hellinger embedding
+``sqrt(p)`` of the histograms, where the squared Euclidean distance is a
+divergence close to JS); the report lists every k's index so the choice can be
+checked.
+
+Everything is deterministic: candidates in sorted file order, k-medoids
+initialised by a farthest-point walk from the candidate closest to the overall
+mean, ties to the lowest index.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> h = np.concatenate([rng.multinomial(1000, p, 20) for p in np.eye(3) * 0.9 + 0.05]).astype(np.uint32)
+    >>> labels, medoids = k_medoids(js_matrix(h), 3)
+    >>> sorted(np.bincount(labels).tolist())
+    [20, 20, 20]
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .library import TILE, ReferenceLibrary, reference_entry
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+@dataclass
+class BuildReport:
+    candidates: int
+    images: int
+    k: int
+    calinski_harabasz: dict[int, float]
+    names: list[str]
+
+    def summary(self) -> str:
+        ch = ", ".join(f"k={k}: {v:.1f}" for k, v in self.calinski_harabasz.items())
+        return (f"{self.candidates} candidate tiles from {self.images} images; k = {self.k} references "
+                f"(highest Calinski-Harabasz index; {ch})")
+
+
+def candidate_tiles(folder: str | os.PathLike, max_per_image: int = 8) -> tuple[list[np.ndarray], list[str], int]:
+    """256x256 RGB candidate tiles of every image below ``folder``, in sorted order (at most ``max_per_image`` each,
+    evenly spread over the image's kept windows).
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> from PIL import Image
+        >>> d = tempfile.mkdtemp(); Image.fromarray(np.full((300, 600, 3), 80, np.uint8)).save(d + "/a.png")
+        >>> tiles, names, n = candidate_tiles(d)
+        >>> len(tiles), names[0], n
+        (2, 'a.png:0,0', 1)
+    """
+    from ..data.protocol import column_rule_windows
+    from ..imageio import read_image
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    tiles, names = [], []
+    for path in files:
+        img = read_image(path)
+        if img.dtype != np.uint8:  # 12/16-bit: references live in the 8-bit domain the codec codes
+            img = (img.astype(np.float64) * 255.0 / img.max() if img.max() else img).round().astype(np.uint8)
+        if img.ndim == 2:
+            img = np.repeat(img[:, :, None], 3, axis=2)
+        windows = list(column_rule_windows(img, TILE))
+        if len(windows) > max_per_image:
+            pick = np.linspace(0, len(windows) - 1, max_per_image).round().astype(int)
+            windows = [windows[i] for i in pick]
+        for y, x in windows:
+            tiles.append(np.ascontiguousarray(img[y : y + TILE, x : x + TILE, :3]))
+            names.append(f"{path.relative_to(folder)}:{y},{x}")
+    return tiles, names, len(files)
+
+
+def js_matrix(histograms: np.ndarray) -> np.ndarray:
+    """Symmetric matrix of fixed-point Jensen-Shannon divergences (Q16 bits, int64) from the C++ matcher.
+
+    Example:
+        >>> js_matrix(np.array([[9, 1], [9, 1], [1, 9]], np.uint32))[0].tolist()
+        [0, 0, 34797]
+    """
+    from ..texture import js_divergence
+
+    n = len(histograms)
+    d = np.zeros((n, n), np.int64)
+    for i in range(n):
+        for j in range(i + 1, n):
+            d[i, j] = d[j, i] = js_divergence(histograms[i], histograms[j])
+    return d
+
+
+def k_medoids(dist: np.ndarray, k: int, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, medoid indices) of a deterministic alternating k-medoids on a distance matrix."""
+    n = len(dist)
+    k = min(k, n)
+    # Farthest-point initialisation from the most central candidate.
+    medoids = [int(np.argmin(dist.sum(1)))]
+    while len(medoids) < k:
+        medoids.append(int(np.argmax(dist[:, medoids].min(1))))
+    medoids = np.array(medoids)
+    for _ in range(iterations):
+        labels = np.argmin(dist[:, medoids], axis=1)
+        new = medoids.copy()
+        for c in range(k):
+            members = np.flatnonzero(labels == c)
+            if len(members):
+                new[c] = members[np.argmin(dist[np.ix_(members, members)].sum(1))]
+        if np.array_equal(new, medoids):
+            break
+        medoids = new
+    return np.argmin(dist[:, medoids], axis=1), medoids
+
+
+def calinski_harabasz(points: np.ndarray, labels: np.ndarray) -> float:
+    """Calinski-Harabasz index (between- over within-cluster dispersion, scaled by degrees of freedom).
+
+    Example:
+        >>> pts = np.array([[0.0], [0.1], [5.0], [5.1]])
+        >>> round(calinski_harabasz(pts, np.array([0, 0, 1, 1])))
+        5000
+    """
+    n, k = len(points), len(np.unique(labels))
+    if k < 2 or k >= n:
+        return 0.0
+    mean = points.mean(0)
+    between = within = 0.0
+    for c in np.unique(labels):
+        p = points[labels == c]
+        centre = p.mean(0)
+        between += len(p) * float(((centre - mean) ** 2).sum())
+        within += float(((p - centre) ** 2).sum())
+    return between / (k - 1) / max(within / (n - k), 1e-300)
+
+
+def build_library(folder: str | os.PathLike, model=None, k: int | None = None, k_range=(8, 64),
+                  max_per_image: int = 8, progress: bool = True) -> tuple[ReferenceLibrary, BuildReport]:
+    """Choose references among the images of ``folder`` and compute their rover and ground parts.
+
+    ``k`` fixes the number of references; otherwise it is chosen by the
+    Calinski-Harabasz index over ``k_range`` (inclusive, clipped to the
+    number of candidates). ``model`` is a bundle name, folder or
+    :class:`pymars.bundle.ModelBundle` (default: the shipped one).
+    """
+    from ..bundle import open_bundle
+    from ..texture import lbp_histograms, rgb_to_gray
+
+    bundle = open_bundle(model)
+    tiles, names, n_images = candidate_tiles(folder, max_per_image)
+    if not tiles:
+        raise FileNotFoundError(f"no image with a 256x256 window of valid pixels below {folder}")
+    hist = np.stack([lbp_histograms(rgb_to_gray(t), "uniform") for t in tiles]).astype(np.uint32)
+    dist = js_matrix(hist)
+    points = np.sqrt(hist / hist.sum(1, keepdims=True))
+    scores: dict[int, float] = {}
+    if k is None:
+        lo, hi = max(2, k_range[0]), min(k_range[1], len(tiles) - 1)
+        best = None
+        for kk in range(lo, hi + 1) if lo <= hi else []:
+            labels, med = k_medoids(dist, kk)
+            scores[kk] = calinski_harabasz(points, labels)
+            if best is None or scores[kk] > scores[best[0]]:
+                best = (kk, med)
+        k, medoids = best if best else (1, k_medoids(dist, 1)[1])
+    else:
+        medoids = k_medoids(dist, k)[1]
+        k = len(medoids)
+    medoids = np.sort(medoids)
+    entries = []
+    it = medoids
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(medoids, desc="references", unit="tile")
+    for i in it:
+        entries.append(reference_entry(bundle.core, tiles[i]))
+    lib = ReferenceLibrary(
+        model_id=bytes(bundle.model_id),
+        histograms=np.stack([e[0] for e in entries]),
+        descriptors=np.stack([e[1] for e in entries]),
+        latents=np.stack([e[2] for e in entries]),
+        tiles=np.stack([tiles[i] for i in medoids]),
+        names=[names[i] for i in medoids],
+    )
+    return lib, BuildReport(len(tiles), n_images, int(k), scores, lib.names)
