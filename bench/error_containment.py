@@ -73,7 +73,7 @@ def test_files(bundle) -> list[dict]:
     files = []
     for name, img, tile, depth, q in specs:
         data = pymars.encode(img, q, tile_size=tile, bit_depth=depth, model=bundle)
-        h = _core.read_header(data)
+        h = _core.parse_file_header(data)
         spans = _core.scan_tile_records(data, h["header_length"], h["tile_count"])
         records = [(off - 24, off + length) for off, length in spans]  # [start, end) of each record
         clean, rep = decode(data, bundle)

@@ -125,6 +125,10 @@ def main(argv=None) -> int:
                   + (f"; {cx['instructions_per_px']:.0f} instructions per pixel (callgrind)." if cx.get("instructions_per_px") else ".")]
     lines += ["", "## Limitations", "",
               "- Trained on CPU for a limited number of steps; more training improves every rate point.",
+              "- The rate range ends near 1 bpp (about 32.5 dB at quality 100): the transforms limit the top quality, "
+              "so above that a classic codec is the better choice; BD-rates are over the overlapping PSNR range only.",
+              "- The C++ encoder (direct convolutions, AVX2) is slower than PyTorch's oneDNN on the same CPU; "
+              "its cost per pixel is what a flight CPU without SIMD pays (see bench/complexity.py).",
               "- Tiles are coded independently: seams can show at low rates.",
               "- 12/16-bit input is coded at 8-bit precision.",
               "- Development data are JPEG-derived (see ../shared/data/mars/PROVENANCE.md), not raw sensor data."]

@@ -38,7 +38,7 @@ count() {  # count LABEL BUILD_DIR CMAKE_ARGS...
   local ins
   ins=$(awk '/^(summary|totals):/ {print $2; exit}' "$work/$label.out")
   awk -v l="$label" -v n="$ins" -v p=$((h * w)) -v s="$size" -v t="$tile" \
-    'BEGIN {printf "%-8s %s RGB, tile %s: %d instructions in marsenc_encode = %.0f instructions/px\n", l, s, t, n, n / p}'
+    'BEGIN {printf "%-8s %s RGB, tile %s: %.0f instructions in marsenc_encode = %.0f instructions/px\n", l, s, t, n, n / p}'
   callgrind_annotate "$work/$label.out" 2> /dev/null | awk '/file:function/ {go = 1; next} go && NF && n++ < 6 {print "         " $0}'
 }
 count scalar "${BUILD_DIR:-build/scalar}" -DPYMARS_SCALAR=ON
