@@ -529,7 +529,7 @@ def encode_raw_footprint(image: Tile, blob: Path, quality: int, encoder: Path = 
         return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", proc.stderr)
-    arena = re.search(r"(\d+) bytes \(arena (\d+) bytes\)", proc.stdout)
+    arena = re.search(r"(\d+) bytes \(arena (\d+) bytes", proc.stdout)
     seconds = None
     if wall:
         parts = [float(p) for p in wall.group(1).split(":")]
