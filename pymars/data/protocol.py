@@ -35,14 +35,24 @@ DEFAULT_SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 
 
 def shared_dir() -> Path:
-    """Return the shared data folder (``$PYMARS_SHARED`` or ``../shared``).
+    """Return the shared data folder: ``$PYMARS_SHARED``, else the first ``shared`` folder beside the
+    checkout (found from this file, which works for an editable install, or from the current
+    directory and its parents, which works for a ``pip install .`` into a virtual environment
+    inside the checkout), else ``DEFAULT_SHARED``.
 
     Example:
         >>> isinstance(shared_dir(), Path)
         True
     """
     env = os.environ.get("PYMARS_SHARED")
-    return Path(env) if env else DEFAULT_SHARED
+    if env:
+        return Path(env)
+    cwd = Path.cwd().resolve()
+    for candidate in (DEFAULT_SHARED, *(folder.parent / "shared" for folder in (cwd, *cwd.parents) if
+                                        (folder / "pyproject.toml").is_file())):
+        if candidate.is_dir():
+            return candidate
+    return DEFAULT_SHARED
 
 
 def mars_data_dir() -> Path | None:
