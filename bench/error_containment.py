@@ -59,7 +59,7 @@ def micro_bundle(folder: Path):
     return ModelBundle(folder)
 
 
-def test_files(bundle) -> list[dict]:
+def encoded_files(bundle) -> list[dict]:
     """Multi-tile encodings: RGB and gray, 8 and 12 bit, partial edge tiles, 32/64-pixel tiles."""
     import pymars
     from pymars import _core
@@ -140,7 +140,7 @@ def run(trials: int, seed: int, bundle) -> dict:
     from pymars.errors import BitstreamError
 
     rng = np.random.default_rng(seed)
-    files = test_files(bundle)
+    files = encoded_files(bundle)
     stats = {k: dict(trials=0, untouched_tiles=0, untouched_exact=0, touched_tiles=0, touched_reported=0,
                      touched_intact=0, refused=0, violations=0) for k in KINDS}
     violations = []

@@ -15,7 +15,7 @@ Run:  python bench/integer_cost.py [--quick]
 
 Example:
     >>> round(float(ideal_bits_gaussian(np.zeros(4), np.zeros(4), np.ones(4))), 2)
-    5.53
+    5.54
 """
 from __future__ import annotations
 

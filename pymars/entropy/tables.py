@@ -9,7 +9,7 @@ stays codable.
 Example:
     >>> t = gaussian_table(1.0)
     >>> int(t.cdf[0]), int(t.cdf[-1]), t.half_width
-    (0, 65536, 7)
+    (0, 65536, 6)
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class CdfTable:
 
         Example:
             >>> round(gaussian_table(1.0).code_length_bits(0), 2)
-            1.39
+            1.38
         """
         r = self.half_width
         f = self.freqs

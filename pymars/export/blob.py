@@ -120,7 +120,7 @@ def tables_section(tables: list[CdfTable]) -> bytes:
     Example:
         >>> from pymars.entropy.tables import gaussian_table
         >>> len(tables_section([gaussian_table(1.0)]))
-        80
+        72
     """
     out = [_u32(len(tables), 16)]
     for t in tables:

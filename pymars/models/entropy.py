@@ -14,7 +14,7 @@ Tables are built once at export (``pymars.entropy.tables``) and stored with the
 model; nothing at coding time evaluates a float density.
 
 Example:
-    >>> float(SCALES[0]), round(float(SCALES[-1]))
+    >>> round(float(SCALES[0]), 2), round(float(SCALES[-1]))
     (0.11, 256)
 """
 from __future__ import annotations

@@ -35,8 +35,8 @@ def valid_positions(image: np.ndarray, crop: int, excluded: np.ndarray | None = 
 
     Example:
         >>> img = np.full((64, 64), 50, np.uint8); img[:, :8] = 0
-        >>> len(valid_positions(img, 32))
-        12
+        >>> len(valid_positions(img, 32))  # x = 0 would hold 25 % black: 4 columns x 5 rows remain
+        20
     """
     h, w = image.shape[:2]
     if h < crop or w < crop:
