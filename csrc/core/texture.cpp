@@ -365,24 +365,37 @@ uint32_t divergence_fixed(Divergence metric, const uint32_t* p, const uint32_t* 
   return kDivergenceInvalid;
 }
 
-bool nearest_histogram(const uint32_t* query, const uint32_t* dictionary, size_t count, size_t bins,
-                       Divergence metric, size_t* index, uint32_t* divergence_q16) {
+namespace {
+// The argmin shared by the fixed-point and the double search: ties keep the
+// lowest index (strict comparison), so both agree on which reference wins.
+template <typename T, typename Divergence_fn>
+bool nearest_by(const uint32_t* query, const uint32_t* dictionary, size_t count, size_t bins, Divergence metric,
+                Divergence_fn divergence_of, size_t* index, T* divergence) {
   if (count == 0 || !dictionary || !divergence_args_ok(query, query, bins) ||
       (metric != Divergence::kKL && metric != Divergence::kJS))
     return false;
   size_t best = 0;
-  uint32_t best_d = 0;
+  T best_d = 0;
   for (size_t i = 0; i < count; ++i) {
     // MarsQE Eq. 4: the reference is the first argument of D_KL.
-    const uint32_t d = divergence_fixed(metric, dictionary + i * bins, query, bins);
-    if (i == 0 || d < best_d) {  // strict: ties keep the lowest index
+    const T d = divergence_of(dictionary + i * bins, query, bins);
+    if (i == 0 || d < best_d) {
       best = i;
       best_d = d;
     }
   }
   if (index) *index = best;
-  if (divergence_q16) *divergence_q16 = best_d;
+  if (divergence) *divergence = best_d;
   return true;
+}
+}  // namespace
+
+bool nearest_histogram(const uint32_t* query, const uint32_t* dictionary, size_t count, size_t bins,
+                       Divergence metric, size_t* index, uint32_t* divergence_q16) {
+  return nearest_by<uint32_t>(
+      query, dictionary, count, bins, metric,
+      [metric](const uint32_t* p, const uint32_t* q, size_t n) { return divergence_fixed(metric, p, q, n); }, index,
+      divergence_q16);
 }
 
 // ------------------------------------------------------------ ground only
@@ -429,23 +442,12 @@ double js_divergence_f64(const uint32_t* p, const uint32_t* q, size_t bins) {
 
 bool nearest_histogram_f64(const uint32_t* query, const uint32_t* dictionary, size_t count, size_t bins,
                            Divergence metric, size_t* index, double* divergence) {
-  if (count == 0 || !dictionary || !divergence_args_ok(query, query, bins) ||
-      (metric != Divergence::kKL && metric != Divergence::kJS))
-    return false;
-  size_t best = 0;
-  double best_d = 0.0;
-  for (size_t i = 0; i < count; ++i) {
-    const uint32_t* ref = dictionary + i * bins;
-    const double d = metric == Divergence::kKL ? kl_divergence_f64(ref, query, bins)
-                                               : js_divergence_f64(ref, query, bins);
-    if (i == 0 || d < best_d) {
-      best = i;
-      best_d = d;
-    }
-  }
-  if (index) *index = best;
-  if (divergence) *divergence = best_d;
-  return true;
+  return nearest_by<double>(
+      query, dictionary, count, bins, metric,
+      [metric](const uint32_t* p, const uint32_t* q, size_t n) {
+        return metric == Divergence::kKL ? kl_divergence_f64(p, q, n) : js_divergence_f64(p, q, n);
+      },
+      index, divergence);
 }
 
 }  // namespace pymars
