@@ -316,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     ri.add_argument("library")
     ri.add_argument("--rover-only", action="store_true", help="read only the rover part")
     ri.set_defaults(func=cmd_refs_info)
+    from pymars.enhance.cli import register as register_enhance
+
+    register_enhance(sub)  # enhance, enhance-train, enhance-export (pymars/enhance/cli.py)
     return p
 
 

@@ -1,0 +1,204 @@
+"""The ``enhance`` commands of the pymars CLI.
+
+What it is for: ``pymars enhance IN -o OUT`` (ONNX Runtime, progress bar,
+atomic write) and the commands that make a shipped enhancer, in order:
+
+    pymars enhance-train classifier            # patch classifier -> pymars/weights/enhance-classifier
+    pymars enhance-train dictionary            # N_k = 1, 3, 6, 9, 12 dictionaries + CH index -> runs/enhance
+    pymars enhance-train cache --setting jpeg:30 --regions 800
+    pymars enhance-train model --kind marsqe --setting jpeg:30 --steps 1000
+    pymars enhance-export runs/enhance/marsqe-jpeg30 -o pymars/weights/enhance-marsqe-jpeg30
+
+:func:`register` adds them to the main parser (pymars/cli.py); each returns
+an exit status, and bad input gives a one-line error (the main CLI turns
+exceptions into ``pymars: error: ...`` and status 2).
+
+Example:
+    >>> import argparse
+    >>> p = argparse.ArgumentParser(); sub = p.add_subparsers(dest="command")
+    >>> register(sub)
+    >>> p.parse_args(["enhance", "in.png", "-o", "out.png"]).model
+    'marsqe-jpeg30'
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+DEFAULT_MODEL = "marsqe-jpeg30"
+RUNS = Path("runs/enhance")
+
+
+def resolve_model(name: str) -> Path:
+    """A weights folder from a name (``marsqe-jpeg30`` -> pymars/weights/enhance-marsqe-jpeg30) or a path.
+
+    Example:
+        >>> resolve_model("no-such-model")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: enhancer 'no-such-model' not found (neither a folder nor pymars/weights/enhance-no-such-model)
+    """
+    from .inference import WEIGHTS
+
+    p = Path(name)
+    if p.is_dir():
+        return p
+    q = WEIGHTS / f"enhance-{name}"
+    if q.is_dir():
+        return q
+    raise FileNotFoundError(f"enhancer {name!r} not found (neither a folder nor pymars/weights/enhance-{name})")
+
+
+def cmd_enhance(args) -> int:
+    import time
+
+    from ..imageio import read_image, write_image
+    from .inference import Enhancer
+
+    src = Path(args.input)
+    if not src.is_file():
+        raise FileNotFoundError(f"{args.input}: file not found")
+    out = Path(args.output)
+    if out.suffix.lower() not in (".png", ".tif", ".tiff"):
+        raise ValueError(f"{args.output}: write a lossless .png or .tif (an enhanced image saved as JPEG "
+                         "would be compressed again)")
+    img = read_image(src)
+    if img.dtype != "uint8":
+        raise ValueError(f"{args.input}: the enhancers work on 8-bit images (JPEG/pymars output), got {img.dtype}")
+    enh = Enhancer(resolve_model(args.model), dictionary=args.dictionary, threads=args.threads)
+    t0 = time.perf_counter()
+    res = enh.enhance(img, progress=not args.quiet)
+    dt = time.perf_counter() - t0
+    tmp = out.with_name(out.stem + ".part" + out.suffix)
+    write_image(tmp, res)
+    os.replace(tmp, out)
+    mp = img.shape[0] * img.shape[1] / 1e6
+    print(f"{out}: {img.shape[1]}x{img.shape[0]}, {enh.kind} ({enh.meta.get('setting')}), {dt:.2f} s, "
+          f"{mp / dt:.3f} MP/s")
+    return 0
+
+
+def cmd_train(args) -> int:
+    import numpy as np
+
+    RUNS.mkdir(parents=True, exist_ok=True)
+    if args.what == "classifier":
+        from .classes import labelled_patches
+        from .training import train_patch_classifier
+
+        for name, held, stride in (("labelled_train", True, 64), ("labelled_dev", False, 128)):
+            f = RUNS / f"{name}.npz"
+            if not f.is_file():
+                p, lab, n = labelled_patches(stride=stride, held_out=held)
+                np.savez(f, patches=p, labels=lab, names=np.array(n))
+        clf, rep = train_patch_classifier(str(RUNS / "labelled_train.npz"), str(RUNS / "labelled_dev.npz"))
+        from .inference import CLASSIFIER
+
+        CLASSIFIER.mkdir(parents=True, exist_ok=True)
+        (CLASSIFIER / "classifier.json").write_text(json.dumps(clf.to_json(), indent=1))
+        (RUNS / "classifier_report.json").write_text(json.dumps(rep, indent=1))
+        print(json.dumps(rep))
+        return 0
+    if args.what == "dictionary":
+        from .dictionary import choose_references
+
+        with np.load(RUNS / "labelled_train.npz") as z:
+            dicts, ch = choose_references(z["patches"], z["labels"], [str(s) for s in z["names"]],
+                                          sizes=(1, 3, 6, 9, 12))
+        for n, d in dicts.items():
+            d.save(RUNS / f"dictionary-{n}.npz")
+        (RUNS / "dictionary.json").write_text(json.dumps(
+            {"calinski_harabasz": {str(k): v for k, v in ch.items()}, "recipe6": dicts[6].recipe()}, indent=1))
+        print("Calinski-Harabasz by N_k:", {k: round(v, 1) for k, v in ch.items()})
+        return 0
+    if args.what == "cache":
+        from .dictionary import Dictionary
+        from .inference import load_classifier
+        from .patches import build_cache
+
+        specs = args.setting.split(",")
+        cache = build_cache(specs, args.regions, load_classifier(), Dictionary.load(args.dictionary), seed=args.seed)
+        out = Path(args.out or RUNS / f"cache-{'+'.join(s.replace(':', '') for s in specs)}.npz")
+        cache.save(out)
+        print(f"{out}: {len(cache)} regions, settings {specs}, class shares "
+              f"{np.bincount(cache.classes.ravel(), minlength=4).tolist()}")
+        return 0
+    from .training import EnhancerConfig, train_enhancer
+
+    tag = args.setting.replace(":", "").replace(",", "+")
+    cfg = EnhancerConfig(kind=args.kind, cache=args.cache or str(RUNS / f"cache-{tag}.npz"),
+                         out=args.out or str(RUNS / f"{args.kind}-{tag}{'-' + args.gan if args.gan else ''}"),
+                         steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
+                         width=args.width, threads=args.threads, gan=args.gan or "")
+    print(json.dumps(train_enhancer(cfg)["history"][-1:]))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .dictionary import Dictionary
+    from .export import export_enhancer
+    from .training import load_enhancer
+
+    net, kind, cfg = load_enhancer(args.checkpoint)
+    meta = {"setting": args.setting or _setting_of(cfg), "trained": {k: cfg.get(k) for k in
+                                                                      ("steps", "batch", "crop", "lr", "seed", "cache", "gan")}}
+    if kind not in ("arcnn", "dncnn"):
+        meta["dictionary"] = Dictionary.load(args.dictionary).recipe()
+        meta["margin"] = 8
+    else:
+        meta["margin"] = 16
+    errs = export_enhancer(net, kind, meta, args.output)
+    print(f"{args.output}: {kind}, ONNX vs PyTorch max abs {max(errs.values()):.2e}")
+    return 0
+
+
+def _setting_of(cfg: dict) -> str:
+    from .patches import TrainingCache
+
+    cache = cfg.get("cache", "")
+    if Path(cache).is_file():
+        return ",".join(TrainingCache.load(cache).specs)
+    raise ValueError("cannot tell the training setting: pass --setting")
+
+
+def register(sub) -> None:
+    """Add ``enhance``, ``enhance-train`` and ``enhance-export`` to the main parser's subparsers."""
+    e = sub.add_parser("enhance", help="enhance a compressed (JPEG / pymars) image with MarsQE or a baseline "
+                                       "(ONNX Runtime)")
+    e.add_argument("input")
+    e.add_argument("-o", "--output", required=True, help="output .png or .tif")
+    e.add_argument("--model", default=DEFAULT_MODEL,
+                   help="enhancer name (pymars/weights/enhance-NAME) or folder; default %(default)s")
+    e.add_argument("--dictionary", default=None, help="MarsQE reference dictionary .npz (default: rebuild the "
+                                                      "shipped recipe from ../shared/data/mars)")
+    e.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_enhance)
+
+    t = sub.add_parser("enhance-train", help="train the enhancer's parts (classifier, dictionary, cache, model)")
+    t.add_argument("what", choices=("classifier", "dictionary", "cache", "model"))
+    t.add_argument("--setting", default="jpeg:30", help="compression setting(s), comma-separated for a blind "
+                                                        "model: jpeg:Q or pymars:Q")
+    t.add_argument("--regions", type=int, default=800, help="cache: 256x256 training regions")
+    t.add_argument("--dictionary", default=str(RUNS / "dictionary-6.npz"))
+    t.add_argument("--kind", default="marsqe", help="model: arcnn, dncnn, marsqe, marsqe-lite, marsqe-notfm, "
+                                                    "marsqe-notem")
+    t.add_argument("--cache", default=None)
+    t.add_argument("--out", default=None)
+    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--crop", type=int, default=64)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--width", type=int, default=16)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--gan", default=None, help="adversarial recipe: plain, conditional, plain+lr, conditional+lr")
+    t.set_defaults(func=cmd_train)
+
+    x = sub.add_parser("enhance-export", help="export an enhancer checkpoint to a weights folder (ONNX)")
+    x.add_argument("checkpoint")
+    x.add_argument("-o", "--output", required=True)
+    x.add_argument("--setting", default=None)
+    x.add_argument("--dictionary", default=str(RUNS / "dictionary-6.npz"))
+    x.set_defaults(func=cmd_export)

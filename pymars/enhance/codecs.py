@@ -1,0 +1,47 @@
+"""The compression settings an enhancer is trained for and evaluated on, as short names.
+
+What it is for: one spelling for "what made this compressed image" across
+training caches, model cards, the CLI and the bench: ``jpeg:30`` is the
+protocol's JPEG anchor (Pillow, 4:2:0, ``optimize=True``) at QF 30,
+``pymars:50`` is the pymars codec (shipped base model) at quality 50.
+:func:`compress` returns the decoded image and the file size in bytes.
+
+Example:
+    >>> from pymars.data.synthetic import mars_like_scene
+    >>> img = mars_like_scene(32, 32, seed=0)
+    >>> dec, size = compress(img, "jpeg:30")
+    >>> dec.shape, size > 0
+    ((32, 32, 3), True)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+KINDS = ("jpeg", "pymars")
+
+
+def parse(spec: str) -> tuple[str, int]:
+    """``"jpeg:30"`` -> ("jpeg", 30), with a clear error for anything else.
+
+    Example:
+        >>> parse("pymars:50")
+        ('pymars', 50)
+    """
+    kind, _, q = spec.partition(":")
+    if kind not in KINDS or not q.isdigit() or not 1 <= int(q) <= 100:
+        raise ValueError(f"compression setting {spec!r}: expected jpeg:Q or pymars:Q with Q in 1..100")
+    return kind, int(q)
+
+
+def compress(image: np.ndarray, spec: str) -> tuple[np.ndarray, int]:
+    """(decoded uint8 image, bytes) of ``image`` under the setting ``spec``."""
+    kind, q = parse(spec)
+    if kind == "jpeg":
+        from ..evaluation.classic import jpeg420
+
+        coded = jpeg420(image, q)
+        return coded.decoded, coded.n_bytes
+    import pymars
+
+    data = pymars.encode(image, quality=q)
+    return np.asarray(pymars.decode(data)), len(data)

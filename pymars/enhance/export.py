@@ -1,0 +1,110 @@
+"""Export a trained enhancer to a weights folder: safetensors, ONNX graphs and model.json.
+
+What it is for: turning ``runs/enhance/<name>/checkpoint.pt`` into
+``pymars/weights/enhance-<name>/`` that pymars.enhance.inference runs with
+ONNX Runtime alone. Plain enhancers get ``model.onnx`` (input ``comp``);
+MarsQE gets ``main.onnx`` (``comp``, ``ref_raw``, ``ref_comp`` -> ``enh``,
+``feat``) and, unless lite, ``post.onnx`` (``comp``, ``enh``, ``feat``,
+``classes`` -> ``plus``). All spatial axes are dynamic (sides must be
+multiples of 16 for MarsQE). Every graph is checked against PyTorch on random
+inputs before it is written (the returned errors are max |ONNX - PyTorch|).
+
+Export uses the TorchScript exporter (``dynamo=False``, opset 17), like
+pymars.export.onnx_export, and keeps float32 weights (the files are small).
+
+Example:
+    >>> import tempfile, torch
+    >>> from pymars.enhance.networks import build
+    >>> d = tempfile.mkdtemp()
+    >>> errs = export_enhancer(build("arcnn"), "arcnn", {"setting": "jpeg:30"}, d)
+    >>> errs["model.onnx"] < 1e-4
+    True
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..export.onnx_export import OPSET
+from .networks import PLAIN_KINDS
+
+
+class _Main(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, comp, ref_raw, ref_comp):
+        return self.net.main(comp, ref_raw, ref_comp)
+
+
+class _Post(torch.nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, comp, enh, feat, classes):
+        return self.net.post(comp, enh, feat, classes)
+
+
+def _export(module, inputs: dict, outputs: list[str], path: Path, check: dict) -> float:
+    import onnxruntime as ort
+
+    module = module.eval()
+    tmp = str(path) + ".part"
+    dyn = {name: {0: "batch", 2: f"h_{name}", 3: f"w_{name}"} for name in inputs}
+    for o in outputs:
+        dyn[o] = {0: "batch", 2: f"h_{o}", 3: f"w_{o}"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, tuple(inputs.values()), tmp, input_names=list(inputs), output_names=outputs,
+                          dynamic_axes=dyn, opset_version=OPSET, dynamo=False)
+    sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        ref = module(*check.values())
+    ref = ref if isinstance(ref, tuple) else (ref,)
+    got = sess.run(None, {k: v.numpy() for k, v in check.items()})
+    err = max(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got))
+    os.replace(tmp, path)
+    return err
+
+
+def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike) -> dict[str, float]:
+    """Write ``model.safetensors``, the ONNX graph(s) and ``model.json`` into ``folder``; return the check errors."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    net = net.eval()
+    g = torch.Generator().manual_seed(0)
+    errors = {}
+    if kind in PLAIN_KINDS:
+        errors["model.onnx"] = _export(net, {"comp": torch.rand(1, 3, 32, 48)}, ["enhanced"], folder / "model.onnx",
+                                       {"comp": torch.rand(1, 3, 40, 24, generator=g)})
+    else:
+        ex = {"comp": torch.rand(1, 3, 32, 48), "ref_raw": torch.rand(1, 3, 32, 32), "ref_comp": torch.rand(1, 3, 32, 32)}
+        chk = {"comp": torch.rand(1, 3, 48, 32, generator=g), "ref_raw": torch.rand(1, 3, 64, 48, generator=g),
+               "ref_comp": torch.rand(1, 3, 64, 48, generator=g)}
+        errors["main.onnx"] = _export(_Main(net), ex, ["enh", "feat"], folder / "main.onnx", chk)
+        if net.post_enabled:
+            c = net.width
+            pex = {"comp": torch.rand(1, 3, 32, 48), "enh": torch.rand(1, 3, 32, 48), "feat": torch.rand(1, c, 32, 48),
+                   "classes": torch.zeros(1, 1, 32, 48)}
+            pchk = {"comp": torch.rand(1, 3, 48, 64, generator=g), "enh": torch.rand(1, 3, 48, 64, generator=g),
+                    "feat": torch.rand(1, c, 48, 64, generator=g),
+                    "classes": torch.randint(0, 4, (1, 1, 48, 64), generator=g).float()}
+            errors["post.onnx"] = _export(_Post(net), pex, ["plus"], folder / "post.onnx", pchk)
+        else:
+            (folder / "post.onnx").unlink(missing_ok=True)
+    tmp = folder / "model.safetensors.part"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    os.replace(tmp, folder / "model.safetensors")
+    meta = dict(meta, kind=kind, width=getattr(net, "width", None), onnx_check_max_abs=errors)
+    (folder / "model.json.part").write_text(json.dumps(meta, indent=1))
+    os.replace(folder / "model.json.part", folder / "model.json")
+    return errors

@@ -1,0 +1,248 @@
+"""Training of the enhancers (resumable, seeded, with a progress bar).
+
+What it is for: the commands behind ``pymars enhance-train``. Every run
+
+* draws step ``s``'s batch from ``numpy.random.default_rng([seed, s])``, so a
+  run that is stopped and resumed sees exactly the batches an uninterrupted
+  run would;
+* sets the learning rate as a function of the step only (Adam, cosine
+  annealing from ``lr`` to ``lr / 100``), so resuming follows the same schedule;
+* writes ``checkpoint.pt`` atomically every ``save_every`` steps and at the end;
+* uses one thread (``torch.set_num_threads(1)``) unless told otherwise: the
+  machine is shared.
+
+Enhancers train on a cache of (raw, compressed, class, reference) regions
+(pymars.enhance.patches) with 64x64 crops, so a step costs only the network.
+Losses: MSE for AR-CNN, DnCNN and MarsQE-lite; MarsQE's Eq. 10,
+``|I_enh - I_raw|^2 + lambda |I+_enh - I_raw|^2`` with lambda = 1. With
+``gan`` set, pymars.enhance.gan adds the adversarial recipe.
+
+Example:
+    >>> cosine_lr(0, 100, 1e-3), round(cosine_lr(100, 100, 1e-3), 8)
+    (0.001, 1e-05)
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+def cosine_lr(step: int, steps: int, lr: float, final_ratio: float = 0.01) -> float:
+    """Cosine annealing from ``lr`` at step 0 to ``lr * final_ratio`` at ``steps``.
+
+    Example:
+        >>> round(cosine_lr(50, 100, 1.0), 3)
+        0.505
+    """
+    t = min(max(step / max(steps, 1), 0.0), 1.0)
+    return lr * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+# --------------------------------------------------------------------------- classifier
+
+
+def train_patch_classifier(data: str = "runs/enhance/labelled_train.npz", dev: str = "runs/enhance/labelled_dev.npz",
+                           per_class: int = 1500, seed: int = 0, progress: bool = True) -> tuple:
+    """Fit the patch classifier on a class-balanced sample of the labelled training patches.
+
+    At most ``per_class`` patches per class; every other patch goes through
+    JPEG at a random QF in 10..95 (inference classifies *compressed*
+    patches). Returns (classifier, report) with the accuracy on the
+    development-window patches (never trained on), raw and at JPEG QF 30.
+    """
+    from tqdm import tqdm
+
+    from ..evaluation.classic import jpeg420
+    from .classes import CLASS_NAMES, PatchClassifier, confusion, patch_features
+
+    rng = np.random.default_rng(seed)
+    with np.load(data) as z:
+        labels = z["labels"]
+        pick = np.concatenate([rng.permutation(np.flatnonzero(labels == k))[:per_class]
+                               for k in range(len(CLASS_NAMES))])
+        pick.sort()
+        patches = z["patches"][pick]
+        labels = labels[pick]
+    qf = rng.integers(10, 96, len(patches))
+    compressed = rng.random(len(patches)) < 0.5
+    seen = np.stack([jpeg420(p, int(q)).decoded if c else p for p, q, c in
+                     tqdm(zip(patches, qf, compressed), total=len(patches), desc="classifier patches",
+                          disable=not progress)])
+    clf = PatchClassifier.fit(seen, labels, features=patch_features(seen))
+    report = {"train_patches": int(len(patches)), "train_per_class": np.bincount(labels, minlength=4).tolist()}
+    if dev and Path(dev).is_file():
+        with np.load(dev) as z:
+            dp, dl = z["patches"], z["labels"]
+        for name, imgs in (("raw", dp), ("jpeg30", np.stack([jpeg420(p, 30).decoded for p in dp]))):
+            pred = clf(imgs)
+            report[f"dev_{name}_accuracy"] = float((pred == dl).mean())
+            report[f"dev_{name}_confusion"] = confusion(dl, pred).tolist()
+        report["dev_patches_per_class"] = np.bincount(dl, minlength=4).tolist()
+    return clf, report
+
+
+# --------------------------------------------------------------------------- enhancers
+
+
+@dataclass
+class EnhancerConfig:
+    kind: str = "marsqe"
+    cache: str = "runs/enhance/cache-jpeg30.npz"
+    out: str = "runs/enhance/marsqe-jpeg30"
+    steps: int = 2500
+    batch: int = 8
+    crop: int = 64
+    lr: float = 3e-4
+    lam: float = 1.0
+    seed: int = 0
+    width: int = 16
+    threads: int = 1
+    save_every: int = 100
+    gan: str = ""  # "", "plain", "conditional", "conditional+lr", "plain+lr"
+    gan_weight: float = 0.01
+    lr_weight: float = 1.0
+
+
+def mse_loss(kind: str, outputs, target, lam: float = 1.0):
+    """The reconstruction loss: MarsQE's Eq. 10 (two outputs, lambda) or plain MSE.
+
+    Example:
+        >>> import torch
+        >>> t = torch.zeros(1, 3, 2, 2); o = torch.ones(1, 3, 2, 2)
+        >>> float(mse_loss("marsqe", (o, o), t, 1.0)), float(mse_loss("dncnn", o, t))
+        (2.0, 1.0)
+    """
+    import torch.nn.functional as F
+
+    if kind == "marsqe" or kind in ("marsqe-notfm", "marsqe-notem"):
+        enh, plus = outputs
+        return F.mse_loss(enh, target) + lam * F.mse_loss(plus, target)
+    if isinstance(outputs, tuple):
+        outputs = outputs[0]
+    return F.mse_loss(outputs, target)
+
+
+def run_enhancer(net, kind: str, batch: dict):
+    """Forward an enhancer on a training batch (dict of tensors) whatever its kind."""
+    from .networks import PLAIN_KINDS
+
+    if kind in PLAIN_KINDS:
+        return net(batch["comp"])
+    return net(batch["comp"], batch["ref_raw"], batch["ref_comp"], batch["classes"])
+
+
+def final_output(kind: str, outputs):
+    """The image an enhancer delivers: I+_enh for MarsQE, I_enh for the lite net, the output otherwise."""
+    return outputs[1] if isinstance(outputs, tuple) else outputs
+
+
+def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
+    """Train (or resume) one enhancer on a cache; returns a summary written to ``out/train.json`` too."""
+    import torch
+    from tqdm import tqdm
+
+    from .networks import build
+    from .patches import TrainingCache
+
+    _threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = TrainingCache.load(cfg.cache)
+    torch.manual_seed(cfg.seed)
+    net = build(cfg.kind, cfg.width)
+    opt = torch.optim.Adam(net.parameters(), cfg.lr, betas=(0.9, 0.999))
+    gan = None
+    if cfg.gan:
+        from .gan import AdversarialRecipe
+
+        gan = AdversarialRecipe(cfg.gan, cfg.gan_weight, cfg.lr_weight, cfg.lr)
+    step, ck = 0, out / "checkpoint.pt"
+    history: list = []
+    if ck.is_file():
+        state = torch.load(ck, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, history = state["step"], state.get("history", [])
+        if gan is not None and "gan" in state:
+            gan.load_state_dict(state["gan"])
+    net.train()
+    t0, running = time.time(), []
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.kind} {Path(cfg.cache).stem}", disable=not progress)
+    while step < cfg.steps:
+        b = cache.batch(np.random.default_rng([cfg.seed, step]), cfg.batch, cfg.crop)
+        b = {k: torch.from_numpy(v) for k, v in b.items()}
+        lr = cosine_lr(step, cfg.steps, cfg.lr)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        outputs = run_enhancer(net, cfg.kind, b)
+        loss = mse_loss(cfg.kind, outputs, b["raw"], cfg.lam)
+        if gan is not None:
+            loss = loss + gan.generator_loss(final_output(cfg.kind, outputs), b["raw"], b["comp"], step, cfg.steps)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        if gan is not None:
+            gan.discriminator_step(final_output(cfg.kind, outputs).detach(), b["raw"], b["comp"], step, cfg.steps)
+        step += 1
+        running.append(float(loss.item()))
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(running[-20:]):.2e}")
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            history.append({"step": step, "loss": float(np.mean(running)) if running else None,
+                            "seconds": round(time.time() - t0, 1)})
+            running = []
+            state = {"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "history": history,
+                     "config": asdict(cfg)}
+            if gan is not None:
+                state["gan"] = gan.state_dict()
+            _atomic_torch_save(state, ck)
+    summary = {"config": asdict(cfg), "steps": step, "history": history[-5:],
+               "parameters": int(sum(p.numel() for p in net.parameters()))}
+    tmp = out / "train.json.part"
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, out / "train.json")
+    return summary
+
+
+def load_enhancer(path: str | os.PathLike):
+    """(network in eval mode, kind, config dict) from a training checkpoint or a weights folder."""
+    import torch
+
+    from .networks import build
+
+    p = Path(path)
+    if p.is_dir() and (p / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        meta = json.loads((p / "model.json").read_text())
+        net = build(meta["kind"], meta.get("width", 16))
+        net.load_state_dict(load_file(str(p / "model.safetensors")))
+        return net.eval(), meta["kind"], meta
+    ck = p / "checkpoint.pt" if p.is_dir() else p
+    state = torch.load(ck, map_location="cpu", weights_only=False)
+    cfg = state["config"]
+    net = build(cfg["kind"], cfg.get("width", 16))
+    net.load_state_dict(state["model"])
+    return net.eval(), cfg["kind"], cfg
