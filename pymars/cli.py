@@ -319,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pymars.enhance.cli import register as register_enhance
 
     register_enhance(sub)  # enhance, enhance-train, enhance-export (pymars/enhance/cli.py)
+    from pymars.spectral.cli import register as register_spectral
+
+    register_spectral(sub)  # spectral predict, train, export, evaluate (pymars/spectral/cli.py)
     return p
 
 

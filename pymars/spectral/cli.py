@@ -1,0 +1,131 @@
+"""`pymars spectral ...`: predict, train, export, evaluate (registered onto the main CLI by :func:`register`).
+
+What it is for: the ground-team entry points of the spectral tool. ``predict``
+needs only numpy, Pillow and ONNX Runtime; ``train`` and ``export`` need torch
+(the ``train`` extra) and import it only when run.
+
+Example:
+    >>> import argparse
+    >>> p = argparse.ArgumentParser(prog="pymars"); sub = p.add_subparsers(dest="command")
+    >>> register(sub)
+    >>> a = p.parse_args(["spectral", "predict", "in.png", "-o", "out.png", "--lat", "18.4", "--lon", "77.6",
+    ...                   "--site", "jezero"])
+    >>> (a.spectral_command, a.lat, a.site, a.model)
+    ('predict', 18.4, 'jezero', 'diffusion')
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def cmd_predict(args) -> int:
+    from .pairs import read_rgb8
+    from .predict import SpectralPredictor, write_png_atomic
+
+    img = read_rgb8(args.input)
+    out = Path(args.output)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"{out}: the output must be a .png file")
+    predictor = SpectralPredictor(args.model, threads=args.threads)
+    fal = predictor.predict(img, lat=args.lat, lon=args.lon, site=args.site, steps=args.steps,
+                            image_guidance=args.image_guidance, meta_guidance=args.meta_guidance, seed=args.seed,
+                            progress=not args.quiet)
+    write_png_atomic(out, fal)
+    meta = "no metadata" if args.site is None else f"lat {args.lat}, lon {args.lon}, site {args.site}"
+    print(f"{out}: FAL (R2529, R1506, R1080) {fal.shape[1]}x{fal.shape[0]}, {predictor.kind} model "
+          f"{predictor.folder.name}, {meta}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(out=args.out, model=args.model, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
+                      width=args.width, seed=args.seed, synthetic_fraction=args.synthetic_fraction,
+                      threads=args.threads, data="toy" if args.toy else "shared")
+    print(json.dumps(train(cfg), indent=2))
+    return 0
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    from .export import export_model
+    from .train import load_checkpoint
+
+    ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    info = export_model(load_checkpoint(args.checkpoint), args.output, {**ck["train_config"], "step": ck["step"]})
+    print(f"{args.output}: {', '.join(info['files'])}; ONNX vs torch max |diff| {info['onnx_max_abs_diff']:.2e}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_weights, format_table, held_out_pairs
+
+    pairs = held_out_pairs(args.part)
+    rows = []
+    for model in args.models:
+        for with_meta in (False, True):
+            rows.append(evaluate_weights(model, pairs, with_meta, f"{model} {'+' if with_meta else '-'} metadata",
+                                         threads=args.threads, progress=True, steps=args.steps))
+    print(f"{args.part} part of the split: {len(pairs)} scenes")
+    print(format_table(rows))
+    return 0
+
+
+def register(sub) -> None:
+    """Add the ``spectral`` command group to the main CLI's subparsers.
+
+    Example:
+        >>> import argparse
+        >>> p = argparse.ArgumentParser(); s = p.add_subparsers(dest="command"); register(s)
+        >>> p.parse_args(["spectral", "train", "--model", "unet"]).steps
+        4000
+    """
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    sp = sub.add_parser("spectral", help="CaSSIS-like bands -> CRISM FAL mineralogy composite (docs/spectral.md)")
+    ssub = sp.add_subparsers(dest="spectral_command", required=True)
+
+    p = ssub.add_parser("predict", help="predict the FAL composite (R2529, R1506, R1080) of a CaSSIS PNG")
+    p.add_argument("input", help="8-bit RGB PNG: CaSSIS BLU, PAN, NIR, per-channel stretched, black outside")
+    p.add_argument("-o", "--output", required=True, help="output PNG")
+    p.add_argument("--lat", type=float, help="latitude (deg N); with --lon and --site")
+    p.add_argument("--lon", type=float, help="longitude (deg E)")
+    p.add_argument("--site", help="site name (coprates, hale_crater, jezero_crater, marineris, nereidum, nili_fossae)")
+    p.add_argument("--model", default="diffusion", help="weights: diffusion (default), unet, or a folder")
+    p.add_argument("--steps", type=int, help="DDIM steps (default: the model's config, 20)")
+    p.add_argument("--image-guidance", type=float, help="guidance scale on the image (default from config)")
+    p.add_argument("--meta-guidance", type=float, help="guidance scale on the metadata (default from config)")
+    p.add_argument("--seed", type=int, help="noise seed (default 0)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
+    t = ssub.add_parser("train", help="train or resume a spectral model on ../shared/data/spectral")
+    t.add_argument("--model", choices=("unet", "diffusion"), required=True)
+    t.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.jsonl); rerun to resume")
+    t.add_argument("--steps", type=int, default=4000)
+    t.add_argument("--batch", type=int, default=d.batch)
+    t.add_argument("--crop", type=int, default=d.crop)
+    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--width", type=int, default=d.width)
+    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--synthetic-fraction", type=float, default=d.synthetic_fraction)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--toy", action="store_true", help="random synthetic data only (smoke test, no ../shared)")
+    t.set_defaults(func=cmd_train)
+
+    x = ssub.add_parser("export", help="export a checkpoint to a weights folder (safetensors, ONNX, config)")
+    x.add_argument("checkpoint")
+    x.add_argument("-o", "--output", required=True)
+    x.set_defaults(func=cmd_export)
+
+    e = ssub.add_parser("evaluate", help="the results table on a part of the split (needs ../shared)")
+    e.add_argument("--models", nargs="+", default=["unet", "diffusion"])
+    e.add_argument("--part", default="test", choices=("train", "val", "test"))
+    e.add_argument("--steps", type=int, help="DDIM steps (default from config)")
+    e.add_argument("--threads", type=int, default=1)
+    e.set_defaults(func=cmd_evaluate)

@@ -1,0 +1,281 @@
+"""`pymars spectral train`: resumable, seeded CPU training of the UNet baseline and the conditional denoiser.
+
+What it is for: reproduce the committed spectral weights (their MODEL_CARD.md
+gives the command). A batch mixes augmented crops of the training scenes
+(:mod:`~pymars.spectral.pairs`, :mod:`~pymars.spectral.augment`) with a fraction
+of synthetic lab-spectrum patches (:mod:`~pymars.spectral.synthesis`), which
+carry no location (metadata dropped). Real crops drop their metadata with
+probability ``meta_drop`` so one model learns both the conditional and the
+unconditional branch (the "with / without metadata" rows of the results
+table, and classifier-free guidance); the denoiser also drops the image with
+``image_drop``.
+
+* ``unet``: MSE between prediction and target, both in [-1, 1].
+* ``diffusion``: DDPM, a uniform time in 0..999, the target noised with the
+  cosine schedule, MSE on v (:mod:`~pymars.spectral.diffusion`).
+
+Checkpoints (model, EMA, optimiser, step) go atomically to ``OUT/checkpoint.pt``
+every ``save_every`` steps; running the same command again resumes. The batch
+of step ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so a
+resumed run sees the same data as an uninterrupted one. ``OUT/log.jsonl``
+gets the validation loss every ``validate_every`` steps (validation scenes,
+never trained on).
+
+Example (two steps on synthetic toy data, no ../shared needed):
+    >>> import tempfile
+    >>> r = train(TrainConfig(out=tempfile.mkdtemp(), model="diffusion", steps=2, batch=2, crop=16, width=8,
+    ...                       data="toy", progress=False, validate_every=0))
+    >>> r["step"]
+    2
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .augment import augment_pair
+from .diffusion import Schedule
+from .metadata import SITES
+from .models import SpectralConfig, SpectralUNet, count_parameters
+from .synthesis import synth_patch
+
+
+@dataclass
+class TrainConfig:
+    """Training recipe; the defaults are the committed models' recipe (see their MODEL_CARD.md)."""
+
+    out: str = "runs/spectral-unet"
+    model: str = "unet"
+    steps: int = 2000
+    batch: int = 8
+    crop: int = 64
+    lr: float = 1e-3
+    width: int = 16
+    seed: int = 0
+    synthetic_fraction: float = 0.25
+    meta_drop: float = 0.2
+    image_drop: float = 0.05
+    ema: float = 0.999
+    save_every: int = 250
+    validate_every: int = 500
+    data: str = "shared"  # "shared": ../shared PNG pairs + USGS synthesis; "toy": random synthetic only (tests)
+    threads: int = 1
+    progress: bool = True
+
+
+def to_unit(img_u8: np.ndarray) -> np.ndarray:
+    """HxWx3 (or NxHxWx3) uint8 -> channels-first float32 in [-1, 1].
+
+    Example:
+        >>> import numpy as np
+        >>> to_unit(np.array([[[0, 255, 51]]], np.uint8)).ravel().tolist()
+        [-1.0, 1.0, -0.6000000238418579]
+    """
+    x = np.asarray(img_u8, np.float32) / 127.5 - 1.0
+    return np.moveaxis(x, -1, -3)
+
+
+class BatchSource:
+    """Draws training batches: augmented real crops plus synthetic patches, with metadata arrays."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.real = []
+        self.val = []
+        if cfg.data == "shared":
+            from .pairs import load_pairs, pairs_dir, split_scenes
+            from .synthesis import SyntheticSource
+
+            if pairs_dir() is None:
+                raise FileNotFoundError("../shared/data/spectral is missing; use data='toy' for a smoke run")
+            pairs = load_pairs()
+            parts = split_scenes([p.scene for p in pairs], {p.scene: p.meta for p in pairs})
+            self.real = [p for p in pairs if p.scene in parts["train"]]
+            self.val = [p for p in pairs if p.scene in parts["val"]]
+            self.synth = SyntheticSource(pairs_dir().parent)
+            self.table, self.carbonates = self.synth.table, self.synth.carbonates
+        elif cfg.data == "toy":
+            rng = np.random.default_rng(123)
+            self.table, self.carbonates = rng.uniform(0.05, 0.5, (32, 6)), np.arange(4)
+        else:
+            raise ValueError(f"unknown data {cfg.data!r} (shared or toy)")
+
+    def batch(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        c, n = self.cfg, self.cfg.batch
+        xs, ys = [], []
+        lat, lon = np.zeros(n, np.float32), np.zeros(n, np.float32)
+        site, keep = np.zeros(n, np.int64), np.zeros(n, np.float32)
+        for i in range(n):
+            if not self.real or rng.random() < c.synthetic_fraction:
+                x, y = synth_patch(self.table, rng, c.crop, self.carbonates, carbonate_p=0.25)
+            else:
+                p = self.real[int(rng.integers(0, len(self.real)))]
+                x, y = augment_pair(p.cassis, p.fal, rng, c.crop)
+                if p.meta is not None and rng.random() >= c.meta_drop:
+                    lat[i], lon[i], site[i], keep[i] = p.meta.lat, p.meta.lon, p.meta.site_index, 1.0
+            xs.append(x)
+            ys.append(y)
+        return {"cassis": to_unit(np.stack(xs)), "fal": to_unit(np.stack(ys)), "lat": lat, "lon": lon,
+                "site": site, "meta_keep": keep}
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def model_inputs(b: dict, x_t: torch.Tensor | None, t: torch.Tensor | None, image_keep: torch.Tensor | None = None):
+    """The 8 forward arguments of :class:`SpectralUNet` from a batch dict of numpy arrays.
+
+    Example:
+        >>> import numpy as np
+        >>> b = {"cassis": np.zeros((2, 3, 4, 4), np.float32), "lat": np.zeros(2, np.float32),
+        ...      "lon": np.zeros(2, np.float32), "site": np.zeros(2, np.int64), "meta_keep": np.ones(2, np.float32)}
+        >>> len(model_inputs(b, None, None))
+        8
+    """
+    cassis = torch.from_numpy(b["cassis"])
+    n = cassis.shape[0]
+    return (x_t if x_t is not None else torch.zeros_like(cassis), cassis,
+            image_keep if image_keep is not None else torch.ones(n),
+            t if t is not None else torch.zeros(n), torch.from_numpy(b["lat"]), torch.from_numpy(b["lon"]),
+            torch.from_numpy(b["site"]), torch.from_numpy(b["meta_keep"]))
+
+
+def loss_on(model: SpectralUNet, b: dict, rng: np.random.Generator, schedule: Schedule,
+            image_drop: float = 0.0) -> torch.Tensor:
+    """Training loss of one batch (MSE for ``unet``; v-MSE at random times for ``diffusion``).
+
+    Example:
+        >>> import numpy as np
+        >>> src = BatchSource(TrainConfig(data="toy", batch=2, crop=8))
+        >>> m = SpectralUNet(SpectralConfig(kind="unet", width=8))
+        >>> float(loss_on(m, src.batch(np.random.default_rng(0)), np.random.default_rng(0), Schedule())) > 0
+        True
+    """
+    fal = torch.from_numpy(b["fal"])
+    if model.cfg.kind == "unet":
+        return torch.mean((model(*model_inputs(b, None, None)) - fal) ** 2)
+    n = fal.shape[0]
+    t = rng.integers(0, schedule.T, n)
+    a, s = (torch.from_numpy(np.asarray(v, np.float32))[:, None, None, None] for v in schedule.coefs(t))
+    eps = torch.from_numpy(rng.standard_normal(fal.shape).astype(np.float32))
+    x_t = a * fal + s * eps
+    keep = torch.from_numpy((rng.random(n) >= image_drop).astype(np.float32))
+    v = model(*model_inputs(b, x_t, torch.from_numpy(t.astype(np.float32)), keep))
+    return torch.mean((v - (a * eps - s * fal)) ** 2)
+
+
+def _validation_batch(src: BatchSource, crop: int) -> dict | None:
+    """Fixed validation batch: the central ``crop`` of every validation scene, with its metadata."""
+    if not src.val:
+        return None
+    lo = (src.val[0].cassis.shape[0] - crop) // 2
+    sl = slice(lo, lo + crop)
+    b = {"cassis": to_unit(np.stack([p.cassis[sl, sl] for p in src.val])),
+         "fal": to_unit(np.stack([p.fal[sl, sl] for p in src.val]))}
+    b["lat"] = np.array([p.meta.lat if p.meta else 0 for p in src.val], np.float32)
+    b["lon"] = np.array([p.meta.lon if p.meta else 0 for p in src.val], np.float32)
+    b["site"] = np.array([p.meta.site_index if p.meta else 0 for p in src.val], np.int64)
+    b["meta_keep"] = np.array([1.0 if p.meta else 0.0 for p in src.val], np.float32)
+    return b
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (or resume) a spectral model and return a summary; see the module docstring."""
+    from tqdm import tqdm
+
+    if cfg.model not in ("unet", "diffusion"):
+        raise ValueError(f"--model must be unet or diffusion, got {cfg.model!r}")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    mcfg = SpectralConfig(kind=cfg.model, width=cfg.width)
+    model = SpectralUNet(mcfg)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    step = 0
+    ck_path = out / "checkpoint.pt"
+    if ck_path.is_file():
+        ck = torch.load(ck_path, map_location="cpu", weights_only=False)
+        if ck["model_config"] != mcfg.to_dict():
+            raise ValueError(f"{ck_path} holds another architecture ({ck['model_config']}); use another --out")
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        step = ck["step"]
+    (out / "config.json").write_text(json.dumps({"train": asdict(cfg), "model": mcfg.to_dict(), "sites": SITES},
+                                                indent=2))
+    src = BatchSource(cfg)
+    val = _validation_batch(src, 128)
+    schedule = Schedule()
+    warmup = 200
+
+    def lr_at(i):
+        # Linear warm-up, then constant: the run at step N does not depend on the planned total, so a
+        # run stopped at any saved step is reproduced exactly by --steps N (the EMA does the averaging).
+        return cfg.lr * min(1.0, (i + 1) / warmup)
+
+    def save():
+        _atomic_save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                      "step": step, "model_config": mcfg.to_dict(), "train_config": asdict(cfg)}, ck_path)
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc=f"train {cfg.model}", smoothing=0.05)
+    t0, last = time.time(), float("nan")
+    while step < cfg.steps:
+        rng = np.random.default_rng([cfg.seed, step])
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        loss = loss_on(model, src.batch(rng), rng, schedule, cfg.image_drop if cfg.model == "diffusion" else 0.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(cfg.ema, (1 + step) / (10 + step))  # short warm-up of the EMA
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
+        step += 1
+        last = float(loss.detach())
+        bar.update(1)
+        bar.set_postfix(loss=f"{last:.4f}")
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            save()
+        if val is not None and cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.steps):
+            with torch.no_grad():
+                vl = float(loss_on(ema, val, np.random.default_rng(999), schedule))
+            with (out / "log.jsonl").open("a") as f:
+                f.write(json.dumps({"step": step, "train_loss": last, "val_loss": vl,
+                                    "elapsed_s": round(time.time() - t0, 1)}) + "\n")
+            bar.write(f"step {step}: val loss {vl:.4f}")
+    bar.close()
+    if not ck_path.is_file():
+        save()
+    return {"step": step, "loss": last, "parameters": count_parameters(model), "out": str(out)}
+
+
+def load_checkpoint(path: str | Path, use_ema: bool = True) -> SpectralUNet:
+    """The (EMA) model of a training checkpoint, in eval mode.
+
+    Example:
+        >>> import tempfile, os
+        >>> d = tempfile.mkdtemp()
+        >>> _ = train(TrainConfig(out=d, steps=1, batch=1, crop=8, width=8, data="toy", progress=False))
+        >>> load_checkpoint(os.path.join(d, "checkpoint.pt")).cfg.kind
+        'unet'
+    """
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = SpectralUNet(SpectralConfig.from_dict(ck["model_config"]))
+    model.load_state_dict(ck["ema" if use_ema else "model"])
+    return model.eval()
