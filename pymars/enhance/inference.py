@@ -150,30 +150,60 @@ def _to_uint8(chw: np.ndarray, gray: bool) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+class TorchGraph:
+    """The PyTorch twin of an ONNX session (same ``run(None, feeds)`` call), for the ONNX-vs-PyTorch check."""
+
+    def __init__(self, module, outputs: int):
+        self.module, self.outputs = module, outputs
+
+    def run(self, _names, feeds: dict):
+        import torch
+
+        with torch.no_grad():
+            out = self.module(*(torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values()))
+        out = out if isinstance(out, tuple) else (out,)
+        return [o.numpy() for o in out]
+
+
 class Enhancer:
     """A shipped enhancer (weights folder) ready to run on whole images with ONNX Runtime.
 
     ``dictionary`` (MarsQE only): a pymars.enhance.dictionary.Dictionary, an
     .npz path, or None to rebuild the shipped recipe from ../shared.
+    ``backend="torch"`` runs the same pipeline with the PyTorch modules
+    loaded from ``model.safetensors`` (needs torch; for checks only).
     """
 
     def __init__(self, folder: str | os.PathLike, dictionary=None, threads: int | None = None,
-                 classifier=None):
+                 classifier=None, backend: str = "onnx"):
         folder = Path(folder)
         if not (folder / "model.json").is_file():
             raise FileNotFoundError(f"{folder}: not an enhancer weights folder (no model.json)")
+        if backend not in ("onnx", "torch"):
+            raise ValueError(f"backend must be 'onnx' or 'torch', not {backend!r}")
         self.folder = folder
         self.meta = json.loads((folder / "model.json").read_text())
         self.kind = self.meta["kind"]
         self.threads = threads
+        net = None
+        if backend == "torch":
+            from .training import load_enhancer
+
+            net = load_enhancer(folder)[0]
         if self.kind in ("arcnn", "dncnn"):
-            self.net = session(folder / "model.onnx", threads)
+            self.net = session(folder / "model.onnx", threads) if net is None else TorchGraph(net, 1)
             return
         from .codecs import compress
         from .dictionary import Dictionary, from_recipe
 
-        self.main = session(folder / "main.onnx", threads)
-        self.post = session(folder / "post.onnx", threads) if (folder / "post.onnx").is_file() else None
+        if net is None:
+            self.main = session(folder / "main.onnx", threads)
+            self.post = session(folder / "post.onnx", threads) if (folder / "post.onnx").is_file() else None
+        else:
+            from .export import _Main, _Post
+
+            self.main = TorchGraph(_Main(net), 2)
+            self.post = TorchGraph(_Post(net), 1) if net.post_enabled else None
         self.classify = classifier or load_classifier()
         if dictionary is None:
             dictionary = from_recipe(self.meta["dictionary"])

@@ -162,12 +162,18 @@ class TextureFusion(nn.Module):
 class SupervisedAttention(nn.Module):
     """SAM (MPRNet): an image from the features (+ the input), and features re-weighted by that image."""
 
-    def __init__(self, c: int):
+    def __init__(self, c: int, features: bool = True):
         super().__init__()
-        self.f, self.img, self.back = conv(c, c), conv(c, 3), conv(3, c)
+        self.img = conv(c, 3)
+        # MarsQE-lite has no post network to pass features to: no attention branch (no dead weights).
+        self.features = features
+        if features:
+            self.f, self.back = conv(c, c), conv(3, c)
 
     def forward(self, feat, image):
         out = self.img(feat) + image
+        if not self.features:
+            return feat, out
         return self.f(feat) * torch.sigmoid(self.back(out)) + feat, out
 
 
@@ -262,7 +268,7 @@ class MarsQE(nn.Module):
         self.up2, self.r2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, 2), ResBlock(2 * c)
         self.up1, self.r1 = nn.ConvTranspose2d(2 * c, c, 2, 2), ResBlock(c)
         self.tfm = nn.ModuleList([TextureFusion(k * c) for k in (1, 2, 4)]) if references and fusion == "tfm" else None
-        self.sam = SupervisedAttention(c)
+        self.sam = SupervisedAttention(c, features=post)
         if post:
             self.p_in, self.p_mix = conv(3, c), nn.Conv2d(2 * c, c, 1)
             self.p_q1, self.p_d1 = QualityEnhancement(c), conv(c, 2 * c, 3, 2)

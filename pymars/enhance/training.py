@@ -121,6 +121,7 @@ class EnhancerConfig:
     gan: str = ""  # "", "plain", "conditional", "conditional+lr", "plain+lr"
     gan_weight: float = 0.01
     lr_weight: float = 1.0
+    stop_at: int = 0  # stop (resumably) once this step is reached; 0 = run to ``steps``
 
 
 def mse_loss(kind: str, outputs, target, lam: float = 1.0):
@@ -188,7 +189,8 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
     net.train()
     t0, running = time.time(), []
     bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.kind} {Path(cfg.cache).stem}", disable=not progress)
-    while step < cfg.steps:
+    end = min(cfg.steps, cfg.stop_at) if cfg.stop_at else cfg.steps
+    while step < end:
         b = cache.batch(np.random.default_rng([cfg.seed, step]), cfg.batch, cfg.crop)
         b = {k: torch.from_numpy(v) for k, v in b.items()}
         lr = cosine_lr(step, cfg.steps, cfg.lr)
@@ -209,7 +211,7 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(running[-20:]):.2e}")
-        if step % cfg.save_every == 0 or step == cfg.steps:
+        if step % cfg.save_every == 0 or step == end:
             history.append({"step": step, "loss": float(np.mean(running)) if running else None,
                             "seconds": round(time.time() - t0, 1)})
             running = []

@@ -1,0 +1,200 @@
+"""Enhancement table on the development tiles (MarsQE Table III style), BD-rate, ablations, throughput.
+
+For every development tile of `mars-rd-1` (../shared/EVALUATION.md: 38
+MarsScapes + 31 MarsData tiles) and every compression setting (JPEG QF
+20/30/40/50 with the protocol's JPEG anchor, pymars at a mid quality), the
+tile is compressed whole and scored (PSNR, PSNR-B, SSIM, MS-SSIM) as
+decoded and after each enhancer trained for that setting, run through ONNX
+Runtime exactly as ``pymars enhance`` runs it. ``--cross`` also applies the
+models of one setting to the other JPEG settings (reported as such, never as
+per-QF models), which gives a BD-rate curve when only one QF is trained.
+
+Also: BD-rate of JPEG + enhancer against JPEG (PSNR, per group and pooled
+over all tiles), MarsQE's dictionary-size ablation at inference
+(``--dict-sizes``), the whole-image ONNX-vs-PyTorch max abs error on a tile,
+and ONNX Runtime CPU throughput in megapixels per second (``--throughput``).
+Writes bench/results/enhance.json (or ``--out``) atomically and prints the
+tables.
+
+Run:  python bench/enhance_eval.py --models arcnn-jpeg30,dncnn-jpeg30,marsqe-lite-jpeg30,marsqe-jpeg30 \\
+          --settings jpeg:20,jpeg:30,jpeg:40,jpeg:50,pymars:50 --cross --throughput
+
+Example:
+    >>> summarize([{"psnr": 30.0, "psnr_b": 29.0, "ssim": 0.9, "ms_ssim": 0.95, "bpp": 0.5}])["psnr"]
+    30.0
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+METRICS = ("psnr", "psnr_b", "ssim", "ms_ssim")
+
+
+def score(raw: np.ndarray, img: np.ndarray) -> dict:
+    from pymars.enhance.quality import psnr_b, ssim
+    from pymars.evaluation.metrics import ms_ssim, psnr
+
+    return {"psnr": psnr(raw, img), "psnr_b": psnr_b(raw, img), "ssim": ssim(raw, img), "ms_ssim": ms_ssim(raw, img)}
+
+
+def summarize(records: list[dict]) -> dict:
+    """Means of the metrics (and bpp) over records."""
+    keys = [k for k in (*METRICS, "bpp") if k in records[0]]
+    return {k: float(np.mean([r[k] for r in records])) for k in keys} | {"tiles": len(records)}
+
+
+def main(argv=None) -> int:
+    from tqdm import tqdm
+
+    from pymars.data.protocol import GROUPS, dev_tiles
+    from pymars.enhance.cli import resolve_model
+    from pymars.enhance.codecs import compress
+    from pymars.enhance.dictionary import Dictionary
+    from pymars.enhance.inference import Enhancer, load_classifier
+    from pymars.evaluation.bdrate import bd
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="arcnn-jpeg30,dncnn-jpeg30,marsqe-lite-jpeg30,marsqe-jpeg30")
+    ap.add_argument("--settings", default="jpeg:20,jpeg:30,jpeg:40,jpeg:50,pymars:50")
+    ap.add_argument("--cross", action="store_true", help="apply each model to every JPEG setting")
+    ap.add_argument("--dictionary", default="runs/enhance/dictionary-6.npz")
+    ap.add_argument("--dict-sizes", default="", help="MarsQE dictionary-size ablation, e.g. 1,3,6,9")
+    ap.add_argument("--throughput", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="every 4th tile")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="bench/results/enhance.json")
+    args = ap.parse_args(argv)
+
+    settings = args.settings.split(",")
+    tiles = [t for g in GROUPS for t in dev_tiles(g)]
+    if args.quick:
+        tiles = tiles[::4]
+    clf = load_classifier()
+    models = {}
+    for name in [m for m in args.models.split(",") if m]:
+        try:
+            folder = resolve_model(name)
+        except FileNotFoundError as e:
+            print(f"skipping {name}: {e}")
+            continue
+        d = Dictionary.load(args.dictionary) if Path(args.dictionary).is_file() else None
+        models[name] = Enhancer(folder, dictionary=d, threads=args.threads, classifier=clf)
+    variants = []  # (label, enhancer, setting it runs on)
+    for name, enh in models.items():
+        own = enh.meta["setting"]
+        for s in settings:
+            if s == own:
+                variants.append((name, enh, s))
+            elif args.cross and s.startswith("jpeg") and own.startswith("jpeg"):
+                variants.append((f"{name} (applied to {s})", enh, s))
+    for n in [int(v) for v in args.dict_sizes.split(",") if v]:
+        for name, enh in models.items():
+            if enh.kind.startswith("marsqe") and Path(f"runs/enhance/dictionary-{n}.npz").is_file():
+                e2 = Enhancer(enh.folder, dictionary=Dictionary.load(f"runs/enhance/dictionary-{n}.npz"),
+                              threads=args.threads, classifier=clf)
+                variants.append((f"{name} N_k={n}", e2, enh.meta["setting"]))
+
+    records: dict[str, dict[str, list]] = {}
+    comp_cache = {}
+    for t in tqdm(tiles, desc="tiles"):
+        raw = t.pixels if t.pixels.ndim == 3 else np.repeat(t.pixels[:, :, None], 3, 2)
+        for s in settings:
+            dec, nbytes = compress(raw, s)
+            bpp = 8 * nbytes / (raw.shape[0] * raw.shape[1])
+            comp_cache[(t.tile_id, s)] = bpp
+            records.setdefault(s, {}).setdefault("compressed", []).append(
+                {"tile": t.tile_id, "group": t.group, "bpp": bpp, **score(raw, dec)})
+            for label, enh, vs in variants:
+                if vs != s:
+                    continue
+                out = enh.enhance(dec)
+                records[s].setdefault(label, []).append({"tile": t.tile_id, "group": t.group, "bpp": bpp,
+                                                         **score(raw, out)})
+    table = {s: {m: {"all": summarize(r), **{g: summarize([x for x in r if x["group"] == g]) for g in GROUPS}}
+                 for m, r in per.items()} for s, per in records.items()}
+
+    # BD-rate of JPEG + enhancer vs JPEG over the JPEG settings (per group and pooled).
+    jpeg = [s for s in settings if s.startswith("jpeg")]
+    bdr = {}
+    labels = {lab.split(" (applied")[0] for s in jpeg for lab in table[s] if lab != "compressed" and "N_k" not in lab}
+    for name in sorted(labels):
+        for grp in ("all", *GROUPS):
+            pts = []
+            for s in jpeg:
+                lab = next((lab for lab in table[s] if lab == name or lab == f"{name} (applied to {s})"), None)
+                if lab is not None:
+                    pts.append((table[s]["compressed"][grp]["bpp"], table[s]["compressed"][grp]["psnr"],
+                                table[s][lab][grp]["psnr"]))
+            if len(pts) >= 2:
+                pts.sort()
+                r = bd([p[0] for p in pts], [p[1] for p in pts], [p[0] for p in pts], [p[2] for p in pts])
+                bdr.setdefault(name, {})[grp] = {"bd_rate_percent": r.bd_rate, "bd_psnr_db": r.bd_metric,
+                                                 "points": len(pts), "warnings": list(r.warnings)}
+
+    extra = {}
+    tile = tiles[0].pixels
+    for name, enh in models.items():
+        dec, _ = compress(tile, enh.meta["setting"])
+        try:
+            torch_enh = Enhancer(enh.folder, dictionary=getattr(enh, "dictionary", None), classifier=clf,
+                                 backend="torch")
+            err = float(np.abs(torch_enh.enhance_float(dec) - enh.enhance_float(dec)).max())
+        except ImportError:
+            err = None
+        extra.setdefault(name, {})["onnx_vs_torch_max_abs"] = err
+        if args.throughput:
+            from pymars.data.synthetic import mars_like_scene
+
+            img, _ = compress(mars_like_scene(512, 768, seed=1), enh.meta["setting"])
+            for threads in (1, 2):
+                e2 = Enhancer(enh.folder, dictionary=getattr(enh, "dictionary", None), threads=threads,
+                              classifier=clf)
+                e2.enhance(img)  # warm-up
+                t0 = time.perf_counter()
+                e2.enhance(img)
+                dt = time.perf_counter() - t0
+                extra[name][f"mp_per_s_threads{threads}"] = img.shape[0] * img.shape[1] / 1e6 / dt
+
+    result = {"protocol": "mars-rd-1", "tiles": len(tiles), "quick": args.quick, "settings": settings,
+              "table": table, "bd_rate_vs_jpeg": bdr, "models": {n: e.meta for n, e in models.items()},
+              "checks": extra, "records": records}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, out)
+
+    print(f"\n{len(tiles)} development tiles; mean over all tiles (PSNR / PSNR-B in dB)")
+    print(f"| setting | method | bpp | PSNR | PSNR-B | SSIM | MS-SSIM |\n|---|---|---|---|---|---|---|")
+    for s, per in table.items():
+        base = per["compressed"]["all"]["psnr"]
+        for m, v in per.items():
+            a = v["all"]
+            gain = "" if m == "compressed" else f" ({a['psnr'] - base:+.2f})"
+            print(f"| {s} | {m} | {a['bpp']:.3f} | {a['psnr']:.2f}{gain} | {a['psnr_b']:.2f} | {a['ssim']:.4f} | "
+                  f"{a['ms_ssim']:.4f} |")
+    for name, g in bdr.items():
+        print(f"BD-rate vs JPEG, {name}: " + ", ".join(f"{k} {v['bd_rate_percent']:.2f} % ({v['points']} pts)"
+                                                       for k, v in g.items()))
+    for name, v in extra.items():
+        print(f"{name}: " + ", ".join(f"{k} {x:.3g}" if isinstance(x, float) else f"{k} {x}" for k, x in v.items()))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""Tests of the ground enhancer (pymars.enhance): they run without ../shared and without a GPU.
+
+Synthetic scenes (pymars.data.synthetic) stand in for Mars images; weights
+are random unless a test is about the committed ones.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pymars.data.synthetic import mars_like_scene  # noqa: E402
+from pymars.enhance import classes, gan, quality  # noqa: E402
+from pymars.enhance.dictionary import Dictionary, choose_references  # noqa: E402
+from pymars.enhance.inference import WEIGHTS, Enhancer, tiled  # noqa: E402
+from pymars.enhance.networks import MarsQE, NonLocalAttention, TextureExtraction, build  # noqa: E402
+from pymars.enhance.patches import TrainingCache  # noqa: E402
+
+
+# --------------------------------------------------------------------------- TEM / network blocks
+
+
+def naive_tem(q, k, v, d):
+    """Eqs. 5-7 with explicit loops over blocks (the oracle)."""
+    b, c, h, w = q.shape
+    _, _, hr, wr = k.shape
+    out = torch.zeros_like(q)
+    for n in range(b):
+        keys = [(y, x) for y in range(0, hr, d) for x in range(0, wr, d)]
+        for y in range(0, h, d):
+            for x in range(0, w, d):
+                qb = q[n, :, y:y + d, x:x + d].flatten()
+                best, arg = -2.0, None
+                for (ky, kx) in keys:
+                    kb = k[n, :, ky:ky + d, kx:kx + d].flatten()
+                    s = float(torch.dot(qb / qb.norm(), kb / kb.norm()))
+                    if s > best:
+                        best, arg = s, (ky, kx)
+                out[n, :, y:y + d, x:x + d] = v[n, :, arg[0]:arg[0] + d, arg[1]:arg[1] + d] * best
+    return out
+
+
+def test_tem_matches_a_naive_loop_over_blocks():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = torch.randn(2, 3, 8, 12, generator=g), torch.randn(2, 3, 12, 8, generator=g), torch.randn(2, 3, 12, 8,
+                                                                                                          generator=g)
+    got = TextureExtraction(4)(q, k, v)
+    assert torch.allclose(got, naive_tem(q, k, v, 4), atol=1e-5)
+
+
+def test_tem_copies_the_raw_block_whose_compressed_twin_matches():
+    # Key blocks: one equal to the query block's direction; the value there is distinctive.
+    q = torch.zeros(1, 1, 4, 4)
+    q[..., :2, :2] = 1.0  # only the first 2x2 block is non-zero... blocks are 4x4: a single block
+    k = torch.cat([torch.rand(1, 1, 4, 4), q * 3.0], 3)  # block 1 is q scaled: cosine 1
+    v = torch.cat([torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 7.0)], 3)
+    out = TextureExtraction(4)(q, k, v)
+    assert torch.allclose(out, torch.full((1, 1, 4, 4), 7.0), atol=1e-5)
+
+
+def test_non_local_attention_stays_within_a_class():
+    torch.manual_seed(0)
+    nla = NonLocalAttention(4)
+    x = torch.rand(1, 4, 4, 4)
+    cls = torch.zeros(1, 1, 4, 4)
+    cls[..., 2:] = 2.0
+    y = nla(x, cls)
+    x2 = x.clone()
+    x2[..., 2:] = torch.rand(1, 4, 4, 2) * 10
+    assert torch.allclose(nla(x2, cls)[..., :2], y[..., :2], atol=1e-6)
+    assert not torch.allclose(nla(x2, torch.zeros_like(cls))[..., :2], nla(x, torch.zeros_like(cls))[..., :2])
+
+
+@pytest.mark.parametrize("kind", ["marsqe", "marsqe-lite", "marsqe-notfm", "marsqe-notem", "arcnn", "dncnn"])
+def test_every_kind_runs_and_has_gradients(kind):
+    torch.manual_seed(0)
+    net = build(kind, 8)
+    x = torch.rand(1, 3, 32, 32)
+    out = net(x) if kind in ("arcnn", "dncnn") else net(x, x, x, torch.zeros(1, 1, 32, 32))
+    final = out[1] if isinstance(out, tuple) else out
+    final.mean().backward()
+    assert final.shape == x.shape
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_lite_has_no_post_network_and_ablations_drop_their_modules():
+    assert not hasattr(build("marsqe-lite"), "p_nlm")
+    assert build("marsqe-notfm").tfm is None and build("marsqe-notem").tfm is None
+    assert sum(p.numel() for p in build("marsqe").parameters()) > sum(p.numel() for p in build("marsqe-lite").parameters())
+
+
+# --------------------------------------------------------------------------- classes, dictionary
+
+
+def test_class_mapping_of_every_marsscapes_colour():
+    expected = {"soil": 1, "gravel": 1, "sand": 0, "bedrock": 2, "big rock": 2, "ridge": 2, "sky": 3}
+    for colour, (name, k) in classes.COLOUR_TABLE.items():
+        got = int(classes.class_map(np.array([[colour]], np.uint8))[0, 0])
+        assert got == expected.get(name, classes.IGNORE), name
+    assert classes.class_map(np.array([[[1, 2, 3]]], np.uint8))[0, 0] == classes.IGNORE
+
+
+def test_patch_class_needs_half_labelled():
+    m = np.full((10, 10), classes.IGNORE, np.uint8)
+    m[:4] = classes.ROCK
+    assert classes.patch_class(m) == classes.IGNORE
+    m[:6] = classes.ROCK
+    assert classes.patch_class(m) == classes.ROCK
+
+
+def test_dictionary_matching_picks_the_same_texture_within_the_class():
+    rng = np.random.default_rng(0)
+    smooth = np.repeat(np.repeat(rng.integers(0, 256, (4, 4, 3)), 8, 0), 8, 1).astype(np.uint8)  # flat 8x8 blocks
+    noisy = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    stripes = np.zeros((32, 32, 3), np.uint8)
+    stripes[:, ::2] = 200
+    d = Dictionary(np.stack([smooth, noisy, stripes, noisy]), np.array([1, 1, 1, 3]), ["s", "n", "t", "sky-n"])
+    d.compress(lambda p: p)
+    query = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)  # another noise patch
+    assert d.match(query, 1) == 1
+    assert d.match(query, 3) == 3  # only the class's references are candidates
+    q2 = np.zeros((32, 32, 3), np.uint8)
+    q2[:, 1::2] = 90
+    assert d.match(q2, 1) == 2
+    assert d.match(query, 0) in range(4)  # an empty class falls back to the whole dictionary
+
+
+def test_choose_references_reports_calinski_harabasz_for_every_size():
+    rng = np.random.default_rng(1)
+    p = np.concatenate([rng.integers(0, 256, (10, 32, 32, 3)), rng.integers(100, 110, (10, 32, 32, 3))]).astype(np.uint8)
+    dicts, ch = choose_references(p, np.repeat([1, 2], 10), [str(i) for i in range(20)], sizes=(1, 3))
+    assert set(ch) == {1, 3} and all(math.isfinite(v) for v in ch.values())
+    assert len(dicts[3]) == 6 and sorted(dicts[3].classes.tolist()) == [1, 1, 1, 2, 2, 2]
+    assert [e["class"] for e in dicts[1].recipe()] == ["soil", "rock"]
+
+
+# --------------------------------------------------------------------------- metrics, bias triangle
+
+
+def test_psnr_b_penalises_block_edges_and_equals_psnr_without_them():
+    from pymars.evaluation.metrics import psnr
+
+    a = np.full((16, 16, 3), 100, np.uint8)
+    b = a.copy()
+    b[:, 8:] = 104
+    # MSE 8, D_B = 8 (16 of 32 boundary pairs differ by 4), D_B^c = 0, eta = 3/4 -> BEF 6.
+    assert quality.psnr_b(a, b) == pytest.approx(10 * math.log10(255**2 / 14))
+    c = a.copy()
+    c[:, 4:] = 104  # the step is inside a block: no blocking term
+    assert quality.psnr_b(a, c) == pytest.approx(psnr(a, c))
+
+
+def test_ssim_agrees_with_pytorch_msssim():
+    pm = pytest.importorskip("pytorch_msssim")
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-25, 26, a.shape), 0, 255).astype(np.uint8)
+    t = lambda x: torch.from_numpy(x.transpose(2, 0, 1)[None].astype(np.float64))  # noqa: E731
+    assert quality.ssim(a, b) == pytest.approx(float(pm.ssim(t(a), t(b), data_range=255)), abs=1e-6)
+
+
+def test_bias_triangle_distances_and_deviation_on_constructed_features():
+    rng = np.random.default_rng(0)
+    raw = rng.standard_normal((400, 2))
+    comp = raw + np.array([3.0, 0.0])
+    assert gan.frechet_distance(raw, comp) == pytest.approx(9.0, abs=0.05)
+    # E at the midpoint: deviation 0; on C: -100 %; on R: +100 %.
+    s_cr = gan.frechet_distance(comp, raw) ** 0.5
+    mid = raw + np.array([1.5, 0.0])
+    s_ce, s_re = gan.frechet_distance(comp, mid) ** 0.5, gan.frechet_distance(raw, mid) ** 0.5
+    assert gan.deviation(s_cr, s_ce, s_re) == pytest.approx(0.0, abs=1.0)
+    assert gan.deviation(s_cr, 0.0, s_cr) == -100.0
+
+
+def test_domain_divergence_only_pushes_when_enhanced_is_closer_to_compressed():
+    c, r = [torch.zeros(1, 2, 2, 2)], [torch.ones(1, 2, 2, 2)]
+    e = [torch.full((1, 2, 2, 2), 0.5, requires_grad=True)]
+    loss = gan.domain_divergence(r, c, e)
+    loss.backward()
+    assert float(loss.detach()) == pytest.approx(0.5) and float(e[0].grad.sum()) < 0  # gradient moves E away from C
+    assert float(gan.domain_divergence(r, c, [torch.full((1, 2, 2, 2), 1.5)])) == 0.0
+
+
+# --------------------------------------------------------------------------- training
+
+
+def synthetic_cache(n=3, seed=0) -> TrainingCache:
+    from pymars.enhance.codecs import compress
+
+    raw = np.stack([mars_like_scene(256, 256, seed=seed + i) for i in range(n)])
+    comp = np.stack([compress(r, "jpeg:30")[0] for r in raw])
+    d_raw = np.stack([mars_like_scene(128, 128, seed=50 + i) for i in range(2)])
+    d_comp = np.stack([compress(r, "jpeg:30")[0] for r in d_raw])[None]
+    return TrainingCache(raw, comp, np.array([[[3, 3], [1, 2]]] * n, np.uint8), np.zeros((n, 2, 2), np.int16),
+                         np.zeros(n, np.int16), d_raw, d_comp, np.array([1, 2], np.uint8), ["jpeg:30"])
+
+
+def test_training_resumes_exactly(tmp_path):
+    from pymars.enhance.training import EnhancerConfig, train_enhancer
+
+    cache = tmp_path / "cache.npz"
+    synthetic_cache().save(cache)
+    common = dict(kind="marsqe", cache=str(cache), batch=2, crop=32, width=4, save_every=1)
+    train_enhancer(EnhancerConfig(out=str(tmp_path / "a"), steps=3, **common), progress=False)
+    train_enhancer(EnhancerConfig(out=str(tmp_path / "b"), steps=3, stop_at=2, **common), progress=False)  # interrupted
+    train_enhancer(EnhancerConfig(out=str(tmp_path / "b"), steps=3, **common), progress=False)
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert a["step"] == b["step"] == 3
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_cache_batch_gives_each_crop_the_reference_under_its_centre():
+    c = synthetic_cache(1)
+    c.refs[0] = np.array([[0, 1], [1, 1]])
+    b = c.batch(np.random.default_rng(3), 16, 64)
+    assert b["classes"].min() >= 0 and set(np.unique(b["classes"])) <= {1.0, 2.0, 3.0}
+    raw_refs = c.dict_raw.astype(np.float32) / 255
+    for i in range(16):
+        crop = b["ref_raw"][i].transpose(1, 2, 0)
+        found = [k for k in range(2) if any(np.array_equal(crop, raw_refs[k, y:y + 64, x:x + 64])
+                                            for y in range(0, 65, 8) for x in range(0, 65, 8))]
+        assert found  # every reference crop is a crop of a dictionary patch
+
+
+# --------------------------------------------------------------------------- export, inference, CLI
+
+
+def export_random(tmp_path: Path, kind: str, dictionary: Dictionary | None = None) -> Path:
+    from pymars.enhance.export import export_enhancer
+
+    torch.manual_seed(0)
+    net = build(kind, 8)
+    if kind == "dncnn":  # non-trivial batch-norm statistics
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    meta = {"setting": "jpeg:30", "margin": 16 if kind in ("arcnn", "dncnn") else 8}
+    if dictionary is not None:
+        meta["dictionary"] = dictionary.recipe()
+    folder = tmp_path / kind
+    errs = export_enhancer(net, kind, meta, folder)
+    assert max(errs.values()) < 1e-4
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["dncnn", "arcnn"])
+def test_tiled_inference_equals_a_single_pass(tmp_path, kind):
+    folder = export_random(tmp_path, kind)
+    img = mars_like_scene(300, 530, seed=2)
+    enh = Enhancer(folder)
+    tiled_out = enh.enhance_float(img)
+    single = enh.net.run(None, {"comp": img.transpose(2, 0, 1)[None].astype(np.float32) / 255})[0][0]
+    assert np.abs(tiled_out - single).max() < 1e-5
+
+
+def test_tiler_cross_fades_without_seams():
+    # A window function that depends on the window (like MarsQE's per-patch references):
+    # the blended result must stay continuous across window borders.
+    def fn(y0, y1, x0, x1, core):
+        return np.full((1, y1 - y0, x1 - x0), float(core[1] // 64), np.float32)
+
+    out = tiled(fn, (64, 256), 1, tile=64, margin=8, blend=8)[0]
+    assert np.abs(np.diff(out, axis=1)).max() <= 1.0 / 16 + 1e-6  # a 0 -> 1 step spread over 16 px
+    assert out[0, 0] == 0.0 and out[0, -1] == 3.0
+
+
+def marsqe_setup(tmp_path: Path, kind: str = "marsqe"):
+    from pymars.enhance.codecs import compress
+
+    raw = np.stack([mars_like_scene(128, 128, seed=70 + i) for i in range(4)])
+    d = Dictionary(raw, np.array([0, 1, 2, 3], np.uint8), [f"synthetic{i}.png:0,0" for i in range(4)])
+    npz = tmp_path / "dict.npz"
+    d.save(npz)
+    folder = export_random(tmp_path, kind, d)
+    clf = classes.PatchClassifier.fit(raw, np.array([0, 1, 2, 3]), steps=50)
+    d.compress(lambda p: compress(p, "jpeg:30")[0])
+    return folder, d, npz, clf
+
+
+@pytest.mark.parametrize("kind", ["marsqe", "marsqe-lite"])
+def test_marsqe_whole_image_onnx_equals_pytorch(tmp_path, kind):
+    folder, d, _, clf = marsqe_setup(tmp_path, kind)
+    img = mars_like_scene(200, 300, seed=5)
+    onnx_out = Enhancer(folder, dictionary=d, classifier=clf).enhance_float(img)
+    torch_out = Enhancer(folder, dictionary=d, classifier=clf, backend="torch").enhance_float(img)
+    assert onnx_out.shape == (3, 200, 300)
+    assert np.abs(onnx_out - torch_out).max() < 1e-3
+
+
+def committed_enhancers():
+    return sorted(p for p in WEIGHTS.glob("enhance-*") if (p / "model.json").is_file())
+
+
+def test_there_are_committed_enhancers():
+    assert committed_enhancers(), "no enhancer weights committed under pymars/weights/enhance-*"
+
+
+@pytest.mark.parametrize("folder", committed_enhancers(), ids=lambda p: p.name)
+def test_committed_onnx_graphs_equal_pytorch(folder):
+    import onnxruntime as ort
+
+    from pymars.enhance.export import _Main, _Post
+    from pymars.enhance.training import load_enhancer
+
+    net, kind, meta = load_enhancer(folder)
+    g = torch.Generator().manual_seed(1)
+    if kind in ("arcnn", "dncnn"):
+        graphs = {"model.onnx": (net, {"comp": torch.rand(1, 3, 64, 80, generator=g)})}
+    else:
+        graphs = {"main.onnx": (_Main(net), {"comp": torch.rand(1, 3, 64, 80, generator=g),
+                                             "ref_raw": torch.rand(1, 3, 128, 128, generator=g),
+                                             "ref_comp": torch.rand(1, 3, 128, 128, generator=g)})}
+        if net.post_enabled:
+            graphs["post.onnx"] = (_Post(net), {"comp": torch.rand(1, 3, 64, 80, generator=g),
+                                                "enh": torch.rand(1, 3, 64, 80, generator=g),
+                                                "feat": torch.randn(1, meta["width"], 64, 80, generator=g),
+                                                "classes": torch.randint(0, 4, (1, 1, 64, 80), generator=g).float()})
+    for name, (module, feeds) in graphs.items():
+        sess = ort.InferenceSession(str(folder / name), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {k: v.numpy() for k, v in feeds.items()})
+        with torch.no_grad():
+            ref = module(*feeds.values())
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        assert max(float(np.abs(r.numpy() - o).max()) for r, o in zip(ref, got)) < 1e-3, name
+
+
+def test_cli_enhances_a_png_and_refuses_bad_input(tmp_path, capsys):
+    from PIL import Image
+
+    from pymars.cli import main
+
+    folder = export_random(tmp_path, "arcnn")
+    src = tmp_path / "in.png"
+    Image.fromarray(mars_like_scene(100, 140, seed=3)).save(src)
+    out = tmp_path / "out.png"
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(folder), "--quiet"]) == 0
+    res = np.asarray(Image.open(out))
+    assert res.shape == (100, 140, 3) and res.dtype == np.uint8
+    assert not list(tmp_path.glob("*.part*"))
+    capsys.readouterr()
+    assert main(["enhance", str(tmp_path / "missing.png"), "-o", str(out), "--model", str(folder)]) == 2
+    assert "file not found" in capsys.readouterr().out
+    assert main(["enhance", str(src), "-o", str(tmp_path / "x.jpg"), "--model", str(folder)]) == 2
+    assert "lossless" in capsys.readouterr().out
+    assert main(["enhance", str(src), "-o", str(out), "--model", "no-such-model"]) == 2
+    assert "not found" in capsys.readouterr().out
+    Image.fromarray(np.zeros((20, 20), np.uint16)).save(tmp_path / "deep.png")
+    assert main(["enhance", str(tmp_path / "deep.png"), "-o", str(out), "--model", str(folder)]) == 2
+    assert "8-bit" in capsys.readouterr().out
+
+
+def test_cli_runs_marsqe_with_a_dictionary_file_on_a_gray_image(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from pymars.cli import main
+    from pymars.enhance import inference
+
+    folder, _, npz, clf = marsqe_setup(tmp_path)
+    monkeypatch.setattr(inference, "load_classifier", lambda *a, **k: clf)
+    src = tmp_path / "gray.png"
+    Image.fromarray(mars_like_scene(90, 130, seed=4, channels=1)).save(src)
+    out = tmp_path / "out.png"
+    assert main(["enhance", str(src), "-o", str(out), "--model", str(folder), "--dictionary", str(npz),
+                 "--quiet"]) == 0
+    assert np.asarray(Image.open(out)).shape == (90, 130)
+
+
+def test_shipped_classifier_file_is_valid():
+    path = WEIGHTS / "enhance-classifier" / "classifier.json"
+    assert path.is_file(), "the patch classifier is not committed"
+    clf = classes.PatchClassifier.from_json(json.loads(path.read_text()))
+    assert clf(np.full((2, 128, 128, 3), 120, np.uint8)).shape == (2,)
