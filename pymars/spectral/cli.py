@@ -41,9 +41,11 @@ def cmd_predict(args) -> int:
 def cmd_train(args) -> int:
     from .train import TrainConfig, train
 
-    cfg = TrainConfig(out=args.out, model=args.model, steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
-                      width=args.width, seed=args.seed, synthetic_fraction=args.synthetic_fraction,
-                      threads=args.threads, data="toy" if args.toy else "shared")
+    # Options left out take TrainConfig's defaults (the committed models' recipe).
+    given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "width", "seed", "synthetic_fraction")
+             if getattr(args, k) is not None}
+    cfg = TrainConfig(out=args.out, model=args.model, threads=args.threads, data="toy" if args.toy else "shared",
+                      **given)
     print(json.dumps(train(cfg), indent=2))
     return 0
 
@@ -80,12 +82,9 @@ def register(sub) -> None:
     Example:
         >>> import argparse
         >>> p = argparse.ArgumentParser(); s = p.add_subparsers(dest="command"); register(s)
-        >>> p.parse_args(["spectral", "train", "--model", "unet"]).steps
-        4000
+        >>> p.parse_args(["spectral", "train", "--model", "unet", "--out", "runs/x"]).steps is None
+        True
     """
-    from .train import TrainConfig
-
-    d = TrainConfig()
     sp = sub.add_parser("spectral", help="CaSSIS-like bands -> CRISM FAL mineralogy composite (docs/spectral.md)")
     ssub = sp.add_subparsers(dest="spectral_command", required=True)
 
@@ -107,13 +106,14 @@ def register(sub) -> None:
     t = ssub.add_parser("train", help="train or resume a spectral model on ../shared/data/spectral")
     t.add_argument("--model", choices=("unet", "diffusion"), required=True)
     t.add_argument("--out", required=True, help="run folder (checkpoint.pt, log.jsonl); rerun to resume")
-    t.add_argument("--steps", type=int, default=4000)
-    t.add_argument("--batch", type=int, default=d.batch)
-    t.add_argument("--crop", type=int, default=d.crop)
-    t.add_argument("--lr", type=float, default=d.lr)
-    t.add_argument("--width", type=int, default=d.width)
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--synthetic-fraction", type=float, default=d.synthetic_fraction)
+    # No defaults here (they live in TrainConfig): registering the CLI must not import torch.
+    t.add_argument("--steps", type=int, help="total steps (default: the committed models' recipe)")
+    t.add_argument("--batch", type=int)
+    t.add_argument("--crop", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--width", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--synthetic-fraction", type=float)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--toy", action="store_true", help="random synthetic data only (smoke test, no ../shared)")
     t.set_defaults(func=cmd_train)

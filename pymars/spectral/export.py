@@ -71,7 +71,7 @@ def export_model(model: SpectralUNet, out_dir: str | Path, train_config: dict | 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    _atomic(out / "model.safetensors", lambda p: save_file(state, str(p)))
+    _atomic(out / "model.safetensors", lambda p: (save_file(state, str(p)), os.chmod(p, 0o644)))
     ex = example_inputs()
     args = tuple(torch.from_numpy(ex[n]) for n in INPUT_NAMES)
     dyn = {n: {0: "batch"} for n in INPUT_NAMES}

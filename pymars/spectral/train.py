@@ -159,7 +159,7 @@ def loss_on(model: SpectralUNet, b: dict, rng: np.random.Generator, schedule: Sc
         >>> import numpy as np
         >>> src = BatchSource(TrainConfig(data="toy", batch=2, crop=8))
         >>> m = SpectralUNet(SpectralConfig(kind="unet", width=8))
-        >>> float(loss_on(m, src.batch(np.random.default_rng(0)), np.random.default_rng(0), Schedule())) > 0
+        >>> float(loss_on(m, src.batch(np.random.default_rng(0)), np.random.default_rng(0), Schedule()).detach()) > 0
         True
     """
     fal = torch.from_numpy(b["fal"])

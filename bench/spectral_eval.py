@@ -1,0 +1,136 @@
+"""Spectral-channel prediction: the results table, the sampling time and the real-cube check.
+
+What it measures (issue 7), all through ONNX Runtime on CPU, on the shipped
+weights (``pymars/weights/spectral-unet`` and ``spectral-diffusion``):
+
+* the results table (thesis Table 5.7 style) on the held-out ``test`` part of
+  the documented split (docs/spectral.md): RMSE (0-255), PCC, cosine, SSIM and
+  the carbonate (green FAL pixel) precision / recall / F1, for: copying the input
+  (a floor), the UNet and the diffusion model, each without and with the
+  scene's metadata (one model per family, trained with metadata dropout; "without"
+  runs its learned null embedding, and for the diffusion model drops the
+  metadata guidance branch);
+* the sampling time per 256x256 image of the diffusion model at its configured
+  DDIM steps (and of the UNet), 1 and 2 ONNX Runtime threads, median of
+  ``--repeats`` after one untimed warm-up; with metadata (3 guidance branches
+  per step) and without (2). The machine is shared, so the figures are upper
+  bounds of an idle machine;
+* the real-cube check (:mod:`pymars.spectral.realcube`);
+* with ``--sweep-val``: the guidance scales of the diffusion model tried on the
+  ``val`` part (with metadata), written to ``spectral_guidance_val.json``; the
+  shipped config.json's scales were chosen from it (best carbonate F1, then RMSE),
+  never from the test part.
+
+Writes ``bench/results/spectral.json`` (``spectral_quick.json`` with --quick:
+4 test scenes, 1 repeat) atomically and prints the table.
+
+Usage: ``python3 bench/spectral_eval.py [--quick] [--steps N]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pymars.spectral.evaluate import evaluate_weights, format_table, held_out_pairs, score_predictions  # noqa: E402
+from pymars.spectral.pairs import pairs_dir  # noqa: E402
+from pymars.spectral.predict import SpectralPredictor  # noqa: E402
+from pymars.spectral.realcube import real_cube_check  # noqa: E402
+
+
+def timing(model: str, img: np.ndarray, meta: dict, threads: int, repeats: int, steps: int | None) -> float:
+    p = SpectralPredictor(model, threads=threads)
+    p.predict(img, steps=steps, **meta)  # warm-up: session set-up and first-run allocations
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        p.predict(img, steps=steps, **meta)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def sweep_val(steps: int | None, scenes: int = 8) -> int:
+    """Guidance scales of the diffusion model on the first ``scenes`` val scenes, with metadata."""
+    pairs = held_out_pairs("val")[:scenes]
+    rows = []
+    for gi, gm in ((1.0, 1.0), (1.5, 2.0), (1.0, 3.0), (2.0, 1.0), (2.0, 3.0)):
+        row = evaluate_weights("diffusion", pairs, True, f"diffusion + metadata, s_img {gi}, s_meta {gm}",
+                               steps=steps, image_guidance=gi, meta_guidance=gm)
+        row.pop("per_scene")
+        row.update(image_guidance=gi, meta_guidance=gm)
+        rows.append(row)
+        print(format_table([row]).splitlines()[-1], flush=True)
+    out = ROOT / "bench" / "results" / "spectral_guidance_val.json"
+    out.write_text(json.dumps({"part": "val", "scenes": [p.scene for p in pairs], "steps": steps, "rows": rows},
+                              indent=1))
+    print(format_table(rows))
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--steps", type=int, help="DDIM steps (default: the diffusion model's config)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-table", action="store_true", help="timings and real cube only")
+    ap.add_argument("--sweep-val", action="store_true", help="guidance sweep on the val part, then exit")
+    args = ap.parse_args(argv)
+    if pairs_dir() is None:
+        print("needs ../shared/data/spectral", file=sys.stderr)
+        return 2
+    if args.sweep_val:
+        return sweep_val(args.steps)
+    pairs = held_out_pairs("test")
+    if args.quick:
+        pairs = pairs[:4]
+    diff_cfg = SpectralPredictor("diffusion").config
+    steps = args.steps or diff_cfg["sampler"]["steps"]
+    result = {"split_part": "test", "scenes": [p.scene for p in pairs], "ddim_steps": steps,
+              "sampler": {**diff_cfg["sampler"], "steps": steps}, "machine": platform.platform(),
+              "cpu_count": os.cpu_count(), "rows": []}
+    if not args.skip_table:
+        result["rows"].append(score_predictions([p.cassis for p in pairs], pairs, "input copied (floor)"))
+        for model in ("unet", "diffusion"):
+            for with_meta in (False, True):
+                name = f"{model} {'+' if with_meta else '-'} metadata"
+                row = evaluate_weights(model, pairs, with_meta, name, progress=True,
+                                       **({"steps": steps} if model == "diffusion" else {}))
+                result["rows"].append(row)
+                print(format_table([row]).splitlines()[-1], flush=True)
+        print(f"\nheld-out test part: {len(pairs)} scenes; RMSE on 0-255; carbonate = G - max(R, B) > 8")
+        print(format_table(result["rows"]))
+    img = pairs[0].cassis
+    m = pairs[0].meta
+    meta = {"lat": m.lat, "lon": m.lon, "site": m.site} if m else {}
+    reps = 1 if args.quick else args.repeats
+    result["timing_s_per_256"] = {}
+    for model in ("unet", "diffusion"):
+        for threads in (1, 2):
+            for label, kw in (("with metadata", meta), ("without metadata", {})):
+                key = f"{model}, {threads} thread(s), {label}"
+                result["timing_s_per_256"][key] = timing(model, img, kw, threads, reps,
+                                                         steps if model == "diffusion" else None)
+                print(f"{key}: {result['timing_s_per_256'][key]:.2f} s per 256x256", flush=True)
+    result["real_cube"] = {model: real_cube_check(model, pairs_dir().parent, with_linear=model == "unet")
+                           for model in ("unet", "diffusion")}
+    print(json.dumps(result["real_cube"], indent=1))
+    out = ROOT / "bench" / "results" / ("spectral_quick.json" if args.quick else "spectral.json")
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
