@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundle import ModelBundle, open_bundle
+from .bundle import DEFAULT_REMAC_MODEL, ModelBundle, bundle_for_model_id, open_bundle
 from .errors import BitstreamError, InputImageError, ModelMismatchError
 
 MAX_SIDE = 65535
@@ -90,6 +90,7 @@ def encode(
     bit_depth: int | None = None,
     threads: int = 1,
     model: str | ModelBundle | None = None,
+    refs=None,
 ) -> bytes:
     """Encode an (H, W) or (H, W, 3) uint8/uint16 image into a pymars file.
 
@@ -97,6 +98,11 @@ def encode(
     for the highest quality whose file fits a downlink budget. 16-bit input is
     coded at 8-bit precision (``bit_depth`` 12 or 16 tells how to scale it).
     The output bytes do not depend on ``threads``.
+
+    ``refs``: a REMAC reference library (path of ``LIB.pmrl`` or a
+    :class:`pymars.refs.ReferenceLibrary`); the model then defaults to the
+    REMAC bundle, each tile's references are selected on the rover's rules and
+    the file carries the library's hash. Without ``refs`` the base codec runs.
 
     Example:
         >>> import numpy as np
@@ -119,21 +125,68 @@ def encode(
         raise InputImageError("bit_depth 12 but the image has values above 4095")
     if tile_size % 16 or not 16 <= tile_size <= 4096:
         raise ValueError("tile_size must be a multiple of 16 in 16..4096")
-    bundle = open_bundle(model)
+    bundle = open_bundle(model if model is not None or refs is None else DEFAULT_REMAC_MODEL)
+    library = None if refs is None else core_library(bundle, open_library(refs, ground=False))
     try:
         if target_bytes is not None:
             if int(target_bytes) <= 0:
                 raise ValueError("target_bytes must be positive")
-            data, _ = _core.encode_to_target(bundle.core, img, int(target_bytes), tile_size, bit_depth, threads)
+            data, _ = _core.encode_to_target(bundle.core, img, int(target_bytes), tile_size, bit_depth, threads,
+                                             library=library)
             return data
         q = int(quality)
         if not 1 <= q <= 100:
             raise ValueError(f"quality must be in 1..100, got {quality}")
-        return _core.encode(bundle.core, img, q, tile_size, bit_depth, threads)
+        return _core.encode(bundle.core, img, q, tile_size, bit_depth, threads, library=library)
     except ValueError as e:
         if isinstance(e, InputImageError) or "target_bytes" in str(e):
             raise
         raise InputImageError(str(e)) from None
+
+
+def open_library(refs, ground: bool = True):
+    """A :class:`pymars.refs.ReferenceLibrary` from a path or an already loaded library.
+
+    Example:
+        >>> open_library("missing.pmrl")
+        Traceback (most recent call last):
+        ...
+        pymars.refs.library.ReferenceLibraryError: no reference library at missing.pmrl
+    """
+    from .refs import ReferenceLibrary
+
+    if isinstance(refs, ReferenceLibrary):
+        return refs
+    return ReferenceLibrary.load(refs, ground=ground)
+
+
+def core_library(bundle: ModelBundle, library):
+    """The C++ view of a library's rover part for a REMAC bundle (refuses base models and other models).
+
+    Example:
+        >>> import numpy as np
+        >>> from pymars.refs import ReferenceLibrary
+        >>> lib = ReferenceLibrary(bytes(8), np.zeros((1, 59), np.uint32), np.zeros((1, 128), np.uint16),
+        ...                        np.zeros((1, 128, 16, 16), np.int8))
+        >>> core_library(open_bundle(), lib)
+        Traceback (most recent call last):
+        ...
+        pymars.errors.ModelMismatchError: model 'base-v1' has no reference branch: REMAC needs a REMAC bundle such as 'remac-v1'
+    """
+    from . import _core
+
+    if not bundle.is_remac:
+        raise ModelMismatchError(f"model {bundle.name!r} has no reference branch: REMAC needs a REMAC bundle "
+                                 f"such as {DEFAULT_REMAC_MODEL!r}")
+    library.check_model(bundle.model_id)
+    key = library.sha256
+    cache = bundle.__dict__.setdefault("_libraries", {})
+    if key not in cache:
+        try:
+            cache[key] = _core.ReferenceLibraryCore(bundle.core, library.rover_bytes())
+        except ValueError as e:
+            raise ModelMismatchError(str(e)) from None
+    return cache[key]
 
 
 def info(data: bytes) -> dict:
@@ -160,8 +213,14 @@ def decode_with_report(
     threads: int = 1,
     model: str | ModelBundle | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    refs=None,
 ) -> tuple[np.ndarray, DecodeReport]:
     """Decode a pymars file; also return which tiles were damaged or missing.
+
+    ``model`` defaults to the shipped bundle whose id the file names.
+    ``refs``: the reference library a REMAC file was coded with (path or
+    :class:`pymars.refs.ReferenceLibrary` with its ground part); a file whose
+    header names a library cannot be decoded without it.
 
     Example:
         >>> from pymars.bundle import default_bundle
@@ -181,16 +240,27 @@ def decode_with_report(
             f"the file claims a {header['width']}x{header['height']} image, above max_pixels={max_pixels}; "
             "pass a larger max_pixels to decode it"
         )
-    bundle = open_bundle(model)
+    bundle = open_bundle(model if model is not None else bundle_for_model_id(header["model_id"]))
     if header["model_id"] != bundle.model_id:
         raise ModelMismatchError(
             f"the file was encoded with model id {header['model_id'].hex()}, but model {bundle.name!r} has id "
             f"{bundle.model_id.hex()}: decode with the model that encoded it"
         )
-    if header["library_hash"] is not None:
-        raise ModelMismatchError("the file needs a reference library (REMAC); pass refs=... (not supported yet)")
+    library = core = None
+    if refs is not None:
+        library = open_library(refs, ground=True)
+        if library.tiles is None:
+            raise ModelMismatchError("decoding needs the library's ground part (LIB.pmrg with the reference tiles)")
+        core = core_library(bundle, library)
+    needed = header["library_hash"]
+    if needed is not None and library is None:
+        raise ModelMismatchError(f"the file was coded with reference library {needed.hex()}: pass refs=LIB (its .pmrl)")
+    if library is not None and needed != library.library_hash:
+        raise ModelMismatchError(
+            f"the file was coded with reference library {needed.hex() if needed else '(none)'}, "
+            f"but refs is library {library.library_hash.hex()}: decode with the library that encoded it")
     try:
-        dec = _core.decode_latents(bundle.core, bytes(data), None, threads)
+        dec = _core.decode_latents(bundle.core, bytes(data), None, threads, library=core)
     except ValueError as e:
         raise BitstreamError(str(e)) from None
     synth = bundle.synthesis(backend)
@@ -204,7 +274,10 @@ def decode_with_report(
         if t["status"] != "ok":
             (report.missing if t["status"] == "missing" else report.damaged).append(t["index"])
             continue
-        x = synth(t["y_hat"])[:, : t["height"], : t["width"]]
+        ref = None
+        if library is not None and t["decoder_ref"] < len(library):
+            ref = library.tiles[t["decoder_ref"]].transpose(2, 0, 1) * np.float32(1 / 255)
+        x = (synth(t["y_hat"], ref) if bundle.is_remac else synth(t["y_hat"]))[:, : t["height"], : t["width"]]
         canvas[t["y0"] : t["y0"] + t["height"], t["x0"] : t["x0"] + t["width"]] = to_uint8(x).transpose(1, 2, 0)
     out = canvas if c == 3 else gray_from_rgb(canvas)
     if dec["bit_depth"] != 8:
@@ -227,6 +300,7 @@ def decode(
     threads: int = 1,
     model: str | ModelBundle | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    refs=None,
 ) -> np.ndarray:
     """Decode a pymars file to an (H, W) or (H, W, 3) array (uint8; uint16 for 12/16-bit sources).
 
@@ -237,7 +311,7 @@ def decode(
         >>> default_bundle().available is False or decode(encode(img, 90)).shape == (32, 48)
         True
     """
-    return decode_with_report(data, backend=backend, threads=threads, model=model, max_pixels=max_pixels)[0]
+    return decode_with_report(data, backend=backend, threads=threads, model=model, max_pixels=max_pixels, refs=refs)[0]
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "base-v1"
+#: The REMAC bundle ``encode(..., refs=LIB)`` uses when no model is named.
+DEFAULT_REMAC_MODEL = "remac-v1"
 
 
 @dataclass
@@ -66,6 +68,11 @@ class ModelBundle:
         return self.manifest["config"]
 
     @property
+    def is_remac(self) -> bool:
+        """True for a REMAC bundle (reference-guided h_s and ref-decoder; pymars/remac)."""
+        return self.manifest.get("architecture") == "pymars-remac"
+
+    @property
     def latent_channels(self) -> int:
         return int(self.config["latent"])
 
@@ -77,7 +84,7 @@ class ModelBundle:
         return _core.Model(self.blob_path.read_bytes())
 
     def torch_model(self):
-        """The full trained PyTorch model (BaseCodec) in eval mode, from model.safetensors.
+        """The full trained PyTorch model (BaseCodec, or RemacCodec for REMAC) in eval mode, from model.safetensors.
 
         Example:
             >>> b = default_bundle()
@@ -89,6 +96,10 @@ class ModelBundle:
         from .models.codec import BaseCodec, BaseConfig
 
         model = BaseCodec(BaseConfig.from_dict(self.config))
+        if self.is_remac:
+            from .remac.model import RemacCodec, RemacConfig
+
+            model = RemacCodec(model, RemacConfig.from_dict(self.manifest["remac"]))
         # Weights are stored as float16 (pymars.export.bundle.round_to_fp16); compute in float32.
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(self.safetensors)).items()})
         return model.eval()
@@ -113,7 +124,7 @@ class ModelBundle:
             if backend == "onnx":
                 cache[key] = OnnxSynthesis(self.synthesis_onnx, threads=threads)
             elif backend == "torch":
-                cache[key] = TorchSynthesis(self.safetensors, self.config)
+                cache[key] = TorchSynthesis(self.safetensors, self.config, remac=self.manifest.get("remac"))
             else:
                 raise ValueError(f"unknown synthesis backend {backend!r}: use 'onnx' or 'torch'")
         return cache[key]
@@ -137,6 +148,23 @@ def open_bundle(model: str | os.PathLike | ModelBundle | None = None) -> ModelBu
         known = sorted(p.name for p in WEIGHTS_DIR.iterdir() if p.is_dir()) if WEIGHTS_DIR.is_dir() else []
         raise FileNotFoundError(f"no model bundle {model!r} (known: {known})")
     return _cached_bundle(path.resolve())
+
+
+def bundle_for_model_id(model_id: bytes) -> ModelBundle:
+    """The shipped bundle whose model id is ``model_id`` (the default bundle if none matches).
+
+    Example:
+        >>> bundle_for_model_id(default_bundle().model_id).name if default_bundle().available else "base-v1"
+        'base-v1'
+    """
+    default = default_bundle()
+    if default.available and default.model_id == bytes(model_id):
+        return default
+    for path in sorted(WEIGHTS_DIR.iterdir()) if WEIGHTS_DIR.is_dir() else []:
+        b = _cached_bundle(path.resolve())
+        if path.is_dir() and b.available and b.model_id == bytes(model_id):
+            return b
+    return default
 
 
 _BUNDLES: dict[Path, ModelBundle] = {}

@@ -48,6 +48,7 @@ def cmd_encode(args) -> int:
         bit_depth=args.bit_depth,
         threads=args.threads,
         model=args.model,
+        refs=args.refs,
     )
     dt = time.perf_counter() - t0
     out = Path(args.output or Path(args.input).with_suffix(".pmrs"))
@@ -64,7 +65,8 @@ def cmd_decode(args) -> int:
 
     data = _read_bytes(args.input)
     t0 = time.perf_counter()
-    img, report = pymars.decode_with_report(data, backend=args.backend, threads=args.threads, model=args.model)
+    img, report = pymars.decode_with_report(data, backend=args.backend, threads=args.threads, model=args.model,
+                                            refs=args.refs)
     dt = time.perf_counter() - t0
     out = Path(args.output or Path(args.input).with_suffix(".png"))
     write_image(out, img)
@@ -211,7 +213,9 @@ def cmd_bench(args) -> int:
 def cmd_refs_build(args) -> int:
     from pymars.refs import build_library, ground_path
 
-    lib, report = build_library(args.folder, model=args.model, k=args.k, k_range=(args.k_min, args.k_max),
+    if (args.folder is None) == (not args.protocol):
+        raise SystemExit("pymars refs build: give a FOLDER or --protocol (not both)")
+    lib, report = build_library(None if args.protocol else args.folder, model=args.model, k=args.k, k_range=(args.k_min, args.k_max),
                                 max_per_image=args.max_per_image)
     lib.save(args.output)
     print(report.summary())
@@ -231,6 +235,16 @@ def cmd_refs_info(args) -> int:
     return 0
 
 
+def cmd_remac_train(args) -> int:
+    from pymars.remac.train import RemacTrainConfig, train_remac
+
+    cfg = RemacTrainConfig(out=args.out, base=args.base or "", library=args.library, steps=args.steps, batch=args.batch,
+                           crop=args.crop, lr=args.lr, lr_final=args.lr_final, decay_from=args.decay_from,
+                           threads=args.threads, device=args.device, seed=args.seed)
+    print(json.dumps(train_remac(cfg)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pymars", description="Learned image codec for Mars missions")
     sub = p.add_subparsers(dest="command", required=True)
@@ -244,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tile-size", type=int, default=256)
     e.add_argument("--bit-depth", type=int, choices=(8, 12, 16), help="bit depth of 16-bit samples (default 16)")
     e.add_argument("--threads", type=int, default=1)
-    e.add_argument("--model", help="model bundle name or folder (default: the shipped one)")
+    e.add_argument("--model", help="model bundle name or folder (default: the shipped one; remac-v1 with --refs)")
+    e.add_argument("--refs", help="REMAC reference library (LIB.pmrl): reference-based coding")
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="decode a .pmrs file to PNG or TIFF")
@@ -252,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", help="output .png/.tif (default: input with .png)")
     d.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     d.add_argument("--threads", type=int, default=1)
-    d.add_argument("--model")
+    d.add_argument("--model", help="model bundle (default: the shipped one the file names)")
+    d.add_argument("--refs", help="the REMAC reference library the file was coded with (LIB.pmrl + LIB.pmrg)")
     d.set_defaults(func=cmd_decode)
 
     i = sub.add_parser("info", help="print a .pmrs file's header and tiles")
@@ -304,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("refs", help="REMAC reference libraries (build, info)")
     rsub = r.add_subparsers(dest="refs_command", required=True)
     rb = rsub.add_parser("build", help="choose references among the images of a folder and write LIB.pmrl + LIB.pmrg")
-    rb.add_argument("folder")
+    rb.add_argument("folder", nargs="?", help="images to choose from (omit with --protocol)")
+    rb.add_argument("--protocol", action="store_true",
+                    help="choose from ../shared/data/mars as the RD protocol prepares it, evaluation tiles held out")
     rb.add_argument("-o", "--output", required=True, help="library file (LIB.pmrl; the ground part goes to LIB.pmrg)")
     rb.add_argument("--k", type=int, help="number of references (default: best Calinski-Harabasz index)")
     rb.add_argument("--k-min", type=int, default=8)
@@ -312,6 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--max-per-image", type=int, default=8, help="candidate tiles per image")
     rb.add_argument("--model", help="model bundle whose analysis makes the latents (default: the shipped one)")
     rb.set_defaults(func=cmd_refs_build)
+    rt = sub.add_parser("remac", help="REMAC reference-based model (train)")
+    rtsub = rt.add_subparsers(dest="remac_command", required=True)
+    t2 = rtsub.add_parser("train", help="train the reference branch of h_s and the ref-decoder on a base model (resumable)")
+    t2.add_argument("--library", required=True, help="reference library built for the base model (LIB.pmrl + LIB.pmrg)")
+    t2.add_argument("--out", default="runs/remac")
+    t2.add_argument("--base", help="base model bundle (default: the shipped one)")
+    t2.add_argument("--steps", type=int, default=4000)
+    t2.add_argument("--batch", type=int, default=8)
+    t2.add_argument("--crop", type=int, default=128)
+    t2.add_argument("--lr", type=float, default=1e-4)
+    t2.add_argument("--lr-final", type=float, default=1e-5)
+    t2.add_argument("--decay-from", type=float, default=0.6)
+    t2.add_argument("--threads", type=int, default=0)
+    t2.add_argument("--device", default="auto")
+    t2.add_argument("--seed", type=int, default=0)
+    t2.set_defaults(func=cmd_remac_train)
     ri = rsub.add_parser("info", help="print a library's size, hash and model")
     ri.add_argument("library")
     ri.add_argument("--rover-only", action="store_true", help="read only the rover part")

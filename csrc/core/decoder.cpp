@@ -40,12 +40,17 @@ void tile_origin(const FileHeader& h, uint32_t index, uint32_t* y0, uint32_t* x0
 }
 
 bool decode_tile_span(const Model& m, DecoderWorkspace& ws, const FileHeader& h, const uint8_t* records,
-                      const TileSpan& span, uint32_t index, float* y_hat, TileDims* dims) {
+                      const TileSpan& span, uint32_t index, float* y_hat, TileDims* dims, const RefLibrary* library) {
   if (span.state != TileState::kPresent || index >= h.tile_count) return false;
   uint32_t y0, x0, th, tw;
   tile_origin(h, index, &y0, &x0, &th, &tw);
   *dims = tile_dims(th, tw);
-  return decode_tile(m, ws, *dims, h.quality, records + span.payload_offset, span.payload_length, y_hat);
+  const int8_t* ref = nullptr;
+  if (m.has_ref && span.entropy_ref != kNoRef) {
+    ref = reference_latent(library, span.entropy_ref);
+    if (!ref) return false;  // the record names a reference this library lacks
+  }
+  return decode_tile(m, ws, *dims, h.quality, records + span.payload_offset, span.payload_length, y_hat, ref);
 }
 
 }  // namespace pymars

@@ -12,6 +12,7 @@
 
 #include "container.h"
 #include "model.h"
+#include "reference.h"
 #include "tile_codec.h"
 
 namespace pymars {
@@ -34,8 +35,12 @@ OpenStatus open_stream(const Model& m, const uint8_t* data, size_t len, const ui
 // Geometry of tile `index` (pixel origin and size) in a file with header h.
 void tile_origin(const FileHeader& h, uint32_t index, uint32_t* y0, uint32_t* x0, uint32_t* th, uint32_t* tw);
 
-// Decodes one present tile into y_hat (latent x hy x wy). False: the tile is damaged.
+// Decodes one present tile into y_hat (latent x hy x wy). False: the tile is
+// damaged (including a record naming an entropy reference that `library`
+// lacks, for a model with a reference branch). `library`: the decoder's
+// reference library (null: none).
 bool decode_tile_span(const Model& m, DecoderWorkspace& ws, const FileHeader& h, const uint8_t* records,
-                      const TileSpan& span, uint32_t index, float* y_hat, TileDims* dims);
+                      const TileSpan& span, uint32_t index, float* y_hat, TileDims* dims,
+                      const RefLibrary* library = nullptr);
 
 }  // namespace pymars

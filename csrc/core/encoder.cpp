@@ -43,7 +43,8 @@ size_t max_encoded_size(const Model& m, uint32_t width, uint32_t height, uint32_
 
 FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeOptions& opt) {
   FileHeader h;
-  h.flags = opt.library_hash ? kFlagLibraryHash : 0;
+  const uint8_t* lib_hash = opt.library ? opt.library->hash : opt.library_hash;
+  h.flags = lib_hash ? kFlagLibraryHash : 0;
   h.header_length = file_header_length_for(h.flags);
   std::memcpy(h.model_id, m.sha256, 8);
   h.width = img.width;
@@ -53,7 +54,7 @@ FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeO
   h.quality = uint8_t(opt.quality);
   h.tile_size = uint16_t(opt.tile_size);
   h.tile_count = expected_tile_count(img.width, img.height, opt.tile_size);
-  if (opt.library_hash) std::memcpy(h.library_hash, opt.library_hash, 8);
+  if (lib_hash) std::memcpy(h.library_hash, lib_hash, 8);
   return h;
 }
 
@@ -84,12 +85,17 @@ EncodeStatus encode_tiles(const Model& m, EncoderWorkspace& ws, const ImageInput
     const uint32_t index = index_base + i;  // the tile's index in the whole image
     const TileInput t = tile_input(img, opt.tile_size, i);
     TileDims d;
-    analyse_tile(m, t, ws, &d);
+    ReferenceChoice rc;
+    rc.library = opt.library;
+    rc.forced = opt.entropy_refs || opt.decoder_refs;
+    rc.entropy_ref = opt.entropy_refs ? opt.entropy_refs[index] : kNoReference;
+    rc.decoder_ref = opt.decoder_refs ? opt.decoder_refs[index] : kNoReference;
+    analyse_tile(m, t, ws, &d, rc);
     const uint8_t* payload;
     size_t len;
     if (!code_tile(m, ws, d, opt.quality, &payload, &len)) return EncodeStatus::StreamOverflow;
-    const uint16_t eref = opt.entropy_refs ? opt.entropy_refs[index] : kNoReference;
-    const uint16_t dref = opt.decoder_refs ? opt.decoder_refs[index] : kNoReference;
+    const uint16_t eref = opt.library ? ws.entropy_ref : rc.entropy_ref;
+    const uint16_t dref = opt.library ? ws.decoder_ref : rc.decoder_ref;
     const TileRecordHeader rh = make_tile_record_header(index, eref, dref, payload, uint32_t(len));
     if (capacity - pos < kTileRecordHeaderBytes + len) return EncodeStatus::OutputTooSmall;
     pos += write_tile_record_header(rh, out + pos, capacity - pos);

@@ -11,6 +11,7 @@
 
 #include "container.h"
 #include "model.h"
+#include "reference.h"
 #include "tile_codec.h"
 
 namespace pymars {
@@ -27,7 +28,13 @@ struct ImageInput {
 struct EncodeOptions {
   uint32_t quality = 75;     // 1..100
   uint32_t tile_size = 256;  // multiple of 16, 16..4096, at most the workspace's tile size
-  const uint8_t* library_hash = nullptr;  // 8 bytes, or null for none
+  const uint8_t* library_hash = nullptr;  // 8 bytes, or null for none (ignored when `library` is set)
+  // REMAC: the reference library (reference.h). With a library each tile's
+  // references are selected by the rover rules, or taken from entropy_refs /
+  // decoder_refs when those are given (experiments); the header carries the
+  // library's hash. Without one, entropy_refs / decoder_refs (or 0xFFFF) are
+  // only written into the records.
+  const RefLibrary* library = nullptr;
   const uint16_t* entropy_refs = nullptr;  // per tile, or null (0xFFFF)
   const uint16_t* decoder_refs = nullptr;
 };

@@ -19,6 +19,7 @@ constexpr uint32_t kTagGa = tag('G', 'A', ' ', ' ');
 constexpr uint32_t kTagHa = tag('H', 'A', ' ', ' ');
 constexpr uint32_t kTagHs = tag('H', 'S', ' ', ' ');
 constexpr uint32_t kTagGain = tag('G', 'A', 'I', 'N');
+constexpr uint32_t kTagHsRef = tag('H', 'S', 'R', 'F');
 constexpr uint32_t kTagYTab = tag('Y', 'T', 'A', 'B');
 constexpr uint32_t kTagZTab = tag('Z', 'T', 'A', 'B');
 
@@ -135,8 +136,12 @@ uint32_t chain_channels(const FloatOp* ops, uint32_t n, uint32_t cin) {
   return c;
 }
 
+// `extra_at` / `extra_channels` / `extra_limit`: op extra_at reads
+// extra_channels more input channels (the REMAC reference branch), whose
+// magnitudes are at most extra_limit (extra_channels 0: a plain chain).
 BlobStatus parse_int_ops(ByteReader& r, Arena& arena, IntOp* ops, uint32_t* n_ops, uint32_t cin_first,
-                         uint32_t input_limit) {
+                         uint32_t input_limit, uint32_t extra_at = 0, uint32_t extra_channels = 0,
+                         int64_t extra_limit = 0) {
   uint32_t n = r.u32();
   if (r.failed) return BlobStatus::Truncated;
   if (n == 0 || n > kMaxOps) return BlobStatus::BadOp;
@@ -145,6 +150,10 @@ BlobStatus parse_int_ops(ByteReader& r, Arena& arena, IntOp* ops, uint32_t* n_op
   for (uint32_t i = 0; i < n; ++i) {
     IntOp& op = ops[i];
     op = IntOp{};
+    if (extra_channels && i == extra_at) {
+      channels += extra_channels;
+      if (extra_limit > in_abs_max) in_abs_max = extra_limit;
+    }
     if (OpType(r.u32()) != OpType::IConv) return r.failed ? BlobStatus::Truncated : BlobStatus::BadOp;
     op.cin = r.u32();
     op.cout = r.u32();
@@ -264,6 +273,24 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
     r.take(len);
     r.align4();
     if ((t & 0xFF) == 'X') continue;
+    if (t == kTagHsRef && next == 4 && !model->has_ref) {
+      // Optional, just before HS: the reference branch (REMAC models).
+      const uint32_t at = sec.u32(), frac = sec.u32(), side = sec.u32();
+      if (sec.failed) return BlobStatus::Truncated;
+      if (at == 0 || at >= kMaxOps || frac != kRefFracBits || side != kRefLatentSide) return BlobStatus::BadOp;
+      uint32_t n = 0;
+      IntOp ops[kMaxOps];  // parse_int_ops may fill up to kMaxOps before we can reject n != 1
+      BlobStatus st = parse_int_ops(sec, arena, ops, &n, model->latent, kRefLatentLimit);
+      if (st != BlobStatus::Ok) return st;
+      if (n != 1 || ops[0].depth_to_space) return BlobStatus::BadOp;
+      model->hr = ops[0];
+      for (uint32_t o = 0; o < model->hr.cout; ++o)  // bound of the branch output (checked when HS is parsed)
+        if (model->hr.out_min && (model->hr.out_min[o] < -kRefOutLimit || model->hr.out_max[o] > kRefOutLimit))
+          return BlobStatus::BadOp;
+      model->has_ref = true;
+      model->hs_ref_at = at;
+      continue;
+    }
     if (next >= 8 || t != order[next]) return BlobStatus::UnknownSection;
     ++next;
     BlobStatus st = BlobStatus::Ok;
@@ -292,7 +319,11 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
       if (st == BlobStatus::Ok && chain_channels(model->ha, model->n_ha, model->latent) != model->hyper)
         st = BlobStatus::ShapeMismatch;
     } else if (t == kTagHs) {
-      st = parse_int_ops(sec, arena, model->hs, &model->n_hs, model->hyper, model->z_limit);
+      // The branch outputs lie in [-kRefOutLimit, kRefOutLimit] (checked when HSRF was parsed).
+      const int64_t ref_limit = kRefOutLimit;
+      st = parse_int_ops(sec, arena, model->hs, &model->n_hs, model->hyper, model->z_limit, model->hs_ref_at,
+                         model->has_ref ? model->hr.cout : 0, ref_limit);
+      if (st == BlobStatus::Ok && model->has_ref && model->hs_ref_at >= model->n_hs) st = BlobStatus::ShapeMismatch;
       if (st == BlobStatus::Ok) {
         const IntOp& last = model->hs[model->n_hs - 1];
         uint32_t out = last.depth_to_space ? last.cout / 4 : last.cout;

@@ -40,6 +40,12 @@ struct IntOp {
 };
 
 constexpr uint32_t kMaxOps = 16;
+// REMAC reference latents: int8 in [-127, 127], units of 1/8, 16 x 16 per reference.
+constexpr uint32_t kRefFracBits = 3;
+constexpr uint32_t kRefLatentSide = 16;
+constexpr int32_t kRefLatentLimit = 127;
+// The reference branch's outputs are QReLU activations (0..255).
+constexpr int32_t kRefOutLimit = 255;
 constexpr uint32_t kQualityLevels = 100;
 
 struct Model {
@@ -51,6 +57,13 @@ struct Model {
   uint32_t n_ha = 0;
   IntOp hs[kMaxOps];
   uint32_t n_hs = 0;
+  // REMAC reference branch (optional "HSRF" section, docs/model-blob.md): the
+  // entropy reference's int8 latent (units of 1/8, laid over the h_s grid by
+  // ref[y % 16][x % 16]) goes through `hr`; its output channels are appended
+  // to the input of hs[hs_ref_at]. has_ref false: the base model.
+  bool has_ref = false;
+  uint32_t hs_ref_at = 0;
+  IntOp hr;
   const float* gain = nullptr;      // [qualities][latent]
   const int32_t* offset = nullptr;  // [qualities][latent]
   const CdfTable* y_tables = nullptr;  // [scale_levels]

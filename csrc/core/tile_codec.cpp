@@ -2,6 +2,7 @@
 #include "tile_codec.h"
 
 #include "rans.h"
+#include "reference.h"
 
 namespace pymars {
 
@@ -33,16 +34,28 @@ size_t float_ops_peak(const FloatOp* ops, uint32_t n, Shape* s, size_t* row_peak
   return peak;
 }
 
-size_t int_ops_peak(const IntOp* ops, uint32_t n, Shape s, size_t* d2s_peak) {
-  size_t peak = s.size();
-  for (uint32_t i = 0; i < n; ++i) {
-    size_t acc = size_t(ops[i].cout) * s.h * s.w;
-    if (ops[i].depth_to_space) *d2s_peak = max_size(*d2s_peak, acc);
-    s = int_op_shape(ops[i], s);
+}  // namespace
+
+void hs_scratch_sizes(const Model& m, uint32_t hz, uint32_t wz, size_t* ping_pong, size_t* d2s, size_t* ref_in) {
+  Shape s{m.hyper, hz, wz};
+  size_t peak = s.size(), d2s_peak = 1, ref_peak = 1;
+  for (uint32_t i = 0; i < m.n_hs; ++i) {
+    if (m.has_ref && i == m.hs_ref_at) {
+      ref_peak = size_t(m.latent) * s.h * s.w;  // the reference latent laid over this grid
+      s.c += m.hr.cout;                         // the branch output appended to the input
+      peak = max_size(peak, s.size());
+    }
+    const size_t acc = size_t(m.hs[i].cout) * s.h * s.w;
+    if (m.hs[i].depth_to_space) d2s_peak = max_size(d2s_peak, acc);
+    s = int_op_shape(m.hs[i], s);
     peak = max_size(peak, s.size());
   }
-  return peak;
+  *ping_pong = peak;
+  *d2s = d2s_peak;
+  *ref_in = ref_peak;
 }
+
+namespace {
 
 // Worst case bytes per coded value: escape symbol, 5-bit length and two 16-bit
 // chunks can each emit two renormalisation bytes.
@@ -58,8 +71,8 @@ bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, En
   size_t row_peak = 1;
   size_t fpeak = float_ops_peak(m.ga, m.n_ga, &s, &row_peak);
   fpeak = max_size(fpeak, float_ops_peak(m.ha, m.n_ha, &s, &row_peak));
-  size_t d2s_peak = 1;
-  size_t ipeak = int_ops_peak(m.hs, m.n_hs, Shape{m.hyper, d.hz, d.wz}, &d2s_peak);
+  size_t d2s_peak, ipeak, ref_peak;
+  hs_scratch_sizes(m, d.hz, d.wz, &ipeak, &d2s_peak, &ref_peak);
   size_t ny = size_t(m.latent) * d.hy * d.wy, nz = size_t(m.hyper) * d.hz * d.wz;
   ws->fa = arena.alloc<float>(fpeak);
   ws->fb = arena.alloc<float>(fpeak);
@@ -75,6 +88,12 @@ bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, En
   ws->index = arena.alloc<int32_t>(ny);
   ws->stream_capacity = (ny + nz) * kMaxBytesPerValue + 16;
   ws->stream = arena.alloc<uint8_t>(ws->stream_capacity);
+  if (m.has_ref) {
+    ws->ref_in = arena.alloc<int32_t>(ref_peak);
+    ws->gray = arena.alloc<uint8_t>(size_t(tile_size) * tile_size);
+    ws->histogram = arena.alloc<uint32_t>(kLibraryLbpBins);
+    ws->descriptor = arena.alloc<uint16_t>(m.latent);
+  }
   return !arena.failed();
 }
 
@@ -82,8 +101,8 @@ bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, De
   *ws = DecoderWorkspace{};
   ws->tile_size = tile_size;
   TileDims d = tile_dims(tile_size, tile_size);
-  size_t d2s_peak = 1;
-  size_t ipeak = int_ops_peak(m.hs, m.n_hs, Shape{m.hyper, d.hz, d.wz}, &d2s_peak);
+  size_t d2s_peak, ipeak, ref_peak;
+  hs_scratch_sizes(m, d.hz, d.wz, &ipeak, &d2s_peak, &ref_peak);
   size_t ny = size_t(m.latent) * d.hy * d.wy, nz = size_t(m.hyper) * d.hz * d.wz;
   ws->z_hat = arena.alloc<int32_t>(nz);
   ws->ia = arena.alloc<int32_t>(ipeak);
@@ -93,6 +112,7 @@ bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, De
   ws->raw_index = arena.alloc<int32_t>(ny);
   ws->symbols = arena.alloc<int32_t>(ny);
   ws->index = arena.alloc<int32_t>(ny);
+  if (m.has_ref) ws->ref_in = arena.alloc<int32_t>(ref_peak);
   return !arena.failed();
 }
 
@@ -127,11 +147,29 @@ void load_tile_hwc(const TileInput& in, const TileDims& d, float* hwc) {
 }  // namespace
 
 void entropy_parameters(const Model& m, const int32_t* z_hat, const TileDims& d, int32_t* ia, int32_t* ib,
-                        int32_t* d2s, int32_t* mean_q4, int32_t* raw_index) {
+                        int32_t* d2s, int32_t* mean_q4, int32_t* raw_index, const int8_t* ref_latent,
+                        int32_t* ref_in) {
   Shape s{m.hyper, d.hz, d.wz};
   const size_t nz = s.size();
   for (size_t i = 0; i < nz; ++i) ia[i] = z_hat[i];
-  const int32_t* out = run_int_ops(m.hs, m.n_hs, ia, ib, &s, d2s);
+  const int32_t* out;
+  if (!m.has_ref) {
+    out = run_int_ops(m.hs, m.n_hs, ia, ib, &s, d2s);
+  } else {
+    int32_t* cur = run_int_ops(m.hs, m.hs_ref_at, ia, ib, &s, d2s);
+    int32_t* other = cur == ia ? ib : ia;
+    // The reference latent over the grid: ref[c][y % 16][x % 16] (zeros: no reference).
+    const uint32_t side = kRefLatentSide;
+    for (uint32_t c = 0; c < m.latent; ++c)
+      for (uint32_t y = 0; y < s.h; ++y)
+        for (uint32_t x = 0; x < s.w; ++x)
+          ref_in[(size_t(c) * s.h + y) * s.w + x] =
+              ref_latent ? ref_latent[(size_t(c) * side + y % side) * side + x % side] : 0;
+    // Its branch output goes right after the hidden planes: the concatenated input of hs[hs_ref_at].
+    run_iconv(m.hr, ref_in, Shape{m.latent, s.h, s.w}, cur + s.size(), d2s);
+    s.c += m.hr.cout;
+    out = run_int_ops(m.hs + m.hs_ref_at, m.n_hs - m.hs_ref_at, cur, other, &s, d2s);
+  }
   // The h_s output is 4hz x 4wz >= hy x wy: crop to the latent grid.
   for (uint32_t c = 0; c < m.latent; ++c)
     for (uint32_t y = 0; y < d.hy; ++y)
@@ -142,7 +180,8 @@ void entropy_parameters(const Model& m, const int32_t* z_hat, const TileDims& d,
       }
 }
 
-void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims) {
+void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims,
+                  const ReferenceChoice& refs) {
   const TileDims d = tile_dims(in.h, in.w);
   *dims = d;
   load_tile_hwc(in, d, ws.fa);
@@ -157,7 +196,16 @@ void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, Til
   const size_t zplane = size_t(s.h) * s.w;
   for (size_t p = 0; p < zplane; ++p)
     for (uint32_t c = 0; c < s.c; ++c) ws.z_hat[c * zplane + p] = round_to_int(z[p * s.c + c], int32_t(m.z_limit));
-  entropy_parameters(m, ws.z_hat, d, ws.ia, ws.ib, ws.d2s, ws.mean_q4, ws.raw_index);
+  ws.entropy_ref = ws.decoder_ref = kNoRef;
+  if (refs.library && refs.forced) {
+    ws.entropy_ref = reference_latent(refs.library, refs.entropy_ref) ? refs.entropy_ref : kNoRef;
+    ws.decoder_ref = refs.decoder_ref < refs.library->count ? refs.decoder_ref : kNoRef;
+  } else if (refs.library && m.has_ref) {
+    ws.entropy_ref = select_entropy_reference(*refs.library, ws.y, m.latent, yplane, ws.descriptor);
+    ws.decoder_ref = select_decoder_reference(*refs.library, in, ws.gray, ws.histogram);
+  }
+  entropy_parameters(m, ws.z_hat, d, ws.ia, ws.ib, ws.d2s, ws.mean_q4, ws.raw_index,
+                     reference_latent(refs.library, ws.entropy_ref), ws.ref_in);
 }
 
 void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality) {
@@ -192,7 +240,7 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
 }
 
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
-                 size_t payload_size, float* y_hat) {
+                 size_t payload_size, float* y_hat, const int8_t* ref_latent) {
   RansDecoder dec(payload, payload_size);
   const size_t zplane = size_t(d.hz) * d.wz, nz = size_t(m.hyper) * zplane;
   const int32_t zlim = int32_t(m.z_limit);
@@ -201,7 +249,7 @@ bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32
     if (!dec.get_value(m.z_tables[i / zplane], &v) || v < -zlim || v > zlim) return false;
     ws.z_hat[i] = v;
   }
-  entropy_parameters(m, ws.z_hat, d, ws.ia, ws.ib, ws.d2s, ws.mean_q4, ws.raw_index);
+  entropy_parameters(m, ws.z_hat, d, ws.ia, ws.ib, ws.d2s, ws.mean_q4, ws.raw_index, ref_latent, ws.ref_in);
   const size_t plane = size_t(d.hy) * d.wy;
   const int32_t top = int32_t(m.scale_levels) - 1;
   for (uint32_t c = 0; c < m.latent; ++c) {

@@ -32,6 +32,8 @@ struct TileInput {
   uint32_t h = 0, w = 0;
 };
 
+struct RefLibrary;  // reference.h
+
 struct EncoderWorkspace {
   uint32_t tile_size = 0;
   float *fa = nullptr, *fb = nullptr, *row_scratch = nullptr, *y = nullptr;
@@ -39,20 +41,41 @@ struct EncoderWorkspace {
   int32_t *mean_q4 = nullptr, *raw_index = nullptr, *symbols = nullptr, *index = nullptr;
   uint8_t* stream = nullptr;
   size_t stream_capacity = 0;
+  // REMAC (models with a reference branch): the branch input, and the
+  // selection's scratch (gray tile, LBP histogram, latent descriptor).
+  int32_t* ref_in = nullptr;
+  uint8_t* gray = nullptr;
+  uint32_t* histogram = nullptr;
+  uint16_t* descriptor = nullptr;
+  // The references analyse_tile() used for the last tile (0xFFFF: none).
+  uint16_t entropy_ref = 0xFFFF, decoder_ref = 0xFFFF;
 };
 
 struct DecoderWorkspace {
   uint32_t tile_size = 0;
   int32_t *z_hat = nullptr, *ia = nullptr, *ib = nullptr, *d2s = nullptr;
   int32_t *mean_q4 = nullptr, *raw_index = nullptr, *symbols = nullptr, *index = nullptr;
+  int32_t* ref_in = nullptr;
+};
+
+// How analyse_tile() picks a tile's references: none (base models, or no
+// library), by the rover's selection rules (reference.h), or given ids (tests
+// and the mismatch experiments).
+struct ReferenceChoice {
+  const RefLibrary* library = nullptr;  // null: no references
+  bool forced = false;                  // true: use the ids below instead of selecting
+  uint16_t entropy_ref = 0xFFFF, decoder_ref = 0xFFFF;
 };
 
 // Carve workspaces for tiles up to tile_size x tile_size (counting Arena: size query).
 bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, EncoderWorkspace* ws);
 bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, DecoderWorkspace* ws);
 
-// g_a, h_a, z rounding and the integer h_s: fills ws.y, ws.z_hat, ws.mean_q4, ws.raw_index.
-void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims);
+// g_a, h_a, z rounding, reference selection and the integer h_s: fills ws.y,
+// ws.z_hat, ws.mean_q4, ws.raw_index and ws.entropy_ref / ws.decoder_ref.
+// A forced entropy id outside the library counts as none.
+void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims,
+                  const ReferenceChoice& refs = ReferenceChoice{});
 
 // Symbols and table indices for `quality` (1..100) into ws.symbols / ws.index.
 void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality);
@@ -62,14 +85,23 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
                size_t* payload_size);
 
 // Integer entropy parameters from z_hat (shared by encoder and decoder): crops
-// the h_s output to hy x wy into mean_q4 / raw_index.
+// the h_s output to hy x wy into mean_q4 / raw_index. For a model with a
+// reference branch, `ref_latent` is the entropy reference's int8 latent
+// (latent x 16 x 16; null: none, all zeros) and `ref_in` its scratch
+// (hs_scratch_sizes); both are ignored for base models.
 void entropy_parameters(const Model& m, const int32_t* z_hat, const TileDims& d, int32_t* ia, int32_t* ib,
-                        int32_t* d2s, int32_t* mean_q4, int32_t* raw_index);
+                        int32_t* d2s, int32_t* mean_q4, int32_t* raw_index, const int8_t* ref_latent = nullptr,
+                        int32_t* ref_in = nullptr);
+
+// Sizes (in int32) of the h_s ping-pong buffers, the depth-to-space scratch
+// and the reference-branch input for a tile whose hyper-latent is hz x wz.
+void hs_scratch_sizes(const Model& m, uint32_t hz, uint32_t wz, size_t* ping_pong, size_t* d2s, size_t* ref_in);
 
 // Decode one payload; writes y_hat (latent x hy x wy floats) when y_hat != null.
 // ws.symbols / ws.index / ws.mean_q4 / ws.z_hat hold the decoded values after a
 // success (tests compare them with the encoder's). False: the tile is damaged.
+// `ref_latent`: the entropy reference's latent named by the tile record (null: none).
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
-                 size_t payload_size, float* y_hat);
+                 size_t payload_size, float* y_hat, const int8_t* ref_latent = nullptr);
 
 }  // namespace pymars

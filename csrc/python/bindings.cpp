@@ -24,6 +24,7 @@
 #include "core/decoder.h"
 #include "core/encoder.h"
 #include "core/model.h"
+#include "core/reference.h"
 #include "core/tile_codec.h"
 
 namespace py = pybind11;
@@ -54,6 +55,36 @@ std::shared_ptr<PyModel> load(py::bytes blob) {
   if (st != BlobStatus::Ok) throw py::value_error(std::string("invalid weight blob: ") + blob_status_message(st));
   pm->blob_size = b.size();
   return pm;
+}
+
+// A parsed reference library (rover part) that owns its memory; it keeps its model alive.
+struct PyLibrary {
+  std::shared_ptr<PyModel> model;
+  std::vector<uint8_t> memory;
+  RefLibrary lib;
+};
+
+std::shared_ptr<PyLibrary> load_lib(std::shared_ptr<PyModel> pm, py::bytes rover) {
+  std::string b = rover;
+  auto pl = std::make_shared<PyLibrary>();
+  pl->model = pm;
+  const uint8_t* data = reinterpret_cast<const uint8_t*>(b.data());
+  Arena counting;
+  LibraryStatus st = load_library(data, b.size(), pm->model, counting, &pl->lib);
+  if (st != LibraryStatus::Ok) throw py::value_error(std::string("invalid reference library: ") + library_status_message(st));
+  pl->memory.resize(counting.used() + 16);
+  Arena arena(pl->memory.data(), pl->memory.size());
+  st = load_library(data, b.size(), pm->model, arena, &pl->lib);
+  if (st != LibraryStatus::Ok) throw py::value_error(std::string("invalid reference library: ") + library_status_message(st));
+  return pl;
+}
+
+const RefLibrary* library_of(const py::object& library, const std::shared_ptr<PyModel>& pm) {
+  if (library.is_none()) return nullptr;
+  auto pl = library.cast<std::shared_ptr<PyLibrary>>();
+  if (pl->model.get() != pm.get() && std::memcmp(pl->lib.model_id, pm->model.sha256, 8) != 0)
+    throw py::value_error("the reference library was built for another model");
+  return &pl->lib;
 }
 
 // A workspace with its own memory (one per worker thread).
@@ -138,6 +169,7 @@ ImageArg image_arg(py::array array, int bit_depth) {
 // Per-tile analysis results kept for rate control.
 struct TileAnalysis {
   TileDims dims;
+  uint16_t entropy_ref = kNoReference, decoder_ref = kNoReference;
   std::vector<float> y;
   std::vector<int32_t> z_hat, mean_q4, raw_index;
 };
@@ -176,9 +208,14 @@ std::vector<uint16_t> ref_list(py::object refs, uint32_t tiles) {
 // Analyses every tile once; then codes them at one or several qualities.
 class TileEncoder {
  public:
-  TileEncoder(std::shared_ptr<PyModel> pm, ImageArg& a, uint32_t tile, int threads, py::object lib)
-      : pm_(pm), img_(a.img), tile_(tile), threads_(threads) {
-    if (!lib.is_none()) {
+  TileEncoder(std::shared_ptr<PyModel> pm, ImageArg& a, uint32_t tile, int threads, py::object lib,
+              const RefLibrary* library = nullptr, const std::vector<uint16_t>* eref = nullptr,
+              const std::vector<uint16_t>* dref = nullptr)
+      : pm_(pm), img_(a.img), tile_(tile), threads_(threads), library_(library) {
+    if (library_) {
+      std::memcpy(lib_, library_->hash, 8);
+      has_lib_ = true;
+    } else if (!lib.is_none()) {
       std::string h = lib.cast<py::bytes>();
       if (h.size() != 8) throw py::value_error("library_hash must be 8 bytes");
       std::memcpy(lib_, h.data(), 8);
@@ -198,7 +235,14 @@ class TileEncoder {
     parallel_tiles(n_, threads_, [&](uint32_t i, int w) {
       EncoderWorkspace& ws = workspaces_[w]->ws;
       TileAnalysis& s = tiles_[i];
-      analyse_tile(m, tile_input(img_, tile_, i), ws, &s.dims);
+      ReferenceChoice rc;
+      rc.library = library_;
+      rc.forced = (eref && !eref->empty()) || (dref && !dref->empty());
+      rc.entropy_ref = eref && !eref->empty() ? (*eref)[i] : kNoReference;
+      rc.decoder_ref = dref && !dref->empty() ? (*dref)[i] : kNoReference;
+      analyse_tile(m, tile_input(img_, tile_, i), ws, &s.dims, rc);
+      s.entropy_ref = ws.entropy_ref;
+      s.decoder_ref = ws.decoder_ref;
       const size_t ny = size_t(m.latent) * s.dims.hy * s.dims.wy, nz = size_t(m.hyper) * s.dims.hz * s.dims.wz;
       s.y.assign(ws.y, ws.y + ny);
       s.z_hat.assign(ws.z_hat, ws.z_hat + nz);
@@ -244,12 +288,24 @@ class TileEncoder {
   }
 
   uint32_t tiles() const { return n_; }
+  bool has_library() const { return library_ != nullptr; }
+  std::vector<uint16_t> entropy_refs() const {
+    std::vector<uint16_t> v;
+    for (auto& t : tiles_) v.push_back(t.entropy_ref);
+    return v;
+  }
+  std::vector<uint16_t> decoder_refs() const {
+    std::vector<uint16_t> v;
+    for (auto& t : tiles_) v.push_back(t.decoder_ref);
+    return v;
+  }
 
  private:
   std::shared_ptr<PyModel> pm_;
   ImageInput img_;
   uint32_t tile_;
   int threads_;
+  const RefLibrary* library_ = nullptr;
   uint32_t n_ = 0;
   uint8_t lib_[8] = {};
   bool has_lib_ = false;
@@ -282,26 +338,68 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("scale_levels", [](const PyModel& p) { return p.model.scale_levels; })
       .def_property_readonly("arena_bytes", [](const PyModel& p) { return p.memory.size(); });
 
+  py::class_<PyLibrary, std::shared_ptr<PyLibrary>>(
+      m, "ReferenceLibraryCore", "The rover part of a REMAC reference library, parsed for one model")
+      .def(py::init(&load_lib), py::arg("model"), py::arg("rover_part"))
+      .def_property_readonly("library_hash",
+                             [](const PyLibrary& p) { return py::bytes(reinterpret_cast<const char*>(p.lib.hash), 8); })
+      .def_property_readonly("count", [](const PyLibrary& p) { return p.lib.count; })
+      .def_property_readonly("arena_bytes", [](const PyLibrary& p) { return p.memory.size(); });
+
+  m.def(
+      "select_references",
+      [](std::shared_ptr<PyModel> pm, std::shared_ptr<PyLibrary> pl, py::array tile) {
+        ImageArg a = image_arg(tile, 0);
+        if (a.img.width > 4096 || a.img.height > 4096) throw py::value_error("tile larger than 4096");
+        const Model& m = pm->model;
+        if (!m.has_ref) throw py::value_error("the model has no reference branch");
+        uint32_t side = (std::max(a.img.width, a.img.height) + 15) / 16 * 16;
+        auto ow = encoder_workspace(m, side);
+        TileDims d;
+        ReferenceChoice rc;
+        rc.library = library_of(py::cast(pl), pm);
+        analyse_tile(m, tile_input(a.img, side, 0), ow->ws, &d, rc);
+        py::array_t<uint16_t> desc(m.latent);
+        std::memcpy(desc.mutable_data(), ow->ws.descriptor, 2 * size_t(m.latent));
+        return py::make_tuple(ow->ws.entropy_ref, ow->ws.decoder_ref, desc);
+      },
+      py::arg("model"), py::arg("library"), py::arg("tile"),
+      "(entropy_ref, decoder_ref, descriptor) the rover selects for one tile (tests: compare with\n"
+      "pymars.remac.selection).");
+
   m.def(
       "encode",
       [](std::shared_ptr<PyModel> pm, py::array image, int quality, uint32_t tile_size, int bit_depth, int threads,
-         py::object library_hash, py::object entropy_refs, py::object decoder_refs) {
+         py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library) {
         ImageArg a = image_arg(image, bit_depth);
-        TileEncoder te(pm, a, tile_size, threads, library_hash);
+        const RefLibrary* lib = library_of(library, pm);
+        const uint32_t n = expected_tile_count(a.img.width, a.img.height, tile_size ? tile_size : 1);
+        std::vector<uint16_t> er = ref_list(entropy_refs, n), dr = ref_list(decoder_refs, n);
+        TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr);
         Encoded e = te.code(uint32_t(quality));
-        return assemble(e, ref_list(entropy_refs, te.tiles()), ref_list(decoder_refs, te.tiles()));
+        if (te.has_library()) return assemble(e, te.entropy_refs(), te.decoder_refs());
+        return assemble(e, er, dr);
       },
       py::arg("model"), py::arg("image"), py::arg("quality") = 75, py::arg("tile_size") = 256,
       py::arg("bit_depth") = 0, py::arg("threads") = 1, py::arg("library_hash") = py::none(),
-      py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(),
-      "Encode an (H, W[, C]) uint8/uint16 image into a complete pymars file.");
+      py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(), py::arg("library") = py::none(),
+      "Encode an (H, W[, C]) uint8/uint16 image into a complete pymars file. With `library` (a\n"
+      "ReferenceLibraryCore) each tile's references are selected on the rover's rules, or taken\n"
+      "from entropy_refs / decoder_refs when given.");
 
   m.def(
       "encode_to_target",
       [](std::shared_ptr<PyModel> pm, py::array image, size_t target_bytes, uint32_t tile_size, int bit_depth,
-         int threads, py::object library_hash, py::object entropy_refs, py::object decoder_refs) {
+         int threads, py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library) {
         ImageArg a = image_arg(image, bit_depth);
-        TileEncoder te(pm, a, tile_size, threads, library_hash);
+        const RefLibrary* lib = library_of(library, pm);
+        const uint32_t n = expected_tile_count(a.img.width, a.img.height, tile_size ? tile_size : 1);
+        std::vector<uint16_t> er = ref_list(entropy_refs, n), dr = ref_list(decoder_refs, n);
+        TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr);
+        if (te.has_library()) {
+          er = te.entropy_refs();
+          dr = te.decoder_refs();
+        }
         // Size grows with quality (gains only grow): binary search for the
         // highest quality whose file fits.
         uint32_t lo = 1, hi = 100;
@@ -319,21 +417,23 @@ PYBIND11_MODULE(_core, m) {
             hi = mid - 1;
           }
         }
-        return py::make_tuple(
-            assemble(best, ref_list(entropy_refs, te.tiles()), ref_list(decoder_refs, te.tiles())), lo);
+        return py::make_tuple(assemble(best, er, dr), lo);
       },
       py::arg("model"), py::arg("image"), py::arg("target_bytes"), py::arg("tile_size") = 256,
       py::arg("bit_depth") = 0, py::arg("threads") = 1, py::arg("library_hash") = py::none(),
-      py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(),
+      py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(), py::arg("library") = py::none(),
       "Encode at the highest quality whose file fits target_bytes; returns (bytes, quality).");
 
   m.def(
       "decode_latents",
-      [](std::shared_ptr<PyModel> pm, py::bytes data, py::object library_hash, int threads) {
+      [](std::shared_ptr<PyModel> pm, py::bytes data, py::object library_hash, int threads, py::object library) {
         std::string d = data;
         const uint8_t* bytes = reinterpret_cast<const uint8_t*>(d.data());
         std::string lib;
-        if (!library_hash.is_none()) {
+        const RefLibrary* reflib = library_of(library, pm);
+        if (reflib) {
+          lib.assign(reinterpret_cast<const char*>(reflib->hash), 8);
+        } else if (!library_hash.is_none()) {
           lib = library_hash.cast<py::bytes>();
           if (lib.size() != 8) throw py::value_error("library_hash must be 8 bytes");
         }
@@ -362,7 +462,7 @@ PYBIND11_MODULE(_core, m) {
             tile_origin(h, i, &y0, &x0, &th, &tw);
             TileDims td = tile_dims(th, tw);
             yhat[i].resize(size_t(m.latent) * td.hy * td.wy);
-            ok[i] = decode_tile_span(m, wss[w]->ws, h, records, spans[i], i, yhat[i].data(), &dims[i]);
+            ok[i] = decode_tile_span(m, wss[w]->ws, h, records, spans[i], i, yhat[i].data(), &dims[i], reflib);
           });
         }
         py::list tiles;
@@ -393,11 +493,13 @@ PYBIND11_MODULE(_core, m) {
         return out;
       },
       py::arg("model"), py::arg("data"), py::arg("library_hash") = py::none(), py::arg("threads") = 1,
+      py::arg("library") = py::none(),
       "Entropy-decode every tile: header fields plus a list of tiles with y_hat (M, hy, wy) or a status.");
 
   m.def(
       "analyse_tile",
-      [](std::shared_ptr<PyModel> pm, py::array tile, int quality) {
+      [](std::shared_ptr<PyModel> pm, py::array tile, int quality, py::object library, py::object entropy_ref,
+         py::object decoder_ref) {
         ImageArg a = image_arg(tile, 0);
         if (a.img.width > 4096 || a.img.height > 4096) throw py::value_error("tile larger than 4096");
         const Model& m = pm->model;
@@ -407,7 +509,12 @@ PYBIND11_MODULE(_core, m) {
         EncoderWorkspace& ws = ow->ws;
         TileDims d;
         TileInput t = tile_input(a.img, side, 0);
-        analyse_tile(m, t, ws, &d);
+        ReferenceChoice rc;
+        rc.library = library_of(library, pm);
+        rc.forced = !entropy_ref.is_none() || !decoder_ref.is_none();
+        rc.entropy_ref = entropy_ref.is_none() ? kNoReference : entropy_ref.cast<uint16_t>();
+        rc.decoder_ref = decoder_ref.is_none() ? kNoReference : decoder_ref.cast<uint16_t>();
+        analyse_tile(m, t, ws, &d, rc);
         const uint8_t* p;
         size_t len;
         if (!code_tile(m, ws, d, uint32_t(quality), &p, &len)) throw std::runtime_error("tile stream overflow");
@@ -419,16 +526,23 @@ PYBIND11_MODULE(_core, m) {
         r["symbols"] = array3<int32_t>(ws.symbols, m.latent, d.hy, d.wy);
         r["index"] = array3<int32_t>(ws.index, m.latent, d.hy, d.wy);
         r["payload"] = py::bytes(reinterpret_cast<const char*>(p), len);
+        r["entropy_ref"] = ws.entropy_ref;
+        r["decoder_ref"] = ws.decoder_ref;
         return r;
       },
-      py::arg("model"), py::arg("tile"), py::arg("quality") = 75,
+      py::arg("model"), py::arg("tile"), py::arg("quality") = 75, py::arg("library") = py::none(),
+      py::arg("entropy_ref") = py::none(), py::arg("decoder_ref") = py::none(),
       "Encoder internals of one tile (tests and debugging): y, z_hat, entropy parameters, symbols, payload.");
 
   m.def(
       "decode_tile_payload",
-      [](std::shared_ptr<PyModel> pm, py::bytes payload, uint32_t height, uint32_t width, int quality) {
+      [](std::shared_ptr<PyModel> pm, py::bytes payload, uint32_t height, uint32_t width, int quality,
+         py::object library, py::object entropy_ref) {
         std::string p = payload;
         const Model& m = pm->model;
+        const RefLibrary* lib = library_of(library, pm);
+        const int8_t* ref = entropy_ref.is_none() ? nullptr : reference_latent(lib, entropy_ref.cast<uint16_t>());
+        if (!entropy_ref.is_none() && !ref) throw py::value_error("entropy_ref is not in the library");
         if (height == 0 || width == 0 || height > 4096 || width > 4096) throw py::value_error("bad tile size");
         if (quality < 1 || quality > 100) throw py::value_error("quality must be in 1..100");
         uint32_t side = (std::max(height, width) + 15) / 16 * 16;
@@ -436,7 +550,7 @@ PYBIND11_MODULE(_core, m) {
         DecoderWorkspace& ws = ow->ws;
         TileDims d = tile_dims(height, width);
         std::vector<float> y(size_t(m.latent) * d.hy * d.wy);
-        if (!decode_tile(m, ws, d, uint32_t(quality), reinterpret_cast<const uint8_t*>(p.data()), p.size(), y.data()))
+        if (!decode_tile(m, ws, d, uint32_t(quality), reinterpret_cast<const uint8_t*>(p.data()), p.size(), y.data(), ref))
           throw py::value_error("damaged tile payload");
         py::dict r;
         r["z_hat"] = array3<int32_t>(ws.z_hat, m.hyper, d.hz, d.wz);
@@ -448,12 +562,13 @@ PYBIND11_MODULE(_core, m) {
         return r;
       },
       py::arg("model"), py::arg("payload"), py::arg("height"), py::arg("width"), py::arg("quality"),
+      py::arg("library") = py::none(), py::arg("entropy_ref") = py::none(),
       "Decode one tile payload and return every decoded quantity (tests and debugging).");
 
   m.def(
       "entropy_parameters",
       [](std::shared_ptr<PyModel> pm, py::array_t<int32_t, py::array::c_style | py::array::forcecast> z_hat,
-         uint32_t hy, uint32_t wy) {
+         uint32_t hy, uint32_t wy, py::object ref_latent) {
         const Model& m = pm->model;
         if (z_hat.ndim() != 3 || uint32_t(z_hat.shape(0)) != m.hyper) throw py::value_error("z_hat must be (Mz, hz, wz)");
         TileDims d;
@@ -465,17 +580,22 @@ PYBIND11_MODULE(_core, m) {
           throw py::value_error("latent size must be at most 4x the hyper-latent size");
         for (ssize_t i = 0; i < z_hat.size(); ++i)
           if (std::abs(z_hat.data()[i]) > int32_t(m.z_limit)) throw py::value_error("z_hat outside the z limit");
-        Shape s{m.hyper, d.hz, d.wz};
-        size_t peak = s.size(), d2s = 1;
-        for (uint32_t i = 0; i < m.n_hs; ++i) {
-          d2s = std::max(d2s, size_t(m.hs[i].cout) * s.h * s.w);
-          s = int_op_shape(m.hs[i], s);
-          peak = std::max(peak, s.size());
+        py::array_t<int8_t, py::array::c_style | py::array::forcecast> ref;
+        if (!ref_latent.is_none()) {
+          if (!m.has_ref) throw py::value_error("the model has no reference branch");
+          ref = py::array_t<int8_t, py::array::c_style | py::array::forcecast>::ensure(ref_latent);
+          if (!ref || ref.ndim() != 3 || uint32_t(ref.shape(0)) != m.latent || ref.shape(1) != kRefLatentSide ||
+              ref.shape(2) != kRefLatentSide)
+            throw py::value_error("ref_latent must be int8 (M, 16, 16)");
         }
-        std::vector<int32_t> ia(peak), ib(peak), sc(d2s), mean(size_t(m.latent) * hy * wy), idx(mean.size());
-        entropy_parameters(m, z_hat.data(), d, ia.data(), ib.data(), sc.data(), mean.data(), idx.data());
+        size_t peak, d2s, ref_in;
+        hs_scratch_sizes(m, d.hz, d.wz, &peak, &d2s, &ref_in);
+        std::vector<int32_t> ia(peak), ib(peak), sc(d2s), ri(ref_in), mean(size_t(m.latent) * hy * wy), idx(mean.size());
+        entropy_parameters(m, z_hat.data(), d, ia.data(), ib.data(), sc.data(), mean.data(), idx.data(),
+                           ref_latent.is_none() ? nullptr : ref.data(), ri.data());
         return py::make_tuple(array3<int32_t>(mean.data(), m.latent, hy, wy), array3<int32_t>(idx.data(), m.latent, hy, wy));
       },
-      py::arg("model"), py::arg("z_hat"), py::arg("hy"), py::arg("wy"),
-      "The integer hyper-synthesis: (mean_q4, raw_index), each (M, hy, wy) int32.");
+      py::arg("model"), py::arg("z_hat"), py::arg("hy"), py::arg("wy"), py::arg("ref_latent") = py::none(),
+      "The integer hyper-synthesis: (mean_q4, raw_index), each (M, hy, wy) int32 (ref_latent: the\n"
+      "entropy reference's int8 latent (M, 16, 16) for REMAC models; None: no reference).");
 }

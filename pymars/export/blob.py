@@ -160,16 +160,26 @@ def model_blob(model: BaseCodec, meta: dict | None = None) -> bytes:
         True
     """
     model = model.eval()
-    cfg = model.cfg
-    meta = {"name": cfg.name, "config": cfg.to_dict(), **(meta or {})}
+    # A REMAC model (pymars.remac.model.RemacCodec) keeps the base config as
+    # base_cfg and exports its h_s as (layers, reference layer).
+    cfg = getattr(model, "base_cfg", model.cfg)
+    meta = {"name": model.cfg.name, "config": cfg.to_dict(), **(meta or {})}
     gain, offset = quality_gains(model)
     z_pmf = model.z_density.pmf(Z_SUPPORT)
+    hs = model.h_s.export()
+    ref_section = []
+    if isinstance(hs, tuple):
+        hs, ref_layer = hs
+        # HSRF: the branch joins the input of h_s layer 2 (`mid`); latents in
+        # units of 1/8 (3 fractional bits), 16 x 16 per reference.
+        ref_section = [(b"HSRF", _u32(2, 3, 16) + int_ops([ref_layer], 127))]
     sections = [
         (b"META", json.dumps(meta, sort_keys=True).encode()),
         (b"DIMS", _u32(3, cfg.latent, cfg.hyper, SCALE_LEVELS, QUALITIES, Z_LIMIT, SYMBOL_LIMIT, 0)),
         (b"GA  ", float_ops(list(model.g_a.layers), input_scale=1 / 255)),
         (b"HA  ", float_ops(list(model.h_a.layers))),
-        (b"HS  ", int_ops(model.h_s.export(), Z_LIMIT)),
+        *ref_section,
+        (b"HS  ", int_ops(hs, Z_LIMIT)),
         (b"GAIN", _f32(gain) + _i32(offset)),
         (b"YTAB", tables_section(scale_tables(SCALES))),
         (b"ZTAB", tables_section(factorized_tables(z_pmf))),

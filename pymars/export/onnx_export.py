@@ -61,9 +61,11 @@ def store_initializers_fp16(model) -> None:
     model.graph.node.extend(nodes)
 
 
-def export_synthesis(synthesis: torch.nn.Module, latent: int, path: str | os.PathLike) -> float:
+def export_synthesis(synthesis: torch.nn.Module, latent: int, path: str | os.PathLike, reference: bool = False) -> float:
     """Write ``synthesis`` as ONNX with input ``y_hat`` (1, M, h, w); return the max |ONNX - PyTorch|.
 
+    ``reference``: the REMAC ref-decoder, with a second input ``reference``
+    (1, 3, 256, 256) in [0, 1] (pymars.remac.model.RefSynthesis).
     The weights must already be float16-representable (see
     pymars.export.bundle.round_to_fp16) so that the half-size file is exact.
     """
@@ -71,15 +73,18 @@ def export_synthesis(synthesis: torch.nn.Module, latent: int, path: str | os.Pat
     import onnxruntime as ort
 
     synthesis = synthesis.eval().cpu()
-    example = torch.randn(1, latent, 4, 5)
+    gen = torch.Generator().manual_seed(0)
+    ref_example = torch.rand(1, 3, 256, 256, generator=gen)
+    example = (torch.randn(1, latent, 4, 5, generator=gen),) + ((ref_example,) if reference else ())
+    names = ["y_hat"] + (["reference"] if reference else [])
     tmp = str(path) + ".tmp"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             synthesis,
-            (example,),
+            example,
             tmp,
-            input_names=["y_hat"],
+            input_names=names,
             output_names=["x_hat"],
             dynamic_axes={"y_hat": {2: "hy", 3: "wy"}, "x_hat": {2: "height", 3: "width"}},
             opset_version=OPSET,
@@ -90,10 +95,13 @@ def export_synthesis(synthesis: torch.nn.Module, latent: int, path: str | os.Pat
     onnx.checker.check_model(graph)
     onnx.save(graph, tmp)
     sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-    y = torch.randn(1, latent, 6, 3)
-    with torch.no_grad():
-        ref = synthesis(y).numpy()
-    got = sess.run(None, {"y_hat": y.numpy()})[0]
-    err = float(np.abs(ref - got).max())
+    err = 0.0
+    # Check a latent size other than the traced one (the graph must not have frozen it).
+    for hy, wy in ((6, 3), (16, 16)):
+        inputs = (torch.randn(1, latent, hy, wy, generator=gen),) + ((torch.rand(1, 3, 256, 256, generator=gen),) if reference else ())
+        with torch.no_grad():
+            ref = synthesis(*inputs).numpy()
+        got = sess.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
+        err = max(err, float(np.abs(ref - got).max()))
     os.replace(tmp, path)
     return err

@@ -40,10 +40,21 @@ class OnnxSynthesis:
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        # A REMAC ref-decoder has a second input: the decoder reference tile.
+        self.reference_name = self.session.get_inputs()[1].name if len(self.session.get_inputs()) > 1 else None
 
-    def __call__(self, y_hat: np.ndarray) -> np.ndarray:
-        out = self.session.run(None, {self.input_name: np.ascontiguousarray(y_hat[None], np.float32)})[0]
-        return out[0]
+    def __call__(self, y_hat: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        """``reference``: (3, 256, 256) float32 in [0, 1] for a ref-decoder (None: no reference, zeros)."""
+        feeds = {self.input_name: np.ascontiguousarray(y_hat[None], np.float32)}
+        if self.reference_name:
+            feeds[self.reference_name] = _reference_input(reference)[None]
+        return self.session.run(None, feeds)[0][0]
+
+
+def _reference_input(reference: np.ndarray | None) -> np.ndarray:
+    if reference is None:
+        return np.zeros((3, 256, 256), np.float32)
+    return np.ascontiguousarray(reference, np.float32)
 
 
 class TorchSynthesis:
@@ -57,7 +68,7 @@ class TorchSynthesis:
         True
     """
 
-    def __init__(self, safetensors_path: str | os.PathLike, config: dict, device: str = "cpu"):
+    def __init__(self, safetensors_path: str | os.PathLike, config: dict, device: str = "cpu", remac: dict | None = None):
         import torch
         from safetensors.torch import load_file
 
@@ -66,6 +77,11 @@ class TorchSynthesis:
         self.torch = torch
         self.device = torch.device(device)
         self.module = Synthesis(BaseConfig.from_dict(config))
+        self.remac = remac is not None
+        if self.remac:  # the REMAC ref-decoder, built around a base g_s
+            from ..remac.model import RefSynthesis, RemacConfig
+
+            self.module = RefSynthesis(self.module.layers, RemacConfig.from_dict(remac))
         state = load_file(str(Path(safetensors_path)))
         prefix = "g_s."
         self.module.load_state_dict(
@@ -73,7 +89,12 @@ class TorchSynthesis:
         )
         self.module.eval().to(self.device)
 
-    def __call__(self, y_hat: np.ndarray) -> np.ndarray:
-        with self.torch.no_grad():
-            x = self.module(self.torch.from_numpy(np.ascontiguousarray(y_hat, np.float32))[None].to(self.device))
+    def __call__(self, y_hat: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        t = self.torch
+        with t.no_grad():
+            y = t.from_numpy(np.ascontiguousarray(y_hat, np.float32))[None].to(self.device)
+            if self.remac:
+                x = self.module(y, t.from_numpy(_reference_input(reference))[None].to(self.device))
+            else:
+                x = self.module(y)
         return x[0].float().cpu().numpy()

@@ -74,14 +74,57 @@ def candidate_tiles(folder: str | os.PathLike, max_per_image: int = 8) -> tuple[
             img = (img.astype(np.float64) * 255.0 / img.max() if img.max() else img).round().astype(np.uint8)
         if img.ndim == 2:
             img = np.repeat(img[:, :, None], 3, axis=2)
-        windows = list(column_rule_windows(img, TILE))
-        if len(windows) > max_per_image:
-            pick = np.linspace(0, len(windows) - 1, max_per_image).round().astype(int)
-            windows = [windows[i] for i in pick]
-        for y, x in windows:
+        for y, x in _spread(list(column_rule_windows(img, TILE)), max_per_image):
             tiles.append(np.ascontiguousarray(img[y : y + TILE, x : x + TILE, :3]))
             names.append(f"{path.relative_to(folder)}:{y},{x}")
     return tiles, names, len(files)
+
+
+def _spread(windows: list, count: int) -> list:
+    if len(windows) <= count:
+        return windows
+    pick = np.linspace(0, len(windows) - 1, count).round().astype(int)
+    return [windows[i] for i in pick]
+
+
+def protocol_candidate_tiles(max_per_image: int = 8, margin: int = 64) -> tuple[list[np.ndarray], list[str], int]:
+    """Candidate tiles of the development set (``../shared/data/mars``) with every evaluation tile held out.
+
+    The images are prepared as the RD protocol prepares them (MarsData 2x
+    downsampled), so references have the scale of the tiles they serve. Held
+    out, as in training (pymars/train/dataset.py): every window overlapping an
+    evaluation window of ``dev_marsscapes`` grown by ``margin`` pixels, and every
+    ``dev_marsdata`` image that gives an evaluation tile; otherwise a reference
+    could be the very tile it is measured on.
+
+    Example:
+        >>> from pymars.data.protocol import mars_data_dir
+        >>> mars_data_dir() is None or len(protocol_candidate_tiles(1)[0]) > 10
+        True
+    """
+    from ..data.protocol import column_rule_windows, group_files, mars_data_dir, prepared_image, selected_windows
+
+    root = mars_data_dir()
+    if root is None:
+        raise FileNotFoundError("--protocol needs ../shared/data/mars (or set PYMARS_SHARED)")
+    tiles, names, n_images = [], [], 0
+    for group in ("dev_marsscapes", "dev_marsdata"):
+        held: dict = {}
+        for path, y, x in selected_windows(group, root):
+            held.setdefault(path, []).append((y, x))
+        for path in group_files(group, root):
+            if group == "dev_marsdata" and path in held:
+                continue
+            img = prepared_image(group, path)
+            ok = [
+                (y, x) for y, x in column_rule_windows(img, TILE)
+                if all(abs(y - hy) >= TILE + margin or abs(x - hx) >= TILE + margin for hy, hx in held.get(path, []))
+            ]
+            n_images += 1
+            for y, x in _spread(ok, max_per_image):
+                tiles.append(np.ascontiguousarray(img[y : y + TILE, x : x + TILE, :3]))
+                names.append(f"{group}/{path.relative_to(root)}:{y},{x}")
+    return tiles, names, n_images
 
 
 def js_matrix(histograms: np.ndarray) -> np.ndarray:
@@ -144,9 +187,12 @@ def calinski_harabasz(points: np.ndarray, labels: np.ndarray) -> float:
     return between / (k - 1) / max(within / (n - k), 1e-300)
 
 
-def build_library(folder: str | os.PathLike, model=None, k: int | None = None, k_range=(8, 64),
+def build_library(folder: str | os.PathLike | None, model=None, k: int | None = None, k_range=(8, 64),
                   max_per_image: int = 8, progress: bool = True) -> tuple[ReferenceLibrary, BuildReport]:
     """Choose references among the images of ``folder`` and compute their rover and ground parts.
+
+    ``folder=None`` takes the development set with its evaluation tiles held
+    out (:func:`protocol_candidate_tiles`).
 
     ``k`` fixes the number of references; otherwise it is chosen by the
     Calinski-Harabasz index over ``k_range`` (inclusive, clipped to the
@@ -157,7 +203,10 @@ def build_library(folder: str | os.PathLike, model=None, k: int | None = None, k
     from ..texture import lbp_histograms, rgb_to_gray
 
     bundle = open_bundle(model)
-    tiles, names, n_images = candidate_tiles(folder, max_per_image)
+    if folder is None:
+        tiles, names, n_images = protocol_candidate_tiles(max_per_image)
+    else:
+        tiles, names, n_images = candidate_tiles(folder, max_per_image)
     if not tiles:
         raise FileNotFoundError(f"no image with a 256x256 window of valid pixels below {folder}")
     hist = np.stack([lbp_histograms(rgb_to_gray(t), "uniform") for t in tiles]).astype(np.uint32)

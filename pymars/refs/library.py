@@ -6,10 +6,11 @@ with one identity:
 
 * the **rover part** ``LIB.pmrl`` (small, parsed by the encoder): per reference
   its uniform LBP histogram (59 x uint32, the texture selector's key), its
-  latent descriptor ``d_r[c] = round(256 * mean |y_c|)`` (M x uint16, the deep
-  selector's key, recycled from the analysis the encoder runs anyway) and its
-  latent ``round(8 * y)`` clamped to int8 (M x 16 x 16, for the
-  reference-guided entropy model). ``y`` is the base analysis output (before
+  latent ``q = round(8 * y)`` clamped to [-127, 127] (int8, M x 16 x 16, for
+  the reference-guided entropy model) and its latent descriptor
+  ``d_r[c] = (32 * sum |q_c| + 128) // 256`` (about 256 mean |y_c|; M x
+  uint16, the deep selector's key, recycled from the analysis the encoder runs
+  anyway); the exact rounding rules are in pymars/remac/selection.py. ``y`` is the base analysis output (before
   the rate gains) of the 256x256 reference tile;
 * the **ground part** ``LIB.pmrg`` (an ``.npz``): the reference tiles
   themselves (uint8 RGB) and their names, plus the SHA-256 of the rover part
@@ -73,10 +74,6 @@ LBP_BINS = 59
 LATENT_SIZE = 16
 TILE = 256
 MAX_REFERENCES = 4096
-#: Scale of the stored latents: round(LATENT_SCALE * y), clamped to int8.
-LATENT_SCALE = 8
-#: Scale of the descriptors: round(DESCRIPTOR_SCALE * mean |y_c|), clamped to uint16.
-DESCRIPTOR_SCALE = 256
 
 
 class ReferenceLibraryError(PymarsError):
@@ -106,8 +103,9 @@ class ReferenceLibrary:
 
     def __post_init__(self) -> None:
         r = len(self.histograms)
-        if not 1 <= r <= MAX_REFERENCES:
-            raise ReferenceLibraryError(f"a library holds 1..{MAX_REFERENCES} references, not {r}")
+        # R = 0 is allowed: an empty library (every tile codes with "no reference").
+        if not 0 <= r <= MAX_REFERENCES:
+            raise ReferenceLibraryError(f"a library holds 0..{MAX_REFERENCES} references, not {r}")
         if len(self.model_id) != 8:
             raise ReferenceLibraryError("model_id must be 8 bytes")
         m = self.descriptors.shape[1] if self.descriptors.ndim == 2 else -1
@@ -203,7 +201,7 @@ class ReferenceLibrary:
             raise ReferenceLibraryError("not a pymars reference library (bad magic)")
         if version != VERSION:
             raise ReferenceLibraryError(f"reference library version {version} is not supported (this pymars reads {VERSION})")
-        if (lh, lw, bins, tile) != (LATENT_SIZE, LATENT_SIZE, LBP_BINS, TILE) or not (1 <= r <= MAX_REFERENCES) or m == 0:
+        if (lh, lw, bins, tile) != (LATENT_SIZE, LATENT_SIZE, LBP_BINS, TILE) or not (0 <= r <= MAX_REFERENCES) or m == 0:
             raise ReferenceLibraryError(f"reference library header is inconsistent (R={r}, M={m}, latent {lh}x{lw}, "
                                         f"{bins} bins, tile {tile})")
         record = 4 * LBP_BINS + 2 * m + m * LATENT_SIZE * LATENT_SIZE
@@ -254,12 +252,12 @@ def reference_entry(core_model, tile: np.ndarray, quality: int = 75) -> tuple[np
         ((59,), np.uint64(65536), 'int8')
     """
     from .. import _core
+    from ..remac.selection import latent_descriptor, quantise_latent
     from ..texture import lbp_histograms, rgb_to_gray
 
     if tile.shape != (TILE, TILE, 3) or tile.dtype != np.uint8:
         raise ReferenceLibraryError(f"a reference tile is uint8 of shape ({TILE}, {TILE}, 3), got {tile.dtype} {tile.shape}")
     hist = lbp_histograms(rgb_to_gray(np.ascontiguousarray(tile)), "uniform")
     y = _core.analyse_tile(core_model, np.ascontiguousarray(tile), quality)["y"]
-    desc = np.clip(np.rint(DESCRIPTOR_SCALE * np.abs(y).mean(axis=(1, 2))), 0, 65535).astype(np.uint16)
-    lat = np.clip(np.rint(LATENT_SCALE * y), -128, 127).astype(np.int8)
-    return hist.astype(np.uint32), desc, lat
+    lat = quantise_latent(y)
+    return hist.astype(np.uint32), latent_descriptor(lat), lat

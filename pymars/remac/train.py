@@ -1,0 +1,278 @@
+"""`pymars remac train`: resumable training of the REMAC parts on top of a trained base model.
+
+What it trains (docs/remac.md): the reference branch of the integer h_s (with
+``mid`` and ``head``, fake-quantised) and the ref-decoder; the rover analysis
+(g_a, h_a, gains, z density) stays the base model's, so the rover's cost
+changes only by the selection. Each crop gets its references by the rover's
+rules (pymars/remac/selection.py) from a reference library built for the
+same base model; a share of the crops (``--no-ref-share``) gets none, which is
+how the model learns the empty-library case. The entropy reference latent is
+rolled by a random offset (augmentation: a 128 crop's h_s grid covers a
+quarter of a 16x16 reference latent).
+
+Loss: ``lambda(level) * 255^2 * MSE + bpp`` as for the base codec; levels drawn
+uniformly in [0, L-1]. Checkpoints are written atomically; running the same
+command again resumes (the data order is a function of (seed, step)).
+
+Example (two steps on synthetic scenes with a tiny model and library, no ../shared):
+    >>> import tempfile
+    >>> cfg = RemacTrainConfig(out=tempfile.mkdtemp(), steps=2, batch=2, crop=64, synthetic=True, progress=False)
+    >>> train_remac(cfg)["step"]
+    2
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models.codec import rd_loss
+from .model import REF_LATENT, RemacCodec, RemacConfig
+
+
+@dataclass
+class RemacTrainConfig:
+    out: str = "runs/remac"
+    base: str = ""  # base model bundle (default: the shipped one)
+    library: str = ""  # reference library (LIB.pmrl with its LIB.pmrg) built for the base model
+    steps: int = 6000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 1e-4
+    lr_final: float = 1e-5
+    decay_from: float = 0.6
+    ema: float = 0.999
+    clip: float = 1.0
+    no_ref_share: float = 0.1
+    seed: int = 0
+    threads: int = 0
+    device: str = "auto"
+    synthetic: bool = False  # tiny random base model, synthetic scenes and a random library (tests)
+    validate_every: int = 500
+    save_every: int = 100
+    progress: bool = True
+
+
+def learning_rate(cfg: RemacTrainConfig, step: int) -> float:
+    """Constant, then a cosine down to ``lr_final``.
+
+    Example:
+        >>> learning_rate(RemacTrainConfig(steps=10, lr=1.0, lr_final=0.0, decay_from=0.5), 10)
+        0.0
+    """
+    start = cfg.decay_from * cfg.steps
+    if step <= start:
+        return cfg.lr
+    t = min(1.0, (step - start) / max(1.0, cfg.steps - start))
+    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * t))
+
+
+def load_base_model(base: str = "", synthetic: bool = False):
+    """The base codec (BaseCodec, float32) from a bundle's model.safetensors; a tiny random one if ``synthetic``.
+
+    Example:
+        >>> load_base_model(synthetic=True).cfg.latent
+        16
+    """
+    from ..models.codec import BaseCodec, BaseConfig
+
+    if synthetic:
+        torch.manual_seed(0)
+        return BaseCodec(BaseConfig(latent=16, hyper=8, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8,
+                                    synthesis=(16, 8, 8, 8)))
+    from safetensors.torch import load_file
+
+    from ..bundle import open_bundle
+
+    bundle = open_bundle(base or None)
+    if not bundle.available:
+        raise FileNotFoundError(f"base model {bundle.name!r} has no weights")
+    model = BaseCodec(BaseConfig.from_dict(bundle.config))
+    model.load_state_dict({k: v.float() for k, v in load_file(str(bundle.safetensors)).items()})
+    return model.eval()
+
+
+class LibraryTensors:
+    """The library arrays training needs, as tensors (one extra row of zeros: "no reference")."""
+
+    def __init__(self, histograms: np.ndarray, descriptors: np.ndarray, latents: np.ndarray, tiles: np.ndarray):
+        self.histograms = np.ascontiguousarray(histograms, np.uint32)
+        self.descriptors = torch.from_numpy(descriptors.astype(np.int64))
+        zl = np.zeros((1,) + latents.shape[1:], np.float32)
+        zt = np.zeros((1,) + tiles.shape[1:], np.uint8)
+        self.latents = torch.from_numpy(np.concatenate([latents.astype(np.float32), zl]))
+        self.tiles = torch.from_numpy(np.concatenate([tiles, zt])).permute(0, 3, 1, 2).float().div(255)
+        self.none = len(descriptors)
+
+    @classmethod
+    def synthetic(cls, latent: int, count: int = 3, seed: int = 0) -> "LibraryTensors":
+        from ..data.synthetic import mars_like_scene
+        from ..texture import lbp_histograms, rgb_to_gray
+
+        rng = np.random.default_rng(seed)
+        tiles = np.stack([mars_like_scene(256, 256, seed=100 + i) for i in range(count)])
+        hist = np.stack([lbp_histograms(rgb_to_gray(t), "uniform") for t in tiles])
+        lat = rng.integers(-20, 21, (count, latent, REF_LATENT, REF_LATENT)).astype(np.int8)
+        desc = np.abs(lat.astype(np.int64)).mean((2, 3)).astype(np.uint16) * 32
+        return cls(hist, desc, lat, tiles)
+
+
+def select_references(model: RemacCodec, lib: LibraryTensors, x: torch.Tensor, y: torch.Tensor,
+                      rng: np.random.Generator, no_ref_share: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Entropy and decoder reference ids per crop by the rover's rules (NO reference for a random share)."""
+    from ..texture import lbp_histograms, nearest_histogram
+
+    q = torch.floor(torch.clamp(y * 8, -127, 127) + 0.5)
+    n = q.shape[2] * q.shape[3]
+    desc = torch.div(32 * q.abs().flatten(2).sum(2) + n // 2, n, rounding_mode="floor")
+    ent = torch.cdist(desc.double(), lib.descriptors.double(), p=1).argmin(1)
+    gray = (x.mul(255).round() * torch.tensor([77.0, 150.0, 29.0])[None, :, None, None]).sum(1).add(128).div(256).floor()
+    dec = []
+    for g in gray.to(torch.uint8).numpy():
+        dec.append(nearest_histogram(lbp_histograms(np.ascontiguousarray(g), "uniform"), lib.histograms, "kl")[0])
+    dec = torch.tensor(dec)
+    none = torch.from_numpy(rng.random(len(x)) < no_ref_share)
+    ent = torch.where(none, torch.full_like(ent, lib.none), ent)
+    dec = torch.where(none, torch.full_like(dec, lib.none), dec)
+    return ent, dec
+
+
+def _validation_tiles() -> list[np.ndarray]:
+    from ..train.loop import _validation_tiles as tiles
+
+    return tiles()
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def validate(model: RemacCodec, lib: LibraryTensors, tiles: list[np.ndarray], levels=(0, 3, 7)) -> dict:
+    """Mean PSNR / ideal bpp per level with references, and with none (real rounding, no noise)."""
+    from ..models.entropy import LOG_SCALE_STEP, discretized_gaussian, scale_from_index
+    from ..models.integer import ACT_FRAC_BITS
+
+    model.eval()
+    out = {}
+    rng = np.random.default_rng(0)
+    for lv in levels:
+        for mode in ("ref", "none"):
+            ps, bs = [], []
+            for t in tiles:
+                x = torch.from_numpy(t.transpose(2, 0, 1).copy()).float().div(255)[None]
+                y = model.g_a(x)
+                ent, dec = select_references(model, lib, x, y, rng, 0.0 if mode == "ref" else 1.0)
+                z_hat = torch.round(model.h_a(y)).clamp(-127, 127)
+                mean_q4, index = model.h_s(z_hat, lib.latents[ent])
+                k = model.gain_steps(torch.tensor([float(lv)]))[:, :, None, None]
+                gain = torch.exp(LOG_SCALE_STEP * k)
+                mean_g = mean_q4 * 2.0**-ACT_FRAC_BITS * gain
+                sym = torch.round(y * gain - mean_g)
+                p_y = discretized_gaussian(sym + mean_g, mean_g, scale_from_index(index + k))
+                bits = float(-torch.log2(p_y).sum() - torch.log2(model.z_density.likelihood(z_hat)).sum())
+                x_hat = torch.round(model.g_s((sym + mean_g) / gain, lib.tiles[dec]).clamp(0, 1) * 255) / 255
+                ps.append(10 * math.log10(1 / max(float((x_hat - x).square().mean()), 1e-12)))
+                bs.append(bits / (x.shape[2] * x.shape[3]))
+            out[f"level{lv}_{mode}"] = {"psnr": float(np.mean(ps)), "bpp": float(np.mean(bs))}
+    model.train()
+    return out
+
+
+def train_remac(cfg: RemacTrainConfig) -> dict:
+    """Train (or resume) and return the final running averages."""
+    import copy
+
+    from tqdm import tqdm
+
+    from ..train.dataset import CropPool, mars_training_pool
+    from ..train.loop import _pick_device, _synthetic_pool
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = _pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    base = load_base_model(cfg.base, cfg.synthetic)
+    if cfg.synthetic:
+        lib = LibraryTensors.synthetic(base.cfg.latent)
+        lib_hash = "synthetic"
+    else:
+        from ..refs import ReferenceLibrary
+
+        if not cfg.library:
+            raise ValueError("--library is required (build one with `pymars refs build --protocol -o LIB`)")
+        rl = ReferenceLibrary.load(cfg.library)
+        lib = LibraryTensors(rl.histograms, rl.descriptors, rl.latents, rl.tiles)
+        lib_hash = rl.library_hash.hex()
+    model = RemacCodec(base, RemacConfig()).to(device)
+    ema = copy.deepcopy(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    step = 0
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        step = ck["step"]
+        if cfg.progress:
+            print(f"resuming {ckpt_path} at step {step}")
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    pool: CropPool = _synthetic_pool(cfg.crop) if cfg.synthetic else mars_training_pool(cfg.crop, progress=cfg.progress)
+    val_tiles = [] if cfg.synthetic or not cfg.validate_every else _validation_tiles()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc="remac", smoothing=0.05)
+    running: dict[str, float] = {}
+    t0 = time.time()
+    while step < cfg.steps:
+        rng = np.random.default_rng([cfg.seed, step])
+        x = torch.from_numpy(pool.sample(rng, cfg.batch)).to(device)
+        level = torch.from_numpy(rng.uniform(0, model.levels - 1, cfg.batch).astype(np.float32)).to(device)
+        with torch.no_grad():
+            y = model.g_a(x)
+        ent, dec = select_references(model, lib, x.cpu(), y.cpu(), rng, cfg.no_ref_share)
+        shift = rng.integers(0, REF_LATENT, 2)
+        ref_latent = torch.roll(lib.latents[ent], (int(shift[0]), int(shift[1])), (2, 3)).to(device)
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(cfg, step)
+        res = model(x, level, ref_latent, lib.tiles[dec].to(device), y=y)
+        loss, logs = rd_loss(model, x, level, res)
+        if math.isfinite(logs["loss"]) and not ("loss" in running and step > 100 and logs["loss"] > 20 * running["loss"]):
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+            opt.step()
+            with torch.no_grad():
+                decay = min(cfg.ema, (1 + step) / (10 + step))
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    if pm.requires_grad:
+                        pe.lerp_(pm, 1 - decay)
+            for k, v in logs.items():
+                running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        step += 1
+        bar.update(1)
+        if step % 20 == 0 and running:
+            bar.set_postfix(loss=f"{running['loss']:.3f}", bpp=f"{running['bpp']:.3f}", psnr=f"{running['psnr']:.2f}")
+        done = step >= cfg.steps
+        if val_tiles and (step % cfg.validate_every == 0 or done):
+            rec = {"step": step, "time_s": time.time() - t0, "train": running, "val": validate(ema, lib, val_tiles)}
+            with open(out / "log.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            if cfg.progress:
+                bar.write(f"step {step}: " + ", ".join(f"{k} {v['bpp']:.3f}/{v['psnr']:.2f}" for k, v in rec["val"].items()))
+        if step % cfg.save_every == 0 or done:
+            _atomic_save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                          "step": step, "remac_config": model.cfg.to_dict(), "base_config": base.cfg.to_dict(),
+                          "library_hash": lib_hash, "train_config": asdict(cfg)}, ckpt_path)
+    bar.close()
+    return {"step": step, "out": str(out), **running}

@@ -1,0 +1,211 @@
+"""REMAC: reference-guided integer h_s, rover selection, bit-exact coding with references, refusals.
+
+Runs on a tiny randomly initialised REMAC bundle and a library of synthetic
+scenes (no ../shared, no GPU); the shipped remac-v1 bundle is checked where present.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import pymars
+from pymars import _core
+from pymars.bundle import ModelBundle
+from pymars.data.synthetic import mars_like_scene
+from pymars.errors import ModelMismatchError
+from pymars.models.integer import run_integer_numpy
+from pymars.refs import ReferenceLibrary
+from pymars.refs.library import reference_entry
+from pymars.remac.export import write_remac_bundle
+from pymars.remac.model import RemacCodec, RemacConfig
+from pymars.remac.selection import NO_REFERENCE, decoder_reference, entropy_reference, latent_descriptor, quantise_latent
+from pymars.remac.train import load_base_model
+from pymars.texture import rgb_to_gray
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(bundle, REMAC model) with a reference branch whose weights matter (random, not zero)."""
+    torch.manual_seed(3)
+    model = RemacCodec(load_base_model(synthetic=True), RemacConfig(ref_channels=4, tem_channels=4, value_channels=4))
+    with torch.no_grad():
+        model.h_s.mid.conv.weight.normal_(0, 0.05)
+        model.h_s.ref.conv.weight.normal_(0, 0.05)
+        model.h_s.ref.conv.bias.normal_(0, 0.5)
+        model.g_s.fuse.weight.normal_(0, 0.05)
+    out = tmp_path_factory.mktemp("remac") / "tiny-remac"
+    write_remac_bundle(model, out, {"test": True})
+    return ModelBundle(out), model
+
+
+def _library(bundle, seeds=(11, 12, 13)) -> ReferenceLibrary:
+    """Synthetic reference tiles; their latents are replaced by large random ones (the random tiny
+    analysis gives latents near zero, which would make every reference look alike)."""
+    tiles = [mars_like_scene(256, 256, seed=s) for s in seeds]
+    entries = [reference_entry(bundle.core, t) for t in tiles]
+    rng = np.random.default_rng(seeds[0])
+    latents = rng.integers(-60, 61, (len(seeds), bundle.latent_channels, 16, 16)).astype(np.int8)
+    return ReferenceLibrary(model_id=bytes(bundle.model_id), histograms=np.stack([e[0] for e in entries]),
+                            descriptors=np.stack([latent_descriptor(q) for q in latents]), latents=latents,
+                            tiles=np.stack(tiles), names=[f"s{s}" for s in seeds])
+
+
+@pytest.fixture(scope="module")
+def library(tiny):
+    return _library(tiny[0])
+
+
+def test_reference_hs_in_cpp_equals_numpy_int64(tiny):
+    bundle, model = tiny
+    layers, ref_layer = model.h_s.export()
+    rng = np.random.default_rng(0)
+    for hz, wz, hy, wy in [(4, 4, 16, 16), (2, 3, 7, 12), (5, 6, 20, 24)]:
+        z = rng.integers(-6, 7, (bundle.core.hyper_channels, hz, wz)).astype(np.int32)
+        ref = rng.integers(-127, 128, (bundle.latent_channels, 16, 16)).astype(np.int8)
+        a = run_integer_numpy(z, layers[:2])
+        h, w = a.shape[1:]
+        tiled = np.tile(ref.astype(np.int64), (1, -(-h // 16), -(-w // 16)))[:, :h, :w]
+        want = run_integer_numpy(np.concatenate([a, run_integer_numpy(tiled, [ref_layer])]), layers[2:])
+        mean, index = _core.entropy_parameters(bundle.core, z, hy, wy, ref)
+        m = bundle.latent_channels
+        assert np.array_equal(mean, want[:m, :hy, :wy]) and np.array_equal(index, want[m:, :hy, :wy])
+        # "No reference" is an all-zero latent, and the reference changes the tables.
+        none = _core.entropy_parameters(bundle.core, z, hy, wy)
+        assert np.array_equal(none[0], _core.entropy_parameters(bundle.core, z, hy, wy, np.zeros_like(ref))[0])
+        assert not np.array_equal(none[1], index)
+
+
+def test_rover_selection_equals_numpy_rules(tiny, library):
+    bundle, _ = tiny
+    core_lib = pymars.api.core_library(bundle, library)
+    for seed, shape in [(21, (256, 256, 3)), (22, (200, 136, 3)), (23, (256, 256, 3))]:
+        tile = mars_like_scene(*shape[:2], seed=seed)
+        e, d, desc = _core.select_references(bundle.core, core_lib, tile)
+        y = _core.analyse_tile(bundle.core, tile)["y"]
+        want_desc = latent_descriptor(quantise_latent(y))
+        assert np.array_equal(desc, want_desc)
+        assert e == entropy_reference(want_desc, library.descriptors)
+        assert d == decoder_reference(rgb_to_gray(tile), library.histograms)
+    # A tile equal to a reference selects that reference for the decoder.
+    assert _core.select_references(bundle.core, core_lib, library.tiles[1])[1] == 1
+
+
+def test_quantise_latent_matches_core_rounding():
+    y = np.array([0.0625, -0.0625, 0.1875, -0.1875, 20.0, -20.0, np.nan], np.float32)
+    assert quantise_latent(y).tolist() == [1, 0, 2, -1, 127, -127, 0]
+
+
+def test_coding_with_references_is_bit_exact_per_tile(tiny, library):
+    bundle, _ = tiny
+    core_lib = pymars.api.core_library(bundle, library)
+    tile = mars_like_scene(256, 256, seed=31)
+    for forced in (None, 2, 0):
+        enc = _core.analyse_tile(bundle.core, tile, 60, library=core_lib, entropy_ref=forced,
+                                 decoder_ref=None if forced is None else 0)
+        ref = enc["entropy_ref"]
+        assert forced is None or ref == forced
+        dec = _core.decode_tile_payload(bundle.core, enc["payload"], 256, 256, 60, library=core_lib,
+                                        entropy_ref=None if ref == NO_REFERENCE else ref)
+        for k in ("mean_q4", "raw_index", "index", "symbols", "z_hat"):
+            assert np.array_equal(enc[k], dec[k]), k
+    # Decoding with another entropy reference than the encoder used derails the tables.
+    enc = _core.analyse_tile(bundle.core, tile, 60, library=core_lib, entropy_ref=0, decoder_ref=0)
+    try:
+        other = _core.decode_tile_payload(bundle.core, enc["payload"], 256, 256, 60, library=core_lib, entropy_ref=1)
+        assert not np.array_equal(other["raw_index"], enc["raw_index"])
+    except ValueError:
+        pass  # or the payload no longer parses: either way the reference matters
+
+
+def test_api_roundtrip_with_refs_threads_and_refusals(tiny, library, tmp_path):
+    bundle, _ = tiny
+    img = mars_like_scene(300, 420, seed=41)
+    data = pymars.encode(img, 50, model=bundle, refs=library)
+    assert data == pymars.encode(img, 50, model=bundle, refs=library, threads=2)
+    hdr = pymars.info(data)
+    assert hdr["library_hash"] == library.library_hash
+    out, rep = pymars.decode_with_report(data, model=bundle, refs=library)
+    assert out.shape == img.shape and rep.ok
+    again = pymars.decode(data, model=bundle, refs=library, backend="torch")
+    assert np.abs(again.astype(int) - out.astype(int)).max() <= 1
+    # Every record names references the rover selected.
+    dec = _core.decode_latents(bundle.core, data, None, 1, library=pymars.api.core_library(bundle, library))
+    assert all(t["entropy_ref"] < len(library) and t["decoder_ref"] < len(library) for t in dec["tiles"])
+    with pytest.raises(ModelMismatchError, match="pass refs"):
+        pymars.decode(data, model=bundle)
+    with pytest.raises(ModelMismatchError, match="decode with the library that encoded it"):
+        pymars.decode(data, model=bundle, refs=_library(bundle, seeds=(14, 15)))
+    with pytest.raises(ModelMismatchError, match="no reference branch"):
+        pymars.encode(img, 50, model="base-v1", refs=library)
+    lib_path = tmp_path / "lib.pmrl"
+    library.save(lib_path)
+    assert np.array_equal(pymars.decode(data, model=bundle, refs=str(lib_path)), out)
+
+
+def test_empty_library_and_unrelated_references_decode(tiny, library):
+    bundle, _ = tiny
+    img = mars_like_scene(256, 512, seed=51)
+    empty = ReferenceLibrary(bytes(bundle.model_id), np.zeros((0, 59), np.uint32),
+                             np.zeros((0, bundle.latent_channels), np.uint16),
+                             np.zeros((0, bundle.latent_channels, 16, 16), np.int8), np.zeros((0, 256, 256, 3), np.uint8), [])
+    data = pymars.encode(img, 40, model=bundle, refs=empty)
+    dec = _core.decode_latents(bundle.core, data, None, 1, library=pymars.api.core_library(bundle, empty))
+    assert {(t["entropy_ref"], t["decoder_ref"]) for t in dec["tiles"]} == {(NO_REFERENCE, NO_REFERENCE)}
+    assert pymars.decode(data, model=bundle, refs=empty).shape == img.shape
+    # Forced ids (the mismatch experiment): still a valid, decodable file.
+    core_lib = pymars.api.core_library(bundle, library)
+    forced = _core.encode(bundle.core, img, 40, 256, 0, 1, None, [2, 2], [0, 0], core_lib)
+    dec = _core.decode_latents(bundle.core, forced, None, 1, library=core_lib)
+    assert [(t["entropy_ref"], t["decoder_ref"], t["status"]) for t in dec["tiles"]] == [(2, 0, "ok")] * 2
+
+
+def test_ref_decoder_onnx_equals_torch(tiny, library):
+    bundle, _ = tiny
+    y = np.random.default_rng(5).normal(0, 2, (bundle.latent_channels, 16, 16)).astype(np.float32)
+    ref = library.tiles[0].transpose(2, 0, 1).astype(np.float32) / 255
+    a, b = bundle.synthesis("onnx")(y, ref), bundle.synthesis("torch")(y, ref)
+    assert a.shape == (3, 256, 256) and np.abs(a - b).max() < 1e-3
+    # The reference reaches the output (the fusion weights are not zero here).
+    assert np.abs(bundle.synthesis("onnx")(y, None) - a).max() > 1e-6
+
+
+def test_cli_encode_decode_with_refs(tiny, library, tmp_path):
+    from PIL import Image
+
+    bundle, _ = tiny
+    lib_path = tmp_path / "lib.pmrl"
+    library.save(lib_path)
+    src = tmp_path / "in.png"
+    Image.fromarray(mars_like_scene(100, 130, seed=61)).save(src)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "pymars", *a], capture_output=True, text=True)  # noqa: E731
+    r = run("encode", str(src), "-o", str(tmp_path / "x.pmrs"), "--refs", str(lib_path), "--model", str(bundle.root))
+    assert r.returncode == 0, r.stderr
+    r = run("decode", str(tmp_path / "x.pmrs"), "-o", str(tmp_path / "x.png"), "--refs", str(lib_path),
+            "--model", str(bundle.root))
+    assert r.returncode == 0, r.stderr
+    assert np.asarray(Image.open(tmp_path / "x.png")).shape == (100, 130, 3)
+    r = run("decode", str(tmp_path / "x.pmrs"), "-o", str(tmp_path / "y.png"), "--model", str(bundle.root))
+    assert r.returncode != 0 and "reference library" in r.stderr and not (tmp_path / "y.png").exists()
+
+
+def test_protocol_library_holds_out_evaluation_tiles():
+    from pymars.data.protocol import mars_data_dir, selected_windows
+
+    if mars_data_dir() is None:
+        pytest.skip("needs ../shared/data/mars (the development set)")
+    from pymars.refs.build import protocol_candidate_tiles
+
+    tiles, names, _ = protocol_candidate_tiles(max_per_image=2)
+    held = {(f"{g}/{p.relative_to(mars_data_dir())}", y, x) for g in ("dev_marsscapes", "dev_marsdata")
+            for p, y, x in selected_windows(g)}
+    for n in names:
+        path, yx = n.rsplit(":", 1)
+        y, x = map(int, yx.split(","))
+        for hp, hy, hx in held:
+            if hp == path:
+                assert abs(y - hy) >= 256 + 64 or abs(x - hx) >= 256 + 64, n
+        assert not any(hp == path for hp, _, _ in held if path.startswith("dev_marsdata"))
