@@ -57,3 +57,47 @@ def scene_gray():
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return 100.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.fixture(scope="session")
+def tiny_remac(tmp_path_factory):
+    """(bundle, model): a tiny REMAC bundle whose reference branch and fusion have random (non-zero)
+    weights, so references change the tables and the reconstruction."""
+    import torch
+
+    from pymars.bundle import ModelBundle
+    from pymars.remac.export import write_remac_bundle
+    from pymars.remac.model import RemacCodec, RemacConfig
+    from pymars.remac.train import load_base_model
+
+    torch.manual_seed(3)
+    model = RemacCodec(load_base_model(synthetic=True), RemacConfig(ref_channels=4, tem_channels=4, value_channels=4))
+    with torch.no_grad():
+        model.h_s.mid.conv.weight.normal_(0, 0.05)
+        model.h_s.ref.conv.weight.normal_(0, 0.05)
+        model.h_s.ref.conv.bias.normal_(0, 0.5)
+        model.g_s.fuse.weight.normal_(0, 0.05)
+    out = tmp_path_factory.mktemp("remac") / "tiny-remac"
+    write_remac_bundle(model, out, {"test": True})
+    return ModelBundle(out), model
+
+
+def make_remac_library(bundle, seeds=(11, 12, 13)):
+    """A library of synthetic reference tiles for ``bundle``; their latents are replaced by large
+    random ones (the random tiny analysis gives latents near zero, so every reference would look alike)."""
+    from pymars.refs import ReferenceLibrary
+    from pymars.refs.library import reference_entry
+    from pymars.remac.selection import latent_descriptor
+
+    tiles = [mars_like_scene(256, 256, seed=s) for s in seeds]
+    entries = [reference_entry(bundle.core, t) for t in tiles]
+    rng = np.random.default_rng(seeds[0])
+    latents = rng.integers(-60, 61, (len(seeds), bundle.latent_channels, 16, 16)).astype(np.int8)
+    return ReferenceLibrary(model_id=bytes(bundle.model_id), histograms=np.stack([e[0] for e in entries]),
+                            descriptors=np.stack([latent_descriptor(q) for q in latents]), latents=latents,
+                            tiles=np.stack(tiles), names=[f"s{s}" for s in seeds])
+
+
+@pytest.fixture(scope="session")
+def remac_library(tiny_remac):
+    return make_remac_library(tiny_remac[0])

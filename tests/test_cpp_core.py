@@ -54,6 +54,28 @@ def test_c_example_encodes_what_python_encodes(cpp_build, tiny_bundle, tmp_path,
     assert out.read_bytes() == pymars.encode(scene_rgb, 55, model=tiny_bundle)
 
 
+def test_c_example_with_a_reference_library_encodes_what_python_encodes(cpp_build, tiny_remac, remac_library,
+                                                                         tiny_bundle, tmp_path, scene_rgb):
+    import pymars
+
+    bundle = tiny_remac[0]
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(scene_rgb.tobytes())
+    lib = tmp_path / "lib.pmrl"
+    remac_library.save(lib)
+    h, w, c = scene_rgb.shape
+    want = pymars.encode(scene_rgb, 45, model=bundle, refs=remac_library)
+    for mode in ([], ["--stream"]):
+        out = tmp_path / "c.pmrs"
+        subprocess.run([str(cpp_build / "encode_raw"), *mode, "--refs", str(lib), str(bundle.blob_path), str(raw),
+                        str(w), str(h), str(c), "45", str(out)], check=True, capture_output=True)
+        assert out.read_bytes() == want
+    # A base blob with a library is refused (it has no reference branch).
+    r = subprocess.run([str(cpp_build / "encode_raw"), "--refs", str(lib), str(tiny_bundle.blob_path), str(raw),
+                        str(w), str(h), str(c), "45", str(out)], capture_output=True, text=True)
+    assert r.returncode == 2 and "reference library" in r.stderr
+
+
 def test_core_has_no_writable_global_state(cpp_build):
     nm = shutil.which("nm")
     if nm is None:

@@ -14,49 +14,23 @@ import torch
 
 import pymars
 from pymars import _core
-from pymars.bundle import ModelBundle
 from pymars.data.synthetic import mars_like_scene
 from pymars.errors import ModelMismatchError
 from pymars.models.integer import run_integer_numpy
 from pymars.refs import ReferenceLibrary
-from pymars.refs.library import reference_entry
-from pymars.remac.export import write_remac_bundle
-from pymars.remac.model import RemacCodec, RemacConfig
+from conftest import make_remac_library as _library
 from pymars.remac.selection import NO_REFERENCE, decoder_reference, entropy_reference, latent_descriptor, quantise_latent
-from pymars.remac.train import load_base_model
 from pymars.texture import rgb_to_gray
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """(bundle, REMAC model) with a reference branch whose weights matter (random, not zero)."""
-    torch.manual_seed(3)
-    model = RemacCodec(load_base_model(synthetic=True), RemacConfig(ref_channels=4, tem_channels=4, value_channels=4))
-    with torch.no_grad():
-        model.h_s.mid.conv.weight.normal_(0, 0.05)
-        model.h_s.ref.conv.weight.normal_(0, 0.05)
-        model.h_s.ref.conv.bias.normal_(0, 0.5)
-        model.g_s.fuse.weight.normal_(0, 0.05)
-    out = tmp_path_factory.mktemp("remac") / "tiny-remac"
-    write_remac_bundle(model, out, {"test": True})
-    return ModelBundle(out), model
-
-
-def _library(bundle, seeds=(11, 12, 13)) -> ReferenceLibrary:
-    """Synthetic reference tiles; their latents are replaced by large random ones (the random tiny
-    analysis gives latents near zero, which would make every reference look alike)."""
-    tiles = [mars_like_scene(256, 256, seed=s) for s in seeds]
-    entries = [reference_entry(bundle.core, t) for t in tiles]
-    rng = np.random.default_rng(seeds[0])
-    latents = rng.integers(-60, 61, (len(seeds), bundle.latent_channels, 16, 16)).astype(np.int8)
-    return ReferenceLibrary(model_id=bytes(bundle.model_id), histograms=np.stack([e[0] for e in entries]),
-                            descriptors=np.stack([latent_descriptor(q) for q in latents]), latents=latents,
-                            tiles=np.stack(tiles), names=[f"s{s}" for s in seeds])
+def tiny(tiny_remac):
+    return tiny_remac
 
 
 @pytest.fixture(scope="module")
-def library(tiny):
-    return _library(tiny[0])
+def library(remac_library):
+    return remac_library
 
 
 def test_reference_hs_in_cpp_equals_numpy_int64(tiny):

@@ -6,6 +6,7 @@
 #include "core/arena.h"
 #include "core/encoder.h"
 #include "core/model.h"
+#include "core/reference.h"
 #include "core/texture.h"
 #include "core/tile_codec.h"
 
@@ -26,6 +27,8 @@ struct marsenc_encoder {
   pymars::EncoderWorkspace workspace;
   uint32_t tile_size;
   pymars::StreamState stream;
+  pymars::RefLibrary library;  // REMAC reference library (marsenc_init_with_library)
+  bool has_library;
 };
 
 namespace {
@@ -46,12 +49,20 @@ int to_marsenc_status(pymars::EncodeStatus st) {
 
 // One set-up routine for both the size query (counting arena) and the real
 // initialisation, so the two can never disagree.
-int setup(pymars::Arena& arena, const uint8_t* blob, size_t blob_size, uint32_t tile_size, marsenc_encoder** out) {
+int setup(pymars::Arena& arena, const uint8_t* blob, size_t blob_size, uint32_t tile_size, marsenc_encoder** out,
+          const uint8_t* library = nullptr, size_t library_size = 0) {
   marsenc_encoder* enc = arena.alloc<marsenc_encoder>(1);
   pymars::Model model;
   pymars::BlobStatus bs = pymars::load_model(blob, blob_size, arena, &model);
   if (bs == pymars::BlobStatus::OutOfMemory) return MARSENC_ERR_ARENA;
   if (bs != pymars::BlobStatus::Ok) return MARSENC_ERR_BLOB;
+  pymars::RefLibrary lib;
+  if (library) {
+    if (!model.has_ref) return MARSENC_ERR_LIBRARY;  // a base model cannot use references
+    pymars::LibraryStatus ls = pymars::load_library(library, library_size, model, arena, &lib);
+    if (ls == pymars::LibraryStatus::OutOfMemory) return MARSENC_ERR_ARENA;
+    if (ls != pymars::LibraryStatus::Ok) return MARSENC_ERR_LIBRARY;
+  }
   pymars::EncoderWorkspace ws;
   pymars::make_encoder_workspace(model, tile_size, arena, &ws);
   if (arena.failed()) return MARSENC_ERR_ARENA;
@@ -60,6 +71,8 @@ int setup(pymars::Arena& arena, const uint8_t* blob, size_t blob_size, uint32_t 
     enc->workspace = ws;
     enc->tile_size = tile_size;
     enc->stream = pymars::StreamState{};
+    enc->library = lib;
+    enc->has_library = library != nullptr;
   }
   if (out) *out = enc;
   return MARSENC_OK;
@@ -84,6 +97,23 @@ int marsenc_init(void* arena, size_t arena_size, const uint8_t* blob, size_t blo
   return setup(a, blob, blob_size, tile_size, encoder);
 }
 
+size_t marsenc_arena_size_with_library(const uint8_t* blob, size_t blob_size, const uint8_t* library,
+                                       size_t library_size, uint32_t tile_size) {
+  if (!blob || !library || !valid_tile_size(tile_size)) return 0;
+  pymars::Arena counting;
+  if (setup(counting, blob, blob_size, tile_size, nullptr, library, library_size) != MARSENC_OK) return 0;
+  return counting.used();
+}
+
+int marsenc_init_with_library(void* arena, size_t arena_size, const uint8_t* blob, size_t blob_size,
+                              const uint8_t* library, size_t library_size, uint32_t tile_size,
+                              marsenc_encoder** encoder) {
+  if (!arena || !blob || !library || !encoder || !valid_tile_size(tile_size)) return MARSENC_ERR_ARGUMENT;
+  *encoder = nullptr;
+  pymars::Arena a(arena, arena_size);
+  return setup(a, blob, blob_size, tile_size, encoder, library, library_size);
+}
+
 size_t marsenc_max_output_size(const marsenc_encoder* encoder, uint32_t width, uint32_t height) {
   if (!encoder) return 0;
   return pymars::max_encoded_size(encoder->model, width, height, encoder->tile_size);
@@ -106,6 +136,7 @@ int marsenc_encode(marsenc_encoder* encoder, const marsenc_image* image, int qua
   pymars::EncodeOptions opt;
   opt.quality = uint32_t(quality);
   opt.tile_size = encoder->tile_size;
+  opt.library = encoder->has_library ? &encoder->library : nullptr;
   return to_marsenc_status(pymars::encode_image(encoder->model, encoder->workspace, img, opt, out, capacity, written));
 }
 
@@ -128,6 +159,7 @@ int marsenc_begin(marsenc_encoder* encoder, const marsenc_geometry* geometry, in
   pymars::EncodeOptions opt;
   opt.quality = uint32_t(quality);
   opt.tile_size = encoder->tile_size;
+  opt.library = encoder->has_library ? &encoder->library : nullptr;
   const pymars::EncodeStatus st = pymars::check_encode_arguments(g, opt, encoder->workspace.tile_size);
   if (st != pymars::EncodeStatus::Ok) return to_marsenc_status(st);
   const size_t n = pymars::write_file_header(pymars::make_file_header(encoder->model, g, opt), out, capacity);
@@ -177,6 +209,7 @@ int marsenc_encode_tile_row(marsenc_encoder* encoder, const void* rows, size_t r
   pymars::EncodeOptions opt;
   opt.quality = s.quality;
   opt.tile_size = encoder->tile_size;
+  opt.library = encoder->has_library ? &encoder->library : nullptr;
   pymars::EncodeStatus st = pymars::check_encode_arguments(strip, opt, encoder->workspace.tile_size);
   if (st == pymars::EncodeStatus::Ok)
     st = pymars::encode_tiles(encoder->model, encoder->workspace, strip, opt, 0, s.tiles_x, s.next_row * s.tiles_x,
@@ -211,6 +244,7 @@ const char* marsenc_status_message(int status) {
     case MARSENC_ERR_OUTPUT_FULL: return "output buffer too small (use marsenc_max_output_size)";
     case MARSENC_ERR_INTERNAL: return "internal error";
     case MARSENC_ERR_SEQUENCE: return "streaming call out of order (marsenc_begin, one call per tile row, marsenc_end)";
+    case MARSENC_ERR_LIBRARY: return "invalid reference library, built for another model, or the model has no reference branch";
   }
   return "unknown status";
 }

@@ -7,7 +7,7 @@
  * scripts/cross_arch_check.sh for byte identity across CPUs, and by
  * scripts/memory_figures.sh for peak memory.
  *
- *   encode_raw [--stream] [--bits B] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]
+ *   encode_raw [--stream] [--bits B] [--refs LIB] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]
  *
  * --bits B   samples are 8 (default: one byte each), 12 or 16 bits (two bytes
  *            each, little-endian in the file, whatever the CPU's byte order).
@@ -15,6 +15,8 @@
  *            each row of tiles as soon as it is coded, so memory is the arena
  *            plus one strip and one row of output, whatever the image height.
  *            Without it, the whole image and the whole output are in memory.
+ * --refs LIB REMAC: the rover part of a reference library (LIB.pmrl) for a
+ *            REMAC blob; each tile selects and codes with its references.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -57,18 +59,21 @@ static int fail(const char* what, int status) {
 int main(int argc, char** argv) {
   int stream = 0;
   uint32_t bits = 8;
+  const char* refs_path = NULL;
   int a = 1;
   for (; a < argc && argv[a][0] == '-' && argv[a][1] == '-'; ++a) {
     if (strcmp(argv[a], "--stream") == 0) {
       stream = 1;
     } else if (strcmp(argv[a], "--bits") == 0 && a + 1 < argc) {
       bits = (uint32_t)atoi(argv[++a]);
+    } else if (strcmp(argv[a], "--refs") == 0 && a + 1 < argc) {
+      refs_path = argv[++a];
     } else {
       break;
     }
   }
   if (argc - a < 7 || (bits != 8 && bits != 12 && bits != 16)) {
-    fprintf(stderr, "usage: %s [--stream] [--bits 8|12|16] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]\n",
+    fprintf(stderr, "usage: %s [--stream] [--bits 8|12|16] [--refs LIB] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]\n",
             argv[0]);
     return 2;
   }
@@ -88,15 +93,24 @@ int main(int argc, char** argv) {
     fprintf(stderr, "cannot read the blob %s\n", blob_path);
     return 2;
   }
-  size_t arena_size = marsenc_arena_size(blob, blob_size, tile);
+  size_t lib_size = 0;
+  unsigned char* lib = NULL;
+  if (refs_path && !(lib = read_file(refs_path, &lib_size))) {
+    fprintf(stderr, "cannot read the reference library %s\n", refs_path);
+    return 2;
+  }
+  size_t arena_size = lib ? marsenc_arena_size_with_library(blob, blob_size, lib, lib_size, tile)
+                          : marsenc_arena_size(blob, blob_size, tile);
   if (arena_size == 0) {
-    fprintf(stderr, "invalid weight blob or tile size\n");
+    fprintf(stderr, "invalid weight blob, reference library or tile size\n");
     return 2;
   }
   void* arena = malloc(arena_size);
   marsenc_encoder* enc = NULL;
-  int st = marsenc_init(arena, arena_size, blob, blob_size, tile, &enc);
-  free(blob); /* the encoder keeps its own converted copy in the arena */
+  int st = lib ? marsenc_init_with_library(arena, arena_size, blob, blob_size, lib, lib_size, tile, &enc)
+               : marsenc_init(arena, arena_size, blob, blob_size, tile, &enc);
+  free(blob); /* the encoder keeps its own converted copies in the arena */
+  free(lib);
   if (st != MARSENC_OK) return fail("init", st);
 
   FILE* out_file = fopen(out_path, "wb");

@@ -54,7 +54,9 @@ enum {
   MARSENC_ERR_QUALITY = 5,       /* quality outside 1..100 */
   MARSENC_ERR_OUTPUT_FULL = 6,   /* output capacity too small (see marsenc_max_output_size) */
   MARSENC_ERR_INTERNAL = 7,
-  MARSENC_ERR_SEQUENCE = 8       /* streaming calls out of order (begin, tile rows, end) */
+  MARSENC_ERR_SEQUENCE = 8,      /* streaming calls out of order (begin, tile rows, end) */
+  MARSENC_ERR_LIBRARY = 9        /* the reference library is invalid, for another model, or the model has no
+                                    reference branch */
 };
 
 typedef struct marsenc_encoder marsenc_encoder;
@@ -78,6 +80,19 @@ size_t marsenc_arena_size(const uint8_t* blob, size_t blob_size, uint32_t tile_s
 /* Parses the blob into the arena and prepares the tile workspace. */
 int marsenc_init(void* arena, size_t arena_size, const uint8_t* blob, size_t blob_size, uint32_t tile_size,
                  marsenc_encoder** encoder);
+
+/* REMAC (reference-based coding, docs/remac.md): the same, with the rover part
+ * of a reference library (LIB.pmrl, built for this blob's model; the blob must
+ * be a REMAC model). The library is copied into the arena (the caller may free
+ * it afterwards). Every tile then selects its entropy reference (nearest latent
+ * descriptor) and decoder reference (nearest uniform-LBP histogram by KL),
+ * codes with the entropy reference, and the file header carries the library
+ * hash. marsenc_arena_size_with_library returns 0 for an invalid pair. */
+size_t marsenc_arena_size_with_library(const uint8_t* blob, size_t blob_size, const uint8_t* library,
+                                       size_t library_size, uint32_t tile_size);
+int marsenc_init_with_library(void* arena, size_t arena_size, const uint8_t* blob, size_t blob_size,
+                              const uint8_t* library, size_t library_size, uint32_t tile_size,
+                              marsenc_encoder** encoder);
 
 /* Upper bound of the encoded file size for an image of this size. */
 size_t marsenc_max_output_size(const marsenc_encoder* encoder, uint32_t width, uint32_t height);
