@@ -74,6 +74,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dictionary", default="runs/enhance/dictionary-6.npz")
     ap.add_argument("--dict-sizes", default="", help="MarsQE dictionary-size ablation, e.g. 1,3,6,9")
     ap.add_argument("--throughput", action="store_true")
+    ap.add_argument("--bias", action="store_true", help="bias triangle (psi = frozen base-v1 g_a) per model")
     ap.add_argument("--quick", action="store_true", help="every 4th tile")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="bench/results/enhance.json")
@@ -109,6 +110,7 @@ def main(argv=None) -> int:
                 variants.append((f"{name} N_k={n}", e2, enh.meta["setting"]))
 
     records: dict[str, dict[str, list]] = {}
+    images: dict[str, list] = {}  # for the bias triangle: raw / compressed / enhanced tiles per (setting, method)
     comp_cache = {}
     for t in tqdm(tiles, desc="tiles"):
         raw = t.pixels if t.pixels.ndim == 3 else np.repeat(t.pixels[:, :, None], 3, 2)
@@ -116,12 +118,17 @@ def main(argv=None) -> int:
             dec, nbytes = compress(raw, s)
             bpp = 8 * nbytes / (raw.shape[0] * raw.shape[1])
             comp_cache[(t.tile_id, s)] = bpp
+            if args.bias:
+                images.setdefault(f"{s}|raw", []).append(raw)
+                images.setdefault(f"{s}|compressed", []).append(dec)
             records.setdefault(s, {}).setdefault("compressed", []).append(
                 {"tile": t.tile_id, "group": t.group, "bpp": bpp, **score(raw, dec)})
             for label, enh, vs in variants:
                 if vs != s:
                     continue
                 out = enh.enhance(dec)
+                if args.bias:
+                    images.setdefault(f"{s}|{label}", []).append(out)
                 records[s].setdefault(label, []).append({"tile": t.tile_id, "group": t.group, "bpp": bpp,
                                                          **score(raw, out)})
     table = {s: {m: {"all": summarize(r), **{g: summarize([x for x in r if x["group"] == g]) for g in GROUPS}}
@@ -144,6 +151,18 @@ def main(argv=None) -> int:
                 r = bd([p[0] for p in pts], [p[1] for p in pts], [p[0] for p in pts], [p[2] for p in pts])
                 bdr.setdefault(name, {})[grp] = {"bd_rate_percent": r.bd_rate, "bd_psnr_db": r.bd_metric,
                                                  "points": len(pts), "warnings": list(r.warnings)}
+
+    bias = {}
+    if args.bias:
+        from pymars.enhance.gan import FeatureNet, bias_triangle
+
+        psi = FeatureNet()
+        for key, enhanced in images.items():
+            s, label = key.split("|", 1)
+            if label in ("raw", "compressed"):
+                continue
+            bias.setdefault(s, {})[label] = bias_triangle(images[f"{s}|raw"], images[f"{s}|compressed"], enhanced,
+                                                          psi)
 
     extra = {}
     tile = tiles[0].pixels
@@ -170,7 +189,7 @@ def main(argv=None) -> int:
                 extra[name][f"mp_per_s_threads{threads}"] = img.shape[0] * img.shape[1] / 1e6 / dt
 
     result = {"protocol": "mars-rd-1", "tiles": len(tiles), "quick": args.quick, "settings": settings,
-              "table": table, "bd_rate_vs_jpeg": bdr, "models": {n: e.meta for n, e in models.items()},
+              "table": table, "bd_rate_vs_jpeg": bdr, "bias_triangle": bias, "models": {n: e.meta for n, e in models.items()},
               "checks": extra, "records": records}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -190,6 +209,11 @@ def main(argv=None) -> int:
     for name, g in bdr.items():
         print(f"BD-rate vs JPEG, {name}: " + ", ".join(f"{k} {v['bd_rate_percent']:.2f} % ({v['points']} pts)"
                                                        for k, v in g.items()))
+    for s, per in bias.items():
+        for label, tri in per.items():
+            print(f"bias triangle {s} {label}: " + "; ".join(
+                f"{k}: S_CR {v['S_CR']:.4g}, S_CE {v['S_CE']:.4g}, S_RE {v['S_RE']:.4g}, deviation "
+                f"{v['deviation_percent']:+.1f} %" for k, v in tri.items()))
     for name, v in extra.items():
         print(f"{name}: " + ", ".join(f"{k} {x:.3g}" if isinstance(x, float) else f"{k} {x}" for k, x in v.items()))
     print(f"wrote {out}")

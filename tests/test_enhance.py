@@ -377,3 +377,17 @@ def test_shipped_classifier_file_is_valid():
     assert path.is_file(), "the patch classifier is not committed"
     clf = classes.PatchClassifier.from_json(json.loads(path.read_text()))
     assert clf(np.full((2, 128, 128, 3), 120, np.uint8)).shape == (2,)
+
+
+def test_gan_recipe_trains_from_an_mse_checkpoint(tmp_path):
+    from pymars.enhance.training import EnhancerConfig, train_enhancer
+
+    cache = tmp_path / "cache.npz"
+    synthetic_cache(2).save(cache)
+    common = dict(kind="arcnn", cache=str(cache), batch=2, crop=32, save_every=1, snapshot_every=0)
+    train_enhancer(EnhancerConfig(out=str(tmp_path / "mse"), steps=1, **common), progress=False)
+    s = train_enhancer(EnhancerConfig(out=str(tmp_path / "gan"), steps=2, gan="conditional+lr",
+                                      init=str(tmp_path / "mse" / "checkpoint.pt"), **common), progress=False)
+    assert s["steps"] == 2
+    state = torch.load(tmp_path / "gan" / "checkpoint.pt", weights_only=False)
+    assert "gan" in state and state["gan"]["disc"]["body.0.weight"].shape[1] == 6  # conditional: 3 + 3 channels

@@ -130,7 +130,7 @@ def cmd_train(args) -> int:
     cfg = EnhancerConfig(kind=args.kind, cache=args.cache or str(RUNS / f"cache-{tag}.npz"),
                          out=args.out or str(RUNS / f"{args.kind}-{tag}{'-' + args.gan if args.gan else ''}"),
                          steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                         width=args.width, threads=args.threads, gan=args.gan or "")
+                         width=args.width, threads=args.threads, gan=args.gan or "", init=args.init or "")
     print(json.dumps(train_enhancer(cfg)["history"][-1:]))
     return 0
 
@@ -193,6 +193,7 @@ def register(sub) -> None:
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--init", default=None, help="model: start from this checkpoint's weights")
     t.add_argument("--gan", default=None, help="adversarial recipe: plain, conditional, plain+lr, conditional+lr")
     t.set_defaults(func=cmd_train)
 

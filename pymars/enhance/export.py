@@ -108,3 +108,64 @@ def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike) -> di
     (folder / "model.json.part").write_text(json.dumps(meta, indent=1))
     os.replace(folder / "model.json.part", folder / "model.json")
     return errors
+
+
+def write_model_card(folder: str | os.PathLike, bench: dict | None = None, command: str = "",
+                     notes: str = "") -> Path:
+    """Write ``MODEL_CARD.md`` of a weights folder from its model.json, the training record and bench results.
+
+    ``bench`` is bench/results/enhance.json (the rows whose method is this
+    folder's name are quoted); ``command`` the exact commands that made it.
+    """
+    folder = Path(folder)
+    meta = json.loads((folder / "model.json").read_text())
+    name = folder.name.removeprefix("enhance-")
+    t = meta.get("trained", {})
+    from safetensors.numpy import load_file
+
+    params = sum(v.size for v in load_file(str(folder / "model.safetensors")).values())
+    lines = [f"# Model card: enhance-{name}", "",
+             f"- **Architecture:** `{meta['kind']}` (pymars/enhance/networks.py), width {meta.get('width')}, "
+             f"{params} parameters; ONNX graphs: {', '.join(sorted(p.name for p in folder.glob('*.onnx')))}.",
+             f"- **Compression setting it enhances:** `{meta['setting']}` (pymars/enhance/codecs.py).",
+             "- **Training data:** ../shared/data/mars development set with every evaluation tile held out "
+             "(pymars.train.dataset.mars_training_pool: the 38 MarsScapes evaluation windows grown by 64 px and the "
+             f"31 MarsData images that give evaluation tiles are excluded); cache `{t.get('cache')}` of 256x256 "
+             "regions compressed whole, 64x64 crops on the 8-px JPEG grid.",
+             f"- **Training:** {t.get('steps')} steps, batch {t.get('batch')}, crop {t.get('crop')}, Adam "
+             f"(0.9, 0.999) lr {t.get('lr')} with cosine annealing to lr/100, grad-norm clip 1, seed {t.get('seed')}"
+             + (f", adversarial recipe `{t.get('gan')}`" if t.get('gan') else "") + ".",
+             "- **Hardware:** x86_64, 2 shared CPU cores at nice 15 (other trainings ran at the same time), no GPU; "
+             "PyTorch 2.13.0+cpu, one thread.",
+             f"- **ONNX check:** max |ONNX Runtime - PyTorch| on random inputs at export: "
+             f"{max(meta.get('onnx_check_max_abs', {0: 0}).values()):.1e}."]
+    if "dictionary" in meta:
+        lines.append(f"- **Reference dictionary:** {len(meta['dictionary'])} raw 128x128 patches of MarsScapes "
+                     "panoramas (recipe in model.json: file, window, class, pixel hash; the pixels are rebuilt from "
+                     "../shared and never committed), compressed at the model's setting on load.")
+    if command:
+        lines += ["", "## Reproduce", "", "```bash", command.strip(), "```"]
+    if bench:
+        lines += ["", "## Development tiles (`mars-rd-1`, 38 + 31 tiles; bench/enhance_eval.py)", "",
+                  "| setting | method | PSNR | PSNR-B | SSIM | MS-SSIM |", "|---|---|---|---|---|---|"]
+        for s, per in bench.get("table", {}).items():
+            for m, v in per.items():
+                if m == "compressed" or Path(m.split(" ")[0]).name.removeprefix("enhance-") == name:
+                    a = v["all"]
+                    lines.append(f"| {s} | {m} | {a['psnr']:.2f} | {a['psnr_b']:.2f} | {a['ssim']:.4f} | "
+                                 f"{a['ms_ssim']:.4f} |")
+        chk = bench.get("checks", {}).get(name, {})
+        if chk:
+            lines += ["", "Checks: " + ", ".join(f"{k} {v:.3g}" for k, v in chk.items() if isinstance(v, float))]
+    lines += ["", "## Limitations", "",
+              "- Trained for a tiny fraction of the paper's budget (CPU only, shared cores): far from converged.",
+              "- The training and evaluation images are themselves JPEG-derived (../shared PROVENANCE.md): the "
+              "'raw' target already carries compression history.",
+              "- One compression setting per model; applying it to another setting is reported separately."]
+    if notes:
+        lines += [f"- {n}" for n in notes.strip().split("\n")]
+    path = folder / "MODEL_CARD.md"
+    tmp = folder / "MODEL_CARD.md.part"
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path

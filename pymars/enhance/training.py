@@ -118,9 +118,11 @@ class EnhancerConfig:
     width: int = 16
     threads: int = 1
     save_every: int = 100
+    snapshot_every: int = 100  # also keep model-only snapshots (snapshot-<step>.pt) to compare runs at equal steps
     gan: str = ""  # "", "plain", "conditional", "conditional+lr", "plain+lr"
     gan_weight: float = 0.01
     lr_weight: float = 1.0
+    init: str = ""  # start from this checkpoint's weights (e.g. the MSE-trained model before the GAN recipe)
     stop_at: int = 0  # stop (resumably) once this step is reached; 0 = run to ``steps``
 
 
@@ -179,6 +181,8 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
         gan = AdversarialRecipe(cfg.gan, cfg.gan_weight, cfg.lr_weight, cfg.lr)
     step, ck = 0, out / "checkpoint.pt"
     history: list = []
+    if cfg.init and not ck.is_file():
+        net.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=False)["model"])
     if ck.is_file():
         state = torch.load(ck, map_location="cpu", weights_only=False)
         net.load_state_dict(state["model"])
@@ -220,6 +224,9 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
             if gan is not None:
                 state["gan"] = gan.state_dict()
             _atomic_torch_save(state, ck)
+            if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                _atomic_torch_save({"model": net.state_dict(), "step": step, "config": asdict(cfg)},
+                                   out / f"snapshot-{step}.pt")
     summary = {"config": asdict(cfg), "steps": step, "history": history[-5:],
                "parameters": int(sum(p.numel() for p in net.parameters()))}
     tmp = out / "train.json.part"
