@@ -159,6 +159,7 @@ def _atomic_save(obj, path: Path) -> None:
 def validate(model: RemacCodec, lib: LibraryTensors, tiles: list[np.ndarray], levels=(0, 3, 7)) -> dict:
     """Mean PSNR / ideal bpp per level with references, and with none (real rounding, no noise)."""
     from ..models.entropy import LOG_SCALE_STEP, discretized_gaussian, scale_from_index
+    from ..models.estimate import pad_to_stride
     from ..models.integer import ACT_FRAC_BITS
 
     model.eval()
@@ -169,17 +170,19 @@ def validate(model: RemacCodec, lib: LibraryTensors, tiles: list[np.ndarray], le
             ps, bs = [], []
             for t in tiles:
                 x = torch.from_numpy(t.transpose(2, 0, 1).copy()).float().div(255)[None]
-                y = model.g_a(x)
+                h, w = x.shape[2:]
+                y = model.g_a(pad_to_stride(x))
                 ent, dec = select_references(model, lib, x, y, rng, 0.0 if mode == "ref" else 1.0)
                 z_hat = torch.round(model.h_a(y)).clamp(-127, 127)
                 mean_q4, index = model.h_s(z_hat, lib.latents[ent])
+                mean_q4, index = mean_q4[..., : y.shape[2], : y.shape[3]], index[..., : y.shape[2], : y.shape[3]]
                 k = model.gain_steps(torch.tensor([float(lv)]))[:, :, None, None]
                 gain = torch.exp(LOG_SCALE_STEP * k)
                 mean_g = mean_q4 * 2.0**-ACT_FRAC_BITS * gain
                 sym = torch.round(y * gain - mean_g)
                 p_y = discretized_gaussian(sym + mean_g, mean_g, scale_from_index(index + k))
                 bits = float(-torch.log2(p_y).sum() - torch.log2(model.z_density.likelihood(z_hat)).sum())
-                x_hat = torch.round(model.g_s((sym + mean_g) / gain, lib.tiles[dec]).clamp(0, 1) * 255) / 255
+                x_hat = torch.round(model.g_s((sym + mean_g) / gain, lib.tiles[dec])[..., :h, :w].clamp(0, 1) * 255) / 255
                 ps.append(10 * math.log10(1 / max(float((x_hat - x).square().mean()), 1e-12)))
                 bs.append(bits / (x.shape[2] * x.shape[3]))
             out[f"level{lv}_{mode}"] = {"psnr": float(np.mean(ps)), "bpp": float(np.mean(bs))}
