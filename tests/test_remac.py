@@ -183,3 +183,18 @@ def test_protocol_library_holds_out_evaluation_tiles():
             if hp == path:
                 assert abs(y - hy) >= 256 + 64 or abs(x - hx) >= 256 + 64, n
         assert not any(hp == path for hp, _, _ in held if path.startswith("dev_marsdata"))
+
+
+def test_shipped_remac_bundle_keeps_the_base_encoder():
+    """remac-v1 must not change the rover's analysis (equal encoder cost and equal latents)."""
+    from pymars.bundle import WEIGHTS_DIR, default_bundle, open_bundle
+
+    if not (WEIGHTS_DIR / "remac-v1" / "model.json").is_file():
+        pytest.skip("pymars/weights/remac-v1 is not exported in this checkout")
+    remac, base = open_bundle("remac-v1"), default_bundle()
+    assert remac.is_remac and not base.is_remac and remac.model_id != base.model_id
+    tile = mars_like_scene(256, 256, seed=71)
+    assert np.array_equal(_core.analyse_tile(remac.core, tile)["y"], _core.analyse_tile(base.core, tile)["y"])
+    y = _core.analyse_tile(remac.core, tile)["y"]
+    ref = tile.transpose(2, 0, 1).astype(np.float32) / 255
+    assert np.abs(remac.synthesis("onnx")(y, ref) - remac.synthesis("torch")(y, ref)).max() < 1e-3
