@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,20 +56,6 @@ class RemacTrainConfig:
     validate_every: int = 500
     save_every: int = 100
     progress: bool = True
-
-
-def learning_rate(cfg: RemacTrainConfig, step: int) -> float:
-    """Constant, then a cosine down to ``lr_final``.
-
-    Example:
-        >>> learning_rate(RemacTrainConfig(steps=10, lr=1.0, lr_final=0.0, decay_from=0.5), 10)
-        0.0
-    """
-    start = cfg.decay_from * cfg.steps
-    if step <= start:
-        return cfg.lr
-    t = min(1.0, (step - start) / max(1.0, cfg.steps - start))
-    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * t))
 
 
 def load_base_model(base: str = "", synthetic: bool = False):
@@ -149,12 +134,6 @@ def _validation_tiles() -> list[np.ndarray]:
     return tiles()
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 @torch.no_grad()
 def validate(model: RemacCodec, lib: LibraryTensors, tiles: list[np.ndarray], levels=(0, 3, 7)) -> dict:
     """Mean PSNR / ideal bpp per level with references, and with none (real rounding, no noise)."""
@@ -197,7 +176,7 @@ def train_remac(cfg: RemacTrainConfig) -> dict:
     from tqdm import tqdm
 
     from ..train.dataset import CropPool, mars_training_pool
-    from ..train.loop import _pick_device, _synthetic_pool
+    from ..train.loop import _atomic_save, _pick_device, _synthetic_pool, learning_rate, resume
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -221,16 +200,8 @@ def train_remac(cfg: RemacTrainConfig) -> dict:
     ema = copy.deepcopy(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr)
-    step = 0
     ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        step = ck["step"]
-        if cfg.progress:
-            print(f"resuming {ckpt_path} at step {step}")
+    step = resume(ckpt_path, model, ema, opt, device, cfg.progress)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     pool: CropPool = _synthetic_pool(cfg.crop) if cfg.synthetic else mars_training_pool(cfg.crop, progress=cfg.progress)
     val_tiles = [] if cfg.synthetic or not cfg.validate_every else _validation_tiles()

@@ -133,6 +133,24 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def resume(ckpt_path: Path, model, ema, opt, device, progress: bool = True) -> int:
+    """Load model, EMA and optimiser state from ``ckpt_path`` if it exists; return its step (0 if none).
+
+    Example:
+        >>> resume(Path("/nonexistent/checkpoint.pt"), None, None, None, "cpu")
+        0
+    """
+    if not ckpt_path.exists():
+        return 0
+    ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+    model.load_state_dict(ck["model"])
+    ema.load_state_dict(ck["ema"])
+    opt.load_state_dict(ck["optimizer"])
+    if progress:
+        print(f"resuming {ckpt_path} at step {ck['step']}")
+    return int(ck["step"])
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) and return the final state summary.
 
@@ -151,17 +169,9 @@ def train(cfg: TrainConfig) -> dict:
     model = BaseCodec(copy.deepcopy(model_cfg)).to(device)
     ema = copy.deepcopy(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    step = 0
     ckpt_path = out / "checkpoint.pt"
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        step = ck["step"]
-        if cfg.progress:
-            print(f"resuming {ckpt_path} at step {step}")
-    elif cfg.init_from:
+    step = resume(ckpt_path, model, ema, opt, device, cfg.progress)
+    if not step and cfg.init_from:
         ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
         model.load_state_dict(ck["ema"])
         ema.load_state_dict(ck["ema"])
