@@ -61,3 +61,23 @@ def test_cross_built_encoder_writes_the_x86_bytes(cross_encoder, tiny_bundle, tm
                         str(h), str(c), str(quality), str(out), str(tile)], check=True, capture_output=True)
         expected = pymars.encode(image, quality, tile_size=tile, bit_depth=bits, model=tiny_bundle)
         assert out.read_bytes() == expected, f"{exe.parent.name}: {bits}-bit image differs ({mode})"
+
+
+def test_cross_built_encoder_with_references_writes_the_x86_bytes(cross_encoder, tiny_remac, remac_library, tmp_path,
+                                                                   scene_rgb):
+    """REMAC: reference selection (float analysis -> integer descriptor, LBP/KL) and the reference branch
+    of the integer h_s give the same bytes on every CPU."""
+    import pymars
+
+    emulator, exe = cross_encoder
+    bundle = tiny_remac[0]
+    lib = tmp_path / "lib.pmrl"
+    remac_library.save(lib)
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(scene_rgb.tobytes())
+    h, w, c = scene_rgb.shape
+    out = tmp_path / "out.pmrs"
+    subprocess.run([emulator, str(exe), "--refs", str(lib), str(bundle.blob_path), str(raw), str(w), str(h), str(c),
+                    "47", str(out), "64"], check=True, capture_output=True)
+    expected = pymars.encode(scene_rgb, 47, tile_size=64, model=bundle, refs=remac_library)
+    assert out.read_bytes() == expected, f"{exe.parent.name}: REMAC file differs"
