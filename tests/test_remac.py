@@ -198,3 +198,21 @@ def test_shipped_remac_bundle_keeps_the_base_encoder():
     y = _core.analyse_tile(remac.core, tile)["y"]
     ref = tile.transpose(2, 0, 1).astype(np.float32) / 255
     assert np.abs(remac.synthesis("onnx")(y, ref) - remac.synthesis("torch")(y, ref)).max() < 1e-3
+
+
+def test_corrupt_libraries_and_blobs_are_refused_clearly(tiny, library):
+    bundle, _ = tiny
+    rover = library.rover_bytes()
+    for bad, why in [(rover[:-1], "truncated"), (b"XXXX" + rover[4:], "magic"), (rover[:8] + bytes(8) + rover[16:], "another model")]:
+        with pytest.raises(ValueError, match=why):
+            _core.ReferenceLibraryCore(bundle.core, bad)
+    blob = bundle.blob_path.read_bytes()
+    at = blob.index(b"HSRF")
+    for cut in (at + 8, at + 20, len(blob) // 2):
+        with pytest.raises(ValueError, match="invalid weight blob"):
+            _core.Model(blob[:cut])
+    # A REMAC blob whose reference branch claims the wrong latent side is rejected.
+    bad = bytearray(blob)
+    bad[at + 16 : at + 20] = (8).to_bytes(4, "little")
+    with pytest.raises(ValueError, match="invalid weight blob"):
+        _core.Model(bytes(bad))
