@@ -47,8 +47,14 @@ def test_rover_arrays_are_the_encoder_analysis_and_the_cpp_lbp(built, tiny_bundl
     tile = lib.tiles[0]
     np.testing.assert_array_equal(lib.histograms[0], lbp_histograms(rgb_to_gray(tile), "uniform"))
     y = _core.analyse_tile(tiny_bundle.core, tile, 75)["y"]
-    np.testing.assert_array_equal(lib.latents[0], np.clip(np.rint(8 * y), -128, 127).astype(np.int8))
-    np.testing.assert_array_equal(lib.descriptors[0], np.rint(256 * np.abs(y).mean(axis=(1, 2))).astype(np.uint16))
+    # round_to_int(8 y, 127) of the core: floor(8 y + 1/2) after clamping to +-127.
+    q = np.floor(np.clip(8 * y.astype(np.float32), -127, 127) + np.float32(0.5)).astype(np.int8)
+    np.testing.assert_array_equal(lib.latents[0], q)
+    n = q.shape[1] * q.shape[2]
+    want = (32 * np.abs(q.astype(np.int64)).sum(axis=(1, 2)) + n // 2) // n
+    np.testing.assert_array_equal(lib.descriptors[0], want.astype(np.uint16))
+    # ... which is 256 mean |y| up to the rounding of q.
+    assert np.abs(lib.descriptors[0].astype(float) - 256 * np.abs(y).mean(axis=(1, 2))).max() <= 16 + 1
     assert lib.model_id == bytes(tiny_bundle.model_id)
 
 
@@ -101,7 +107,8 @@ def test_damaged_rover_parts_are_refused_with_a_clear_message(built):
         data[:4] + b"\x09\x00" + data[6:]: "version 9",
         data[:-1]: "truncated",
         data + b"\x00": "truncated or padded",
-        data[:6] + b"\x00\x00" + data[8:]: "inconsistent",
+        data[:6] + b"\x00\x00" + data[8:]: "truncated or padded",  # R = 0 with references behind it
+        data[:16] + b"\x00\x00" + data[18:]: "inconsistent",  # M = 0
     }
     for damaged, message in cases.items():
         with pytest.raises(ReferenceLibraryError, match=message):
@@ -123,8 +130,12 @@ def test_library_for_another_model_is_refused(built):
 def test_bad_arrays_and_tiles_are_refused(tiny_bundle):
     with pytest.raises(ReferenceLibraryError, match="histograms must be uint32"):
         ReferenceLibrary(bytes(8), np.zeros((1, 58), np.uint32), np.zeros((1, 2), np.uint16), np.zeros((1, 2, 16, 16), np.int8))
-    with pytest.raises(ReferenceLibraryError, match="1..4096 references"):
-        ReferenceLibrary(bytes(8), np.zeros((0, 59), np.uint32), np.zeros((0, 2), np.uint16), np.zeros((0, 2, 16, 16), np.int8))
+    with pytest.raises(ReferenceLibraryError, match="0..4096 references"):
+        ReferenceLibrary(bytes(8), np.zeros((4097, 59), np.uint32), np.zeros((4097, 2), np.uint16),
+                         np.zeros((4097, 2, 16, 16), np.int8))
+    # An empty library is valid (every tile then codes with "no reference").
+    empty = ReferenceLibrary(bytes(8), np.zeros((0, 59), np.uint32), np.zeros((0, 2), np.uint16), np.zeros((0, 2, 16, 16), np.int8))
+    assert len(ReferenceLibrary.from_rover_bytes(empty.rover_bytes())) == 0
     with pytest.raises(ReferenceLibraryError, match="uint8 of shape"):
         reference_entry(tiny_bundle.core, np.zeros((128, 128, 3), np.uint8))
 
