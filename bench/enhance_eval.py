@@ -65,7 +65,6 @@ def main(argv=None) -> int:
     from pymars.enhance.codecs import compress
     from pymars.enhance.dictionary import Dictionary
     from pymars.enhance.inference import Enhancer, load_classifier
-    from pymars.evaluation.bdrate import bd
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="arcnn-jpeg30,dncnn-jpeg30,marsqe-lite-jpeg30,marsqe-jpeg30")
@@ -78,9 +77,13 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="every 4th tile")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="bench/results/enhance.json")
+    ap.add_argument("--no-checks", action="store_true", help="skip the whole-image ONNX-vs-PyTorch check")
+    ap.add_argument("--merge", default="", help="comma-separated partial result files to merge into --out")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge.split(","), args.out)
 
-    settings = args.settings.split(",")
+    settings = [s for s in args.settings.split(",") if s]
     tiles = [t for g in GROUPS for t in dev_tiles(g)]
     if args.quick:
         tiles = tiles[::4]
@@ -131,6 +134,56 @@ def main(argv=None) -> int:
                     images.setdefault(f"{s}|{label}", []).append(out)
                 records[s].setdefault(label, []).append({"tile": t.tile_id, "group": t.group, "bpp": bpp,
                                                          **score(raw, out)})
+    bias = {}
+    if args.bias:
+        from pymars.enhance.gan import FeatureNet, bias_triangle
+
+        psi = FeatureNet()
+        for key, enhanced in images.items():
+            s, label = key.split("|", 1)
+            if label in ("raw", "compressed"):
+                continue
+            bias.setdefault(s, {})[label] = bias_triangle(images[f"{s}|raw"], images[f"{s}|compressed"], enhanced,
+                                                          psi)
+
+    extra = {}
+    tile = tiles[0].pixels
+    for name, enh in models.items():
+        dec, _ = compress(tile, enh.meta["setting"])
+        extra.setdefault(name, {})
+        try:
+            if args.no_checks:
+                raise ImportError
+            torch_enh = Enhancer(enh.folder, dictionary=getattr(enh, "dictionary", None), classifier=clf,
+                                 backend="torch")
+            err = float(np.abs(torch_enh.enhance_float(dec) - enh.enhance_float(dec)).max())
+        except ImportError:
+            err = None
+        if err is not None:
+            extra[name]["onnx_vs_torch_max_abs"] = err
+        if args.throughput:
+            from pymars.data.synthetic import mars_like_scene
+
+            img, _ = compress(mars_like_scene(512, 768, seed=1), enh.meta["setting"])
+            for threads in (1, 2):
+                e2 = Enhancer(enh.folder, dictionary=getattr(enh, "dictionary", None), threads=threads,
+                              classifier=clf)
+                e2.enhance(img)  # warm-up
+                t0 = time.perf_counter()
+                e2.enhance(img)
+                dt = time.perf_counter() - t0
+                extra[name][f"mp_per_s_threads{threads}"] = img.shape[0] * img.shape[1] / 1e6 / dt
+
+    return finish(records, bias, extra, {n: e.meta for n, e in models.items()}, settings, len(tiles), args.quick,
+                  args.out)
+
+
+def finish(records: dict, bias: dict, extra: dict, models: dict, settings: list, n_tiles: int, quick: bool,
+           out: str) -> int:
+    """Table, BD-rate, JSON and printout from per-tile records (also used by ``--merge``)."""
+    from pymars.data.protocol import GROUPS
+    from pymars.evaluation.bdrate import bd
+
     table = {s: {m: {"all": summarize(r), **{g: summarize([x for x in r if x["group"] == g]) for g in GROUPS}}
                  for m, r in per.items()} for s, per in records.items()}
 
@@ -152,52 +205,16 @@ def main(argv=None) -> int:
                 bdr.setdefault(name, {})[grp] = {"bd_rate_percent": r.bd_rate, "bd_psnr_db": r.bd_metric,
                                                  "points": len(pts), "warnings": list(r.warnings)}
 
-    bias = {}
-    if args.bias:
-        from pymars.enhance.gan import FeatureNet, bias_triangle
-
-        psi = FeatureNet()
-        for key, enhanced in images.items():
-            s, label = key.split("|", 1)
-            if label in ("raw", "compressed"):
-                continue
-            bias.setdefault(s, {})[label] = bias_triangle(images[f"{s}|raw"], images[f"{s}|compressed"], enhanced,
-                                                          psi)
-
-    extra = {}
-    tile = tiles[0].pixels
-    for name, enh in models.items():
-        dec, _ = compress(tile, enh.meta["setting"])
-        try:
-            torch_enh = Enhancer(enh.folder, dictionary=getattr(enh, "dictionary", None), classifier=clf,
-                                 backend="torch")
-            err = float(np.abs(torch_enh.enhance_float(dec) - enh.enhance_float(dec)).max())
-        except ImportError:
-            err = None
-        extra.setdefault(name, {})["onnx_vs_torch_max_abs"] = err
-        if args.throughput:
-            from pymars.data.synthetic import mars_like_scene
-
-            img, _ = compress(mars_like_scene(512, 768, seed=1), enh.meta["setting"])
-            for threads in (1, 2):
-                e2 = Enhancer(enh.folder, dictionary=getattr(enh, "dictionary", None), threads=threads,
-                              classifier=clf)
-                e2.enhance(img)  # warm-up
-                t0 = time.perf_counter()
-                e2.enhance(img)
-                dt = time.perf_counter() - t0
-                extra[name][f"mp_per_s_threads{threads}"] = img.shape[0] * img.shape[1] / 1e6 / dt
-
-    result = {"protocol": "mars-rd-1", "tiles": len(tiles), "quick": args.quick, "settings": settings,
-              "table": table, "bd_rate_vs_jpeg": bdr, "bias_triangle": bias, "models": {n: e.meta for n, e in models.items()},
+    result = {"protocol": "mars-rd-1", "tiles": n_tiles, "quick": quick, "settings": settings,
+              "table": table, "bd_rate_vs_jpeg": bdr, "bias_triangle": bias, "models": models,
               "checks": extra, "records": records}
-    out = Path(args.out)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, out)
 
-    print(f"\n{len(tiles)} development tiles; mean over all tiles (PSNR / PSNR-B in dB)")
+    print(f"\n{n_tiles} development tiles; mean over all tiles (PSNR / PSNR-B in dB)")
     print(f"| setting | method | bpp | PSNR | PSNR-B | SSIM | MS-SSIM |\n|---|---|---|---|---|---|---|")
     for s, per in table.items():
         base = per["compressed"]["all"]["psnr"]
@@ -218,6 +235,25 @@ def main(argv=None) -> int:
         print(f"{name}: " + ", ".join(f"{k} {x:.3g}" if isinstance(x, float) else f"{k} {x}" for k, x in v.items()))
     print(f"wrote {out}")
     return 0
+
+
+def merge(parts: list[str], out: str) -> int:
+    """Merge the JSON files of several partial runs (e.g. one per setting, run in parallel)."""
+    records, bias, extra, models, settings, n_tiles, quick = {}, {}, {}, {}, [], 0, False
+    for p in parts:
+        r = json.loads(Path(p).read_text())
+        for s, per in r["records"].items():
+            for m, rows in per.items():
+                records.setdefault(s, {}).setdefault(m, rows)
+        for s, per in r.get("bias_triangle", {}).items():
+            bias.setdefault(s, {}).update(per)
+        for m, v in r.get("checks", {}).items():
+            extra.setdefault(m, {}).update(v)
+        models.update(r.get("models", {}))
+        settings += [s for s in r["settings"] if s not in settings]
+        n_tiles = max(n_tiles, r["tiles"])
+        quick = quick or r["quick"]
+    return finish(records, bias, extra, models, settings, n_tiles, quick, out)
 
 
 if __name__ == "__main__":

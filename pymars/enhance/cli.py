@@ -142,7 +142,8 @@ def cmd_export(args) -> int:
 
     net, kind, cfg = load_enhancer(args.checkpoint)
     meta = {"setting": args.setting or _setting_of(cfg), "trained": {k: cfg.get(k) for k in
-                                                                      ("steps", "batch", "crop", "lr", "seed", "cache", "gan")}}
+                                                                      ("steps", "step_trained", "batch", "crop", "lr", "seed", "cache", "gan",
+                                                                       "init")}}
     if kind not in ("arcnn", "dncnn"):
         meta["dictionary"] = Dictionary.load(args.dictionary).recipe()
         meta["margin"] = 8

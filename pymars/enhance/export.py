@@ -125,14 +125,15 @@ def write_model_card(folder: str | os.PathLike, bench: dict | None = None, comma
 
     params = sum(v.size for v in load_file(str(folder / "model.safetensors")).values())
     lines = [f"# Model card: enhance-{name}", "",
-             f"- **Architecture:** `{meta['kind']}` (pymars/enhance/networks.py), width {meta.get('width')}, "
-             f"{params} parameters; ONNX graphs: {', '.join(sorted(p.name for p in folder.glob('*.onnx')))}.",
+             f"- **Architecture:** `{meta['kind']}` (pymars/enhance/networks.py)"
+             + (f", width {meta['width']}" if meta.get("width") else "") + f", {params} parameters; ONNX graphs: {', '.join(sorted(p.name for p in folder.glob('*.onnx')))}.",
              f"- **Compression setting it enhances:** `{meta['setting']}` (pymars/enhance/codecs.py).",
              "- **Training data:** ../shared/data/mars development set with every evaluation tile held out "
              "(pymars.train.dataset.mars_training_pool: the 38 MarsScapes evaluation windows grown by 64 px and the "
              f"31 MarsData images that give evaluation tiles are excluded); cache `{t.get('cache')}` of 256x256 "
-             "regions compressed whole, 64x64 crops on the 8-px JPEG grid.",
-             f"- **Training:** {t.get('steps')} steps, batch {t.get('batch')}, crop {t.get('crop')}, Adam "
+             "regions compressed whole, {t.get('crop')}x{t.get('crop')} crops on the 8-px JPEG grid.",
+             f"- **Training:** {t.get('step_trained', t.get('steps'))} steps (of a {t.get('steps')}-step schedule)"
+             + (f" starting from `{t.get('init')}`" if t.get("init") else "") + f", batch {t.get('batch')}, crop {t.get('crop')}, Adam "
              f"(0.9, 0.999) lr {t.get('lr')} with cosine annealing to lr/100, grad-norm clip 1, seed {t.get('seed')}"
              + (f", adversarial recipe `{t.get('gan')}`" if t.get('gan') else "") + ".",
              "- **Hardware:** x86_64, 2 shared CPU cores at nice 15 (other trainings ran at the same time), no GPU; "

@@ -45,11 +45,9 @@ def cosine_lr(step: int, steps: int, lr: float, final_ratio: float = 0.01) -> fl
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    import torch
+    from ..train.loop import _atomic_save  # the base codec's atomic checkpoint write
 
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    _atomic_save(obj, path)
 
 
 def _threads(n: int) -> None:
@@ -120,8 +118,9 @@ class EnhancerConfig:
     save_every: int = 100
     snapshot_every: int = 100  # also keep model-only snapshots (snapshot-<step>.pt) to compare runs at equal steps
     gan: str = ""  # "", "plain", "conditional", "conditional+lr", "plain+lr"
-    gan_weight: float = 0.01
-    lr_weight: float = 1.0
+    # Loss weights of Eq. 9 relative to the MSE term (~1e-3 here): small, so that fidelity still leads.
+    gan_weight: float = 1e-3
+    lr_weight: float = 1e-2
     init: str = ""  # start from this checkpoint's weights (e.g. the MSE-trained model before the GAN recipe)
     stop_at: int = 0  # stop (resumably) once this step is reached; 0 = run to ``steps``
 
@@ -251,7 +250,7 @@ def load_enhancer(path: str | os.PathLike):
         return net.eval(), meta["kind"], meta
     ck = p / "checkpoint.pt" if p.is_dir() else p
     state = torch.load(ck, map_location="cpu", weights_only=False)
-    cfg = state["config"]
+    cfg = dict(state["config"], step_trained=state["step"])
     net = build(cfg["kind"], cfg.get("width", 16))
     net.load_state_dict(state["model"])
     return net.eval(), cfg["kind"], cfg
