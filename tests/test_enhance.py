@@ -284,7 +284,7 @@ def marsqe_setup(tmp_path: Path, kind: str = "marsqe"):
     return folder, d, npz, clf
 
 
-@pytest.mark.parametrize("kind", ["marsqe", "marsqe-lite"])
+@pytest.mark.parametrize("kind", ["marsqe", "marsqe-lite", "marsqe-notem"])
 def test_marsqe_whole_image_onnx_equals_pytorch(tmp_path, kind):
     folder, d, _, clf = marsqe_setup(tmp_path, kind)
     img = mars_like_scene(200, 300, seed=5)

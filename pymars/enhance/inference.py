@@ -153,6 +153,8 @@ def _to_uint8(chw: np.ndarray, gray: bool) -> np.ndarray:
 class TorchGraph:
     """The PyTorch twin of an ONNX session (same ``run(None, feeds)`` call), for the ONNX-vs-PyTorch check."""
 
+    input_names = ("comp", "ref_raw", "ref_comp")
+
     def __init__(self, module, outputs: int):
         self.module, self.outputs = module, outputs
 
@@ -252,11 +254,14 @@ class Enhancer:
         ref_comp = [_chw(p) for p in d.compressed]
         width = self.meta["width"]
         margin = self.meta.get("margin", 8)
+        # The no-reference ablation's graph has no reference inputs (ONNX drops unused inputs).
+        main_inputs = self.main.input_names if isinstance(self.main, TorchGraph) else \
+            {i.name for i in self.main.get_inputs()}
 
         def main_fn(y0, y1, x0, x1, core):
             r = int(refs[core[0] // PATCH, core[1] // PATCH])
-            enh, feat = self.main.run(None, {"comp": x[None, :, y0:y1, x0:x1], "ref_raw": ref_raw[r],
-                                             "ref_comp": ref_comp[r]})
+            feeds = {"comp": x[None, :, y0:y1, x0:x1], "ref_raw": ref_raw[r], "ref_comp": ref_comp[r]}
+            enh, feat = self.main.run(None, {k: v for k, v in feeds.items() if k in main_inputs})
             return np.concatenate([enh[0], feat[0]], 0)
 
         both = tiled(main_fn, (ph, pw), 3 + width, tile=PATCH, margin=margin, blend=8, multiple=16,
