@@ -13,8 +13,10 @@ weights (``pymars/weights/spectral-unet`` and ``spectral-diffusion``):
 * the sampling time per 256x256 image of the diffusion model at its configured
   DDIM steps (and of the UNet), 1 and 2 ONNX Runtime threads, median of
   ``--repeats`` after one untimed warm-up; with metadata (3 guidance branches
-  per step) and without (2). The machine is shared, so the figures are upper
-  bounds of an idle machine;
+  per step) and without (2). The machine is shared: wall seconds include
+  waiting for a core (an upper bound of an idle machine), process CPU seconds
+  do not (for 2 threads they add both threads' time); the 1-minute load
+  average is recorded beside each;
 * the real-cube check (:mod:`pymars.spectral.realcube`);
 * with ``--sweep-val``: the guidance scales of the diffusion model tried on the
   ``val`` part (with metadata), written to ``spectral_guidance_val.json``; the
@@ -47,15 +49,18 @@ from pymars.spectral.predict import SpectralPredictor  # noqa: E402
 from pymars.spectral.realcube import real_cube_check  # noqa: E402
 
 
-def timing(model: str, img: np.ndarray, meta: dict, threads: int, repeats: int, steps: int | None) -> float:
+def timing(model: str, img: np.ndarray, meta: dict, threads: int, repeats: int, steps: int | None) -> dict:
+    """Median wall and process-CPU seconds of one prediction. On a shared machine the wall time includes
+    waiting for a core; the CPU time (summed over ONNX Runtime's threads) does not."""
     p = SpectralPredictor(model, threads=threads)
-    p.predict(img, steps=steps, **meta)  # warm-up: session set-up and first-run allocations
-    times = []
+    p.predict(img[:64, :64], steps=steps, **meta)  # warm-up: session set-up and first-run allocations
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         p.predict(img, steps=steps, **meta)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return {"wall_s": float(np.median(wall)), "cpu_s": float(np.median(cpu)), "load_avg_1min": os.getloadavg()[0]}
 
 
 def sweep_val(steps: int | None, scenes: int = 8) -> int:
@@ -77,12 +82,21 @@ def sweep_val(steps: int | None, scenes: int = 8) -> int:
     return 0
 
 
+def _row(job: tuple) -> dict:
+    """One row of the table (run in a worker process, so the rows are computed side by side)."""
+    model, with_meta, steps, scenes = job
+    pairs = [p for p in held_out_pairs("test") if p.scene in scenes]
+    name = f"{model} {'+' if with_meta else '-'} metadata"
+    return evaluate_weights(model, pairs, with_meta, name, **({"steps": steps} if model == "diffusion" else {}))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--steps", type=int, help="DDIM steps (default: the diffusion model's config)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-table", action="store_true", help="timings and real cube only")
+    ap.add_argument("--workers", type=int, default=3, help="processes computing the table's rows side by side")
     ap.add_argument("--sweep-val", action="store_true", help="guidance sweep on the val part, then exit")
     args = ap.parse_args(argv)
     if pairs_dir() is None:
@@ -100,13 +114,14 @@ def main(argv=None) -> int:
               "cpu_count": os.cpu_count(), "rows": []}
     if not args.skip_table:
         result["rows"].append(score_predictions([p.cassis for p in pairs], pairs, "input copied (floor)"))
-        for model in ("unet", "diffusion"):
-            for with_meta in (False, True):
-                name = f"{model} {'+' if with_meta else '-'} metadata"
-                row = evaluate_weights(model, pairs, with_meta, name, progress=True,
-                                       **({"steps": steps} if model == "diffusion" else {}))
-                result["rows"].append(row)
-                print(format_table([row]).splitlines()[-1], flush=True)
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = [(m, wm, steps, [p.scene for p in pairs]) for m in ("diffusion", "unet") for wm in (False, True)]
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            rows = dict(zip([(m, wm) for m, wm, *_ in jobs], pool.map(_row, jobs)))
+        for m in ("unet", "diffusion"):
+            for wm in (False, True):
+                result["rows"].append(rows[(m, wm)])
         print(f"\nheld-out test part: {len(pairs)} scenes; RMSE on 0-255; carbonate = G - max(R, B) > 8")
         print(format_table(result["rows"]))
     img = pairs[0].cassis
@@ -118,9 +133,10 @@ def main(argv=None) -> int:
         for threads in (1, 2):
             for label, kw in (("with metadata", meta), ("without metadata", {})):
                 key = f"{model}, {threads} thread(s), {label}"
-                result["timing_s_per_256"][key] = timing(model, img, kw, threads, reps,
-                                                         steps if model == "diffusion" else None)
-                print(f"{key}: {result['timing_s_per_256'][key]:.2f} s per 256x256", flush=True)
+                t = timing(model, img, kw, threads, reps, steps if model == "diffusion" else None)
+                result["timing_s_per_256"][key] = t
+                print(f"{key}: {t['wall_s']:.2f} s wall, {t['cpu_s']:.2f} s CPU per 256x256 "
+                      f"(load {t['load_avg_1min']:.1f})", flush=True)
     result["real_cube"] = {model: real_cube_check(model, pairs_dir().parent, with_linear=model == "unet")
                            for model in ("unet", "diffusion")}
     print(json.dumps(result["real_cube"], indent=1))
