@@ -80,6 +80,24 @@ def remac_encoder_macs(config: dict, remac: dict, references: int) -> dict:
     return out
 
 
+def mismatch_loss(records: list[dict], qualities=(1, 29, 72, 100)) -> dict:
+    """BD-rate (PSNR) of the mismatch variants against ``remac`` itself on their common qualities.
+
+    The mismatch variants are coded at fewer qualities; comparing them with the
+    base codec's 8-point curve would mix two BD ranges, so the RD loss of a
+    wrong or missing reference is measured against the full model on the same points.
+
+    Example:
+        >>> recs = [dict(tile="t", codec=c, quality=q, bpp=q * s, psnr=30 + q / 10, ms_ssim=0.9)
+        ...         for c, s in (("remac", 0.01), ("remac-nolib", 0.011)) for q in (1, 29, 72, 100)]
+        >>> round(mismatch_loss(recs)["remac-nolib"]["bd_rate"], 1)
+        10.0
+    """
+    keep = [r for r in records if r["quality"] in qualities and r["codec"] in ("remac", "remac-unrelated", "remac-nolib")]
+    s = bdrate.summarize_group(keep, anchors=("remac",))
+    return {n: s["bd"]["remac"]["psnr"][n] for n in ("remac-unrelated", "remac-nolib") if n in s["bd"]["remac"]["psnr"]}
+
+
 def remac_codecs(bundle, library, base_bundle, qualities=QUALITIES) -> list[Codec]:
     import pymars
     from pymars import _core
@@ -171,7 +189,17 @@ def main(argv=None) -> int:
                     help="qualities of remac-unrelated / remac-nolib (a subset of the grid: 4 points give a BD-rate)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--summarize", type=Path, nargs="*", default=[],
+                    help="only recompute the mismatch summary of existing result files (no coding)")
     args = ap.parse_args(argv)
+    if args.summarize:
+        for path in args.summarize:
+            doc = json.loads(path.read_text())
+            for group, entry in doc["groups"].items():
+                entry["mismatch_vs_remac"] = mismatch_loss(entry["records"])
+                print(group, {k: round(v["bd_rate"], 2) for k, v in entry["mismatch_vs_remac"].items()})
+            path.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        return 0
 
     import pymars
     from pymars.refs import ReferenceLibrary
@@ -200,6 +228,7 @@ def main(argv=None) -> int:
         keep = [r for r in b["records"] if r["codec"] in ("pymars", "jpeg420", "hevc444")]
         entry["records"] = keep + entry["records"]
         entry["summary"] = bdrate.summarize_group(entry["records"], anchors=("pymars", "jpeg420"))
+        entry["mismatch_vs_remac"] = mismatch_loss(entry["records"], tuple(int(q) for q in args.mismatch_qualities.split(",")))
         for name in ["pymars", *names]:
             recs = [r for r in entry["records"] if r["codec"] == name]
             entry.setdefault("encode_ms_per_mp", {})[name] = 1e3 * float(
@@ -216,6 +245,8 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
     for group, entry in doc["groups"].items():
+        print(f"{group}: RD loss of a mismatched reference against remac (same qualities):",
+              {k: round(v["bd_rate"], 2) for k, v in entry["mismatch_vs_remac"].items()})
         bd = entry["summary"]["bd"]["pymars"]["psnr"]
         print(f"\n{group}: BD-rate (PSNR) against the base codec")
         for name in names:

@@ -36,16 +36,21 @@ def card_rd_section(rd: dict) -> str:
         out.append("|---|" + "---|" * len(q))
         for n in names:
             c = s["curves"][n]
-            out.append(f"| {n} | " + " | ".join(f"{b:.3f} / {p:.2f}" for b, p in zip(c["bpp"], c["psnr"])) + " |")
-        out.append("\n| variant | BD-rate vs base (PSNR) | per-tile median | BD-PSNR | BD-rate vs JPEG 4:2:0 | encode ms/MP |")
-        out.append("|---|---|---|---|---|---|")
+            at = {qq: f"{b:.3f} / {p:.2f}" for qq, b, p in zip(c["qualities"], c["bpp"], c["psnr"])}
+            out.append(f"| {n} | " + " | ".join(at.get(qq, "-") for qq in q) + " |")
+        out.append("\n| variant | BD-rate vs base (PSNR) | per-tile median | BD-PSNR | BD-rate vs JPEG 4:2:0 |")
+        out.append("|---|---|---|---|---|")
         for n in names[1:]:
             b = s["bd"]["pymars"]["psnr"].get(n, {})
             j = s["bd"].get("jpeg420", {}).get("psnr", {}).get(n, {})
-            ms = entry.get("encode_ms_per_mp", {}).get(n)
-            out.append(f"| {n} | {b.get('bd_rate', float('nan')):+.2f} % | {b.get('per_tile_median_bd_rate', float('nan')):+.2f} % | "
-                       f"{b.get('bd_metric', float('nan')):+.3f} dB | {j.get('bd_rate', float('nan')):+.1f} % | "
-                       f"{'n/a' if ms is None else f'{ms:.0f}'} |")
+            grid = "" if len(s["curves"][n]["qualities"]) == len(q) else " (4 qualities)"
+            out.append(f"| {n}{grid} | {b.get('bd_rate', float('nan')):+.2f} % | {b.get('per_tile_median_bd_rate', float('nan')):+.2f} % | "
+                       f"{b.get('bd_metric', float('nan')):+.3f} dB | {j.get('bd_rate', float('nan')):+.1f} % |")
+        mm = entry.get("mismatch_vs_remac")
+        if mm:
+            out.append("\nRD loss of a mismatched reference against `remac` itself, on their common qualities "
+                       "(1, 29, 72, 100): " + ", ".join(f"{k} {v['bd_rate']:+.2f} %" for k, v in mm.items())
+                       + "; every file decoded bit-exactly (checked per tile).")
     macs = rd.get("encoder_macs_per_pixel")
     if macs:
         out.append(f"\nEncoder MACs per pixel: base {macs['base']:.0f}, REMAC {macs['remac']:.0f} "
@@ -122,11 +127,16 @@ def main(argv=None) -> int:
 {card_rd_section(rd) if rd else 'not measured yet'}
 
 ## Limitations
+- **The references do not help yet.** Coding with an unrelated reference or with no library gives the same RD
+  as with the selected references (see the mismatch lines above): after {ck['step']} CPU steps the reference
+  branches (zero-initialised so that training starts from the base model) are still near zero; in the
+  entropy branch most of `mid`'s reference weights round to 0 in int8. The small gain of the full model
+  comes from the deeper decoder (at the high qualities), and the fine-tuned h_s codes slightly worse than
+  the base one. The issue's target (-10 % against the base at equal encoder cost) is not met.
 - The references are chosen from the development set's own panoramas (evaluation windows held out):
   the library is not shipped (its ground part holds image tiles of ../shared); build it with the command above.
-- Short CPU training ({ck['step']} steps) on top of the base model; the reference branches start at zero and
-  learn slowly, so much of any change against the base codec comes from the deeper decoder rather than from
-  the references (compare `remac-nolib` and `remac-unrelated` with `remac` above).
+- Encode times in the result files come from a CPU shared with other jobs; the encoder cost is given in
+  MACs per pixel (the analysis is the base model's, byte for byte; REMAC adds the selection and the branch).
 """
     (out / "MODEL_CARD.md").write_text(card)
     print(f"wrote {out}")
