@@ -336,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     t2.add_argument("--library", required=True, help="reference library built for the base model (LIB.pmrl + LIB.pmrg)")
     t2.add_argument("--out", default="runs/remac")
     t2.add_argument("--base", help="base model bundle (default: the shipped one)")
-    t2.add_argument("--steps", type=int, default=4000)
+    t2.add_argument("--steps", type=int, default=3000)  # the remac-v1 recipe
     t2.add_argument("--batch", type=int, default=8)
     t2.add_argument("--crop", type=int, default=128)
     t2.add_argument("--lr", type=float, default=1e-4)

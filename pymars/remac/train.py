@@ -40,7 +40,7 @@ class RemacTrainConfig:
     out: str = "runs/remac"
     base: str = ""  # base model bundle (default: the shipped one)
     library: str = ""  # reference library (LIB.pmrl with its LIB.pmrg) built for the base model
-    steps: int = 6000
+    steps: int = 3000  # the remac-v1 recipe (its MODEL_CARD.md)
     batch: int = 8
     crop: int = 128
     lr: float = 1e-4
