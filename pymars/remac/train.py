@@ -49,6 +49,8 @@ class RemacTrainConfig:
     ema: float = 0.999
     clip: float = 1.0
     no_ref_share: float = 0.1
+    ref_lr_scale: float = 1.0  # learning-rate factor of the reference parts (h_s branch and mid, TEM, fusion)
+    init_from: str = ""  # start from another REMAC checkpoint's EMA weights (a fresh optimiser)
     seed: int = 0
     threads: int = 0
     device: str = "auto"
@@ -199,9 +201,16 @@ def train_remac(cfg: RemacTrainConfig) -> dict:
     model = RemacCodec(base, RemacConfig()).to(device)
     ema = copy.deepcopy(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    ref_names = ("h_s.ref.", "h_s.mid.", "g_s.ref_features.", "g_s.query.", "g_s.fuse.")
+    ref_params = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(ref_names)]
+    other = [p for p in params if all(p is not q for q in ref_params)]
+    opt = torch.optim.Adam([{"params": other, "scale": 1.0}, {"params": ref_params, "scale": cfg.ref_lr_scale}], lr=cfg.lr)
     ckpt_path = out / "checkpoint.pt"
     step = resume(ckpt_path, model, ema, opt, device, cfg.progress)
+    if not step and cfg.init_from:
+        ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
+        model.load_state_dict(ck["ema"])
+        ema.load_state_dict(ck["ema"])
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     pool: CropPool = _synthetic_pool(cfg.crop) if cfg.synthetic else mars_training_pool(cfg.crop, progress=cfg.progress)
     val_tiles = [] if cfg.synthetic or not cfg.validate_every else _validation_tiles()
@@ -218,7 +227,7 @@ def train_remac(cfg: RemacTrainConfig) -> dict:
         shift = rng.integers(0, REF_LATENT, 2)
         ref_latent = torch.roll(lib.latents[ent], (int(shift[0]), int(shift[1])), (2, 3)).to(device)
         for g in opt.param_groups:
-            g["lr"] = learning_rate(cfg, step)
+            g["lr"] = learning_rate(cfg, step) * g["scale"]
         res = model(x, level, ref_latent, lib.tiles[dec].to(device), y=y)
         loss, logs = rd_loss(model, x, level, res)
         if math.isfinite(logs["loss"]) and not ("loss" in running and step > 100 and logs["loss"] > 20 * running["loss"]):
