@@ -110,7 +110,17 @@ def card(folder: Path, res: dict, guidance: dict | None) -> str:
         lines += ["", f"Real cube check (`frt0001458f_01`, {rc['pixels']} pixels): RMSE {m['rmse']:.1f}, "
                       f"PCC {m['pcc']:.3f}, SSIM {m['ssim']:.3f}, per-channel PCC "
                       f"{', '.join(f'{v:.2f}' for v in rc['model_channel_pcc'])}."]
-    lines += ["", "## Limitations", "",
+    floor = next((r["carbonate"]["f1"] for r in res["rows"] if r["name"].startswith("input")), None)
+    best = max((r["carbonate"]["f1"] for r in rows), default=None)
+    lines += ["", "## Limitations", ""]
+    if floor is not None and best is not None and best <= floor:
+        lines.append(f"- **Carbonates are not detected**: the best carbonate F1 of this model ({best:.3f}) is not "
+                     f"above copying the input ({floor:.3f}); the averages above hide it (docs/spectral.md).")
+    if tr.get("steps", tr["step"]) != tr["step"]:
+        lines.append(f"- History: launched with `--steps {tr['steps']}` and stopped at the saved step {tr['step']} "
+                     "when the session's CPU budget was spent (validation loss still falling); the learning rate "
+                     f"does not depend on the planned total, so `--steps {tr['step']}` reproduces these weights.")
+    lines += [
               "- Trained from scratch on 57 scenes of 8-bit, per-image stretched composites: predictions are "
               "relative (stretched) FAL colours, not reflectance.",
               "- Carbonates (green FAL) are under 1 % of the pixels; the carbonate score on 15 test scenes rests on "
