@@ -132,7 +132,7 @@ def write_model_card(folder: str | os.PathLike, bench: dict | None = None, comma
              "- **Training data:** ../shared/data/mars development set with every evaluation tile held out "
              "(pymars.train.dataset.mars_training_pool: the 38 MarsScapes evaluation windows grown by 64 px and the "
              f"31 MarsData images that give evaluation tiles are excluded); cache `{t.get('cache')}` of 256x256 "
-             "regions compressed whole, {t.get('crop')}x{t.get('crop')} crops on the 8-px JPEG grid.",
+             f"regions compressed whole, {t.get('crop')}x{t.get('crop')} crops on the 8-px JPEG grid.",
              f"- **Training:** {t.get('step_trained', t.get('steps'))} steps (of a {t.get('steps')}-step schedule)"
              + (f" starting from `{t.get('init')}`" if t.get("init") else "") + f", batch {t.get('batch')}, crop {t.get('crop')}, Adam "
              f"(0.9, 0.999) lr {t.get('lr')} with cosine annealing to lr/100, grad-norm clip 1, seed {t.get('seed')}"
@@ -158,7 +158,9 @@ def write_model_card(folder: str | os.PathLike, bench: dict | None = None, comma
                                  f"{a['ms_ssim']:.4f} |")
         chk = bench.get("checks", {}).get(name, {})
         if chk:
-            lines += ["", "Checks: " + ", ".join(f"{k} {v:.3g}" for k, v in chk.items() if isinstance(v, float))]
+            lines += ["", "Checks (whole-image ONNX-vs-PyTorch on a tile; ONNX Runtime CPU throughput on a 512x768 "
+                      "image, measured while other jobs at higher priority held the 2 cores): "
+                      + ", ".join(f"{k} {v:.3g}" for k, v in chk.items() if isinstance(v, float))]
     lines += ["", "## Limitations", "",
               "- Trained for a tiny fraction of the paper's budget (CPU only, shared cores): far from converged.",
               "- The training and evaluation images are themselves JPEG-derived (../shared PROVENANCE.md): the "
