@@ -187,10 +187,11 @@ def register(sub) -> None:
                                                     "marsqe-notem")
     t.add_argument("--cache", default=None)
     t.add_argument("--out", default=None)
+    # Defaults = the recipe of the shipped QF 30 models (their MODEL_CARD.md).
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--batch", type=int, default=8)
-    t.add_argument("--crop", type=int, default=64)
-    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--crop", type=int, default=48)
+    t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)

@@ -100,7 +100,12 @@ def tiled(fn: Callable, shape: tuple[int, int], channels: int, tile: int = 256, 
 
 
 def session(path: str | os.PathLike, threads: int | None = None):
-    """An ONNX Runtime CPU session (``threads`` intra-op threads; None = runtime default)."""
+    """An ONNX Runtime CPU session (``threads`` intra-op threads; None = runtime default).
+
+    Example:
+        >>> [i.name for i in session(WEIGHTS / "enhance-arcnn-jpeg30" / "model.onnx", 1).get_inputs()]
+        ['comp']
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -285,7 +290,13 @@ class Enhancer:
         return self._plain(rgb, progress) if self.kind in ("arcnn", "dncnn") else self._marsqe(rgb, progress)
 
     def enhance(self, image: np.ndarray, progress: bool = False) -> np.ndarray:
-        """The enhanced uint8 image, same shape as ``image`` (HxW or HxWx3 uint8)."""
+        """The enhanced uint8 image, same shape as ``image`` (HxW or HxWx3 uint8).
+
+        Example:
+            >>> enh = Enhancer(WEIGHTS / "enhance-arcnn-jpeg30", threads=1)
+            >>> enh.enhance(np.full((40, 60, 3), 128, np.uint8)).shape
+            (40, 60, 3)
+        """
         rgb, gray = _as_rgb(image)
         out = self._plain(rgb, progress) if self.kind in ("arcnn", "dncnn") else self._marsqe(rgb, progress)
         return _to_uint8(out, gray)

@@ -107,10 +107,10 @@ class EnhancerConfig:
     kind: str = "marsqe"
     cache: str = "runs/enhance/cache-jpeg30.npz"
     out: str = "runs/enhance/marsqe-jpeg30"
-    steps: int = 2500
+    steps: int = 1000
     batch: int = 8
-    crop: int = 64
-    lr: float = 3e-4
+    crop: int = 48
+    lr: float = 5e-4
     lam: float = 1.0
     seed: int = 0
     width: int = 16
@@ -145,7 +145,16 @@ def mse_loss(kind: str, outputs, target, lam: float = 1.0):
 
 
 def run_enhancer(net, kind: str, batch: dict):
-    """Forward an enhancer on a training batch (dict of tensors) whatever its kind."""
+    """Forward an enhancer on a training batch (dict of tensors) whatever its kind.
+
+    Example:
+        >>> import torch
+        >>> from pymars.enhance.networks import build
+        >>> b = {k: torch.rand(1, 3, 16, 16) for k in ("comp", "ref_raw", "ref_comp")}
+        >>> b["classes"] = torch.zeros(1, 1, 16, 16)
+        >>> [tuple(final_output(k, run_enhancer(build(k, 4), k, b)).shape) for k in ("dncnn", "marsqe")]
+        [(1, 3, 16, 16), (1, 3, 16, 16)]
+    """
     from .networks import PLAIN_KINDS
 
     if kind in PLAIN_KINDS:
@@ -154,7 +163,12 @@ def run_enhancer(net, kind: str, batch: dict):
 
 
 def final_output(kind: str, outputs):
-    """The image an enhancer delivers: I+_enh for MarsQE, I_enh for the lite net, the output otherwise."""
+    """The image an enhancer delivers: I+_enh for MarsQE, I_enh for the lite net, the output otherwise.
+
+    Example:
+        >>> final_output("marsqe", ("enh", "plus")), final_output("arcnn", "out")
+        ('plus', 'out')
+    """
     return outputs[1] if isinstance(outputs, tuple) else outputs
 
 
@@ -235,7 +249,14 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
 
 
 def load_enhancer(path: str | os.PathLike):
-    """(network in eval mode, kind, config dict) from a training checkpoint or a weights folder."""
+    """(network in eval mode, kind, config dict) from a training checkpoint or a weights folder.
+
+    Example:
+        >>> from pymars.enhance.inference import WEIGHTS
+        >>> net, kind, meta = load_enhancer(WEIGHTS / "enhance-arcnn-jpeg30")
+        >>> kind, meta["setting"]
+        ('arcnn', 'jpeg:30')
+    """
     import torch
 
     from .networks import build
