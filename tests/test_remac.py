@@ -5,9 +5,6 @@ scenes (no ../shared, no GPU); the shipped remac-v1 bundle is checked where pres
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -147,23 +144,23 @@ def test_ref_decoder_onnx_equals_torch(tiny, library):
     assert np.abs(bundle.synthesis("onnx")(y, None) - a).max() > 1e-6
 
 
-def test_cli_encode_decode_with_refs(tiny, library, tmp_path):
+def test_cli_encode_decode_with_refs(tiny, library, tmp_path, capsys):
     from PIL import Image
+
+    from pymars.cli import main
 
     bundle, _ = tiny
     lib_path = tmp_path / "lib.pmrl"
     library.save(lib_path)
     src = tmp_path / "in.png"
     Image.fromarray(mars_like_scene(100, 130, seed=61)).save(src)
-    run = lambda *a: subprocess.run([sys.executable, "-m", "pymars", *a], capture_output=True, text=True)  # noqa: E731
-    r = run("encode", str(src), "-o", str(tmp_path / "x.pmrs"), "--refs", str(lib_path), "--model", str(bundle.root))
-    assert r.returncode == 0, r.stderr
-    r = run("decode", str(tmp_path / "x.pmrs"), "-o", str(tmp_path / "x.png"), "--refs", str(lib_path),
-            "--model", str(bundle.root))
-    assert r.returncode == 0, r.stderr
+    model = ["--model", str(bundle.root)]
+    assert main(["encode", str(src), "-o", str(tmp_path / "x.pmrs"), "--refs", str(lib_path), *model]) == 0
+    assert main(["decode", str(tmp_path / "x.pmrs"), "-o", str(tmp_path / "x.png"), "--refs", str(lib_path), *model]) == 0
     assert np.asarray(Image.open(tmp_path / "x.png")).shape == (100, 130, 3)
-    r = run("decode", str(tmp_path / "x.pmrs"), "-o", str(tmp_path / "y.png"), "--model", str(bundle.root))
-    assert r.returncode != 0 and "reference library" in r.stderr and not (tmp_path / "y.png").exists()
+    capsys.readouterr()
+    assert main(["decode", str(tmp_path / "x.pmrs"), "-o", str(tmp_path / "y.png"), *model]) == 2
+    assert "reference library" in capsys.readouterr().out and not (tmp_path / "y.png").exists()
 
 
 def test_protocol_library_holds_out_evaluation_tiles():
