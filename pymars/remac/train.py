@@ -206,11 +206,7 @@ def train_remac(cfg: RemacTrainConfig) -> dict:
     other = [p for p in params if all(p is not q for q in ref_params)]
     opt = torch.optim.Adam([{"params": other, "scale": 1.0}, {"params": ref_params, "scale": cfg.ref_lr_scale}], lr=cfg.lr)
     ckpt_path = out / "checkpoint.pt"
-    step = resume(ckpt_path, model, ema, opt, device, cfg.progress)
-    if not step and cfg.init_from:
-        ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
-        model.load_state_dict(ck["ema"])
-        ema.load_state_dict(ck["ema"])
+    step = resume(ckpt_path, model, ema, opt, device, cfg.progress, cfg.init_from)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     pool: CropPool = _synthetic_pool(cfg.crop) if cfg.synthetic else mars_training_pool(cfg.crop, progress=cfg.progress)
     val_tiles = [] if cfg.synthetic or not cfg.validate_every else _validation_tiles()

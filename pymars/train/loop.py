@@ -133,14 +133,21 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def resume(ckpt_path: Path, model, ema, opt, device, progress: bool = True) -> int:
+def resume(ckpt_path: Path, model, ema, opt, device, progress: bool = True, init_from: str = "") -> int:
     """Load model, EMA and optimiser state from ``ckpt_path`` if it exists; return its step (0 if none).
+
+    Without a checkpoint, ``init_from`` (another run's checkpoint) gives the
+    starting weights: its EMA, for both the model and the EMA (a fresh optimiser).
 
     Example:
         >>> resume(Path("/nonexistent/checkpoint.pt"), None, None, None, "cpu")
         0
     """
     if not ckpt_path.exists():
+        if init_from:
+            ck = torch.load(init_from, map_location=device, weights_only=False)
+            model.load_state_dict(ck["ema"])
+            ema.load_state_dict(ck["ema"])
         return 0
     ck = torch.load(ckpt_path, map_location=device, weights_only=False)
     model.load_state_dict(ck["model"])
@@ -170,11 +177,7 @@ def train(cfg: TrainConfig) -> dict:
     ema = copy.deepcopy(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ckpt_path = out / "checkpoint.pt"
-    step = resume(ckpt_path, model, ema, opt, device, cfg.progress)
-    if not step and cfg.init_from:
-        ck = torch.load(cfg.init_from, map_location=device, weights_only=False)
-        model.load_state_dict(ck["ema"])
-        ema.load_state_dict(ck["ema"])
+    step = resume(ckpt_path, model, ema, opt, device, cfg.progress, cfg.init_from)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     pool = _synthetic_pool(cfg.crop) if cfg.synthetic else mars_training_pool(cfg.crop, progress=cfg.progress)
