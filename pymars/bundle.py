@@ -157,14 +157,14 @@ def bundle_for_model_id(model_id: bytes) -> ModelBundle:
         >>> bundle_for_model_id(default_bundle().model_id).name if default_bundle().available else "base-v1"
         'base-v1'
     """
-    default = default_bundle()
-    if default.available and default.model_id == bytes(model_id):
-        return default
+    # model.json records each bundle's id, so no blob is parsed to find the one (the caller
+    # still checks the id against the parsed blob before decoding).
+    want = bytes(model_id).hex()
     for path in sorted(WEIGHTS_DIR.iterdir()) if WEIGHTS_DIR.is_dir() else []:
         b = _cached_bundle(path.resolve())
-        if path.is_dir() and b.available and b.model_id == bytes(model_id):
+        if path.is_dir() and b.available and b.manifest.get("model_id") == want:
             return b
-    return default
+    return default_bundle()
 
 
 _BUNDLES: dict[Path, ModelBundle] = {}

@@ -49,7 +49,8 @@ import torch.nn.functional as F
 
 from ..models.codec import BaseCodec, Z_LIMIT
 from ..models.entropy import LOG_SCALE_STEP, discretized_gaussian, scale_from_index
-from ..models.integer import ACT_FRAC_BITS, ACT_MAX, FakeQuantConv, IntegerHyperSynthesis, IntegerLayer, qrelu, round_ste
+from ..models.integer import (ACT_FRAC_BITS, ACT_MAX, MEAN_MAX, MEAN_MIN, FakeQuantConv, IntegerHyperSynthesis,
+                              IntegerLayer, qrelu, round_ste)
 from ..models.layers import ResidualBlock
 
 #: Fractional bits of the stored reference latents (round(8 * y)).
@@ -152,8 +153,6 @@ class ReferenceHyperSynthesis(nn.Module):
         r = qrelu(self.ref(tile_reference_latent(ref_latent, a.shape[2], a.shape[3])))
         a = qrelu(self.mid(torch.cat([a, r], 1)))
         out = self.head(a)
-        from ..models.integer import MEAN_MAX, MEAN_MIN
-
         return out[:, : self.y_channels].clamp(MEAN_MIN, MEAN_MAX), out[:, self.y_channels :]
 
     def export(self) -> tuple[list[IntegerLayer], IntegerLayer]:
@@ -165,8 +164,6 @@ class ReferenceHyperSynthesis(nn.Module):
             >>> layers[2].weight.shape[1], ref.weight.shape[:2]
             (10, (2, 3))
         """
-        from ..models.integer import MEAN_MAX, MEAN_MIN
-
         m = self.y_channels
         n1, n2, nm = self.up1.conv.out_channels, self.up2.conv.out_channels, self.mid.conv.out_channels
         nr = self.ref.conv.out_channels

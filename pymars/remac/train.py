@@ -26,7 +26,6 @@ import json
 import math
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -178,14 +177,9 @@ def train_remac(cfg: RemacTrainConfig) -> dict:
     from tqdm import tqdm
 
     from ..train.dataset import CropPool, mars_training_pool
-    from ..train.loop import _atomic_save, _pick_device, _synthetic_pool, learning_rate, resume
+    from ..train.loop import _atomic_save, _synthetic_pool, learning_rate, resume, start_run
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = _pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    out, device = start_run(cfg)
     base = load_base_model(cfg.base, cfg.synthetic)
     if cfg.synthetic:
         lib = LibraryTensors.synthetic(base.cfg.latent)

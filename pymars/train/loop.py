@@ -133,6 +133,24 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def start_run(cfg) -> tuple[Path, torch.device]:
+    """Create the run folder, set the thread count and the seed; return (folder, device).
+
+    ``cfg`` is any training config with ``out``, ``threads``, ``device`` and ``seed``.
+
+    Example:
+        >>> import tempfile
+        >>> start_run(TrainConfig(out=tempfile.mkdtemp(), device="cpu"))[1]
+        device(type='cpu')
+    """
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    return out, _pick_device(cfg.device)
+
+
 def resume(ckpt_path: Path, model, ema, opt, device, progress: bool = True, init_from: str = "") -> int:
     """Load model, EMA and optimiser state from ``ckpt_path`` if it exists; return its step (0 if none).
 
@@ -166,12 +184,7 @@ def train(cfg: TrainConfig) -> dict:
     """
     from tqdm import tqdm
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = _pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    out, device = start_run(cfg)
     model_cfg = MODEL_PRESETS[cfg.model]
     model = BaseCodec(copy.deepcopy(model_cfg)).to(device)
     ema = copy.deepcopy(model)
