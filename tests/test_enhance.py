@@ -391,3 +391,39 @@ def test_gan_recipe_trains_from_an_mse_checkpoint(tmp_path):
     assert s["steps"] == 2
     state = torch.load(tmp_path / "gan" / "checkpoint.pt", weights_only=False)
     assert "gan" in state and state["gan"]["disc"]["body.0.weight"].shape[1] == 6  # conditional: 3 + 3 channels
+
+
+def test_fine_tune_starts_from_a_weights_folder_a_run_folder_or_a_snapshot(tmp_path):
+    import argparse
+
+    from pymars.enhance.cli import register
+    from pymars.enhance.export import export_enhancer
+    from pymars.enhance.training import EnhancerConfig, init_weights, load_enhancer, train_enhancer
+
+    cache = tmp_path / "cache.npz"
+    synthetic_cache(2).save(cache)
+    common = dict(kind="marsqe-lite", cache=str(cache), batch=2, crop=32, width=4, save_every=1, snapshot_every=1)
+    train_enhancer(EnhancerConfig(out=str(tmp_path / "base"), steps=1, **common), progress=False)
+    net, kind, cfg = load_enhancer(tmp_path / "base" / "snapshot-1.pt")
+    export_enhancer(net, kind, {"setting": "jpeg:30", "margin": 8}, tmp_path / "weights")
+    base = {k: v.clone() for k, v in net.state_dict().items()}
+    for i, src in enumerate((tmp_path / "weights", tmp_path / "base", tmp_path / "base" / "snapshot-1.pt")):
+        # lr 0: the fine-tune's first step leaves the weights it started from unchanged.
+        s = train_enhancer(EnhancerConfig(out=str(tmp_path / f"ft{i}"), steps=1, lr=0.0, init=str(src), **common),
+                           progress=False)
+        assert s["config"]["init"] == str(src) and s["steps"] == 1  # the step count starts afresh
+        got = torch.load(tmp_path / f"ft{i}" / "checkpoint.pt", weights_only=False)["model"]
+        assert all(torch.equal(got[k], base[k]) for k in base)
+    # ... and with a real lr it moves away from them.
+    train_enhancer(EnhancerConfig(out=str(tmp_path / "ft-lr"), steps=1, init=str(tmp_path / "weights"), **common),
+                   progress=False)
+    moved = torch.load(tmp_path / "ft-lr" / "checkpoint.pt", weights_only=False)["model"]
+    assert any(not torch.equal(moved[k], base[k]) for k in base)
+    with pytest.raises(ValueError, match="holds a marsqe-lite"):
+        init_weights(tmp_path / "weights", "marsqe")
+    with pytest.raises(ValueError, match="width 4"):
+        init_weights(tmp_path / "weights", "marsqe-lite", 8)
+    p = argparse.ArgumentParser()
+    register(p.add_subparsers(dest="command"))
+    for flag in ("--init-from", "--init"):
+        assert p.parse_args(["enhance-train", "model", flag, "w"]).init == "w"

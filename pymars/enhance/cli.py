@@ -8,6 +8,9 @@ atomic write) and the commands that make a shipped enhancer, in order:
     pymars enhance-train cache --setting jpeg:30 --regions 800
     pymars enhance-train model --kind marsqe --setting jpeg:30 --steps 1000
     pymars enhance-export runs/enhance/marsqe-jpeg30 -o pymars/weights/enhance-marsqe-jpeg30
+    # another setting, fine-tuned from the QF 30 model:
+    pymars enhance-train model --kind marsqe --setting jpeg:20 --steps 200 --lr 1e-4 \\
+        --init-from pymars/weights/enhance-marsqe-jpeg30
 
 :func:`register` adds them to the main parser (pymars/cli.py); each returns
 an exit status, and bad input gives a one-line error (the main CLI turns
@@ -195,7 +198,10 @@ def register(sub) -> None:
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
-    t.add_argument("--init", default=None, help="model: start from this checkpoint's weights")
+    t.add_argument("--init-from", "--init", dest="init", default=None,
+                   help="model: start from these weights (fine-tune): a weights folder such as "
+                        "pymars/weights/enhance-marsqe-jpeg30, a run folder or a checkpoint/snapshot .pt of the "
+                        "same kind; the step count and lr schedule start afresh")
     t.add_argument("--gan", default=None, help="adversarial recipe: plain, conditional, plain+lr, conditional+lr")
     t.set_defaults(func=cmd_train)
 

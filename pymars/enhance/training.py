@@ -121,7 +121,9 @@ class EnhancerConfig:
     # Loss weights of Eq. 9 relative to the MSE term (~1e-3 here): small, so that fidelity still leads.
     gan_weight: float = 1e-3
     lr_weight: float = 1e-2
-    init: str = ""  # start from this checkpoint's weights (e.g. the MSE-trained model before the GAN recipe)
+    # Start from these weights (init_weights: a weights folder, a run folder or a .pt): the MSE model before the
+    # GAN recipe, or the QF 30 model when fine-tuning for another setting.
+    init: str = ""
     stop_at: int = 0  # stop (resumably) once this step is reached; 0 = run to ``steps``
 
 
@@ -195,7 +197,7 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
     step, ck = 0, out / "checkpoint.pt"
     history: list = []
     if cfg.init and not ck.is_file():
-        net.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=False)["model"])
+        net.load_state_dict(init_weights(cfg.init, cfg.kind, cfg.width))
     if ck.is_file():
         state = torch.load(ck, map_location="cpu", weights_only=False)
         net.load_state_dict(state["model"])
@@ -246,6 +248,52 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, out / "train.json")
     return summary
+
+
+def init_weights(source: str | os.PathLike, kind: str, width: int = 16) -> dict:
+    """The float32 state dict a fine-tune starts from: a weights folder, a run folder or a checkpoint/snapshot .pt.
+
+    ``source`` may be an exported folder (``pymars/weights/enhance-marsqe-jpeg30``:
+    model.safetensors + model.json), a run folder (its ``checkpoint.pt``) or a
+    ``checkpoint.pt`` / ``snapshot-<step>.pt`` file. The source must be the
+    same kind and width as the model being trained (a one-line error says
+    otherwise); only the weights are taken: optimiser, step and learning-rate
+    schedule start afresh, so ``--steps`` and ``--lr`` are the fine-tune's own.
+
+    Example:
+        >>> from pymars.enhance.inference import WEIGHTS
+        >>> sd = init_weights(WEIGHTS / "enhance-arcnn-jpeg30", "arcnn")
+        >>> {str(v.dtype) for v in sd.values()}
+        {'torch.float32'}
+        >>> init_weights(WEIGHTS / "enhance-arcnn-jpeg30", "dncnn")
+        Traceback (most recent call last):
+        ...
+        ValueError: cannot start a dncnn (width 16) from ...enhance-arcnn-jpeg30: it holds a arcnn (width 16)
+    """
+    import torch
+
+    p = Path(source)
+    if p.is_dir() and (p / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        meta = json.loads((p / "model.json").read_text())
+        src_kind, src_width = meta["kind"], meta.get("width") or 16
+        state = load_file(str(p / "model.safetensors"))
+    else:
+        ck = p / "checkpoint.pt" if p.is_dir() else p
+        if not ck.is_file():
+            raise FileNotFoundError(f"{source}: no model.safetensors, checkpoint.pt or .pt file to start from")
+        blob = torch.load(ck, map_location="cpu", weights_only=False)
+        src_kind, src_width = blob["config"]["kind"], blob["config"].get("width", 16)
+        state = blob["model"]
+    # Plain kinds ignore the width (their widths are fixed); compare it for MarsQE only.
+    from .networks import PLAIN_KINDS
+
+    if src_kind != kind or (kind not in PLAIN_KINDS and int(src_width) != int(width)):
+        shown = str(source) if len(str(source)) < 40 else "..." + Path(source).name
+        raise ValueError(f"cannot start a {kind} (width {width}) from {shown}: it holds a {src_kind} "
+                         f"(width {src_width})")
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
 
 def load_enhancer(path: str | os.PathLike):
