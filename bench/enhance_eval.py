@@ -79,7 +79,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench/results/enhance.json")
     ap.add_argument("--no-checks", action="store_true", help="skip the whole-image ONNX-vs-PyTorch check")
     ap.add_argument("--merge", default="", help="comma-separated partial result files to merge into --out")
+    ap.add_argument("--table", default="", help="print MarsQE's Table III (markdown) from a results JSON and exit")
     args = ap.parse_args(argv)
+    if args.table:
+        print(table3(json.loads(Path(args.table).read_text())))
+        return 0
     if args.merge:
         return merge(args.merge.split(","), args.out)
 
@@ -102,7 +106,7 @@ def main(argv=None) -> int:
     for name, enh in models.items():
         own = enh.meta["setting"]
         for s in settings:
-            if s == own:
+            if s in own.split(","):  # its own setting (a blind model owns several)
                 variants.append((name, enh, s))
             elif args.cross and s.startswith("jpeg") and own.startswith("jpeg"):
                 variants.append((f"{name} (applied to {s})", enh, s))
@@ -205,6 +209,25 @@ def finish(records: dict, bias: dict, extra: dict, models: dict, settings: list,
                 bdr.setdefault(name, {})[grp] = {"bd_rate_percent": r.bd_rate, "bd_psnr_db": r.bd_metric,
                                                  "points": len(pts), "warnings": list(r.warnings)}
 
+    # The same, for a family of per-QF models (marsqe-jpeg20, marsqe-jpeg30, ...: each on its own QF).
+    import re
+
+    families: dict[str, dict[str, str]] = {}
+    for s in jpeg:
+        for lab in table[s]:
+            m = re.fullmatch(r"(.+)-jpeg(\d+)", Path(lab).name.removeprefix("enhance-"))
+            if m and s == f"jpeg:{int(m.group(2))}":
+                families.setdefault(f"{m.group(1)} (one model per QF)", {})[s] = lab
+    for fam, per in sorted(families.items()):
+        if len(per) < 2:
+            continue
+        for grp in ("all", *GROUPS):
+            pts = sorted((table[s]["compressed"][grp]["bpp"], table[s]["compressed"][grp]["psnr"],
+                          table[s][lab][grp]["psnr"]) for s, lab in per.items())
+            r = bd([p[0] for p in pts], [p[1] for p in pts], [p[0] for p in pts], [p[2] for p in pts])
+            bdr.setdefault(fam, {})[grp] = {"bd_rate_percent": r.bd_rate, "bd_psnr_db": r.bd_metric,
+                                            "points": len(pts), "warnings": list(r.warnings)}
+
     result = {"protocol": "mars-rd-1", "tiles": n_tiles, "quick": quick, "settings": settings,
               "table": table, "bd_rate_vs_jpeg": bdr, "bias_triangle": bias, "models": models,
               "checks": extra, "records": records}
@@ -235,6 +258,41 @@ def finish(records: dict, bias: dict, extra: dict, models: dict, settings: list,
         print(f"{name}: " + ", ".join(f"{k} {x:.3g}" if isinstance(x, float) else f"{k} {x}" for k, x in v.items()))
     print(f"wrote {out}")
     return 0
+
+
+NAMES = {"arcnn": "AR-CNN", "dncnn": "DnCNN", "marsqe-lite": "MarsQE-lite", "marsqe": "MarsQE"}
+
+
+def table3(result: dict) -> str:
+    """MarsQE's Table III (markdown) from a results JSON: per setting, the compressed input then every model
+    evaluated on its own setting (a blind model on each of its settings); models applied to another setting
+    are left out.
+
+    Example:
+        >>> row = {"all": {"psnr": 30.0, "psnr_b": 29.0, "ssim": 0.8, "ms_ssim": 0.95, "bpp": 0.5}}
+        >>> r = {"table": {"jpeg:30": {"compressed": row, "m": row}}, "models": {"m": {"kind": "arcnn",
+        ...      "setting": "jpeg:30"}}, "tiles": 69}
+        >>> print(table3(r).splitlines()[-1])
+        | jpeg:30 | AR-CNN (`m`) | 30.00 (+0.00) | 29.00 | 0.8000 | 0.9500 |
+    """
+    lines = [f"| setting | method | PSNR (dB) | PSNR-B (dB) | SSIM | MS-SSIM |", "|---|---|---|---|---|---|"]
+    order = list(NAMES)
+    for s, per in result["table"].items():
+        base = per["compressed"]["all"]
+        lines.append(f"| {s} | compressed ({base['bpp']:.3f} bpp) | {base['psnr']:.2f} | {base['psnr_b']:.2f} | "
+                     f"{base['ssim']:.4f} | {base['ms_ssim']:.4f} |")
+        rows = []
+        for m, v in per.items():
+            meta = result.get("models", {}).get(m)
+            if m == "compressed" or meta is None or s not in meta["setting"].split(","):
+                continue
+            blind = "," in meta["setting"]
+            name = NAMES.get(meta["kind"], meta["kind"]) + (" blind" if blind else "")
+            rows.append(((blind, order.index(meta["kind"]) if meta["kind"] in order else 9), name, m, v["all"]))
+        for _, name, m, a in sorted(rows, key=lambda r: r[0]):
+            lines.append(f"| {s} | {name} (`{Path(m).name}`) | {a['psnr']:.2f} ({a['psnr'] - base['psnr']:+.2f}) | "
+                         f"{a['psnr_b']:.2f} | {a['ssim']:.4f} | {a['ms_ssim']:.4f} |")
+    return "\n".join(lines)
 
 
 def merge(parts: list[str], out: str) -> int:

@@ -111,8 +111,12 @@ def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike) -> di
     return errors
 
 
+HARDWARE = ("x86_64, 2 shared CPU cores at nice 15 (other trainings ran at the same time), no GPU; "
+            "PyTorch 2.13.0+cpu, one thread.")
+
+
 def write_model_card(folder: str | os.PathLike, bench: dict | None = None, command: str = "",
-                     notes: str = "") -> Path:
+                     notes: str = "", hardware: str = HARDWARE) -> Path:
     """Write ``MODEL_CARD.md`` of a weights folder from its model.json, the training record and bench results.
 
     ``bench`` is bench/results/enhance.json (the rows whose method is this
@@ -137,8 +141,7 @@ def write_model_card(folder: str | os.PathLike, bench: dict | None = None, comma
              + (f" starting from `{t.get('init')}`" if t.get("init") else "") + f", batch {t.get('batch')}, crop {t.get('crop')}, Adam "
              f"(0.9, 0.999) lr {t.get('lr')} with cosine annealing to lr/100, grad-norm clip 1, seed {t.get('seed')}"
              + (f", adversarial recipe `{t.get('gan')}`" if t.get('gan') else "") + ".",
-             "- **Hardware:** x86_64, 2 shared CPU cores at nice 15 (other trainings ran at the same time), no GPU; "
-             "PyTorch 2.13.0+cpu, one thread.",
+             f"- **Hardware:** {hardware}",
              f"- **ONNX check:** max |ONNX Runtime - PyTorch| on random inputs at export: "
              f"{max(meta.get('onnx_check_max_abs', {0: 0}).values()):.1e}."]
     if "dictionary" in meta:
