@@ -157,7 +157,7 @@ def main(argv=None) -> int:
         try:
             if args.no_checks:
                 raise ImportError
-            dec, _ = compress(tiles[0].pixels, enh.meta["setting"])
+            dec, _ = compress(tiles[0].pixels, enh.meta["setting"].split(",")[0])  # a blind model: its first setting
             torch_enh = Enhancer(enh.folder, dictionary=getattr(enh, "dictionary", None), classifier=clf,
                                  backend="torch")
             err = float(np.abs(torch_enh.enhance_float(dec) - enh.enhance_float(dec)).max())
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
         if args.throughput:
             from pymars.data.synthetic import mars_like_scene
 
-            img, _ = compress(mars_like_scene(512, 768, seed=1), enh.meta["setting"])
+            img, _ = compress(mars_like_scene(512, 768, seed=1), enh.meta["setting"].split(",")[0])
             for threads in (1, 2):
                 e2 = Enhancer(enh.folder, dictionary=getattr(enh, "dictionary", None), threads=threads,
                               classifier=clf)

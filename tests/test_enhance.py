@@ -427,3 +427,26 @@ def test_fine_tune_starts_from_a_weights_folder_a_run_folder_or_a_snapshot(tmp_p
     register(p.add_subparsers(dest="command"))
     for flag in ("--init-from", "--init"):
         assert p.parse_args(["enhance-train", "model", flag, "w"]).init == "w"
+
+
+def test_blind_marsqe_compresses_its_references_at_its_reference_setting(tmp_path):
+    import json as _json
+
+    folder, _, npz, clf = marsqe_setup(tmp_path)
+    meta = _json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(_json.dumps(dict(meta, setting="jpeg:20,jpeg:50")))
+    with pytest.raises(ValueError, match="reference_setting"):
+        Enhancer(folder, dictionary=Dictionary.load(npz), classifier=clf)
+    (folder / "model.json").write_text(_json.dumps(dict(meta, setting="jpeg:20,jpeg:50", reference_setting="jpeg:30")))
+    enh = Enhancer(folder, dictionary=Dictionary.load(npz), classifier=clf)
+    from pymars.enhance.codecs import compress
+
+    want = np.stack([compress(p, "jpeg:30")[0] for p in enh.dictionary.raw])
+    assert np.array_equal(enh.dictionary.compressed, want)
+    # the cache keeps the reference setting through save / load
+    c = synthetic_cache(1)
+    c.ref_spec = "jpeg:30"
+    c.save(tmp_path / "c.npz")
+    assert TrainingCache.load(tmp_path / "c.npz").ref_spec == "jpeg:30"
+    synthetic_cache(1).save(tmp_path / "d.npz")
+    assert TrainingCache.load(tmp_path / "d.npz").ref_spec == ""

@@ -121,8 +121,11 @@ def cmd_train(args) -> int:
         from .patches import build_cache
 
         specs = args.setting.split(",")
-        cache = build_cache(specs, args.regions, load_classifier(), Dictionary.load(args.dictionary), seed=args.seed)
-        out = Path(args.out or RUNS / f"cache-{'+'.join(s.replace(':', '') for s in specs)}.npz")
+        ref = args.reference_setting or ""
+        cache = build_cache(specs, args.regions, load_classifier(), Dictionary.load(args.dictionary), seed=args.seed,
+                            ref_spec=ref)
+        out = Path(args.out or RUNS / (f"cache-{'+'.join(s.replace(':', '') for s in specs)}"
+                                       f"{'-ref' + ref.replace(':', '') if ref else ''}.npz"))
         cache.save(out)
         print(f"{out}: {len(cache)} regions, settings {specs}, class shares "
               f"{np.bincount(cache.classes.ravel(), minlength=4).tolist()}")
@@ -149,12 +152,25 @@ def cmd_export(args) -> int:
                                                                        "init")}}
     if kind not in ("arcnn", "dncnn"):
         meta["dictionary"] = Dictionary.load(args.dictionary).recipe()
+        ref = args.reference_setting or _reference_setting_of(cfg)
+        if "," in meta["setting"] and not ref:
+            raise ValueError("a blind MarsQE needs one setting for its references' compressed twins: train on a "
+                             "cache built with --reference-setting, or pass --reference-setting")
+        if ref:
+            meta["reference_setting"] = ref
         meta["margin"] = 8
     else:
         meta["margin"] = 16
     errs = export_enhancer(net, kind, meta, args.output)
     print(f"{args.output}: {kind}, ONNX vs PyTorch max abs {max(errs.values()):.2e}")
     return 0
+
+
+def _reference_setting_of(cfg: dict) -> str:
+    from .patches import TrainingCache
+
+    cache = cfg.get("cache", "")
+    return TrainingCache.load(cache).ref_spec if Path(cache).is_file() else ""
 
 
 def _setting_of(cfg: dict) -> str:
@@ -185,6 +201,9 @@ def register(sub) -> None:
     t.add_argument("--setting", default="jpeg:30", help="compression setting(s), comma-separated for a blind "
                                                         "model: jpeg:Q or pymars:Q")
     t.add_argument("--regions", type=int, default=800, help="cache: 256x256 training regions")
+    t.add_argument("--reference-setting", default=None,
+                   help="cache, blind model: compress the references at this one setting (e.g. jpeg:30) for every "
+                        "region, as inference must when the setting is unknown")
     t.add_argument("--dictionary", default=str(RUNS / "dictionary-6.npz"))
     t.add_argument("--kind", default="marsqe", help="model: arcnn, dncnn, marsqe, marsqe-lite, marsqe-notfm, "
                                                     "marsqe-notem")
@@ -209,5 +228,7 @@ def register(sub) -> None:
     x.add_argument("checkpoint")
     x.add_argument("-o", "--output", required=True)
     x.add_argument("--setting", default=None)
+    x.add_argument("--reference-setting", default=None, help="blind MarsQE: the setting of its references' "
+                                                              "compressed twins (default: the cache's)")
     x.add_argument("--dictionary", default=str(RUNS / "dictionary-6.npz"))
     x.set_defaults(func=cmd_export)

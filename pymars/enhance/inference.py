@@ -217,7 +217,9 @@ class Enhancer:
         elif not isinstance(dictionary, Dictionary):
             dictionary = Dictionary.load(dictionary)
         if dictionary.histograms is None:
-            spec = self.meta["setting"]
+            spec = self.meta.get("reference_setting") or self.meta["setting"]
+            if "," in spec:
+                raise ValueError(f"{folder}: a blind MarsQE needs a reference_setting in model.json")
             dictionary.compress(lambda p: compress(p, spec)[0])
         self.dictionary = dictionary
 

@@ -53,6 +53,9 @@ class TrainingCache:
     dict_comp: np.ndarray  # (len(specs), M, S, S, 3)
     dict_classes: np.ndarray  # (M,)
     specs: list[str]
+    # A blind model's references: compressed twins (and the Eq. 4 matching) at this one setting for every region,
+    # since the model is not told the setting at inference. "" = each region's own setting (a per-setting model).
+    ref_spec: str = ""
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -60,7 +63,8 @@ class TrainingCache:
     def save(self, path: str | os.PathLike) -> None:
         tmp = str(path) + ".part.npz"
         np.savez(tmp, **{k: getattr(self, k) for k in ("raw", "comp", "classes", "refs", "spec_index", "dict_raw",
-                                                         "dict_comp", "dict_classes")}, specs=np.array(self.specs))
+                                                         "dict_comp", "dict_classes")}, specs=np.array(self.specs),
+                 ref_spec=np.array(self.ref_spec))
         os.replace(tmp, path)
 
     @classmethod
@@ -68,6 +72,7 @@ class TrainingCache:
         with np.load(path) as z:
             d = {k: z[k] for k in z.files}
         d["specs"] = [str(s) for s in d["specs"]]
+        d["ref_spec"] = str(d.get("ref_spec", ""))
         return cls(**d)
 
     def batch(self, rng: np.random.Generator, batch: int, crop: int) -> dict[str, np.ndarray]:
@@ -113,13 +118,16 @@ def patch_grid(image: np.ndarray, patch: int = PATCH) -> np.ndarray:
 
 
 def build_cache(specs: list[str], regions: int, classify: Callable[[np.ndarray], np.ndarray], dictionary,
-                seed: int = 0, progress: bool = True) -> TrainingCache:
+                seed: int = 0, progress: bool = True, ref_spec: str = "") -> TrainingCache:
     """Draw ``regions`` raw regions from the training pool and prepare them (see the module docstring).
 
     ``specs`` are compression settings (pymars.enhance.codecs); with several
     (the blind model), region i uses ``specs[i % len(specs)]``.
     ``classify`` maps (n, 128, 128, 3) uint8 compressed patches to classes;
     ``dictionary`` is a pymars.enhance.dictionary.Dictionary (raw patches).
+    ``ref_spec`` (a blind model): the dictionary's compressed twins, for the
+    matching and the ``ref_comp`` input, are made at this one setting for
+    every region, as they will be at inference where the setting is unknown.
     """
     from dataclasses import replace
 
@@ -133,7 +141,7 @@ def build_cache(specs: list[str], regions: int, classify: Callable[[np.ndarray],
     per_spec = []
     for spec in specs:
         d = replace(dictionary)
-        d.compress(lambda p, s=spec: compress(p, s)[0])
+        d.compress(lambda p, s=ref_spec or spec: compress(p, s)[0])
         per_spec.append(d)
     raw = np.empty((regions, REGION, REGION, 3), np.uint8)
     comp = np.empty_like(raw)
@@ -159,4 +167,4 @@ def build_cache(specs: list[str], regions: int, classify: Callable[[np.ndarray],
         bar.update(n)
     bar.close()
     return TrainingCache(raw, comp, classes, refs, spec_index, dictionary.raw,
-                         np.stack([d.compressed for d in per_spec]), dictionary.classes, list(specs))
+                         np.stack([d.compressed for d in per_spec]), dictionary.classes, list(specs), ref_spec)
