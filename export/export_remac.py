@@ -92,13 +92,33 @@ def main(argv=None) -> int:
             rd = doc
         else:
             rd["groups"].update(doc["groups"])
+    refine = getattr(model.cfg, "refine_blocks", 0)
+    decoder_text = "base g_s deepened with dilated residual blocks" + (
+        f" and {refine} residual blocks at 1/2 resolution" if refine else "")
+    steps_text = (f"{ck['step']} (Adam, lr {cfg['lr']} constant to {int(cfg['decay_from'] * cfg['steps'])}, then cosine to\n"
+                  f"  {cfg['lr_final']}; EMA 0.999; the exported weights are the EMA, rounded to float16)")
+    train_cmd = (f"`pymars remac train --library runs/refs/protocol.pmrl --out runs/remac --steps {cfg['steps']} --threads 1`")
+    if cfg.get("init_from"):
+        parent = Path(cfg["init_from"])
+        parent_steps = torch.load(parent, map_location="cpu", weights_only=False)["step"] if parent.exists() else "?"
+        what = "the ref-decoder alone (`--decoder-only`: h_s frozen, so the rover's blob and model id are the parent's)" \
+            if cfg.get("decoder_only") else "every REMAC part"
+        steps_text = (f"{parent_steps} steps of the parent run (`{parent}`, remac-v1's recipe), then {ck['step']} steps of "
+                      f"{what}, started from the parent's EMA" + (f" with {refine} new zero-initialised 1/2-resolution blocks" if refine else "")
+                      + f"; Adam, lr {cfg['lr']} constant to {int(cfg['decay_from'] * cfg['steps'])}, then cosine to "
+                      f"{cfg['lr_final']}; EMA 0.999; the exported weights are the EMA, rounded to float16")
+        train_cmd = (f"`pymars remac train --library runs/refs/protocol.pmrl --out runs/remac --steps 3000 --threads 1`, then "
+                     f"`pymars remac train --library runs/refs/protocol.pmrl --out {Path(args.checkpoint).parent} "
+                     f"--init-from runs/remac/checkpoint.pt --steps {cfg['steps']} --lr {cfg['lr']} --decay-from {cfg['decay_from']} "
+                     f"--seed {cfg['seed']}" + (f" --refine-blocks {refine}" if refine else "")
+                     + (" --decoder-only" if cfg.get("decoder_only") else "") + " --threads 1`")
     card = f"""# Model card: {out.name} (REMAC, reference-based pymars)
 
 - **Model id:** `{manifest['model_id']}` (architecture `pymars-remac`, docs/remac.md). It extends the base
   model `base-v1` (`bf282961a97e5962`): the rover analysis g_a, h_a, the quality gains and the z model are
   the base model's, unchanged; new are the reference branch of the integer h_s (a 3x3 integer conv of
   the entropy reference's int8 latent, {model.cfg.ref_channels} channels, joining the input of `mid`; `mid`
-  and `head` fine-tuned) and the ref-decoder (base g_s deepened with dilated residual blocks, plus block
+  and `head` fine-tuned) and the ref-decoder ({decoder_text}, plus block
   texture transfer from the decoder reference at 1/4 resolution).
 - **Training data:** the base recipe's crops (../shared/data/mars development set, every evaluation tile
   held out; pymars/train/dataset.py), {cfg['crop']}x{cfg['crop']}, batch {cfg['batch']}, rate levels drawn
@@ -108,13 +128,12 @@ def main(argv=None) -> int:
   `{ck.get('library_hash')}` for base-v1; k chosen by the Calinski-Harabasz index), evaluation tiles held out.
   A library for this model is built with `pymars refs build --protocol --model {out.name} -o LIB.pmrl`
   (same references, latents from the same analysis; only the model id and so the hash differ).
-- **Steps:** {ck['step']} (Adam, lr {cfg['lr']} constant to {int(cfg['decay_from'] * cfg['steps'])}, then cosine to
-  {cfg['lr_final']}; EMA 0.999; the exported weights are the EMA, rounded to float16).
+- **Steps:** {steps_text}.
 - **Hardware:** {args.hardware}; PyTorch {torch.__version__}; {log[-1]['time_s'] / 60 if log else float('nan'):.0f} min of
   training wall time in the last segment (the CPU was shared with other jobs).
 - **Reproduce:** `pymars refs build --protocol -o runs/refs/protocol.pmrl`, then
-  `pymars remac train --library runs/refs/protocol.pmrl --out runs/remac --steps {cfg['steps']} --threads 1`
-  (resumable), then `python export/export_remac.py runs/remac/checkpoint.pt -o pymars/weights/{out.name}`.
+  {train_cmd}
+  (resumable), then `python export/export_remac.py {args.checkpoint} -o pymars/weights/{out.name}`.
 - **ONNX Runtime vs PyTorch (ref-decoder):** max |difference| {manifest.get('onnx_vs_torch_max_abs', float('nan')):.2e}.
 
 ## Validation during training (12 development tiles, ideal code length, real rounding)

@@ -241,7 +241,8 @@ def cmd_remac_train(args) -> int:
     cfg = RemacTrainConfig(out=args.out, base=args.base or "", library=args.library, steps=args.steps, batch=args.batch,
                            crop=args.crop, lr=args.lr, lr_final=args.lr_final, decay_from=args.decay_from,
                            threads=args.threads, device=args.device, seed=args.seed, ref_lr_scale=args.ref_lr_scale,
-                           init_from=args.init_from or "")
+                           init_from=args.init_from or "", refine_blocks=args.refine_blocks,
+                           decoder_only=args.decoder_only, validate_every=args.validate_every)
     print(json.dumps(train_remac(cfg)))
     return 0
 
@@ -348,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     t2.add_argument("--seed", type=int, default=0)
     t2.add_argument("--ref-lr-scale", type=float, default=1.0, help="learning-rate factor of the reference parts")
     t2.add_argument("--init-from", help="start from another REMAC checkpoint's EMA weights")
+    t2.add_argument("--refine-blocks", type=int, default=0,
+                    help="ref-decoder residual blocks at 1/2 resolution (remac-v2: 4)")
+    t2.add_argument("--decoder-only", action="store_true", help="freeze the entropy model; train the ref-decoder alone")
+    t2.add_argument("--validate-every", type=int, default=500)
     t2.set_defaults(func=cmd_remac_train)
     ri = rsub.add_parser("info", help="print a library's size, hash and model")
     ri.add_argument("library")

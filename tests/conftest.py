@@ -61,8 +61,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="session")
 def tiny_remac(tmp_path_factory):
-    """(bundle, model): a tiny REMAC bundle whose reference branch and fusion have random (non-zero)
-    weights, so references change the tables and the reconstruction."""
+    """(bundle, model): a tiny REMAC bundle whose reference branch, fusion and 1/2-resolution
+    refinement have random (non-zero) weights, so references change the tables and the reconstruction."""
     import torch
 
     from pymars.bundle import ModelBundle
@@ -71,8 +71,10 @@ def tiny_remac(tmp_path_factory):
     from pymars.remac.train import load_base_model
 
     torch.manual_seed(3)
-    model = RemacCodec(load_base_model(synthetic=True), RemacConfig(ref_channels=4, tem_channels=4, value_channels=4))
+    model = RemacCodec(load_base_model(synthetic=True),
+                       RemacConfig(ref_channels=4, tem_channels=4, value_channels=4, refine_blocks=1))
     with torch.no_grad():
+        model.g_s.refine[0].conv2.weight.normal_(0, 0.05)
         model.h_s.mid.conv.weight.normal_(0, 0.05)
         model.h_s.ref.conv.weight.normal_(0, 0.05)
         model.h_s.ref.conv.bias.normal_(0, 0.5)

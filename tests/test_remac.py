@@ -213,3 +213,75 @@ def test_corrupt_libraries_and_blobs_are_refused_clearly(tiny, library):
     bad[at + 16 : at + 20] = (8).to_bytes(4, "little")
     with pytest.raises(ValueError, match="invalid weight blob"):
         _core.Model(bytes(bad))
+
+
+def _code_one_tile(model, lib_core, tile):
+    """Encode ``tile`` with the library and decode its latents: every tile must come back "ok"."""
+    data = _core.encode(model, tile, 50, 64, 0, 1, None, None, None, lib_core)
+    dec = _core.decode_latents(model, data, None, 1, library=lib_core)
+    return [t["status"] for t in dec["tiles"]]
+
+
+def test_random_library_and_hsrf_corruptions_are_refused_or_code_cleanly(tiny, library):
+    """Seeded mutations (tests/fuzz_python.py's) of the library's rover part and of the blob's
+    HSRF section: the C++ parsers refuse them with ValueError or load something that still
+    codes and decodes every tile; nothing crashes and no other exception escapes."""
+    from fuzz_python import mutate
+
+    bundle, _ = tiny
+    tile = mars_like_scene(64, 128, seed=81)
+    rover = library.rover_bytes()
+    rng = np.random.default_rng(7)
+    outcomes = {"refused": 0, "coded": 0}
+    for _ in range(150):
+        bad = mutate(rover, rng)
+        try:
+            lib_core = _core.ReferenceLibraryCore(bundle.core, bad)
+        except ValueError:
+            outcomes["refused"] += 1
+            continue
+        assert _code_one_tile(bundle.core, lib_core, tile) == ["ok", "ok"]
+        outcomes["coded"] += 1
+    # Both classes occur (flips inside the latents load and code; truncations are refused).
+    assert outcomes["refused"] > 0 and outcomes["coded"] > 0, outcomes
+
+    blob = bundle.blob_path.read_bytes()
+    at = blob.index(b"HSRF")
+    end = blob.index(b"HS  ", at + 4)  # HSRF comes right before HS (docs/model-blob.md)
+    section = blob[at:end]
+    outcomes = {"refused": 0, "coded": 0}
+    for _ in range(150):
+        bad_blob = blob[:at] + mutate(section, rng) + blob[end:]
+        try:
+            model = _core.Model(bad_blob)
+        except ValueError:
+            outcomes["refused"] += 1
+            continue
+        # The library names the model it was built for: re-stamp it for the mutated blob.
+        stamped = rover[:8] + bytes(model.model_id) + rover[16:]
+        assert _code_one_tile(model, _core.ReferenceLibraryCore(model, stamped), tile) == ["ok", "ok"]
+        outcomes["coded"] += 1
+    assert outcomes["refused"] > 0 and outcomes["coded"] > 0, outcomes
+
+
+def test_training_grows_a_model_and_trains_the_decoder_alone(tmp_path):
+    """--init-from a run without refinement blocks, --refine-blocks 1 --decoder-only:
+    the new blocks start at zero (the grown model equals its parent), the h_s stays frozen."""
+    from pymars.remac.train import RemacTrainConfig, train_remac
+
+    common = dict(batch=2, crop=64, synthetic=True, progress=False, validate_every=0)
+    train_remac(RemacTrainConfig(out=str(tmp_path / "a"), steps=1, **common))
+    parent = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    train_remac(RemacTrainConfig(out=str(tmp_path / "b"), steps=2, refine_blocks=1, decoder_only=True,
+                                 init_from=str(tmp_path / "a" / "checkpoint.pt"), lr=1e-3, **common))
+    child = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert child["remac_config"]["refine_blocks"] == 1
+    hs = [k for k in parent["ema"] if k.startswith("h_s.")]
+    assert hs and all(torch.equal(parent["ema"][k], child["model"][k]) for k in hs)
+    assert child["model"]["g_s.refine.0.conv2.weight"].abs().sum() > 0  # started at zero, trained
+    assert any(not torch.equal(parent["ema"][k], child["model"][k]) for k in parent["ema"] if k.startswith("g_s."))
+    # Weights the model does not have are an error, not silently dropped.
+    bad = dict(parent, ema={**parent["ema"], "g_s.unknown.weight": torch.zeros(1)})
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="does not have"):
+        train_remac(RemacTrainConfig(out=str(tmp_path / "c"), steps=1, init_from=str(tmp_path / "bad.pt"), **common))

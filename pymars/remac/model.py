@@ -74,6 +74,7 @@ class RemacConfig:
     tem_channels: int = 32  # key/query channels of the texture transfer
     value_channels: int = 48  # reference feature channels copied by the transfer
     dilations: tuple = (2, 4)  # extra residual blocks at 1/16
+    refine_blocks: int = 0  # residual blocks at 1/2 resolution before the last upsampling (remac-v2: 4)
     name: str = "pymars-remac"
 
     def to_dict(self) -> dict:
@@ -272,7 +273,7 @@ class RefSynthesis(nn.Module):
         >>> import torch
         >>> from pymars.models.codec import BaseConfig, Synthesis
         >>> g = Synthesis(BaseConfig(latent=8, synthesis=(8, 8, 8, 8)))
-        >>> r = RefSynthesis(g.layers, RemacConfig(tem_channels=4, value_channels=4))
+        >>> r = RefSynthesis(g.layers, RemacConfig(tem_channels=4, value_channels=4, refine_blocks=2))
         >>> y = torch.rand(1, 8, 2, 3)
         >>> bool(torch.allclose(r(y, torch.rand(1, 3, 256, 256)), g(y), atol=1e-6))  # starts as the base g_s
         True
@@ -293,13 +294,18 @@ class RefSynthesis(nn.Module):
         nn.init.zeros_(self.fuse.weight)
         nn.init.zeros_(self.fuse.bias)
         self.after = nn.Sequential(DilatedResidualBlock(c2, 1), L[8], L[9], L[10])
+        # Why at 1/2 resolution: the base g_s has only the last pixel shuffle after its
+        # 64-channel 1/2-resolution features, and its autoencoder ceiling (continuous y)
+        # equals its PSNR at the top quality: the fine detail is lost in the decoder.
+        c_half = L[10].conv.in_channels
+        self.refine = nn.Sequential(*[DilatedResidualBlock(c_half, 1) for _ in range(cfg.refine_blocks)])
 
     def forward(self, y_hat: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         f = self.s4(self.s8(self.s16(y_hat)))
         key, value = self.ref_features(ref)
         t, s = block_texture_transfer(self.query(f), key, value)
         f = f + self.fuse(torch.cat([f, t * s], 1))
-        return self.after(f)
+        return self.after[3](self.refine(self.after[:3](f)))
 
 
 class RemacCodec(nn.Module):

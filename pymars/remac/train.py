@@ -50,6 +50,8 @@ class RemacTrainConfig:
     no_ref_share: float = 0.1
     ref_lr_scale: float = 1.0  # learning-rate factor of the reference parts (h_s branch and mid, TEM, fusion)
     init_from: str = ""  # start from another REMAC checkpoint's EMA weights (a fresh optimiser)
+    refine_blocks: int = 0  # ref-decoder residual blocks at 1/2 resolution (RemacConfig.refine_blocks)
+    decoder_only: bool = False  # freeze the h_s (entropy model): train the ref-decoder alone
     seed: int = 0
     threads: int = 0
     device: str = "auto"
@@ -192,7 +194,12 @@ def train_remac(cfg: RemacTrainConfig) -> dict:
         rl = ReferenceLibrary.load(cfg.library)
         lib = LibraryTensors(rl.histograms, rl.descriptors, rl.latents, rl.tiles)
         lib_hash = rl.library_hash.hex()
-    model = RemacCodec(base, RemacConfig()).to(device)
+    model = RemacCodec(base, RemacConfig(refine_blocks=cfg.refine_blocks)).to(device)
+    if cfg.decoder_only:
+        # The rate does not depend on the decoder, so with h_s frozen the loss is the
+        # distortion alone (lambda-weighted per level, as in the full recipe).
+        for p in model.h_s.parameters():
+            p.requires_grad_(False)
     ema = copy.deepcopy(model)
     params = [p for p in model.parameters() if p.requires_grad]
     ref_names = ("h_s.ref.", "h_s.mid.", "g_s.ref_features.", "g_s.query.", "g_s.fuse.")

@@ -164,8 +164,14 @@ def resume(ckpt_path: Path, model, ema, opt, device, progress: bool = True, init
     if not ckpt_path.exists():
         if init_from:
             ck = torch.load(init_from, map_location=device, weights_only=False)
-            model.load_state_dict(ck["ema"])
-            ema.load_state_dict(ck["ema"])
+            # Parts the other run does not have (new layers of a grown model) keep their
+            # initialisation; weights the model does not know are an error.
+            missing, unexpected = model.load_state_dict(ck["ema"], strict=False)
+            if unexpected:
+                raise ValueError(f"{init_from} holds weights this model does not have: {unexpected[:4]}")
+            ema.load_state_dict(ck["ema"], strict=False)
+            if progress and missing:
+                print(f"initialised from {init_from}; new: {len(missing)} tensors ({missing[0]}, ...)")
         return 0
     ck = torch.load(ckpt_path, map_location=device, weights_only=False)
     model.load_state_dict(ck["model"])
