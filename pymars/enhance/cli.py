@@ -137,6 +137,10 @@ def cmd_train(args) -> int:
                          out=args.out or str(RUNS / f"{args.kind}-{tag}{'-' + args.gan if args.gan else ''}"),
                          steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
                          width=args.width, threads=args.threads, gan=args.gan or "", init=args.init or "")
+    if args.gan_weight is not None:
+        cfg.gan_weight = args.gan_weight
+    if args.lr_weight is not None:
+        cfg.lr_weight = args.lr_weight
     print(json.dumps(train_enhancer(cfg)["history"][-1:]))
     return 0
 
@@ -222,6 +226,8 @@ def register(sub) -> None:
                         "pymars/weights/enhance-marsqe-jpeg30, a run folder or a checkpoint/snapshot .pt of the "
                         "same kind; the step count and lr schedule start afresh")
     t.add_argument("--gan", default=None, help="adversarial recipe: plain, conditional, plain+lr, conditional+lr")
+    t.add_argument("--gan-weight", type=float, default=None, help="weight of the adversarial term (default 1e-3)")
+    t.add_argument("--lr-weight", type=float, default=None, help="weight of L_R, the domain-divergence term (default 1e-2)")
     t.set_defaults(func=cmd_train)
 
     x = sub.add_parser("enhance-export", help="export an enhancer checkpoint to a weights folder (ONNX)")
