@@ -79,10 +79,15 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench/results/enhance.json")
     ap.add_argument("--no-checks", action="store_true", help="skip the whole-image ONNX-vs-PyTorch check")
     ap.add_argument("--merge", default="", help="comma-separated partial result files to merge into --out")
+    ap.add_argument("--vs-applied", default="", help="with --table: a results JSON with the QF 30 models applied "
+                                                     "(--cross); compares the PSNR gains on the tiles both have")
     ap.add_argument("--table", default="", help="print MarsQE's Table III (markdown) from a results JSON and exit")
     args = ap.parse_args(argv)
     if args.table:
-        print(table3(json.loads(Path(args.table).read_text())))
+        result = json.loads(Path(args.table).read_text())
+        print(table3(result))
+        if args.vs_applied:
+            print(vs_applied(result, json.loads(Path(args.vs_applied).read_text())))
         return 0
     if args.merge:
         return merge(args.merge.split(","), args.out)
@@ -292,6 +297,27 @@ def table3(result: dict) -> str:
         for _, name, m, a in sorted(rows, key=lambda r: r[0]):
             lines.append(f"| {s} | {name} (`{Path(m).name}`) | {a['psnr']:.2f} ({a['psnr'] - base['psnr']:+.2f}) | "
                          f"{a['psnr_b']:.2f} | {a['ssim']:.4f} | {a['ms_ssim']:.4f} |")
+    return "\n".join(lines)
+
+
+def vs_applied(result: dict, applied: dict) -> str:
+    """PSNR gain of each per-setting model against the QF 30 model of its kind applied to that setting, on the
+    tiles both results hold (e.g. the 18 of a ``--quick --cross`` run)."""
+    lines = ["| setting | method | tiles | QF 30 model applied | fine-tuned for the setting |", "|---|---|---|---|---|"]
+    for s, per in result["records"].items():
+        if s not in applied["records"] or s == "jpeg:30":
+            continue
+        base = {r["tile"]: r["psnr"] for r in applied["records"][s]["compressed"]}
+        for m, rows in per.items():
+            meta = result.get("models", {}).get(m)
+            if m == "compressed" or meta is None or meta["setting"] != s:
+                continue
+            app = applied["records"][s].get(f"{meta['kind']}-jpeg30 (applied to {s})")
+            if not app:
+                continue
+            own = [r["psnr"] - base[r["tile"]] for r in rows if r["tile"] in base]
+            lines.append(f"| {s} | {NAMES.get(meta['kind'], meta['kind'])} | {len(own)} | "
+                         f"{np.mean([r['psnr'] - base[r['tile']] for r in app]):+.2f} | {np.mean(own):+.2f} |")
     return "\n".join(lines)
 
 
