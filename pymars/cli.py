@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     t2.add_argument("--ref-lr-scale", type=float, default=1.0, help="learning-rate factor of the reference parts")
     t2.add_argument("--init-from", help="start from another REMAC checkpoint's EMA weights")
     t2.add_argument("--refine-blocks", type=int, default=0,
-                    help="ref-decoder residual blocks at 1/2 resolution (remac-v2: 4)")
+                    help="ref-decoder residual blocks at 1/2 resolution (0 in remac-v1; docs/remac.md tried 4)")
     t2.add_argument("--decoder-only", action="store_true", help="freeze the entropy model; train the ref-decoder alone")
     t2.add_argument("--validate-every", type=int, default=500)
     t2.set_defaults(func=cmd_remac_train)

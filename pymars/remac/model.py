@@ -74,7 +74,7 @@ class RemacConfig:
     tem_channels: int = 32  # key/query channels of the texture transfer
     value_channels: int = 48  # reference feature channels copied by the transfer
     dilations: tuple = (2, 4)  # extra residual blocks at 1/16
-    refine_blocks: int = 0  # residual blocks at 1/2 resolution before the last upsampling (remac-v2: 4)
+    refine_blocks: int = 0  # residual blocks at 1/2 resolution before the last upsampling (remac-v1: 0)
     name: str = "pymars-remac"
 
     def to_dict(self) -> dict:
