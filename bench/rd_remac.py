@@ -46,11 +46,12 @@ if __package__ in (None, ""):
 import numpy as np
 
 import rd_classic
+from rd_pymars import DEFAULT_QUALITIES
 from pymars.data.protocol import GROUPS
 from pymars.evaluation import bdrate
 from pymars.evaluation.classic import Codec
 
-QUALITIES = (1, 15, 29, 43, 58, 72, 86, 100)
+QUALITIES = DEFAULT_QUALITIES  # the base codec's grid, so the curves share their points
 #: "remac" runs before "remac-entropy": both decode the same files, so the second reuses them
 #: (its encode time is then not measured; the "remac" encode time stands for both).
 VARIANTS = ("remac", "remac-entropy", "remac-unrelated", "remac-nolib")

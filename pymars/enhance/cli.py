@@ -136,11 +136,9 @@ def cmd_train(args) -> int:
     cfg = EnhancerConfig(kind=args.kind, cache=args.cache or str(RUNS / f"cache-{tag}.npz"),
                          out=args.out or str(RUNS / f"{args.kind}-{tag}{'-' + args.gan if args.gan else ''}"),
                          steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                         width=args.width, threads=args.threads, gan=args.gan or "", init=args.init or "")
-    if args.gan_weight is not None:
-        cfg.gan_weight = args.gan_weight
-    if args.lr_weight is not None:
-        cfg.lr_weight = args.lr_weight
+                         width=args.width, threads=args.threads, gan=args.gan or "", init=args.init or "",
+                         **{k: v for k, v in (("gan_weight", args.gan_weight), ("lr_weight", args.lr_weight))
+                            if v is not None})
     print(json.dumps(train_enhancer(cfg)["history"][-1:]))
     return 0
 

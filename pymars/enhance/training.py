@@ -44,12 +44,6 @@ def cosine_lr(step: int, steps: int, lr: float, final_ratio: float = 0.01) -> fl
     return lr * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    from ..train.loop import _atomic_save  # the base codec's atomic checkpoint write
-
-    _atomic_save(obj, path)
-
-
 def _threads(n: int) -> None:
     import torch
 
@@ -179,6 +173,7 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
     import torch
     from tqdm import tqdm
 
+    from ..train.loop import _atomic_save  # the base codec's atomic checkpoint write
     from .networks import build
     from .patches import TrainingCache
 
@@ -238,9 +233,9 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
                      "config": asdict(cfg)}
             if gan is not None:
                 state["gan"] = gan.state_dict()
-            _atomic_torch_save(state, ck)
+            _atomic_save(state, ck)
             if cfg.snapshot_every and step % cfg.snapshot_every == 0:
-                _atomic_torch_save({"model": net.state_dict(), "step": step, "config": asdict(cfg)},
+                _atomic_save({"model": net.state_dict(), "step": step, "config": asdict(cfg)},
                                    out / f"snapshot-{step}.pt")
     summary = {"config": asdict(cfg), "steps": step, "history": history[-5:],
                "parameters": int(sum(p.numel() for p in net.parameters()))}
