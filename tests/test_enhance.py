@@ -63,6 +63,36 @@ def test_tem_copies_the_raw_block_whose_compressed_twin_matches():
     assert torch.allclose(out, torch.full((1, 1, 4, 4), 7.0), atol=1e-5)
 
 
+def test_tem_margin_equals_the_arg_max_away_from_ties_and_blends_at_them():
+    from pymars.enhance.networks import TIE_MARGIN, to_blocks
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = torch.randn(1, 3, 8, 8, generator=g), torch.randn(1, 3, 16, 8, generator=g), torch.randn(1, 3, 16, 8,
+                                                                                                        generator=g)
+    qn, kn = (torch.nn.functional.normalize(to_blocks(x, 4), dim=1) for x in (q, k))
+    top2 = torch.bmm(qn.transpose(1, 2), kn).topk(2, dim=2).values
+    gap = float((top2[..., 0] - top2[..., 1]).min())
+    assert gap > 0
+    # Below the smallest best/runner-up gap the margin changes nothing: Eq. 5 exactly.
+    assert torch.allclose(TextureExtraction(4, margin=gap * 0.99)(q, k, v), naive_tem(q, k, v, 4), atol=1e-5)
+    # At a near tie (two key blocks 1e-6 apart in cosine) the arg-max jumps between their values when the
+    # query moves by rounding noise; the margin blend moves by about noise / margin.
+    key = torch.zeros(1, 1, 4, 8)
+    key[..., 0, :4], key[..., 1, 4:] = 1.0, 1.0
+    val = torch.cat([torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)], 3)
+    outs = {}
+    for m in (0.0, TIE_MARGIN):
+        tem = TextureExtraction(4, margin=m)
+        outs[m] = []
+        for eps in (-1e-6, 1e-6):
+            query = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
+            query[..., 0, :], query[..., 1, :] = 1.0 + eps, 1.0 - eps
+            outs[m].append(tem(query.float(), key, val))
+    assert float((outs[0.0][0] - outs[0.0][1]).abs().max()) > 0.5  # the literal arg-max flips
+    assert float((outs[TIE_MARGIN][0] - outs[TIE_MARGIN][1]).abs().max()) < 1e-3
+    assert abs(float(outs[TIE_MARGIN][0].mean()) / math.sqrt(0.5) - 0.5) < 1e-3  # half and half, times S_i
+
+
 def test_non_local_attention_stays_within_a_class():
     torch.manual_seed(0)
     nla = NonLocalAttention(4)
@@ -296,6 +326,26 @@ def test_marsqe_whole_image_onnx_equals_pytorch(tmp_path, kind):
 
 def committed_enhancers():
     return sorted(p for p in WEIGHTS.glob("enhance-*") if (p / "model.json").is_file())
+
+
+def test_export_records_the_tem_margin_and_a_re_export_keeps_the_record(tmp_path, capsys):
+    from pymars.cli import main
+    from pymars.enhance.networks import TIE_MARGIN
+    from pymars.enhance.training import load_enhancer
+
+    folder, d, npz, clf = marsqe_setup(tmp_path, "marsqe-lite")
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["tem_margin"] == TIE_MARGIN and load_enhancer(folder)[0].tem.margin == TIE_MARGIN
+    again = tmp_path / "hard"
+    assert main(["enhance-export", str(folder), "-o", str(again), "--tem-margin", "0"]) == 0
+    meta2 = json.loads((again / "model.json").read_text())
+    assert meta2["tem_margin"] == 0.0 and load_enhancer(again)[0].tem.margin == 0.0
+    assert {k: v for k, v in meta2.items() if k not in ("tem_margin", "onnx_check_max_abs")} == \
+        {k: v for k, v in meta.items() if k not in ("tem_margin", "onnx_check_max_abs")}
+    # Folders from before the margin existed (no tem_margin in model.json) ran, and still run, the arg-max.
+    del meta["tem_margin"]
+    (folder / "model.json").write_text(json.dumps(meta))
+    assert load_enhancer(folder)[0].tem.margin == 0.0
 
 
 def test_there_are_committed_enhancers():

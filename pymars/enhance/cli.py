@@ -137,6 +137,7 @@ def cmd_train(args) -> int:
                          out=args.out or str(RUNS / f"{args.kind}-{tag}{'-' + args.gan if args.gan else ''}"),
                          steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
                          width=args.width, threads=args.threads, gan=args.gan or "", init=args.init or "",
+                         stop_at=args.stop_at,
                          **{k: v for k, v in (("gan_weight", args.gan_weight), ("lr_weight", args.lr_weight))
                             if v is not None})
     print(json.dumps(train_enhancer(cfg)["history"][-1:]))
@@ -149,6 +150,17 @@ def cmd_export(args) -> int:
     from .training import load_enhancer
 
     net, kind, cfg = load_enhancer(args.checkpoint)
+    if args.tem_margin is None:
+        from .networks import TIE_MARGIN
+
+        args.tem_margin = TIE_MARGIN
+    if (Path(args.checkpoint) / "model.safetensors").is_file():
+        # Re-export of a weights folder (e.g. with another TEM margin): its record stays as it was.
+        meta = {k: v for k, v in cfg.items() if k not in ("kind", "width", "onnx_check_max_abs", "tem_margin")}
+        meta["setting"] = args.setting or meta["setting"]
+        errs = export_enhancer(net, kind, meta, args.output, tem_margin=args.tem_margin)
+        print(f"{args.output}: {kind}, re-exported, ONNX vs PyTorch max abs {max(errs.values()):.2e}")
+        return 0
     meta = {"setting": args.setting or _setting_of(cfg), "trained": {k: cfg.get(k) for k in
                                                                       ("steps", "step_trained", "batch", "crop", "lr", "seed", "cache", "gan",
                                                                        "init")}}
@@ -163,7 +175,7 @@ def cmd_export(args) -> int:
         meta["margin"] = 8
     else:
         meta["margin"] = 16
-    errs = export_enhancer(net, kind, meta, args.output)
+    errs = export_enhancer(net, kind, meta, args.output, tem_margin=args.tem_margin)
     print(f"{args.output}: {kind}, ONNX vs PyTorch max abs {max(errs.values()):.2e}")
     return 0
 
@@ -213,6 +225,9 @@ def register(sub) -> None:
     t.add_argument("--out", default=None)
     # Defaults = the recipe of the shipped QF 30 models (their MODEL_CARD.md).
     t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--stop-at", type=int, default=0,
+                   help="model: stop (resumably) at this step of the --steps schedule; run again with a later "
+                        "--stop-at (or none) to go on")
     t.add_argument("--batch", type=int, default=8)
     t.add_argument("--crop", type=int, default=48)
     t.add_argument("--lr", type=float, default=5e-4)
@@ -235,4 +250,8 @@ def register(sub) -> None:
     x.add_argument("--reference-setting", default=None, help="blind MarsQE: the setting of its references' "
                                                               "compressed twins (default: the cache's)")
     x.add_argument("--dictionary", default=str(RUNS / "dictionary-6.npz"))
+    x.add_argument("--tem-margin", type=float, default=None,
+                   help="MarsQE: TEM's tie margin in the exported graphs (default pymars.enhance.networks."
+                        "TIE_MARGIN; 0 = the literal arg-max it was trained "
+                        "with); near-tied block matches are blended so ONNX Runtime and PyTorch agree")
     x.set_defaults(func=cmd_export)

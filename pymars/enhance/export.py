@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..export.onnx_export import OPSET
-from .networks import PLAIN_KINDS
+from .networks import PLAIN_KINDS, TIE_MARGIN
 
 
 class _Main(torch.nn.Module):
@@ -75,13 +75,22 @@ def _export(module, inputs: dict, outputs: list[str], path: Path, check: dict) -
     return err
 
 
-def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike) -> dict[str, float]:
-    """Write ``model.safetensors``, the ONNX graph(s) and ``model.json`` into ``folder``; return the check errors."""
+def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike,
+                    tem_margin: float = TIE_MARGIN) -> dict[str, float]:
+    """Write ``model.safetensors``, the ONNX graph(s) and ``model.json`` into ``folder``; return the check errors.
+
+    A MarsQE network is exported with TEM's tie margin ``tem_margin`` (trained with
+    the literal arg-max, margin 0): near-tied block matches are blended, so ONNX
+    Runtime and PyTorch agree on whole images (see
+    :class:`pymars.enhance.networks.TextureExtraction`). It is recorded in model.json.
+    """
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     net = net.eval()
+    if hasattr(net, "tem"):
+        net.tem.margin = float(tem_margin)
     g = torch.Generator().manual_seed(0)
     errors = {}
     if kind in PLAIN_KINDS:
@@ -106,6 +115,8 @@ def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike) -> di
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
     os.replace(tmp, folder / "model.safetensors")
     meta = dict(meta, kind=kind, width=getattr(net, "width", None), onnx_check_max_abs=errors)
+    if hasattr(net, "tem"):
+        meta["tem_margin"] = net.tem.margin
     (folder / "model.json.part").write_text(json.dumps(meta, indent=1))
     os.replace(folder / "model.json.part", folder / "model.json")
     return errors

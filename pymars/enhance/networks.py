@@ -48,6 +48,11 @@ import torch.nn.functional as F
 #: Block side d of TEM (paper: 4) and number of levels L (paper: 3).
 BLOCK = 4
 LEVELS = 3
+#: TEM's tie margin at inference (see :class:`TextureExtraction`). Similarities are cosines in [-1, 1] and
+#: the backends differ by about 1e-7, so a rounding difference moves a blend weight by about 1e-5. On eight
+#: development tiles of marsqe-jpeg20 it took the whole-image ONNX/PyTorch gap from 6.6e-3 to 4.8e-7 and
+#: PSNR up by 0.002-0.015 dB against the literal arg-max (docs/enhance.md).
+TIE_MARGIN = 1e-2
 #: Input sides must be multiples of this: two 2x downsamplings, then d x d blocks.
 MULTIPLE = 2 ** (LEVELS - 1) * BLOCK
 
@@ -124,16 +129,31 @@ class TextureExtraction(nn.Module):
     """TEM (Eqs. 5-7): for each d x d block of the compressed features, the raw-reference block whose
     compressed-reference twin is most cosine-similar, scaled by that similarity.
 
+    Eq. 5's hard arg-max jumps when two candidates are almost equally similar, and
+    ONNX Runtime and PyTorch round the similarities differently (about 1e-7), so
+    the two backends can pick different blocks and disagree by 1e-3 or more on
+    a whole image. With ``margin`` m > 0 the pick is made continuous: every
+    candidate whose similarity lies within m of the best gets the weight
+    ``m - (best - its similarity)``, normalised. When the runner-up trails by m
+    or more this is exactly Eq. 5 (the only weight is the best's); near a tie it
+    blends the tied blocks, so a rounding difference moves the output by about
+    (difference / m) instead of flipping it. ``margin=0`` is the literal arg-max:
+    training uses it (the paper's Eq. 5); the export sets :data:`TIE_MARGIN`.
+
     Example:
         >>> tem = TextureExtraction(2)
         >>> q = torch.rand(1, 3, 4, 4)
         >>> bool(torch.allclose(tem(q, q, q), q))  # every block finds itself with similarity 1
         True
+        >>> k = torch.cat([q[..., :2], q[..., :2]], dim=3)  # every block has an exact twin: a tie
+        >>> v = torch.cat([torch.zeros(1, 3, 4, 2), torch.ones(1, 3, 4, 2)], dim=3)
+        >>> round(float(TextureExtraction(2, margin=TIE_MARGIN)(k, k, v).mean()), 4)  # the tied pair is blended half and half
+        0.5
     """
 
-    def __init__(self, block: int = BLOCK):
+    def __init__(self, block: int = BLOCK, margin: float = 0.0):
         super().__init__()
-        self.block = block
+        self.block, self.margin = block, float(margin)
 
     def forward(self, query, key, value):
         d = self.block
@@ -142,8 +162,15 @@ class TextureExtraction(nn.Module):
         k = F.normalize(to_blocks(key, d), dim=1)
         v = to_blocks(value, d)
         sim = torch.bmm(q.transpose(1, 2), k)  # (B, Nq, Nk): <B_comp^i / |.|, B_ref^j / |.|>
-        score, index = sim.max(dim=2)  # S_i (Eq. 6) and D_i (Eq. 5)
-        picked = torch.gather(v, 2, index.unsqueeze(1).expand(-1, v.shape[1], -1))
+        if self.margin <= 0:
+            score, index = sim.max(dim=2)  # S_i (Eq. 6) and D_i (Eq. 5)
+            picked = torch.gather(v, 2, index.unsqueeze(1).expand(-1, v.shape[1], -1))
+        else:
+            score = sim.max(dim=2, keepdim=True).values  # S_i (Eq. 6); the max itself is continuous
+            weight = torch.relu(sim - score + self.margin)  # > 0 only within the margin of the best
+            weight = weight / weight.sum(dim=2, keepdim=True)  # the best alone contributes m: never 0
+            picked = torch.bmm(v, weight.transpose(1, 2))  # D_i (Eq. 5), blended only near a tie
+            score = score.squeeze(2)
         return from_blocks(picked * score.unsqueeze(1), c, h, w, d)  # Eq. 7
 
 

@@ -311,6 +311,8 @@ def load_enhancer(path: str | os.PathLike):
         meta = json.loads((p / "model.json").read_text())
         net = build(meta["kind"], meta.get("width", 16))
         net.load_state_dict(load_file(str(p / "model.safetensors")))
+        if hasattr(net, "tem"):  # folders exported before the tie margin existed ran the literal arg-max
+            net.tem.margin = float(meta.get("tem_margin", 0.0))
         return net.eval(), meta["kind"], meta
     ck = p / "checkpoint.pt" if p.is_dir() else p
     state = torch.load(ck, map_location="cpu", weights_only=False)
