@@ -164,16 +164,22 @@ def write_model_card(folder: str | os.PathLike, bench: dict | None = None, comma
     if bench:
         lines += ["", "## Development tiles (`mars-rd-1`, 38 + 31 tiles; bench/enhance_eval.py)", "",
                   "| setting | method | PSNR | PSNR-B | SSIM | MS-SSIM |", "|---|---|---|---|---|---|"]
+        def own(m: str) -> bool:
+            return Path(m.split(" ")[0]).name.removeprefix("enhance-") == name
+
         for s, per in bench.get("table", {}).items():
+            if not any(own(m) for m in per):  # a setting this model was not run on
+                continue
             for m, v in per.items():
-                if m == "compressed" or Path(m.split(" ")[0]).name.removeprefix("enhance-") == name:
+                if m == "compressed" or own(m):
                     a = v["all"]
                     lines.append(f"| {s} | {m} | {a['psnr']:.2f} | {a['psnr_b']:.2f} | {a['ssim']:.4f} | "
                                  f"{a['ms_ssim']:.4f} |")
         chk = bench.get("checks", {}).get(name, {})
         if chk:
-            lines += ["", "Checks (whole-image ONNX-vs-PyTorch on a tile; ONNX Runtime CPU throughput on a 512x768 "
-                      "image, measured while other jobs at higher priority held the 2 cores): "
+            lines += ["", "Checks (whole-image ONNX-vs-PyTorch on the first development tile; ONNX Runtime CPU "
+                      "throughput in megapixels per second on a 512x768 image, 1 and 2 threads, where measured; "
+                      "docs/enhance.md says how loaded the CPU was): "
                       + ", ".join(f"{k} {v:.3g}" for k, v in chk.items() if isinstance(v, float))]
     lines += ["", "## Limitations", "",
               "- Trained for a tiny fraction of the paper's budget (CPU only, shared cores): far from converged.",

@@ -49,9 +49,9 @@ import torch.nn.functional as F
 BLOCK = 4
 LEVELS = 3
 #: TEM's tie margin at inference (see :class:`TextureExtraction`). Similarities are cosines in [-1, 1] and
-#: the backends differ by about 1e-7, so a rounding difference moves a blend weight by about 1e-5. On eight
-#: development tiles of marsqe-jpeg20 it took the whole-image ONNX/PyTorch gap from 6.6e-3 to 4.8e-7 and
-#: PSNR up by 0.002-0.015 dB against the literal arg-max (docs/enhance.md).
+#: the backends differ by about 1e-7, so a rounding difference moves a blend weight by about 1e-5. On seven
+#: development tiles of marsqe-jpeg20 it took the whole-image ONNX/PyTorch gap from 1.7e-3 to 7.2e-7 and
+#: PSNR up by 0.003-0.011 dB against the literal arg-max (bench/enhance_tie_margin.py).
 TIE_MARGIN = 1e-2
 #: Input sides must be multiples of this: two 2x downsamplings, then d x d blocks.
 MULTIPLE = 2 ** (LEVELS - 1) * BLOCK
