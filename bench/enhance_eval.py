@@ -11,7 +11,8 @@ per-QF models), which gives a BD-rate curve when only one QF is trained.
 
 Also: BD-rate of JPEG + enhancer against JPEG (PSNR, per group and pooled
 over all tiles), MarsQE's dictionary-size ablation at inference
-(``--dict-sizes``), the whole-image ONNX-vs-PyTorch max abs error on a tile,
+(``--dict-sizes``), MarsQE with references of another class or all-zero
+references (``--ref-ablation``), the whole-image ONNX-vs-PyTorch max abs error on a tile,
 and ONNX Runtime CPU throughput in megapixels per second (``--throughput``).
 Writes bench/results/enhance.json (or ``--out``) atomically and prints the
 tables.
@@ -72,6 +73,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cross", action="store_true", help="apply each model to every JPEG setting")
     ap.add_argument("--dictionary", default="runs/enhance/dictionary-6.npz")
     ap.add_argument("--dict-sizes", default="", help="MarsQE dictionary-size ablation, e.g. 1,3,6,9")
+    ap.add_argument("--ref-ablation", action="store_true",
+                    help="MarsQE at inference with other references: the best match of another class "
+                         "(class + 2 mod 4), and all-zero references (TEM then transfers nothing)")
     ap.add_argument("--throughput", action="store_true")
     ap.add_argument("--bias", action="store_true", help="bias triangle (psi = frozen base-v1 g_a) per model")
     ap.add_argument("--quick", action="store_true", help="every 4th tile")
@@ -121,6 +125,12 @@ def main(argv=None) -> int:
                 e2 = Enhancer(enh.folder, dictionary=Dictionary.load(f"runs/enhance/dictionary-{n}.npz"),
                               threads=args.threads, classifier=clf)
                 variants.append((f"{name} N_k={n}", e2, enh.meta["setting"]))
+
+    if args.ref_ablation:
+        for name, enh in models.items():
+            if enh.kind.startswith("marsqe") and enh.kind != "marsqe-notem":
+                for mode in ("other-class", "zero"):
+                    variants.append((f"{name} refs={mode}", reference_variant(enh, mode, clf), enh.meta["setting"]))
 
     records: dict[str, dict[str, list]] = {}
     images: dict[str, list] = {}  # for the bias triangle: raw / compressed / enhanced tiles per (setting, method)
@@ -185,6 +195,35 @@ def main(argv=None) -> int:
 
     return finish(records, bias, extra, {n: e.meta for n, e in models.items()}, settings, len(tiles), args.quick,
                   args.out)
+
+
+def reference_variant(enh, mode: str, classifier):
+    """A copy of a MarsQE Enhancer that gets other references than Eq. 4's match (``--ref-ablation``).
+
+    ``other-class``: each patch keeps its class map but gets the best Eq. 4 match
+    among the references of class (k + 2) mod 4; ``zero``: every reference is
+    black, so TEM's cosine similarities are all 0 and it transfers nothing.
+    """
+    import copy
+
+    from pymars.enhance.inference import Enhancer
+
+    class OtherClass(Enhancer):
+        def patch_classes_and_refs(self, padded):
+            from pymars.enhance.patches import patch_grid
+
+            cls, _ = super().patch_classes_and_refs(padded)
+            flat = patch_grid(padded).reshape(-1, 128, 128, padded.shape[2])
+            refs = np.array([self.dictionary.match(p, (int(k) + 2) % 4) for p, k in zip(flat, cls.ravel())])
+            return cls, refs.reshape(cls.shape)
+
+    if mode == "other-class":
+        return OtherClass(enh.folder, dictionary=enh.dictionary, threads=enh.threads, classifier=classifier)
+    if mode == "zero":
+        d = copy.copy(enh.dictionary)
+        d.raw, d.compressed = np.zeros_like(d.raw), np.zeros_like(d.compressed)
+        return Enhancer(enh.folder, dictionary=d, threads=enh.threads, classifier=classifier)
+    raise ValueError(f"unknown reference mode {mode!r}")
 
 
 def finish(records: dict, bias: dict, extra: dict, models: dict, settings: list, n_tiles: int, quick: bool,
