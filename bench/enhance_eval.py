@@ -85,6 +85,9 @@ def main(argv=None) -> int:
     ap.add_argument("--merge", default="", help="comma-separated partial result files to merge into --out")
     ap.add_argument("--vs-applied", default="", help="with --table: a results JSON with the QF 30 models applied "
                                                      "(--cross); compares the PSNR gains on the tiles both have")
+    ap.add_argument("--plot", default="", help="draw the RD plots (PSNR and PSNR-B against bpp, JPEG and JPEG + each "
+                                               "per-QF model family) of a results JSON into --plot-dir and exit")
+    ap.add_argument("--plot-dir", default="bench/results/enhance_plots")
     ap.add_argument("--table", default="", help="print MarsQE's Table III (markdown) from a results JSON and exit")
     args = ap.parse_args(argv)
     if args.table:
@@ -92,6 +95,10 @@ def main(argv=None) -> int:
         print(table3(result))
         if args.vs_applied:
             print(vs_applied(result, json.loads(Path(args.vs_applied).read_text())))
+        return 0
+    if args.plot:
+        for path in plot_rd(json.loads(Path(args.plot).read_text()), Path(args.plot_dir)):
+            print(f"wrote {path}")
         return 0
     if args.merge:
         return merge(args.merge.split(","), args.out)
@@ -358,6 +365,76 @@ def vs_applied(result: dict, applied: dict) -> str:
             lines.append(f"| {s} | {NAMES.get(meta['kind'], meta['kind'])} | {len(own)} | "
                          f"{np.mean([r['psnr'] - base[r['tile']] for r in app]):+.2f} | {np.mean(own):+.2f} |")
     return "\n".join(lines)
+
+
+def families(result: dict) -> dict[str, dict[str, str]]:
+    """Per method, its per-setting model labels in a results JSON: {"MarsQE": {"jpeg:20": "marsqe-jpeg20", ...}}.
+
+    Example:
+        >>> families({"table": {"jpeg:20": {"compressed": {}, "marsqe-jpeg20": {}, "marsqe-blind": {}}}})
+        {'MarsQE': {'jpeg:20': 'marsqe-jpeg20'}, 'MarsQE blind': {'jpeg:20': 'marsqe-blind'}}
+    """
+    import re
+
+    out: dict[str, dict[str, str]] = {}
+    for s, per in result["table"].items():
+        for lab in per:
+            name = Path(lab).name.removeprefix("enhance-")
+            m = re.fullmatch(r"(arcnn|dncnn|marsqe-lite|marsqe)-(jpeg\d+|pymars\d+)", name)
+            if m and m.group(2) == s.replace(":", ""):
+                out.setdefault(NAMES[m.group(1)], {})[s] = lab
+            elif name == "marsqe-blind":
+                out.setdefault("MarsQE blind", {})[s] = lab
+    return out
+
+
+def plot_rd(result: dict, out_dir: Path) -> list[Path]:
+    """RD plots of JPEG and JPEG + enhancer (one curve per method, each QF enhanced by its own model).
+
+    One PNG per metric (PSNR, PSNR-B) and tile group; pymars quality 50 and its enhanced versions are
+    drawn as single points. Returns the paths written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pymars.data.protocol import GROUPS
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table, fams = result["table"], families(result)
+    jpeg = sorted((s for s in table if s.startswith("jpeg")), key=lambda s: int(s.split(":")[1]))
+    palette = plt.get_cmap("tab10").colors
+    paths = []
+    for group in ("all", *GROUPS):
+        for metric, label in (("psnr", "PSNR"), ("psnr_b", "PSNR-B")):
+            fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=110)
+            x = [table[s]["compressed"][group]["bpp"] for s in jpeg]
+            ax.plot(x, [table[s]["compressed"][group][metric] for s in jpeg], "o-", color="black", lw=2,
+                    label="JPEG (QF " + "/".join(s.split(":")[1] for s in jpeg) + ")")
+            for i, (name, per) in enumerate(fams.items()):
+                pts = [(table[s]["compressed"][group]["bpp"], table[s][per[s]][group][metric]) for s in jpeg if s in per]
+                if len(pts) >= 2:
+                    ax.plot(*zip(*pts), "o-", ms=3.5, lw=1.3, color=palette[i % 10], label=f"JPEG + {name}")
+                for s in per:
+                    if not s.startswith("jpeg"):
+                        ax.plot(table[s]["compressed"][group]["bpp"], table[s][per[s]][group][metric], "^",
+                                color=palette[i % 10], ms=6)
+            for s in table:
+                if not s.startswith("jpeg"):
+                    ax.plot(table[s]["compressed"][group]["bpp"], table[s]["compressed"][group][metric], "^",
+                            color="black", ms=7, label=f"{s} (triangles: + each enhancer)")
+            ax.set_xlabel("bits per pixel (mean over tiles)")
+            ax.set_ylabel(f"{label} (dB, mean over tiles)")
+            ax.set_title(f"{group}: {result.get('tiles', '?')} tiles" if group == "all" else group)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8, loc="lower right")
+            fig.tight_layout()
+            path = out_dir / f"rd_{group}_{metric}.png"
+            fig.savefig(path)
+            plt.close(fig)
+            paths.append(path)
+    return paths
 
 
 def merge(parts: list[str], out: str) -> int:

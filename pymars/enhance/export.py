@@ -82,7 +82,8 @@ def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike,
     A MarsQE network is exported with TEM's tie margin ``tem_margin`` (trained with
     the literal arg-max, margin 0): near-tied block matches are blended, so ONNX
     Runtime and PyTorch agree on whole images (see
-    :class:`pymars.enhance.networks.TextureExtraction`). It is recorded in model.json.
+    :class:`pymars.enhance.networks.TextureExtraction`). It is recorded in model.json,
+    and ``net`` keeps that margin afterwards.
     """
     from safetensors.torch import save_file
 
@@ -164,6 +165,7 @@ def write_model_card(folder: str | os.PathLike, bench: dict | None = None, comma
     if bench:
         lines += ["", "## Development tiles (`mars-rd-1`, 38 + 31 tiles; bench/enhance_eval.py)", "",
                   "| setting | method | PSNR | PSNR-B | SSIM | MS-SSIM |", "|---|---|---|---|---|---|"]
+
         def own(m: str) -> bool:
             return Path(m.split(" ")[0]).name.removeprefix("enhance-") == name
 
