@@ -261,15 +261,9 @@ def finish(records: dict, bias: dict, extra: dict, models: dict, settings: list,
                                                  "points": len(pts), "warnings": list(r.warnings)}
 
     # The same, for a family of per-QF models (marsqe-jpeg20, marsqe-jpeg30, ...: each on its own QF).
-    import re
-
-    families: dict[str, dict[str, str]] = {}
-    for s in jpeg:
-        for lab in table[s]:
-            m = re.fullmatch(r"(.+)-jpeg(\d+)", Path(lab).name.removeprefix("enhance-"))
-            if m and s == f"jpeg:{int(m.group(2))}":
-                families.setdefault(f"{m.group(1)} (one model per QF)", {})[s] = lab
-    for fam, per in sorted(families.items()):
+    per_qf = {f"{base} (one model per QF)": {s: lab for s, lab in per.items() if s in jpeg}
+                for base, per in own_setting_families(table).items()}
+    for fam, per in sorted(per_qf.items()):
         if len(per) < 2:
             continue
         for grp in ("all", *GROUPS):
@@ -367,23 +361,38 @@ def vs_applied(result: dict, applied: dict) -> str:
     return "\n".join(lines)
 
 
+def own_setting_families(table: dict) -> dict[str, dict[str, str]]:
+    """Per model base name, the labels of its per-setting models that ran on their own setting.
+
+    ``marsqe-jpeg20`` on jpeg:20 and ``marsqe-pymars50`` on pymars:50 both belong to ``marsqe``; a model
+    applied to another setting, or an ablation run, belongs to none.
+
+    Example:
+        >>> own_setting_families({"jpeg:20": {"compressed": {}, "marsqe-jpeg20": {}, "dncnn-jpeg30 (applied to jpeg:20)": {}}})
+        {'marsqe': {'jpeg:20': 'marsqe-jpeg20'}}
+    """
+    import re
+
+    out: dict[str, dict[str, str]] = {}
+    for s, per in table.items():
+        for lab in per:
+            m = re.fullmatch(r"(.+)-((?:jpeg|pymars)\d+)", Path(lab).name.removeprefix("enhance-"))
+            if m and m.group(2) == s.replace(":", ""):
+                out.setdefault(m.group(1), {})[s] = lab
+    return out
+
+
 def families(result: dict) -> dict[str, dict[str, str]]:
-    """Per method, its per-setting model labels in a results JSON: {"MarsQE": {"jpeg:20": "marsqe-jpeg20", ...}}.
+    """Per method (display name), its per-setting model labels in a results JSON, the blind MarsQE included.
 
     Example:
         >>> families({"table": {"jpeg:20": {"compressed": {}, "marsqe-jpeg20": {}, "marsqe-blind": {}}}})
         {'MarsQE': {'jpeg:20': 'marsqe-jpeg20'}, 'MarsQE blind': {'jpeg:20': 'marsqe-blind'}}
     """
-    import re
-
-    out: dict[str, dict[str, str]] = {}
+    out = {NAMES.get(base, base): per for base, per in own_setting_families(result["table"]).items()}
     for s, per in result["table"].items():
         for lab in per:
-            name = Path(lab).name.removeprefix("enhance-")
-            m = re.fullmatch(r"(arcnn|dncnn|marsqe-lite|marsqe)-(jpeg\d+|pymars\d+)", name)
-            if m and m.group(2) == s.replace(":", ""):
-                out.setdefault(NAMES[m.group(1)], {})[s] = lab
-            elif name == "marsqe-blind":
+            if Path(lab).name.removeprefix("enhance-") == "marsqe-blind":
                 out.setdefault("MarsQE blind", {})[s] = lab
     return out
 

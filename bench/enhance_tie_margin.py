@@ -47,9 +47,8 @@ def main(argv=None) -> int:
     from pymars.enhance.cli import resolve_model
     from pymars.enhance.codecs import compress
     from pymars.enhance.dictionary import Dictionary
-    from pymars.enhance.export import export_enhancer
+    from pymars.enhance.export import reexport
     from pymars.enhance.inference import Enhancer, load_classifier
-    from pymars.enhance.training import load_enhancer
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="marsqe-jpeg20")
@@ -70,9 +69,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         pairs = {}
         for m in margins:
-            net, kind, meta = load_enhancer(folder)
-            meta = {k: v for k, v in meta.items() if k not in ("kind", "width", "onnx_check_max_abs", "tem_margin")}
-            export_enhancer(net, kind, meta, Path(tmp) / f"m{m:g}", tem_margin=m)
+            reexport(folder, Path(tmp) / f"m{m:g}", tem_margin=m)
             pairs[m] = (Enhancer(Path(tmp) / f"m{m:g}", dictionary=d, classifier=clf),
                         Enhancer(Path(tmp) / f"m{m:g}", dictionary=d, classifier=clf, backend="torch"))
         setting = pairs[margins[0]][0].meta["setting"].split(",")[0]

@@ -149,18 +149,19 @@ def cmd_export(args) -> int:
     from .export import export_enhancer
     from .training import load_enhancer
 
-    net, kind, cfg = load_enhancer(args.checkpoint)
     if args.tem_margin is None:
         from .networks import TIE_MARGIN
 
         args.tem_margin = TIE_MARGIN
     if (Path(args.checkpoint) / "model.safetensors").is_file():
         # Re-export of a weights folder (e.g. with another TEM margin): its record stays as it was.
-        meta = {k: v for k, v in cfg.items() if k not in ("kind", "width", "onnx_check_max_abs", "tem_margin")}
-        meta["setting"] = args.setting or meta["setting"]
-        errs = export_enhancer(net, kind, meta, args.output, tem_margin=args.tem_margin)
+        from .export import reexport
+
+        errs = reexport(args.checkpoint, args.output, tem_margin=args.tem_margin, setting=args.setting)
+        kind = json.loads((Path(args.output) / "model.json").read_text())["kind"]
         print(f"{args.output}: {kind}, re-exported, ONNX vs PyTorch max abs {max(errs.values()):.2e}")
         return 0
+    net, kind, cfg = load_enhancer(args.checkpoint)
     meta = {"setting": args.setting or _setting_of(cfg), "trained": {k: cfg.get(k) for k in
                                                                       ("steps", "step_trained", "batch", "crop", "lr", "seed", "cache", "gan",
                                                                        "init")}}

@@ -123,6 +123,30 @@ def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike,
     return errors
 
 
+def reexport(folder: str | os.PathLike, out: str | os.PathLike, tem_margin: float = TIE_MARGIN,
+             setting: str | None = None) -> dict[str, float]:
+    """Export a weights folder again (e.g. with another TEM margin) into ``out``, keeping its record.
+
+    model.json's training record, dictionary recipe and settings stay as they
+    were (``setting`` replaces the setting if given); the ONNX checks and the
+    tie margin are the new export's. ``out`` may be ``folder`` itself.
+
+    Example:
+        >>> import tempfile, json
+        >>> from pymars.enhance.inference import WEIGHTS
+        >>> d = tempfile.mkdtemp()
+        >>> errs = reexport(WEIGHTS / "enhance-arcnn-jpeg30", d)
+        >>> json.loads((Path(d) / "model.json").read_text())["trained"]["steps"] > 0
+        True
+    """
+    from .training import load_enhancer
+
+    net, kind, meta = load_enhancer(folder)
+    meta = {k: v for k, v in meta.items() if k not in ("kind", "width", "onnx_check_max_abs", "tem_margin")}
+    meta["setting"] = setting or meta["setting"]
+    return export_enhancer(net, kind, meta, out, tem_margin=tem_margin)
+
+
 HARDWARE = ("x86_64, 2 shared CPU cores at nice 15 (other trainings ran at the same time), no GPU; "
             "PyTorch 2.13.0+cpu, one thread.")
 

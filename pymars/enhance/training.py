@@ -265,29 +265,19 @@ def init_weights(source: str | os.PathLike, kind: str, width: int = 16) -> dict:
         ...
         ValueError: cannot start a dncnn (width 16) from ...enhance-arcnn-jpeg30: it holds a arcnn (width 16)
     """
-    import torch
-
-    p = Path(source)
-    if p.is_dir() and (p / "model.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        meta = json.loads((p / "model.json").read_text())
-        src_kind, src_width = meta["kind"], meta.get("width") or 16
-        state = load_file(str(p / "model.safetensors"))
-    else:
-        ck = p / "checkpoint.pt" if p.is_dir() else p
-        if not ck.is_file():
-            raise FileNotFoundError(f"{source}: no model.safetensors, checkpoint.pt or .pt file to start from")
-        blob = torch.load(ck, map_location="cpu", weights_only=False)
-        src_kind, src_width = blob["config"]["kind"], blob["config"].get("width", 16)
-        state = blob["model"]
-    # Plain kinds ignore the width (their widths are fixed); compare it for MarsQE only.
     from .networks import PLAIN_KINDS
 
+    p = Path(source)
+    if not ((p / "model.safetensors").is_file() or (p / "checkpoint.pt").is_file() or p.is_file()):
+        raise FileNotFoundError(f"{source}: no model.safetensors, checkpoint.pt or .pt file to start from")
+    net, src_kind, meta = load_enhancer(p)
+    src_width = meta.get("width") or 16
+    # Plain kinds ignore the width (their widths are fixed); compare it for MarsQE only.
     if src_kind != kind or (kind not in PLAIN_KINDS and int(src_width) != int(width)):
         shown = str(source) if len(str(source)) < 40 else "..." + Path(source).name
         raise ValueError(f"cannot start a {kind} (width {width}) from {shown}: it holds a {src_kind} "
                          f"(width {src_width})")
+    state = net.state_dict()
     return {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
 
 
