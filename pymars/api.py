@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundle import DEFAULT_REMAC_MODEL, ModelBundle, bundle_for_model_id, open_bundle
+from .bundle import DEFAULT_REMAC_MODEL, ModelBundle, bundle_for_model_id, gray_bundle, open_bundle
 from .errors import BitstreamError, InputImageError, ModelMismatchError
 
 MAX_SIDE = 65535
@@ -125,7 +125,15 @@ def encode(
         raise InputImageError("bit_depth 12 but the image has values above 4095")
     if tile_size % 16 or not 16 <= tile_size <= 4096:
         raise ValueError("tile_size must be a multiple of 16 in 16..4096")
+    if img.ndim == 3 and _channels_equal(img):
+        # A gray image stored as RGB: coding it as RGB spends bits on two copies and
+        # lets the colour model tint it; it is coded (and decoded) as one channel.
+        img = np.ascontiguousarray(img[..., 0])
+    if model is None and refs is None and img.ndim == 2 and gray_bundle() is not None:
+        model = gray_bundle()
     bundle = open_bundle(model if model is not None or refs is None else DEFAULT_REMAC_MODEL)
+    if bundle.channels == 1 and img.ndim == 3:
+        raise InputImageError(f"model {bundle.name!r} codes gray images only; this image has 3 different channels")
     library = None if refs is None else core_library(bundle, open_library(refs, ground=False))
     try:
         if target_bytes is not None:
@@ -142,6 +150,16 @@ def encode(
         if isinstance(e, InputImageError) or "target_bytes" in str(e):
             raise
         raise InputImageError(str(e)) from None
+
+
+def _channels_equal(img: np.ndarray) -> bool:
+    """True when the three channels of an (H, W, 3) image are equal at every pixel.
+
+    Example:
+        >>> _channels_equal(np.full((2, 2, 3), 9, np.uint8)), _channels_equal(np.arange(12, dtype=np.uint8).reshape(2, 2, 3))
+        (True, False)
+    """
+    return bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2]))
 
 
 def open_library(refs, ground: bool = True):
@@ -240,7 +258,13 @@ def decode_with_report(
             f"the file claims a {header['width']}x{header['height']} image, above max_pixels={max_pixels}; "
             "pass a larger max_pixels to decode it"
         )
-    bundle = open_bundle(model if model is not None else bundle_for_model_id(header["model_id"]))
+    if model is None:
+        model = bundle_for_model_id(header["model_id"])
+        if model is None:
+            raise ModelMismatchError(
+                f"the file was encoded with model id {header['model_id'].hex()}, which no installed model has: "
+                "pass model=FOLDER (CLI: --model) with the bundle that encoded it")
+    bundle = open_bundle(model)
     if header["model_id"] != bundle.model_id:
         raise ModelMismatchError(
             f"the file was encoded with model id {header['model_id'].hex()}, but model {bundle.name!r} has id "
@@ -265,7 +289,7 @@ def decode_with_report(
         raise BitstreamError(str(e)) from None
     synth = bundle.synthesis(backend)
     h, w, c = dec["height"], dec["width"], dec["channels"]
-    canvas = np.zeros((h, w, 3), np.uint8)
+    canvas = np.zeros((h, w, bundle.channels), np.uint8)
     report = DecodeReport(w, h, c, dec["quality"], dec["tile_size"], dec["tile_count"], bytes_skipped=dec["bytes_skipped"])
     from tqdm import tqdm
 
@@ -279,7 +303,7 @@ def decode_with_report(
             ref = library.tiles[t["decoder_ref"]].transpose(2, 0, 1) * np.float32(1 / 255)
         x = (synth(t["y_hat"], ref) if bundle.is_remac else synth(t["y_hat"]))[:, : t["height"], : t["width"]]
         canvas[t["y0"] : t["y0"] + t["height"], t["x0"] : t["x0"] + t["width"]] = to_uint8(x).transpose(1, 2, 0)
-    out = canvas if c == 3 else gray_from_rgb(canvas)
+    out = canvas[..., 0] if bundle.channels == 1 else canvas if c == 3 else gray_from_rgb(canvas)
     if dec["bit_depth"] != 8:
         scale = (1 << dec["bit_depth"]) - 1
         out = np.round(out.astype(np.float64) * scale / 255).astype(np.uint16)

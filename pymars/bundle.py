@@ -23,6 +23,9 @@ from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "base-v1"
+#: The bundle that codes gray images (and RGB images whose three channels are equal)
+#: when no model is named; base-v1 codes them when this bundle is not installed.
+DEFAULT_GRAY_MODEL = "base-v2-gray"
 #: The REMAC bundle ``encode(..., refs=LIB)`` uses when no model is named.
 DEFAULT_REMAC_MODEL = "remac-v1"
 
@@ -71,6 +74,11 @@ class ModelBundle:
     def is_remac(self) -> bool:
         """True for a REMAC bundle (reference-guided h_s and ref-decoder; pymars/remac)."""
         return self.manifest.get("architecture") == "pymars-remac"
+
+    @property
+    def channels(self) -> int:
+        """Image channels the model codes: 3 (RGB; gray input is replicated) or 1 (gray only)."""
+        return int(self.config.get("channels", 3))
 
     @property
     def latent_channels(self) -> int:
@@ -150,8 +158,8 @@ def open_bundle(model: str | os.PathLike | ModelBundle | None = None) -> ModelBu
     return _cached_bundle(path.resolve())
 
 
-def bundle_for_model_id(model_id: bytes) -> ModelBundle:
-    """The shipped bundle whose model id is ``model_id`` (the default bundle if none matches).
+def bundle_for_model_id(model_id: bytes) -> ModelBundle | None:
+    """The shipped bundle whose model id is ``model_id`` (None if no installed bundle has it).
 
     Example:
         >>> bundle_for_model_id(default_bundle().model_id).name if default_bundle().available else "base-v1"
@@ -164,7 +172,19 @@ def bundle_for_model_id(model_id: bytes) -> ModelBundle:
         b = _cached_bundle(path.resolve())
         if path.is_dir() and b.available and b.manifest.get("model_id") == want:
             return b
-    return default_bundle()
+    return None
+
+
+def gray_bundle() -> ModelBundle | None:
+    """The installed gray bundle (``DEFAULT_GRAY_MODEL``), or None.
+
+    Example:
+        >>> b = gray_bundle()
+        >>> b is None or b.channels == 1
+        True
+    """
+    b = _cached_bundle((WEIGHTS_DIR / DEFAULT_GRAY_MODEL).resolve())
+    return b if b.available else None
 
 
 _BUNDLES: dict[Path, ModelBundle] = {}

@@ -11,7 +11,7 @@ const char* encode_status_message(EncodeStatus s) {
   switch (s) {
     case EncodeStatus::Ok: return "ok";
     case EncodeStatus::BadImage:
-      return "bad image: need 1..65535 x 1..65535 pixels, 1 or 3 channels, 8-bit (or 12/16-bit) samples";
+      return "bad image: need 1..65535 x 1..65535 pixels, 1 or 3 channels (1 for a gray model), 8-bit (or 12/16-bit) samples";
     case EncodeStatus::BadQuality: return "quality must be in 1..100";
     case EncodeStatus::BadTileSize: return "tile size must be a multiple of 16 in 16..4096 (and fit the workspace)";
     case EncodeStatus::OutputTooSmall: return "output buffer too small";
@@ -20,13 +20,15 @@ const char* encode_status_message(EncodeStatus s) {
   return "unknown encode status";
 }
 
-EncodeStatus check_encode_arguments(const ImageInput& img, const EncodeOptions& opt, uint32_t workspace_tile) {
+EncodeStatus check_encode_arguments(const ImageInput& img, const EncodeOptions& opt, uint32_t workspace_tile,
+                                    uint32_t model_channels) {
   const bool eight = img.bit_depth == 8;
   if ((eight && !img.pixels8) || (!eight && !img.pixels16) ||
       (!eight && img.bit_depth != 12 && img.bit_depth != 16) || img.width == 0 || img.height == 0 ||
       img.width > 65535 || img.height > 65535 || (img.channels != 1 && img.channels != 3))
     return EncodeStatus::BadImage;
   if (img.row_stride != 0 && img.row_stride < size_t(img.width) * img.channels) return EncodeStatus::BadImage;
+  if (model_channels == 1 && img.channels != 1) return EncodeStatus::BadImage;
   if (opt.quality < 1 || opt.quality > 100) return EncodeStatus::BadQuality;
   if (opt.tile_size < 16 || opt.tile_size > 4096 || opt.tile_size % 16 != 0 || opt.tile_size > workspace_tile)
     return EncodeStatus::BadTileSize;
@@ -109,7 +111,7 @@ EncodeStatus encode_tiles(const Model& m, EncoderWorkspace& ws, const ImageInput
 EncodeStatus encode_image(const Model& m, EncoderWorkspace& ws, const ImageInput& img, const EncodeOptions& opt,
                           uint8_t* out, size_t capacity, size_t* written) {
   *written = 0;
-  EncodeStatus st = check_encode_arguments(img, opt, ws.tile_size);
+  EncodeStatus st = check_encode_arguments(img, opt, ws.tile_size, m.in_channels);
   if (st != EncodeStatus::Ok) return st;
   const FileHeader h = make_file_header(m, img, opt);
   size_t pos = write_file_header(h, out, capacity);

@@ -51,7 +51,10 @@ enum class EncodeStatus {
 const char* encode_status_message(EncodeStatus s);
 
 // Validates image and options without encoding.
-EncodeStatus check_encode_arguments(const ImageInput& img, const EncodeOptions& opt, uint32_t workspace_tile);
+// `model_channels`: input channels of the model (1: a gray model, which takes
+// 1-channel images only; 3: gray images are replicated).
+EncodeStatus check_encode_arguments(const ImageInput& img, const EncodeOptions& opt, uint32_t workspace_tile,
+                                    uint32_t model_channels = 3);
 
 // An upper bound of the encoded size (header + every tile at its worst case).
 size_t max_encoded_size(const Model& m, uint32_t width, uint32_t height, uint32_t tile_size);

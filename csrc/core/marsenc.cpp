@@ -160,7 +160,7 @@ int marsenc_begin(marsenc_encoder* encoder, const marsenc_geometry* geometry, in
   opt.quality = uint32_t(quality);
   opt.tile_size = encoder->tile_size;
   opt.library = encoder->has_library ? &encoder->library : nullptr;
-  const pymars::EncodeStatus st = pymars::check_encode_arguments(g, opt, encoder->workspace.tile_size);
+  const pymars::EncodeStatus st = pymars::check_encode_arguments(g, opt, encoder->workspace.tile_size, encoder->model.in_channels);
   if (st != pymars::EncodeStatus::Ok) return to_marsenc_status(st);
   const size_t n = pymars::write_file_header(pymars::make_file_header(encoder->model, g, opt), out, capacity);
   if (n == 0) return MARSENC_ERR_OUTPUT_FULL;
@@ -210,7 +210,8 @@ int marsenc_encode_tile_row(marsenc_encoder* encoder, const void* rows, size_t r
   opt.quality = s.quality;
   opt.tile_size = encoder->tile_size;
   opt.library = encoder->has_library ? &encoder->library : nullptr;
-  pymars::EncodeStatus st = pymars::check_encode_arguments(strip, opt, encoder->workspace.tile_size);
+  pymars::EncodeStatus st = pymars::check_encode_arguments(strip, opt, encoder->workspace.tile_size,
+                                                                encoder->model.in_channels);
   if (st == pymars::EncodeStatus::Ok)
     st = pymars::encode_tiles(encoder->model, encoder->workspace, strip, opt, 0, s.tiles_x, s.next_row * s.tiles_x,
                               out, capacity, written);
@@ -239,7 +240,7 @@ const char* marsenc_status_message(int status) {
     case MARSENC_ERR_ARGUMENT: return "invalid argument (null pointer or tile size)";
     case MARSENC_ERR_BLOB: return "invalid weight blob";
     case MARSENC_ERR_ARENA: return "arena too small (use marsenc_arena_size)";
-    case MARSENC_ERR_IMAGE: return "invalid image (size 1..65535, 1 or 3 channels, 8/12/16-bit)";
+    case MARSENC_ERR_IMAGE: return "invalid image (size 1..65535, 1 or 3 channels (1 for a gray model), 8/12/16-bit)";
     case MARSENC_ERR_QUALITY: return "quality must be in 1..100";
     case MARSENC_ERR_OUTPUT_FULL: return "output buffer too small (use marsenc_max_output_size)";
     case MARSENC_ERR_INTERNAL: return "internal error";

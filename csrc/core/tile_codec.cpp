@@ -118,9 +118,10 @@ bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, De
 
 namespace {
 
-// Samples of the tile as floats 0..255 (H x W x 3 interleaved), padded by edge
-// replication to H x W, gray replicated to three channels.
-void load_tile_hwc(const TileInput& in, const TileDims& d, float* hwc) {
+// Samples of the tile as floats 0..255 (H x W x `out_channels` interleaved), padded
+// by edge replication to H x W. A gray tile feeds a 3-channel model replicated to
+// three channels; a 1-channel model takes gray tiles only (encode refuses RGB).
+void load_tile_hwc(const TileInput& in, const TileDims& d, uint32_t out_channels, float* hwc) {
   // round(v * 255 / m) in integers, m = 2^bit_depth - 1 (docs/bitstream.md §5).
   const uint32_t m = in.pixels16 ? (1u << in.bit_depth) - 1 : 1;
   for (uint32_t y = 0; y < d.H; ++y) {
@@ -128,7 +129,7 @@ void load_tile_hwc(const TileInput& in, const TileDims& d, float* hwc) {
     for (uint32_t x = 0; x < d.W; ++x) {
       const uint32_t sx = x < in.w ? x : in.w - 1;
       const size_t at = sy * in.row_stride + size_t(sx) * in.channels;
-      for (uint32_t c = 0; c < 3; ++c) {
+      for (uint32_t c = 0; c < out_channels; ++c) {
         const uint32_t ch = in.channels == 1 ? 0 : c;
         uint32_t v;
         if (in.pixels16) {
@@ -138,7 +139,7 @@ void load_tile_hwc(const TileInput& in, const TileDims& d, float* hwc) {
         } else {
           v = in.pixels8[at + ch];
         }
-        hwc[(size_t(y) * d.W + x) * 3 + c] = float(v);
+        hwc[(size_t(y) * d.W + x) * out_channels + c] = float(v);
       }
     }
   }
@@ -184,8 +185,8 @@ void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, Til
                   const ReferenceChoice& refs) {
   const TileDims d = tile_dims(in.h, in.w);
   *dims = d;
-  load_tile_hwc(in, d, ws.fa);
-  Shape s{3, d.H, d.W};
+  load_tile_hwc(in, d, m.in_channels, ws.fa);
+  Shape s{m.in_channels, d.H, d.W};
   float* y = run_float_ops(m.ga, m.n_ga, ws.fa, ws.fb, &s, ws.row_scratch);
   // Keep y channel-major (the symbol order); h_a may overwrite y's buffer.
   const size_t yplane = size_t(s.h) * s.w;

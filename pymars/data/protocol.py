@@ -171,6 +171,63 @@ class Tile:
 
 GROUPS = ("dev_marsscapes", "dev_marsdata")
 
+#: Gray groups (EVALUATION.md §1: "other images get the 2x downsample and the column
+#: rule, and are reported as their own groups"). ``dev_navcam``: full 1024x1024
+#: Curiosity Navcam frames of the held-out sols below; ``dev_navcam_pds``: the four
+#: 12-bit PDS3 EDRs (ICER-downlinked, never JPEG), scaled to 8 bits; ``*_gray``: the
+#: luma of the colour protocol tiles. None of their pixels is ever trained on.
+GRAY_GROUPS = ("dev_navcam", "dev_navcam_pds", "dev_marsscapes_gray", "dev_marsdata_gray")
+#: Navcam sols held out of gray training (neighbouring frames of one sol overlap, so
+#: the split is by sol): 4 of the 9 sols with full frames, spread over the mission.
+NAVCAM_HELD_SOLS = frozenset({53, 372, 733, 995})
+
+
+def navcam_sol(path: Path) -> int:
+    """The sol of a ``curiosity_navcam_gray`` file (``sol0053_NLA_...jpg`` -> 53).
+
+    Example:
+        >>> navcam_sol(Path("sol0053_NLA_402200516EDR_F0043212NCAM00315M_.jpg"))
+        53
+    """
+    return int(path.name[3:7])
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma in integers, rounded half up: ``(299 R + 587 G + 114 B + 500) // 1000``.
+
+    Example:
+        >>> luma(np.array([[[255, 255, 255], [10, 20, 30]]], np.uint8)).tolist()
+        [[255, 18]]
+    """
+    if rgb.ndim == 2:
+        return rgb
+    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
+    return ((299 * r + 587 * g + 114 * b + 500) // 1000).astype(np.uint8)
+
+
+def load_pds_8bit(path: str | os.PathLike) -> np.ndarray:
+    """A PDS3 image product (label path) read with ``pdr``, scaled to 8 bits.
+
+    Integer samples are scaled by ``round(v * 255 / max)`` where max is the largest
+    value of the sample bit depth (4095 for 12-bit Navcam EDRs), as the codec's own
+    12/16-bit path does.
+
+    Example:
+        >>> root = mars_data_dir()
+        >>> root is None or load_pds_8bit(sorted((root / "curiosity_navcam_pds").glob("*.LBL"))[0]).shape == (1024, 1024)
+        True
+    """
+    import pdr
+
+    data = pdr.read(str(path))
+    img = np.asarray(data["IMAGE"])
+    if img.ndim == 3:
+        img = img[0] if img.shape[0] in (1, 3) and img.shape[0] < img.shape[-1] else img
+    bits = int(data.metadata.get("IMAGE", {}).get("SAMPLE_BITS", 16) or 16)
+    bits = 12 if int(img.max()) < 4096 and bits >= 12 else bits
+    top = (1 << bits) - 1
+    return np.round(img.astype(np.float64) * 255 / top).clip(0, 255).astype(np.uint8)
+
 
 def group_files(group: str, root: Path | None = None) -> list[Path]:
     """Sorted source files of a development group.
@@ -187,7 +244,14 @@ def group_files(group: str, root: Path | None = None) -> list[Path]:
         return sorted((root / "marsscapes_msl_mastcam_pano" / "images").glob("*.png"))
     if group == "dev_marsdata":
         return sorted((root / "marsdata_msl_mastcam_mars32k_jpeg").glob("*.jpg"))
-    raise ValueError(f"unknown group {group!r}; known: {GROUPS}")
+    if group == "dev_navcam":
+        full = sorted((root / "curiosity_navcam_gray" / "full_1024").glob("*.jpg"))
+        return [p for p in full if navcam_sol(p) in NAVCAM_HELD_SOLS]
+    if group == "dev_navcam_pds":
+        return sorted((root / "curiosity_navcam_pds").glob("*.LBL"))
+    if group in ("dev_marsscapes_gray", "dev_marsdata_gray"):
+        return group_files(group[: -len("_gray")], root)
+    raise ValueError(f"unknown group {group!r}; known: {GROUPS + GRAY_GROUPS}")
 
 
 def prepared_image(group: str, path: Path) -> np.ndarray:
@@ -198,7 +262,9 @@ def prepared_image(group: str, path: Path) -> np.ndarray:
         >>> root is None or prepared_image("dev_marsdata", group_files("dev_marsdata")[0]).shape == (250, 280, 3)
         True
     """
-    img = load_8bit(path)
+    if group.endswith("_gray"):
+        return luma(prepared_image(group[: -len("_gray")], path))
+    img = load_pds_8bit(path) if group == "dev_navcam_pds" else load_8bit(path)
     return img if group == "dev_marsscapes" else box_downsample_2x(img)
 
 
@@ -213,7 +279,7 @@ def candidates(group: str, root: Path | None = None) -> list[tuple[Path, int, in
     out = []
     for path in group_files(group, root):
         img = prepared_image(group, path)
-        if group == "dev_marsdata":
+        if group.startswith("dev_marsdata"):
             crop = img[0:240, 0:256]
             if black_mask(crop).sum() < 0.01 * TILE * TILE:
                 out.append((path, 0, 0))
@@ -250,7 +316,7 @@ def dev_tiles(group: str, root: Path | None = None) -> list[Tile]:
             cache.clear()
             cache[path] = prepared_image(group, path)
         img = cache[path]
-        h, w = (240, 256) if group == "dev_marsdata" else (TILE, TILE)
+        h, w = (240, 256) if group.startswith("dev_marsdata") else (TILE, TILE)
         pix = np.ascontiguousarray(img[y : y + h, x : x + w])
         tiles.append(Tile(f"{path.stem}@y{y}x{x}", group, path, y, x, pix))
     return tiles

@@ -191,13 +191,31 @@ class BaseCodec(nn.Module):
         b, _, h, w = x.shape
         y = self.g_a(x)
         z = self.h_a(y)
+        # Under a bf16 autocast (the CPU training engine) only the transforms run in
+        # bf16: the hyper path emulates integer arithmetic and the likelihoods need
+        # fp32 tails, so everything from here to g_s is computed in fp32.
+        with torch.autocast(x.device.type, enabled=False):
+            y_hat, bits_y, bits_z = self._entropy_path(y.float(), z.float(), level.float())
+        x_hat = self.g_s(y_hat)
+        if x_hat.dtype != torch.float32:
+            x_hat = x_hat.float()
+        pixels = h * w
+        return {
+            "x_hat": x_hat,
+            "bpp": (bits_y + bits_z) / pixels,
+            "bpp_y": bits_y / pixels,
+            "bpp_z": bits_z / pixels,
+        }
+
+    def _entropy_path(self, y: torch.Tensor, z: torch.Tensor, level: torch.Tensor):
+        """(y_hat, bits of y, bits of z) per sample, in fp32 (noise for rates, rounding for y_hat)."""
         # z: noise for the rate, straight-through rounding for h_s (which must see integers).
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_hat = round_ste(z).clamp(-Z_LIMIT, Z_LIMIT)
         mean_q4, index = self.h_s(z_hat)
         # h_s upsamples z by 4; y may be smaller when its side is not a multiple of 4.
         mean_q4, index = mean_q4[..., : y.shape[2], : y.shape[3]], index[..., : y.shape[2], : y.shape[3]]
-        k = self.gain_steps(level.to(x.dtype))[:, :, None, None]
+        k = self.gain_steps(level)[:, :, None, None]
         gain = torch.exp(LOG_SCALE_STEP * k)
         mean = mean_q4 * 2.0**-ACT_FRAC_BITS
         y_g, mean_g = y * gain, mean * gain
@@ -206,16 +224,9 @@ class BaseCodec(nn.Module):
         p_y = discretized_gaussian(y_noisy, mean_g, scale_g)
         p_z = self.z_density.likelihood(z_noisy)
         y_hat = (round_ste(y_g - mean_g) + mean_g) / gain
-        x_hat = self.g_s(y_hat)
-        pixels = h * w
         bits_y = -torch.log2(p_y).flatten(1).sum(1)
         bits_z = -torch.log2(p_z).flatten(1).sum(1)
-        return {
-            "x_hat": x_hat,
-            "bpp": (bits_y + bits_z) / pixels,
-            "bpp_y": bits_y / pixels,
-            "bpp_z": bits_z / pixels,
-        }
+        return y_hat, bits_y, bits_z
 
 
 def rd_loss(model: BaseCodec, x: torch.Tensor, level: torch.Tensor, out: dict) -> tuple[torch.Tensor, dict]:

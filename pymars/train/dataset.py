@@ -135,3 +135,150 @@ def mars_training_pool(crop: int, margin: int = 64, progress: bool = True, marsd
     w = np.where(np.arange(len(images)) < n_pano, (1 - marsdata_share) / pano, marsdata_share / max(data, 1))
     pool.weights = share * w / (share * w).sum()
     return pool
+
+
+class GrayCropPool(CropPool):
+    """Gray crops (B, 1, crop, crop) with the augmentations of the gray model family.
+
+    Real downlinks differ from our training images in exposure, sensor noise and
+    compression history, so each crop is, independently:
+
+    * re-exposed (probability ``p_tone``): gamma in [0.8, 1.25] and gain in [0.8, 1.15];
+    * given sensor-like noise (``p_noise``): Gaussian, sigma up to 2 levels;
+    * re-compressed (``p_jpeg``): one JPEG pass at quality 75..98 (JPEG history);
+
+    and always rounded back to 8-bit levels, since the codec only ever sees integers.
+
+    Example:
+        >>> import numpy as np
+        >>> pool = GrayCropPool([np.full((100, 120), 80, np.uint8)], crop=32)
+        >>> b = pool.sample(np.random.default_rng(0), 3)
+        >>> b.shape, float(b.min()) >= 0.0, float(b.max()) <= 1.0
+        ((3, 1, 32, 32), True, True)
+    """
+
+    def __init__(self, images, crop, excluded=None, p_tone=0.5, p_noise=0.3, p_jpeg=0.2):
+        images = [im if im.ndim == 2 else _luma(im) for im in images]
+        self.crop = crop
+        self.images = images
+        excluded = excluded or [None] * len(images)
+        self.positions = [valid_positions(im, crop, ex) for im, ex in zip(images, excluded)]
+        counts = np.array([len(p) for p in self.positions], np.float64)
+        if counts.sum() == 0:
+            raise ValueError(f"no valid {crop}x{crop} crop in {len(images)} images")
+        self.weights = counts / counts.sum()
+        self.p_tone, self.p_noise, self.p_jpeg = p_tone, p_noise, p_jpeg
+
+    def augment(self, rng: np.random.Generator, patch: np.ndarray) -> np.ndarray:
+        """One crop (uint8 HxW) -> augmented uint8 HxW (see the class docstring)."""
+        x = patch.astype(np.float32)
+        if rng.random() < self.p_tone:
+            gamma, gain = rng.uniform(0.8, 1.25), rng.uniform(0.8, 1.15)
+            x = 255.0 * np.power(x / 255.0, gamma) * gain
+        if rng.random() < self.p_noise:
+            x = x + rng.normal(0.0, rng.uniform(0.3, 2.0), x.shape)
+        out = np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+        if rng.random() < self.p_jpeg:
+            import io
+
+            from PIL import Image
+
+            buf = io.BytesIO()
+            Image.fromarray(out).save(buf, "JPEG", quality=int(rng.integers(75, 99)))
+            out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
+        return out
+
+    def sample(self, rng: np.random.Generator, batch: int) -> np.ndarray:
+        """A float32 batch (B, 1, crop, crop) in [0, 1]."""
+        out = np.empty((batch, 1, self.crop, self.crop), np.float32)
+        which = rng.choice(len(self.images), size=batch, p=self.weights)
+        for i, k in enumerate(which):
+            y, x = self.positions[k][rng.integers(len(self.positions[k]))]
+            patch = self.images[k][y : y + self.crop, x : x + self.crop]
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            out[i, 0] = self.augment(rng, patch) * (1 / 255)
+        return out
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    from ..data.protocol import luma
+
+    return luma(rgb)
+
+
+def gray_training_pool(crop: int, margin: int = 64, progress: bool = True,
+                       shares: tuple[float, float, float] = (0.5, 0.35, 0.15)) -> GrayCropPool:
+    """Gray training crops: Navcam (training sols), luma of the colour sets, at several scales.
+
+    * Navcam full frames of the training sols at native resolution, 2x and 4x
+      box-downsampled (the evaluation scale is 2x; downsampling also restores the
+      sharpness that JPEG history removed), and the 256x256 on-board binned frames
+      of every sol not held out (``NAVCAM_HELD_SOLS``);
+    * luma of the MarsScapes panoramas at 2x and 4x (native resolution is resampled
+      and soft) with every protocol window held out;
+    * luma of the MarsData scenes not used by a protocol tile.
+
+    ``shares``: the fraction of crops drawn from (Navcam, MarsScapes, MarsData).
+
+    Example:
+        >>> from pymars.data.protocol import mars_data_dir
+        >>> mars_data_dir() is None or len(gray_training_pool(128, progress=False)) > 10000
+        True
+    """
+    from tqdm import tqdm
+
+    from ..data.protocol import NAVCAM_HELD_SOLS, load_8bit, navcam_sol
+
+    root = mars_data_dir()
+    if root is None:
+        raise FileNotFoundError("training needs ../shared/data/mars (or set PYMARS_SHARED)")
+    images, excluded, source = [], [], []
+    nav = root / "curiosity_navcam_gray"
+    for path in tqdm(sorted((nav / "full_1024").glob("*.jpg")), desc="navcam", disable=not progress):
+        if navcam_sol(path) in NAVCAM_HELD_SOLS:
+            continue
+        img = load_8bit(path)
+        img = img if img.ndim == 2 else _luma(img)
+        for _ in range(3):
+            images.append(img)
+            excluded.append(None)
+            source.append(0)
+            img = box_downsample_2x(img)
+    for path in sorted((nav / "binned_256").glob("*.jpg")):
+        if navcam_sol(path) not in NAVCAM_HELD_SOLS:
+            img = load_8bit(path)
+            images.append(img if img.ndim == 2 else _luma(img))
+            excluded.append(None)
+            source.append(0)
+    held = {}
+    for path, y, x in selected_windows("dev_marsscapes", root):
+        held.setdefault(path, []).append((y, x))
+    for path in tqdm(group_files("dev_marsscapes", root), desc="panoramas", disable=not progress):
+        img = _luma(prepared_image("dev_marsscapes", path))
+        ex = np.zeros(img.shape[:2], bool)
+        for y, x in held.get(path, []):
+            ex[max(0, y - margin) : y + 256 + margin, max(0, x - margin) : x + 256 + margin] = True
+        for _ in range(2):
+            h2, w2 = img.shape[0] // 2, img.shape[1] // 2
+            ex = ex[: 2 * h2 : 2, : 2 * w2 : 2] | ex[1 : 2 * h2 : 2, 1 : 2 * w2 : 2]
+            img = box_downsample_2x(img)
+            images.append(img)
+            excluded.append(ex)
+            source.append(1)
+    held_files = {p for p, _, _ in selected_windows("dev_marsdata", root)}
+    for path in group_files("dev_marsdata", root):
+        if path not in held_files:
+            images.append(_luma(prepared_image("dev_marsdata", path)))
+            excluded.append(None)
+            source.append(2)
+    pool = GrayCropPool(images, crop, excluded)
+    counts = np.array([len(p) for p in pool.positions], np.float64)
+    source = np.array(source)
+    w = np.zeros(len(images))
+    for s, share in enumerate(shares):
+        tot = counts[source == s].sum()
+        if tot:
+            w[source == s] = share / tot
+    pool.weights = counts * w / (counts * w).sum()
+    return pool

@@ -30,11 +30,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.codec import BaseCodec, BaseConfig, rd_loss
-from .dataset import CropPool, mars_training_pool
+from ..models.codec import DEFAULT_LAMBDAS, BaseCodec, BaseConfig, rd_loss
+from .dataset import CropPool, gray_training_pool, mars_training_pool
+
+#: base-v2 rate levels: base-v1's eight plus two above them, for the quality missions
+#: downlink (JPEG q75-95; base-v1 stops at 32.7 dB).
+HIGH_RATE_LAMBDAS = DEFAULT_LAMBDAS + (0.35, 0.7)
+
+#: gray-wide rate levels: ten, geometric from 0.004 to 1.2 (28 dB to above 40 dB).
+GRAY_WIDE_LAMBDAS = tuple(round(0.004 * (1.2 / 0.004) ** (i / 9), 5) for i in range(10))
 
 MODEL_PRESETS = {
     "base": BaseConfig(),
+    # base-v2 gray: base-v1's architecture with one input/output channel (so it can
+    # start from base-v1's weights, see warm_start) and the high-rate levels.
+    "gray": BaseConfig(channels=1, lambdas=HIGH_RATE_LAMBDAS, name="pymars-base"),
+    # base-v2 gray, wide: twice the latent channels (one latent value per pixel: the
+    # 128-channel latent caps the unquantised autoencoder at ~27 dB on Navcam tiles)
+    # and rate levels shifted up, for JPEG q75-95 qualities.
+    "gray-wide": BaseConfig(channels=1, latent=256, lambdas=GRAY_WIDE_LAMBDAS, name="pymars-base"),
+    "tiny-gray": BaseConfig(channels=1, latent=16, hyper=8, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8,
+                            synthesis=(16, 8, 8, 8), lambdas=HIGH_RATE_LAMBDAS),
     # For tests and smoke runs: same structure, tiny widths.
     "tiny": BaseConfig(latent=16, hyper=8, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(16, 8, 8, 8)),
 }
@@ -60,6 +76,9 @@ class TrainConfig:
     save_every: int = 250
     progress: bool = True
     init_from: str = ""  # start from another checkpoint's EMA weights (e.g. 128 -> 256 crops)
+    warm_start: str = ""  # start from a shipped weights folder (e.g. pymars/weights/base-v1), adapted (see warm_start)
+    precision: str = "bf16"  # "bf16": autocast transforms to bfloat16 (AMX / GPU); "fp32"
+    channels_last: bool = True  # NHWC activations: what oneDNN's fast convolutions want
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -83,19 +102,21 @@ def _pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _synthetic_pool(crop: int) -> CropPool:
+def _synthetic_pool(crop: int, gray: bool = False) -> CropPool:
     from ..data.synthetic import mars_like_scene
+    from .dataset import GrayCropPool
 
-    return CropPool([mars_like_scene(256, 384, seed=s) for s in range(8)], crop)
+    scenes = [mars_like_scene(256, 384, seed=s) for s in range(8)]
+    return GrayCropPool(scenes, crop) if gray else CropPool(scenes, crop)
 
 
-def _validation_tiles(count: int = 6) -> list[np.ndarray]:
+def _validation_tiles(count: int = 6, gray: bool = False) -> list[np.ndarray]:
     from ..data.protocol import dev_tiles, mars_data_dir
 
     if mars_data_dir() is None:
         return []
     tiles = []
-    for group in ("dev_marsscapes", "dev_marsdata"):
+    for group in ("dev_navcam", "dev_marsscapes_gray") if gray else ("dev_marsscapes", "dev_marsdata"):
         all_tiles = dev_tiles(group)
         step = max(1, len(all_tiles) // count)
         tiles += [t.pixels for t in all_tiles[::step][:count]]
@@ -118,6 +139,7 @@ def validate(model: BaseCodec, tiles: list[np.ndarray], device: torch.device, le
     for lv in levels:
         ps, bs = [], []
         for t in tiles:
+            t = t[..., None] if t.ndim == 2 else t
             x = torch.from_numpy(t.transpose(2, 0, 1).copy()).float().div(255)[None].to(device)
             r = estimate_rd(model, x, float(lv))
             ps.append(r["psnr"])
@@ -125,6 +147,83 @@ def validate(model: BaseCodec, tiles: list[np.ndarray], device: torch.device, le
         out[f"level{lv}"] = {"psnr": float(np.mean(ps)), "bpp": float(np.mean(bs))}
     model.train()
     return out
+
+
+def warm_start(model: BaseCodec, source: str) -> list[str]:
+    """Initialise ``model`` from a weights folder or a training checkpoint of another configuration.
+
+    ``source``: a bundle folder (its ``model.safetensors``) or a ``checkpoint.pt``
+    (its EMA weights). Tensors of equal shape are copied; the others are adapted:
+
+    * RGB -> gray: the first analysis convolution sums its three input channels and
+      the last synthesis convolution (sub-pixel, channel ``c * 4 + k``) averages its
+      three outputs, so the gray model starts as the RGB model on a replicated image;
+    * a wider latent: the old channels keep their weights (h_s's head maps its mean
+      and scale-index halves separately), new channels keep their initialisation;
+    * other rate levels: each channel's log-gain is refitted on the quantiser-step
+      rule ``a_c + 0.5 * log(lambda)`` through the source's gains.
+
+    Returns the adapted tensor names.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from safetensors.torch import save_file
+        >>> d = tempfile.mkdtemp()
+        >>> rgb = BaseCodec(MODEL_PRESETS["tiny"])
+        >>> save_file(rgb.state_dict(), d + "/model.safetensors")
+        >>> gray = BaseCodec(MODEL_PRESETS["tiny-gray"])
+        >>> sorted(warm_start(gray, d))[:2]
+        ['g_a.layers.0.weight', 'g_s.layers.10.conv.bias']
+    """
+    path = Path(source)
+    if path.is_dir():
+        from safetensors.torch import load_file
+
+        src = load_file(str(path / "model.safetensors"))
+        old_lam = None
+    else:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        src = ck["ema"]
+    src = {k: v.float() if v.is_floating_point() else v for k, v in src.items()}
+    old_lam = src.get("lambdas")
+    if old_lam is None and "log_gain" in src:
+        old_lam = torch.tensor(BaseConfig().lambdas[: src["log_gain"].shape[0]])
+    own = model.state_dict()
+    new_m, adapted = model.cfg.latent, []
+    for name, dst in own.items():
+        if name not in src or name == "lambdas":  # the rate levels are the new model's
+            continue
+        w = src[name]
+        if name == "log_gain":
+            if w.shape == dst.shape and torch.equal(old_lam.float(), model.lambdas.float()):
+                own[name] = w
+                continue
+            # Per channel offset a_c of the quantiser-step rule, fitted on the source's levels.
+            a = (w - 0.5 * torch.log(old_lam.float())[:, None]).mean(0)
+            a = torch.cat([a, a.mean().repeat(max(0, new_m - a.numel()))])[:new_m]
+            own[name] = a[None, :] + 0.5 * torch.log(model.lambdas.float())[:, None]
+        elif w.shape == dst.shape:
+            own[name] = w
+            continue
+        elif name.startswith("g_a.") and w.dim() == 4 and w.shape[1] == 3 and dst.shape[1] == 1:
+            own[name] = w.sum(1, keepdim=True)
+        elif name.startswith("g_s.") and w.shape[0] == 12 and dst.shape[0] == 4:
+            own[name] = w.reshape(3, 4, *w.shape[1:]).mean(0)
+        elif name.startswith("h_s.head.") and w.shape[0] % 2 == 0 and dst.shape[0] == 2 * new_m:
+            old_m, t = w.shape[0] // 2, dst.clone()
+            t[:old_m], t[new_m : new_m + old_m] = w[:old_m], w[old_m:]
+            own[name] = t
+        elif w.dim() == dst.dim() and all(a <= b for a, b in zip(w.shape, dst.shape)):
+            t = dst.clone()
+            if w.dim() == 4 and w.shape[1] < dst.shape[1]:
+                t[:, w.shape[1] :] = 0  # new inputs start silent: the grown model computes what the old one did
+            t[tuple(slice(0, n) for n in w.shape)] = w
+            own[name] = t
+        else:
+            raise ValueError(f"{source}: cannot adapt {name} {tuple(w.shape)} -> {tuple(dst.shape)}")
+        adapted.append(name)
+    model.load_state_dict(own)
+    return adapted
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -193,14 +292,27 @@ def train(cfg: TrainConfig) -> dict:
     out, device = start_run(cfg)
     model_cfg = MODEL_PRESETS[cfg.model]
     model = BaseCodec(copy.deepcopy(model_cfg)).to(device)
+    if cfg.warm_start and not (out / "checkpoint.pt").exists():
+        adapted = warm_start(model, cfg.warm_start)
+        if cfg.progress:
+            print(f"warm start from {cfg.warm_start} (adapted: {', '.join(adapted) or 'none'})")
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ckpt_path = out / "checkpoint.pt"
     step = resume(ckpt_path, model, ema, opt, device, cfg.progress, cfg.init_from)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
-    pool = _synthetic_pool(cfg.crop) if cfg.synthetic else mars_training_pool(cfg.crop, progress=cfg.progress)
-    val_tiles = [] if cfg.synthetic or not cfg.validate_every else _validation_tiles()
+    gray = model_cfg.channels == 1
+    if cfg.synthetic:
+        pool = _synthetic_pool(cfg.crop, gray)
+    elif gray:
+        pool = gray_training_pool(cfg.crop, progress=cfg.progress)
+    else:
+        pool = mars_training_pool(cfg.crop, progress=cfg.progress)
+    val_tiles = [] if cfg.synthetic or not cfg.validate_every else _validation_tiles(gray=gray)
+    amp = cfg.precision == "bf16"
     log_path = out / "log.jsonl"
     bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc="train", smoothing=0.05)
     running: dict[str, float] = {}
@@ -209,10 +321,13 @@ def train(cfg: TrainConfig) -> dict:
     while step < cfg.steps:
         rng = np.random.default_rng([cfg.seed, step])
         x = torch.from_numpy(pool.sample(rng, cfg.batch)).to(device)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         level = torch.from_numpy(rng.uniform(0, model.levels - 1, cfg.batch).astype(np.float32)).to(device)
         for g in opt.param_groups:
             g["lr"] = learning_rate(cfg, step)
-        out_ = model(x, level)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out_ = model(x, level)
         loss, logs = rd_loss(model, x, level, out_)
         # A rare crop can make the multiplicative inverse GDN explode; one such
         # step (loss 1e7, seen at step ~6000 of the first run) poisons Adam's
@@ -242,7 +357,7 @@ def train(cfg: TrainConfig) -> dict:
         done = step >= cfg.steps
         if cfg.validate_every and val_tiles and (step % cfg.validate_every == 0 or done):
             rec = {"step": step, "time_s": time.time() - t0, "train": running, "skipped_steps": skipped,
-                   "val": validate(ema, val_tiles, device)}
+                   "val": validate(ema, val_tiles, device, levels=(0, (model.levels - 1) // 2, model.levels - 1))}
             with open(log_path, "a") as f:
                 f.write(json.dumps(rec) + "\n")
             if cfg.progress:

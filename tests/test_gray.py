@@ -1,0 +1,119 @@
+"""The gray path: one-channel models (base-v2 gray) coded as one channel, end to end.
+
+A tiny gray model is trained for two steps on synthetic scenes, exported as a
+bundle (C++ blob + ONNX) and used by the real encoder and both decoders.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pymars
+from pymars.data.synthetic import mars_like_scene
+from pymars.errors import InputImageError
+
+
+@pytest.fixture(scope="module")
+def gray_bundle_dir(tmp_path_factory):
+    pytest.importorskip("torch")
+    from pymars.export.bundle import load_checkpoint_model, write_bundle
+    from pymars.train.loop import TrainConfig, train
+
+    run = tmp_path_factory.mktemp("run")
+    train(TrainConfig(out=str(run), steps=2, batch=2, crop=64, synthetic=True, model="tiny-gray",
+                      validate_every=0, save_every=2, progress=False))
+    model, ck = load_checkpoint_model(run / "checkpoint.pt")
+    out = tmp_path_factory.mktemp("bundle") / "tiny-gray"
+    write_bundle(model, out, {"steps": ck["step"]})
+    return out
+
+
+def _gray(h=48, w=72, seed=3):
+    return mars_like_scene(h, w, seed=seed, channels=1)
+
+
+def test_gray_model_codes_one_channel_and_both_backends_decode_it(gray_bundle_dir):
+    img = _gray()
+    data = pymars.encode(img, quality=60, model=str(gray_bundle_dir))
+    assert pymars.info(data)["channels"] == 1
+    a = pymars.decode(data, model=str(gray_bundle_dir))
+    b = pymars.decode(data, model=str(gray_bundle_dir), backend="torch")
+    assert a.shape == img.shape == b.shape and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_gray_model_refuses_an_rgb_image_with_one_line(gray_bundle_dir):
+    rgb = mars_like_scene(32, 32, seed=1)
+    with pytest.raises(InputImageError, match="gray images only"):
+        pymars.encode(rgb, quality=50, model=str(gray_bundle_dir))
+
+
+def test_rgb_image_with_equal_channels_is_coded_as_gray(gray_bundle_dir):
+    img = _gray()
+    rgb = np.repeat(img[..., None], 3, 2)
+    assert pymars.encode(rgb, quality=60, model=str(gray_bundle_dir)) == pymars.encode(img, quality=60, model=str(gray_bundle_dir))
+
+
+def test_gray_model_target_bytes_and_qualities_are_monotone(gray_bundle_dir):
+    img = _gray(64, 64)
+    sizes = [len(pymars.encode(img, quality=q, model=str(gray_bundle_dir))) for q in (1, 50, 100)]
+    assert sizes == sorted(sizes)
+    data = pymars.encode(img, target_bytes=sizes[1], model=str(gray_bundle_dir))
+    assert len(data) <= sizes[1]
+
+
+def test_the_c_blob_records_one_input_channel(gray_bundle_dir):
+    from pymars import _core
+
+    model = _core.Model((gray_bundle_dir / "encoder.pmw").read_bytes())
+    assert model.in_channels == 1
+
+
+def test_a_file_of_an_unknown_model_fails_naming_the_model_id(gray_bundle_dir):
+    from pymars.errors import ModelMismatchError
+
+    data = pymars.encode(_gray(), quality=50, model=str(gray_bundle_dir))
+    with pytest.raises(ModelMismatchError, match=pymars.info(data)["model_id"].hex()):
+        pymars.decode(data)
+
+
+def test_warm_start_from_rgb_keeps_the_rgb_models_behaviour_on_gray_input():
+    torch = pytest.importorskip("torch")
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from pymars.models.codec import BaseCodec
+    from pymars.train.loop import MODEL_PRESETS, warm_start
+
+    torch.manual_seed(0)
+    rgb = BaseCodec(MODEL_PRESETS["tiny"]).eval()
+    d = tempfile.mkdtemp()
+    save_file(rgb.state_dict(), d + "/model.safetensors")
+    gray = BaseCodec(MODEL_PRESETS["tiny-gray"]).eval()
+    warm_start(gray, d)
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        y_rgb, y_gray = rgb.g_a(x.repeat(1, 3, 1, 1)), gray.g_a(x)
+        assert torch.allclose(y_rgb, y_gray, atol=1e-5)
+        assert torch.allclose(rgb.g_s(y_rgb).mean(1, keepdim=True), gray.g_s(y_gray), atol=1e-5)
+
+
+def test_bf16_training_step_runs_and_matches_fp32_loss_roughly():
+    torch = pytest.importorskip("torch")
+    from pymars.models.codec import BaseCodec, rd_loss
+    from pymars.train.loop import MODEL_PRESETS
+
+    torch.manual_seed(0)
+    m = BaseCodec(MODEL_PRESETS["tiny-gray"]).to(memory_format=torch.channels_last)
+    x = torch.rand(2, 1, 64, 64).contiguous(memory_format=torch.channels_last)
+    lv = torch.tensor([1.0, 8.0])
+    torch.manual_seed(1)
+    loss32, _ = rd_loss(m, x, lv, m(x, lv))
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(x, lv)
+    assert out["x_hat"].dtype == torch.float32 and out["bpp"].dtype == torch.float32
+    loss16, _ = rd_loss(m, x, lv, out)
+    loss16.backward()
+    assert abs(float(loss16.detach()) - float(loss32.detach())) < 0.05 * abs(float(loss32)) + 0.05
