@@ -299,7 +299,7 @@ class TileEncoder {
     EncodeOptions opt;
     opt.tile_size = tile;
     opt.quality = 1;
-    EncodeStatus st = check_encode_arguments(img_, opt, 4096);
+    EncodeStatus st = check_encode_arguments(img_, opt, 4096, pm_->model.in_channels);
     if (st != EncodeStatus::Ok) throw py::value_error(encode_status_message(st));
     n_ = expected_tile_count(img_.width, img_.height, tile);
     tiles_.resize(n_);
@@ -417,6 +417,7 @@ PYBIND11_MODULE(_core, m) {
                              [](const PyModel& p) { return py::bytes(reinterpret_cast<const char*>(p.model.sha256), 8); })
       .def_property_readonly("sha256",
                              [](const PyModel& p) { return py::bytes(reinterpret_cast<const char*>(p.model.sha256), 32); })
+      .def_property_readonly("in_channels", [](const PyModel& p) { return p.model.in_channels; })
       .def_property_readonly("latent_channels", [](const PyModel& p) { return p.model.latent; })
       .def_property_readonly("hyper_channels", [](const PyModel& p) { return p.model.hyper; })
       .def_property_readonly("scale_levels", [](const PyModel& p) { return p.model.scale_levels; })
