@@ -1,12 +1,16 @@
 """The ``pymars`` command line: encode, decode, info, demo, train, export, bench, refs.
 
-Every command writes its output atomically (a ``.part`` file renamed at the
-end), so a failure never leaves a half-written file behind, and reports bad
-input with a one-line error and exit status 2 instead of a traceback.
+Every command keeps the promises of :mod:`pymars.clio`: it never overwrites an
+input, refuses a folder or a mislabelled name as output, writes atomically (a
+hidden temporary file renamed at the end, removed on every failure, Ctrl-C and
+SIGTERM included), and reports an expected failure as one line
+``pymars: error: ...`` on stderr with exit status 2 instead of a traceback
+(``--debug`` shows it). ``-`` reads standard input (encode, decode, info) or
+writes standard output (encode, decode). Large encodes show a progress bar on
+stderr (``--quiet``: none) and stop within one tile on Ctrl-C.
 
 Example:
     >>> main(["info", "no-such-file.pmrs"])
-    pymars: error: no-such-file.pmrs: file not found
     2
 """
 from __future__ import annotations
@@ -20,66 +24,77 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+#: Encodes of at least this many tiles show a progress bar (smaller ones take a second or two).
+PROGRESS_TILES = 16
 
 
-def _read_bytes(path: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    return p.read_bytes()
+def _report(text: str, output) -> None:
+    """The command's summary line: stdout, or stderr when stdout carries the output (``-o -``)."""
+    from pymars.clio import STDIO
+
+    print(text, file=sys.stderr if output == STDIO else sys.stdout)
 
 
 def cmd_encode(args) -> int:
     import pymars
-    from pymars.imageio import read_image
+    from pymars.clio import STDIO, AtomicOutput, CommandError, check_output, read_input, tile_progress
+    from pymars.imageio import image_from_bytes
 
-    img = read_image(args.input)
-    t0 = time.perf_counter()
-    data = pymars.encode(
-        img,
-        quality=args.quality,
-        target_bytes=args.target_bytes,
-        tile_size=args.tile_size,
-        bit_depth=args.bit_depth,
-        threads=args.threads,
-        model=args.model,
-        refs=args.refs,
-    )
-    dt = time.perf_counter() - t0
-    out = Path(args.output or Path(args.input).with_suffix(".pmrs"))
-    _atomic_write_bytes(out, data)
+    if args.output is None and args.input == STDIO:
+        raise CommandError("reading standard input (-) needs -o FILE.pmrs (or -o - for standard output)")
+    out = check_output(args.output or Path(args.input).with_suffix(".pmrs"), "pymars file", [args.input],
+                       default=args.output is None, allow_stdout=True)
+    img = image_from_bytes(read_input(args.input), "standard input" if args.input == STDIO else args.input)
+    tiles = -(-img.shape[0] // args.tile_size) * -(-img.shape[1] // args.tile_size) if args.tile_size > 0 else 0
+    with AtomicOutput(out) as sink:  # a folder that cannot take the file fails here, before the encode
+        t0 = time.perf_counter()
+        with tile_progress(tiles, "encode", enabled=tiles >= PROGRESS_TILES and not args.quiet):
+            data = pymars.encode(
+                img,
+                quality=args.quality,
+                target_bytes=args.target_bytes,
+                tile_size=args.tile_size,
+                bit_depth=args.bit_depth,
+                threads=args.threads,
+                model=args.model,
+                refs=args.refs,
+            )
+        dt = time.perf_counter() - t0
+        sink.write(data)
     h = pymars.info(data)
     bpp = 8 * len(data) / (img.shape[0] * img.shape[1])
-    print(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, quality {h['quality']}, {h['tile_count']} tile(s), {dt:.2f} s")
+    _report(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, quality {h['quality']}, {h['tile_count']} tile(s), "
+            f"{dt:.2f} s", out)
     return 0
 
 
 def cmd_decode(args) -> int:
     import pymars
-    from pymars.imageio import write_image
+    from pymars.clio import STDIO, AtomicOutput, CommandError, check_output, read_input
+    from pymars.imageio import image_bytes
 
-    data = _read_bytes(args.input)
-    t0 = time.perf_counter()
-    img, report = pymars.decode_with_report(data, backend=args.backend, threads=args.threads, model=args.model,
-                                            refs=args.refs)
-    dt = time.perf_counter() - t0
-    out = Path(args.output or Path(args.input).with_suffix(".png"))
-    write_image(out, img)
+    if args.output is None and args.input == STDIO:
+        raise CommandError("reading standard input (-) needs -o FILE.png (or -o - for standard output)")
+    out = check_output(args.output or Path(args.input).with_suffix(".png"), "image", [args.input],
+                       default=args.output is None, allow_stdout=True)
+    data = read_input(args.input)
+    with AtomicOutput(out) as sink:
+        t0 = time.perf_counter()
+        img, report = pymars.decode_with_report(data, backend=args.backend, threads=args.threads, model=args.model,
+                                                refs=args.refs)
+        dt = time.perf_counter() - t0
+        sink.write(image_bytes(img, ".png" if out == STDIO else out.suffix))
     status = "ok" if report.ok else f"{len(report.damaged)} damaged, {len(report.missing)} missing tile(s) filled with 0"
-    print(f"{out}: {img.shape[1]}x{img.shape[0]}x{1 if img.ndim == 2 else 3}, {dt:.2f} s, {status}")
+    _report(f"{out}: {img.shape[1]}x{img.shape[0]}x{1 if img.ndim == 2 else 3}, {dt:.2f} s, {status}", out)
     return 0 if report.ok else 1
 
 
 def cmd_info(args) -> int:
     import pymars
     from pymars import _core
+    from pymars.clio import read_input
 
-    data = _read_bytes(args.input)
+    data = read_input(args.input)
     h = pymars.info(data)
     spans = _core.scan_tile_records(data, h["header_length"], h["tile_count"])
     present = [s for s in spans if s is not None]
@@ -100,10 +115,21 @@ def cmd_info(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    import pymars
-    from pymars.data.synthetic import mars_like_scene
-    from pymars.imageio import read_image, write_image
+    import contextlib
 
+    import pymars
+    from pymars.clio import AtomicOutput, OutputRefused, check_output
+    from pymars.data.synthetic import mars_like_scene
+    from pymars.imageio import image_bytes, read_image
+
+    outputs = {}
+    if args.out:
+        folder = Path(args.out)
+        if folder.exists() and not folder.is_dir():
+            raise OutputRefused(f"{args.out}: is a file; --out names a folder")
+        inputs = [args.image] if args.image else []
+        outputs = {name: check_output(folder / name, content, inputs) for name, content in
+                   (("original.png", "image"), ("decoded.png", "image"), ("image.pmrs", "pymars file"))}
     if args.image:
         img = read_image(args.image)
         name = args.image
@@ -113,34 +139,35 @@ def cmd_demo(args) -> int:
     bundle = pymars.open_bundle(args.model)
     if not bundle.available:
         raise FileNotFoundError(f"model bundle {bundle.root} is missing; see the README")
-    print(f"image:   {name}")
-    print(f"model:   {bundle.name} (id {bundle.model_id.hex()})")
-    pymars.encode(img[:16, :16], quality=args.quality, model=bundle)  # warm-up: model load, not codec time
-    pymars.decode(pymars.encode(img[:16, :16], quality=args.quality, model=bundle), model=bundle)
-    t0 = time.perf_counter()
-    data = pymars.encode(img, quality=args.quality, threads=1, model=bundle)
-    t1 = time.perf_counter()
-    out = pymars.decode(data, model=bundle)
-    t2 = time.perf_counter()
-    if img.dtype == np.uint16:
-        peak = float((1 << pymars.info(data)["bit_depth"]) - 1)
-    else:
-        peak = 255.0
-    mse = float(np.mean((out.astype(np.float64) - img.astype(np.float64)) ** 2))
-    psnr = 100.0 if mse == 0 else 10 * np.log10(peak**2 / mse)
-    mpx = img.shape[0] * img.shape[1] / 1e6
-    print(f"quality: {args.quality}")
-    print(f"bytes:   {len(data)}  ({8 * len(data) / (img.shape[0] * img.shape[1]):.4f} bpp)")
-    print(f"PSNR:    {psnr:.2f} dB")
-    print(f"encode:  {t1 - t0:.2f} s  ({(t1 - t0) / mpx:.2f} s/Mpx, C++ encoder, 1 thread)")
-    print(f"decode:  {t2 - t1:.2f} s  (C++ entropy decoding + ONNX Runtime synthesis)")
-    if args.out:
-        d = Path(args.out)
-        d.mkdir(parents=True, exist_ok=True)
-        write_image(d / "original.png", img)
-        write_image(d / "decoded.png", out)
-        _atomic_write_bytes(d / "image.pmrs", data)
-        print(f"wrote:   {d}/original.png, decoded.png, image.pmrs")
+    with contextlib.ExitStack() as stack:
+        sinks = {k: stack.enter_context(AtomicOutput(p)) for k, p in outputs.items()}
+        print(f"image:   {name}")
+        print(f"model:   {bundle.name} (id {bundle.model_id.hex()})")
+        pymars.encode(img[:16, :16], quality=args.quality, model=bundle)  # warm-up: model load, not codec time
+        pymars.decode(pymars.encode(img[:16, :16], quality=args.quality, model=bundle), model=bundle)
+        t0 = time.perf_counter()
+        data = pymars.encode(img, quality=args.quality, threads=1, model=bundle)
+        t1 = time.perf_counter()
+        out = pymars.decode(data, model=bundle)
+        t2 = time.perf_counter()
+        if img.dtype == np.uint16:
+            peak = float((1 << pymars.info(data)["bit_depth"]) - 1)
+        else:
+            peak = 255.0
+        mse = float(np.mean((out.astype(np.float64) - img.astype(np.float64)) ** 2))
+        psnr = 100.0 if mse == 0 else 10 * np.log10(peak**2 / mse)
+        mpx = img.shape[0] * img.shape[1] / 1e6
+        print(f"quality: {args.quality}")
+        print(f"bytes:   {len(data)}  ({8 * len(data) / (img.shape[0] * img.shape[1]):.4f} bpp)")
+        print(f"PSNR:    {psnr:.2f} dB")
+        print(f"encode:  {t1 - t0:.2f} s  ({(t1 - t0) / mpx:.2f} s/Mpx, C++ encoder, 1 thread)")
+        print(f"decode:  {t2 - t1:.2f} s  (C++ entropy decoding + ONNX Runtime synthesis)")
+        if sinks:
+            sinks["original.png"].write(image_bytes(img, ".png"))
+            sinks["decoded.png"].write(image_bytes(out, ".png"))
+            sinks["image.pmrs"].write(data)
+    if sinks:
+        print(f"wrote:   {args.out}/original.png, decoded.png, image.pmrs")
     return 0
 
 
@@ -162,17 +189,24 @@ def cmd_train(args) -> int:
         synthetic=args.synthetic,
         validate_every=args.validate_every,
         init_from=args.init_from or "",
+        warm_start=args.warm_start or "",
+        precision=args.precision,
+        channels_last=not args.no_channels_last,
+        save_every=args.save_every,
     )
     print(json.dumps(train(cfg), indent=2))
     return 0
 
 
 def cmd_export(args) -> int:
+    from pymars.clio import AtomicFolder, check_output_folder
     from pymars.export.bundle import load_checkpoint_model, write_bundle
 
+    out = check_output_folder(args.output, [args.checkpoint])
     model, ck = load_checkpoint_model(args.checkpoint)
     prov = {"steps": ck["step"], "train_config": ck.get("train_config", {})}
-    files = write_bundle(model, args.output, prov)
+    with AtomicFolder(out) as folder:  # the bundle appears complete or not at all
+        files = write_bundle(model, folder, prov)
     for k, v in files.items():
         print(f"{args.output}/{k}  sha256 {v}")
     return 0
@@ -207,20 +241,34 @@ def cmd_bench(args) -> int:
     argv = ["--quick"] * args.quick + ["--skip-classic"] * args.skip_classic
     argv += ["--report", args.report] if args.report else []
     argv += ["--model", args.model] if args.model else []
+    argv += ["--update-results"] * args.update_results
     return report.main(argv)
 
 
 def cmd_refs_build(args) -> int:
+    import contextlib
+
+    from pymars.bundle import DEFAULT_REMAC_MODEL
+    from pymars.clio import AtomicOutput, CommandError, check_output
     from pymars.refs import build_library, ground_path
 
     if (args.folder is None) == (not args.protocol):
-        raise SystemExit("pymars refs build: give a FOLDER or --protocol (not both)")
-    lib, report = build_library(None if args.protocol else args.folder, model=args.model, k=args.k, k_range=(args.k_min, args.k_max),
-                                max_per_image=args.max_per_image)
-    lib.save(args.output)
+        raise CommandError("refs build: give a FOLDER of images or --protocol (not both)")
+    if args.folder is not None and not Path(args.folder).is_dir():
+        raise FileNotFoundError(f"{args.folder}: " + ("is a file; refs build takes a folder of images"
+                                                      if Path(args.folder).exists() else "folder not found"))
+    rover = check_output(args.output, "reference library")
+    ground = ground_path(rover)
+    k_range = None if args.k_min is None and args.k_max is None else (args.k_min or 8, args.k_max or 64)
+    with contextlib.ExitStack() as stack:  # both parts appear, or neither
+        sinks = [stack.enter_context(AtomicOutput(p)) for p in (rover, ground)]
+        lib, report = build_library(None if args.protocol else args.folder, model=args.model or DEFAULT_REMAC_MODEL,
+                                    k=args.k, k_range=k_range, max_per_image=args.max_per_image)
+        sinks[0].write(lib.rover_bytes())
+        sinks[1].write(lib.ground_bytes())
     print(report.summary())
-    print(f"wrote {args.output} (rover part, {len(lib.rover_bytes())} bytes) and {ground_path(args.output)}; "
-          f"library hash {lib.library_hash.hex()}, model {lib.model_id.hex()}")
+    print(f"wrote {rover} (rover part, {len(lib.rover_bytes())} bytes) and {ground}; "
+          f"library hash {lib.library_hash.hex()}, model {args.model or DEFAULT_REMAC_MODEL} ({lib.model_id.hex()})")
     return 0
 
 
@@ -249,11 +297,14 @@ def cmd_remac_train(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pymars", description="Learned image codec for Mars missions")
+    # main() takes --debug out of the arguments wherever it stands; listed here for --help.
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (also PYMARS_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser("encode", help="encode a PNG/TIFF image (8/16-bit, gray/RGB) into a .pmrs file")
-    e.add_argument("input")
-    e.add_argument("-o", "--output", help="output file (default: input with .pmrs)")
+    e.add_argument("input", help="PNG or TIFF image (- reads standard input)")
+    e.add_argument("-o", "--output", help="output .pmrs file (default: input with .pmrs, never replacing a file; "
+                                          "- writes standard output)")
     g = e.add_mutually_exclusive_group()
     g.add_argument("-q", "--quality", type=int, default=75, help="1..100 (default 75)")
     g.add_argument("--target-bytes", type=int, help="largest quality whose file fits this many bytes")
@@ -262,11 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--model", help="model bundle name or folder (default: the shipped one; remac-v1 with --refs)")
     e.add_argument("--refs", help="REMAC reference library (LIB.pmrl): reference-based coding")
+    e.add_argument("--quiet", action="store_true", help=f"no progress bar (shown from {PROGRESS_TILES} tiles on)")
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="decode a .pmrs file to PNG or TIFF")
-    d.add_argument("input")
-    d.add_argument("-o", "--output", help="output .png/.tif (default: input with .png)")
+    d.add_argument("input", help=".pmrs file (- reads standard input)")
+    d.add_argument("-o", "--output", help="output .png/.tif (default: input with .png, never replacing a file; "
+                                          "- writes PNG to standard output)")
     d.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     d.add_argument("--threads", type=int, default=1)
     d.add_argument("--model", help="model bundle (default: the shipped one the file names)")
@@ -274,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_decode)
 
     i = sub.add_parser("info", help="print a .pmrs file's header and tiles")
-    i.add_argument("input")
+    i.add_argument("input", help=".pmrs file (- reads standard input)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
 
@@ -299,10 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto, cpu, cuda")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--model", default="base", choices=("base", "tiny"))
+    t.add_argument("--model", default="base", choices=("base", "gray", "gray-wide", "tiny", "tiny-gray"),
+                   help="base: RGB (base-v1); gray: one-channel base-v2 gray with the high-rate levels")
     t.add_argument("--synthetic", action="store_true", help="procedural scenes instead of ../shared (smoke test)")
     t.add_argument("--validate-every", type=int, default=1000)
+    t.add_argument("--save-every", type=int, default=250, help="checkpoint interval in steps (a kill loses at most this)")
     t.add_argument("--init-from", help="start from another checkpoint's EMA weights")
+    t.add_argument("--warm-start", help="start from a shipped weights folder, adapted (e.g. pymars/weights/base-v1 for --model gray)")
+    t.add_argument("--precision", default="bf16", choices=("bf16", "fp32"),
+                   help="bf16: transforms under bfloat16 autocast (entropy model and loss stay fp32)")
+    t.add_argument("--no-channels-last", action="store_true", help="keep NCHW activations (slower on CPU)")
     t.set_defaults(func=cmd_train)
 
     x = sub.add_parser("export", help="export a training checkpoint as a model bundle")
@@ -313,24 +372,30 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="run the benchmarks (RD, complexity, latency, memory) and write a report "
                                      "(needs a source checkout and ../shared)")
     b.add_argument("--quick", action="store_true", help="quick subsets of every step (< 5 min on 2 free cores)")
-    b.add_argument("--report", help="report folder (default bench/results/report[_quick])")
+    b.add_argument("--report", help="report folder; every result file goes to its data/ folder "
+                                    "(default bench/results/report[_quick])")
     b.add_argument("--skip-classic", action="store_true",
                    help="do not run the classic codecs' RD (reuse bench/results if it matches); time only JPEG")
     b.add_argument("--model", help="model bundle name or folder (default: the shipped one)")
+    b.add_argument("--update-results", action="store_true",
+                   help="also rewrite the committed bench/results/*.json (they record the model id they were made with)")
     b.set_defaults(func=cmd_bench)
 
     r = sub.add_parser("refs", help="REMAC reference libraries (build, info)")
     rsub = r.add_subparsers(dest="refs_command", required=True)
     rb = rsub.add_parser("build", help="choose references among the images of a folder and write LIB.pmrl + LIB.pmrg")
-    rb.add_argument("folder", nargs="?", help="images to choose from (omit with --protocol)")
+    rb.add_argument("folder", nargs="?", help="folder of PNG/TIFF/JPEG images to choose from, sub-folders "
+                                              "included (omit with --protocol)")
     rb.add_argument("--protocol", action="store_true",
                     help="choose from ../shared/data/mars as the RD protocol prepares it, evaluation tiles held out")
     rb.add_argument("-o", "--output", required=True, help="library file (LIB.pmrl; the ground part goes to LIB.pmrg)")
     rb.add_argument("--k", type=int, help="number of references (default: best Calinski-Harabasz index)")
-    rb.add_argument("--k-min", type=int, default=8)
-    rb.add_argument("--k-max", type=int, default=64)
+    rb.add_argument("--k-min", type=int, help="smallest k tried (default 8)")
+    rb.add_argument("--k-max", type=int, help="largest k tried (default 64, and at most a quarter of the candidate "
+                                              "tiles unless --k-min/--k-max are given)")
     rb.add_argument("--max-per-image", type=int, default=8, help="candidate tiles per image")
-    rb.add_argument("--model", help="model bundle whose analysis makes the latents (default: the shipped one)")
+    rb.add_argument("--model", help="model bundle whose analysis makes the latents (default: remac-v1, the model "
+                                    "`pymars encode --refs` uses; base-v1 for `pymars remac train --library`)")
     rb.set_defaults(func=cmd_refs_build)
     rt = sub.add_parser("remac", help="REMAC reference-based model (train)")
     rtsub = rt.add_subparsers(dest="remac_command", required=True)
@@ -368,14 +433,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pymars.errors import PymarsError
+    """Run one command; returns its exit status (0 ok, 1 decoded with damaged tiles, 2 refused input,
+    70 a bug, 130 interrupted, 143 terminated). ``--debug`` anywhere (or PYMARS_DEBUG=1) shows tracebacks."""
+    from pymars.clio import cli_warnings, error_boundary, termination_as_interrupt
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("PYMARS_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    with termination_as_interrupt(), cli_warnings():
+        return error_boundary(lambda _: _run(argv), None, debug=debug)
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (PymarsError, FileNotFoundError, ValueError) as e:
-        print(f"pymars: error: {e}", file=sys.stdout if argv is not None else sys.stderr)
-        return 2
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,15 @@
 Pillow reads 8-bit PNG/TIFF and 16-bit gray; 16-bit RGB (common for TIFF and
 PNG from science pipelines) goes through tifffile / Pillow's raw modes so that
 no sample is silently truncated. Alpha channels are dropped with a warning;
-anything else that is not gray or RGB is refused with a clear message.
+anything else that is not gray or RGB is refused with a clear message, and so
+is a file the decoders cannot read (truncated, not an image, a header that
+claims more pixels than Pillow's decompression-bomb limit): always an
+:class:`~pymars.errors.InputImageError` naming the file, never a library's own
+exception. The format is told by the file's first bytes, not by its name.
+
+:func:`image_from_bytes` and :func:`image_bytes` work on bytes (standard input
+and output of the CLI); :func:`read_image` and :func:`write_image` on files,
+the latter atomically (:class:`pymars.clio.AtomicOutput`).
 
 Example:
     >>> import tempfile, numpy as np
@@ -14,6 +22,7 @@ Example:
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -23,6 +32,8 @@ import numpy as np
 from .errors import InputImageError
 
 SUFFIXES = {".png", ".tif", ".tiff"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TIFF_MAGICS = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic and BigTIFF, both byte orders
 
 
 def _drop_alpha(arr: np.ndarray, path) -> np.ndarray:
@@ -41,58 +52,96 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         >>> read_image("no-such-file.png")
         Traceback (most recent call last):
         ...
-        FileNotFoundError: no-such-file.png
+        FileNotFoundError: no-such-file.png: file not found
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(str(path))
-    suffix = path.suffix.lower()
-    if suffix in (".tif", ".tiff"):
+    from .clio import read_input
+
+    return image_from_bytes(read_input(path), "standard input" if str(path) == "-" else str(path))
+
+
+def image_from_bytes(data: bytes, name: str = "image") -> np.ndarray:
+    """An (H, W) or (H, W, 3) uint8/uint16 array from the bytes of a PNG or TIFF file (``name``: for messages).
+
+    Example:
+        >>> image_from_bytes(b"hello", "notes.png")
+        Traceback (most recent call last):
+        ...
+        pymars.errors.InputImageError: notes.png: not an image file (PNG or TIFF expected)
+    """
+    if not data:
+        raise InputImageError(f"{name}: empty file (PNG or TIFF expected)")
+    if data[:4] in TIFF_MAGICS:
         import tifffile
 
         try:
-            arr = tifffile.imread(path)
+            arr = tifffile.imread(io.BytesIO(data))
         except Exception as e:  # tifffile raises many types for broken files
-            raise InputImageError(f"{path}: not a readable TIFF ({e})") from None
+            raise InputImageError(f"{name}: not a readable TIFF ({_first_line(e)})") from None
         if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (1, 3, 4):
             arr = np.moveaxis(arr, 0, -1)  # planar (C, H, W) TIFF
-    elif _png_bit_depth(path) == 16:
+    elif data[:8] == PNG_MAGIC and len(data) >= 26 and data[24] == 16:
         # Pillow reads 16-bit RGB(A) PNG as 8-bit; imagecodecs keeps every bit.
         import imagecodecs
 
-        arr = imagecodecs.png_decode(path.read_bytes())
-    else:
-        from PIL import Image, UnidentifiedImageError
-
+        _check_png_size(data, name)
         try:
-            with Image.open(path) as im:
-                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    arr = np.asarray(im).astype(np.uint16) if im.mode != "I" else np.asarray(im)
-                elif im.mode == "P":
-                    arr = np.asarray(im.convert("RGBA" if "transparency" in im.info else "RGB"))
-                elif im.mode in ("1", "L", "LA", "RGB", "RGBA"):
-                    arr = np.asarray(im.convert("L") if im.mode == "1" else im)
-                else:
-                    arr = np.asarray(im.convert("RGB"))
-        except UnidentifiedImageError:
-            raise InputImageError(f"{path}: not an image file (PNG or TIFF expected)") from None
-    arr = _drop_alpha(np.asarray(arr), path)
+            arr = imagecodecs.png_decode(data)
+        except Exception as e:  # imagecodecs.PngError and friends
+            raise InputImageError(f"{name}: not a readable PNG ({_first_line(e)})") from None
+    else:
+        arr = _read_with_pillow(data, name)
+    arr = _drop_alpha(np.asarray(arr), name)
     if arr.dtype == np.int32 and arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536:
         arr = arr.astype(np.uint16)
     if arr.dtype not in (np.uint8, np.uint16):
-        raise InputImageError(f"{path}: samples of type {arr.dtype} are not supported (8 or 16-bit expected)")
+        raise InputImageError(f"{name}: samples of type {arr.dtype} are not supported (8 or 16-bit expected)")
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
-        raise InputImageError(f"{path}: shape {arr.shape} is neither gray nor RGB")
+        raise InputImageError(f"{name}: shape {arr.shape} is neither gray nor RGB")
     return np.ascontiguousarray(arr)
 
 
-def _png_bit_depth(path: Path) -> int:
-    """Bit depth from a PNG's IHDR chunk (0 if the file is not a PNG)."""
-    with open(path, "rb") as f:
-        head = f.read(26)
-    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n":
-        return 0
-    return head[24]
+def _read_with_pillow(data: bytes, name: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # Between Pillow's two limits it only warns; nobody codes such an image on purpose.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    return np.asarray(im).astype(np.uint16) if im.mode != "I" else np.asarray(im)
+                if im.mode == "P":
+                    return np.asarray(im.convert("RGBA" if "transparency" in im.info else "RGB"))
+                if im.mode in ("1", "L", "LA", "RGB", "RGBA"):
+                    return np.asarray(im.convert("L") if im.mode == "1" else im)
+                return np.asarray(im.convert("RGB"))
+    except UnidentifiedImageError:
+        raise InputImageError(f"{name}: not an image file (PNG or TIFF expected)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputImageError(f"{name}: the file claims {_claimed_size(data)} pixels, more than this reader "
+                              f"accepts ({Image.MAX_IMAGE_PIXELS} pixels; a damaged or hostile header?)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated or damaged data
+        raise InputImageError(f"{name}: not a readable image ({_first_line(e)})") from None
+
+
+def _check_png_size(data: bytes, name: str) -> None:
+    from PIL import Image
+
+    w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if w * h > Image.MAX_IMAGE_PIXELS:
+        raise InputImageError(f"{name}: the file claims {w}x{h} pixels, more than this reader accepts "
+                              f"({Image.MAX_IMAGE_PIXELS} pixels; a damaged or hostile header?)")
+
+
+def _claimed_size(data: bytes) -> str:
+    if data[:8] == PNG_MAGIC and len(data) >= 24:
+        return f"{int.from_bytes(data[16:20], 'big')}x{int.from_bytes(data[20:24], 'big')}"
+    return "too many"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
@@ -104,22 +153,41 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         >>> write_image(p, np.zeros((2, 2), np.uint16)); read_image(p).dtype
         dtype('uint16')
     """
+    from .clio import AtomicOutput
+
     path = Path(path)
-    suffix = path.suffix.lower()
+    data = image_bytes(image, path.suffix)  # refuses a bad suffix before any file is made
+    with AtomicOutput(path) as out:
+        out.write(data)
+
+
+def image_bytes(image: np.ndarray, suffix: str = ".png") -> bytes:
+    """The bytes of a PNG (``.png``) or TIFF (``.tif``, ``.tiff``) file of a uint8/uint16 gray or RGB image.
+
+    Example:
+        >>> image_bytes(np.zeros((2, 2), np.uint8))[:4]
+        b'\\x89PNG'
+        >>> image_bytes(np.zeros((2, 2), np.uint8), ".jpg")
+        Traceback (most recent call last):
+        ...
+        ValueError: output must be .png, .tif or .tiff, not .jpg
+    """
+    suffix = suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValueError(f"{path}: output must be .png, .tif or .tiff")
-    tmp = path.with_name(path.name + ".part")
+        raise ValueError(f"output must be .png, .tif or .tiff, not {suffix or 'a name without a suffix'}")
     if suffix in (".tif", ".tiff"):
         import tifffile
 
-        tifffile.imwrite(tmp, image, photometric="rgb" if image.ndim == 3 else "minisblack")
-    elif image.dtype == np.uint16 and image.ndim == 3:
+        buf = io.BytesIO()
+        tifffile.imwrite(buf, image, photometric="rgb" if image.ndim == 3 else "minisblack")
+        return buf.getvalue()
+    if image.dtype == np.uint16 and image.ndim == 3:
         # Pillow cannot write 16-bit RGB PNG.
         import imagecodecs
 
-        tmp.write_bytes(imagecodecs.png_encode(image))
-    else:
-        from PIL import Image
+        return bytes(imagecodecs.png_encode(image))
+    from PIL import Image
 
-        Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()

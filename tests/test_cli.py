@@ -58,13 +58,13 @@ def test_non_image_file_is_refused(tiny_bundle, tmp_path, capsys):
     bad = tmp_path / "notes.png"
     bad.write_text("this is not an image")
     assert main(["encode", str(bad), "-o", str(tmp_path / "x.pmrs"), "--model", str(tiny_bundle.root)]) == 2
-    assert "not an image" in capsys.readouterr().out
+    assert "not an image" in capsys.readouterr().err
     assert not list(tmp_path.glob("x.pmrs*"))
 
 
 def test_missing_file_is_refused(capsys):
     assert main(["decode", "does-not-exist.pmrs"]) == 2
-    assert "not found" in capsys.readouterr().out
+    assert "not found" in capsys.readouterr().err
 
 
 def test_corrupt_file_is_refused_without_partial_output(tiny_bundle, tmp_path, capsys):

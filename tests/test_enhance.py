@@ -396,14 +396,14 @@ def test_cli_enhances_a_png_and_refuses_bad_input(tmp_path, capsys):
     assert not list(tmp_path.glob("*.part*"))
     capsys.readouterr()
     assert main(["enhance", str(tmp_path / "missing.png"), "-o", str(out), "--model", str(folder)]) == 2
-    assert "file not found" in capsys.readouterr().out
+    assert "file not found" in capsys.readouterr().err
     assert main(["enhance", str(src), "-o", str(tmp_path / "x.jpg"), "--model", str(folder)]) == 2
-    assert "lossless" in capsys.readouterr().out
+    assert "lossless" in capsys.readouterr().err
     assert main(["enhance", str(src), "-o", str(out), "--model", "no-such-model"]) == 2
-    assert "not found" in capsys.readouterr().out
+    assert "not found" in capsys.readouterr().err
     Image.fromarray(np.zeros((20, 20), np.uint16)).save(tmp_path / "deep.png")
     assert main(["enhance", str(tmp_path / "deep.png"), "-o", str(out), "--model", str(folder)]) == 2
-    assert "8-bit" in capsys.readouterr().out
+    assert "8-bit" in capsys.readouterr().err
 
 
 def test_cli_runs_marsqe_with_a_dictionary_file_on_a_gray_image(tmp_path, monkeypatch):

@@ -160,7 +160,7 @@ def test_cli_encode_decode_with_refs(tiny, library, tmp_path, capsys):
     assert np.asarray(Image.open(tmp_path / "x.png")).shape == (100, 130, 3)
     capsys.readouterr()
     assert main(["decode", str(tmp_path / "x.pmrs"), "-o", str(tmp_path / "y.png"), *model]) == 2
-    assert "reference library" in capsys.readouterr().out and not (tmp_path / "y.png").exists()
+    assert "reference library" in capsys.readouterr().err and not (tmp_path / "y.png").exists()
 
 
 def test_protocol_library_holds_out_evaluation_tiles():

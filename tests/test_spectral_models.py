@@ -147,7 +147,7 @@ def test_cli_predict_refuses_bad_input(tmp_path, capsys):
              ([str(tmp_path / "ok.png"), "--lat", "10", "--lon", "3", "--site", "atlantis"], "unknown site")]
     for args, msg in cases:
         assert main(["spectral", "predict", *args, "-o", str(out), "--model", "unet", "--quiet"]) == 2
-        assert msg in capsys.readouterr().out
+        assert msg in capsys.readouterr().err
         assert not out.exists()
     assert main(["spectral", "predict", str(tmp_path / "ok.png"), "-o", str(tmp_path / "x.jpg"), "--quiet"]) == 2
     assert main(["spectral", "predict", str(tmp_path / "ok.png"), "-o", str(out), "--model", "nope"]) == 2

@@ -1,7 +1,7 @@
 """The ``enhance`` commands of the pymars CLI.
 
 What it is for: ``pymars enhance IN -o OUT`` (ONNX Runtime, progress bar,
-atomic write) and the commands that make a shipped enhancer, in order:
+atomic write that never replaces the input: pymars.clio) and the commands that make a shipped enhancer, in order:
 
     pymars enhance-train classifier            # patch classifier -> pymars/weights/enhance-classifier
     pymars enhance-train dictionary            # N_k = 1, 3, 6, 9, 12 dictionaries + CH index -> runs/enhance
@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 DEFAULT_MODEL = "marsqe-jpeg30"
@@ -56,26 +55,24 @@ def resolve_model(name: str) -> Path:
 def cmd_enhance(args) -> int:
     import time
 
-    from ..imageio import read_image, write_image
+    from ..clio import AtomicOutput, check_output, read_input
+    from ..imageio import image_bytes, image_from_bytes
     from .inference import Enhancer
 
-    src = Path(args.input)
-    if not src.is_file():
-        raise FileNotFoundError(f"{args.input}: file not found")
     out = Path(args.output)
-    if out.suffix.lower() not in (".png", ".tif", ".tiff"):
+    if out.suffix.lower() not in (".png", ".tif", ".tiff") and not out.is_dir():
         raise ValueError(f"{args.output}: write a lossless .png or .tif (an enhanced image saved as JPEG "
                          "would be compressed again)")
-    img = read_image(src)
+    out = check_output(out, "image", [args.input])
+    img = image_from_bytes(read_input(args.input), args.input)
     if img.dtype != "uint8":
         raise ValueError(f"{args.input}: the enhancers work on 8-bit images (JPEG/pymars output), got {img.dtype}")
     enh = Enhancer(resolve_model(args.model), dictionary=args.dictionary, threads=args.threads)
-    t0 = time.perf_counter()
-    res = enh.enhance(img, progress=not args.quiet)
-    dt = time.perf_counter() - t0
-    tmp = out.with_name(out.stem + ".part" + out.suffix)
-    write_image(tmp, res)
-    os.replace(tmp, out)
+    with AtomicOutput(out) as sink:
+        t0 = time.perf_counter()
+        res = enh.enhance(img, progress=not args.quiet)
+        dt = time.perf_counter() - t0
+        sink.write(image_bytes(res, out.suffix))
     mp = img.shape[0] * img.shape[1] / 1e6
     print(f"{out}: {img.shape[1]}x{img.shape[0]}, {enh.kind} ({enh.meta.get('setting')}), {dt:.2f} s, "
           f"{mp / dt:.3f} MP/s")
@@ -149,15 +146,21 @@ def cmd_export(args) -> int:
     from .export import export_enhancer
     from .training import load_enhancer
 
+    from ..clio import AtomicFolder, check_output_folder
+
     if args.tem_margin is None:
         from .networks import TIE_MARGIN
 
         args.tem_margin = TIE_MARGIN
+    in_place = Path(args.output).resolve() == Path(args.checkpoint).resolve()
+    # A weights folder may be re-exported in place: the old one stays until the new one is complete.
+    out = check_output_folder(args.output, [] if in_place else [args.checkpoint], what="weights folder")
     if (Path(args.checkpoint) / "model.safetensors").is_file():
         # Re-export of a weights folder (e.g. with another TEM margin): its record stays as it was.
         from .export import reexport
 
-        errs = reexport(args.checkpoint, args.output, tem_margin=args.tem_margin, setting=args.setting)
+        with AtomicFolder(out) as folder:
+            errs = reexport(args.checkpoint, folder, tem_margin=args.tem_margin, setting=args.setting)
         kind = json.loads((Path(args.output) / "model.json").read_text())["kind"]
         print(f"{args.output}: {kind}, re-exported, ONNX vs PyTorch max abs {max(errs.values()):.2e}")
         return 0
@@ -176,7 +179,8 @@ def cmd_export(args) -> int:
         meta["margin"] = 8
     else:
         meta["margin"] = 16
-    errs = export_enhancer(net, kind, meta, args.output, tem_margin=args.tem_margin)
+    with AtomicFolder(out) as folder:
+        errs = export_enhancer(net, kind, meta, folder, tem_margin=args.tem_margin)
     print(f"{args.output}: {kind}, ONNX vs PyTorch max abs {max(errs.values()):.2e}")
     return 0
 
@@ -205,8 +209,10 @@ def register(sub) -> None:
     e.add_argument("-o", "--output", required=True, help="output .png or .tif")
     e.add_argument("--model", default=DEFAULT_MODEL,
                    help="enhancer name (pymars/weights/enhance-NAME) or folder; default %(default)s")
-    e.add_argument("--dictionary", default=None, help="MarsQE reference dictionary .npz (default: rebuild the "
-                                                      "shipped recipe from ../shared/data/mars)")
+    e.add_argument("--dictionary", default=None, help="MarsQE reference dictionary .npz, e.g. runs/enhance/"
+                                                      "dictionary-6.npz of `pymars enhance-train dictionary` "
+                                                      "(default: rebuild the shipped recipe from the shared data: "
+                                                      "../shared/data/mars, or $PYMARS_SHARED/data/mars)")
     e.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_enhance)

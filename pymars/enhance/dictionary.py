@@ -202,9 +202,13 @@ def from_recipe(recipe: list[dict], root: Path | None = None) -> Dictionary:
 
     root = root or mars_data_dir()
     if root is None:
-        raise FileNotFoundError("MarsQE's reference dictionary is rebuilt from ../shared/data/mars, which is not "
-                                "available (set PYMARS_SHARED, or pass a dictionary .npz built with "
-                                "`pymars enhance-dict`)")
+        from ..data.protocol import shared_dir
+
+        raise FileNotFoundError(
+            f"MarsQE rebuilds its reference dictionary from the shared data set, not found at {shared_dir()}/data/mars: "
+            "set PYMARS_SHARED=/path/to/shared (the folder that holds data/mars), or pass --dictionary FILE.npz "
+            "(written by `pymars enhance-train dictionary` in a checkout with the data, e.g. "
+            "runs/enhance/dictionary-6.npz)")
     raw, classes, names = [], [], []
     cache: dict[str, np.ndarray] = {}
     for entry in recipe:

@@ -10,7 +10,7 @@ graphs:
   model, ``post.onnx`` (input, ``I_enh``, features, class map -> ``I+_enh``),
   plus the shared patch classifier (pymars/weights/enhance-classifier) and the
   reference dictionary (rebuilt from ../shared by its recipe, or given as an
-  .npz built by ``pymars enhance-dict``).
+  .npz built by ``pymars enhance-train dictionary``).
 
 Images of any size are processed window by window (:func:`tiled`): every
 window carries a context margin that is thrown away and neighbouring windows

@@ -19,19 +19,61 @@ import json
 from pathlib import Path
 
 
-def cmd_predict(args) -> int:
-    from .pairs import read_rgb8
-    from .predict import SpectralPredictor, write_png_atomic
+#: Largest side ``spectral predict`` takes: the models were trained on 256x256 scenes, and a
+#: diffusion prediction runs 40-60 full-image network evaluations (memory grows with the area).
+MAX_PREDICT_SIDE = 2048
 
-    img = read_rgb8(args.input)
-    out = Path(args.output)
-    if out.suffix.lower() != ".png":
-        raise ValueError(f"{out}: the output must be a .png file")
+
+def read_cassis(path: str):
+    """The CLI's input: an 8-bit RGB PNG of three bands (BLU, PAN, NIR), 8..2048 pixels a side, or one line
+    saying what is wrong (gray, alpha, palette, 16-bit, size).
+
+    Example:
+        >>> import os, tempfile, PIL.Image
+        >>> p = os.path.join(tempfile.mkdtemp(), "gray.png"); PIL.Image.new("L", (16, 16)).save(p)
+        >>> read_cassis(p)
+        Traceback (most recent call last):
+        ...
+        ValueError: ...gray.png: expected an 8-bit RGB image of the three CaSSIS bands (BLU, PAN, NIR), got a gray image (mode L)
+    """
+    import io
+
+    from PIL import Image
+
+    from ..clio import read_input
+    from .pairs import read_rgb8
+    from .predict import MIN_SIDE
+
+    data = read_input(path)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            mode, size = im.mode, im.size
+    except Exception:  # not an image: read_rgb8 below says so in its words
+        mode, size = "RGB", (MIN_SIDE, MIN_SIDE)
+    kinds = {"L": "a gray image", "LA": "a gray image with alpha", "1": "a 1-bit image", "P": "a palette image",
+             "RGBA": "an RGB image with alpha (4 channels)", "I;16": "a 16-bit image", "I": "a 32-bit image"}
+    if mode != "RGB":
+        raise ValueError(f"{path}: expected an 8-bit RGB image of the three CaSSIS bands (BLU, PAN, NIR), got "
+                         f"{kinds.get(mode, 'mode ' + mode)} (mode {mode})")
+    if max(size) > MAX_PREDICT_SIDE:
+        raise ValueError(f"{path}: {size[0]}x{size[1]} is larger than {MAX_PREDICT_SIDE} pixels a side (the models "
+                         f"were trained on 256x256 scenes): crop or tile the image")
+    return read_rgb8(path)
+
+
+def cmd_predict(args) -> int:
+    from ..clio import AtomicOutput, check_output
+    from ..imageio import image_bytes
+    from .predict import SpectralPredictor
+
+    out = check_output(args.output, "PNG image", [args.input])
+    img = read_cassis(args.input)
     predictor = SpectralPredictor(args.model, threads=args.threads)
-    fal = predictor.predict(img, lat=args.lat, lon=args.lon, site=args.site, steps=args.steps,
-                            image_guidance=args.image_guidance, meta_guidance=args.meta_guidance, seed=args.seed,
-                            progress=not args.quiet)
-    write_png_atomic(out, fal)
+    with AtomicOutput(out) as sink:
+        fal = predictor.predict(img, lat=args.lat, lon=args.lon, site=args.site, steps=args.steps,
+                                image_guidance=args.image_guidance, meta_guidance=args.meta_guidance, seed=args.seed,
+                                progress=not args.quiet)
+        sink.write(image_bytes(fal, ".png"))
     meta = "no metadata" if args.site is None else f"lat {args.lat}, lon {args.lon}, site {args.site}"
     print(f"{out}: FAL (R2529, R1506, R1080) {fal.shape[1]}x{fal.shape[0]}, {predictor.kind} model "
           f"{predictor.folder.name}, {meta}")
@@ -53,11 +95,14 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     import torch
 
+    from ..clio import AtomicFolder, check_output_folder
     from .export import export_model
     from .train import load_checkpoint
 
+    out = check_output_folder(args.output, [args.checkpoint], marker="config.json", what="spectral weights folder")
     ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    info = export_model(load_checkpoint(args.checkpoint), args.output, {**ck["train_config"], "step": ck["step"]})
+    with AtomicFolder(out) as folder:  # the folder appears complete or not at all
+        info = export_model(load_checkpoint(args.checkpoint), folder, {**ck["train_config"], "step": ck["step"]})
     print(f"{args.output}: {', '.join(info['files'])}; ONNX vs torch max |diff| {info['onnx_max_abs_diff']:.2e}")
     return 0
 
@@ -89,7 +134,8 @@ def register(sub) -> None:
     ssub = sp.add_subparsers(dest="spectral_command", required=True)
 
     p = ssub.add_parser("predict", help="predict the FAL composite (R2529, R1506, R1080) of a CaSSIS PNG")
-    p.add_argument("input", help="8-bit RGB PNG: CaSSIS BLU, PAN, NIR, per-channel stretched, black outside")
+    p.add_argument("input", help="8-bit RGB PNG (three bands, 8..2048 pixels a side): CaSSIS BLU, PAN, NIR, "
+                                 "per-channel stretched, black outside")
     p.add_argument("-o", "--output", required=True, help="output PNG")
     p.add_argument("--lat", type=float, help="latitude (deg N); with --lon and --site")
     p.add_argument("--lon", type=float, help="longitude (deg E)")
