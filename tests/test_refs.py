@@ -162,7 +162,7 @@ def test_cli_build_and_info(scene_folder, tiny_bundle, tmp_path, capsys):
     assert cli_main(["refs", "info", str(out)]) == 0
     assert '"references": 2' in capsys.readouterr().out
     assert cli_main(["refs", "info", str(tmp_path / "missing.pmrl")]) == 2
-    assert "no reference library" in capsys.readouterr().out
+    assert "no reference library" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli_main(["refs", "build", str(empty), "-o", str(tmp_path / "x.pmrl")]) == 2

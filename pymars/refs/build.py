@@ -9,7 +9,11 @@ matcher), and keep the medoids. k is the one with the highest
 Calinski-Harabasz index over ``k_range`` (computed on the Hellinger embedding
 ``sqrt(p)`` of the histograms, where the squared Euclidean distance is a
 divergence close to JS); the report lists every k's index so the choice can be
-checked.
+checked. The default range, 8..64, is capped at a quarter of the candidates
+(:data:`CANDIDATES_PER_REFERENCE`): the index keeps growing as k nears the
+number of candidates, and a library of nearly every tile (52 of 53 for 12
+images) is a copy of the folder, not a choice. Images are found in the folder
+and all its sub-folders.
 
 Everything is deterministic: candidates in sorted file order, k-medoids
 initialised by a farthest-point walk from the candidate closest to the overall
@@ -34,6 +38,9 @@ import numpy as np
 from .library import TILE, ReferenceLibrary, reference_entry
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+#: The default k range ends at (candidates // this): each reference stands for several tiles.
+CANDIDATES_PER_REFERENCE = 4
+DEFAULT_K_RANGE = (8, 64)
 
 
 @dataclass
@@ -43,11 +50,19 @@ class BuildReport:
     k: int
     calinski_harabasz: dict[int, float]
     names: list[str]
+    how: str = ""  # how k was chosen, in words
 
     def summary(self) -> str:
+        """One paragraph for the CLI: what was found, which k and why.
+
+        Example:
+            >>> print(BuildReport(6, 2, 1, {}, ["a"], "too few candidates to choose k").summary())
+            6 candidate tiles from 2 images (sub-folders included); k = 1 reference (too few candidates to choose k)
+        """
         ch = ", ".join(f"k={k}: {v:.1f}" for k, v in self.calinski_harabasz.items())
-        return (f"{self.candidates} candidate tiles from {self.images} images; k = {self.k} references "
-                f"(highest Calinski-Harabasz index; {ch})")
+        how = self.how or "highest Calinski-Harabasz index"
+        return (f"{self.candidates} candidate tiles from {self.images} images (sub-folders included); "
+                f"k = {self.k} reference{'s' if self.k != 1 else ''} ({how}{'; ' + ch if ch else ''})")
 
 
 def candidate_tiles(folder: str | os.PathLike, max_per_image: int = 8) -> tuple[list[np.ndarray], list[str], int]:
@@ -187,17 +202,41 @@ def calinski_harabasz(points: np.ndarray, labels: np.ndarray) -> float:
     return between / (k - 1) / max(within / (n - k), 1e-300)
 
 
-def build_library(folder: str | os.PathLike | None, model=None, k: int | None = None, k_range=(8, 64),
+def choose_k_range(candidates: int, k_range=None) -> tuple[int, int, str]:
+    """(lo, hi, how): the k tried for ``candidates`` tiles, and the reason in words.
+
+    A given ``k_range`` is clipped to ``2..candidates - 1`` only; the default
+    one is also capped at ``candidates // CANDIDATES_PER_REFERENCE``.
+
+    Example:
+        >>> choose_k_range(53)
+        (8, 13, 'highest Calinski-Harabasz index for k in 8..13: k is capped at a quarter of the 53 candidates')
+        >>> choose_k_range(10)[:2], choose_k_range(10, (2, 4))[:2]
+        ((2, 2), (2, 4))
+    """
+    if k_range is not None:
+        lo, hi = max(2, k_range[0]), min(k_range[1], candidates - 1)
+        return lo, hi, f"highest Calinski-Harabasz index for k in {lo}..{hi}"
+    cap = candidates // CANDIDATES_PER_REFERENCE
+    hi = min(DEFAULT_K_RANGE[1], cap, candidates - 1)
+    lo = max(2, min(DEFAULT_K_RANGE[0], hi))
+    why = f": k is capped at a quarter of the {candidates} candidates" if cap < DEFAULT_K_RANGE[1] else ""
+    return lo, hi, f"highest Calinski-Harabasz index for k in {lo}..{hi}{why}"
+
+
+def build_library(folder: str | os.PathLike | None, model=None, k: int | None = None, k_range=None,
                   max_per_image: int = 8, progress: bool = True) -> tuple[ReferenceLibrary, BuildReport]:
-    """Choose references among the images of ``folder`` and compute their rover and ground parts.
+    """Choose references among the images of ``folder`` (sub-folders included) and compute their rover and
+    ground parts.
 
     ``folder=None`` takes the development set with its evaluation tiles held
     out (:func:`protocol_candidate_tiles`).
 
     ``k`` fixes the number of references; otherwise it is chosen by the
     Calinski-Harabasz index over ``k_range`` (inclusive, clipped to the
-    number of candidates). ``model`` is a bundle name, folder or
-    :class:`pymars.bundle.ModelBundle` (default: the shipped one).
+    number of candidates); the default range :data:`DEFAULT_K_RANGE` is also
+    capped at a quarter of the candidates. ``model`` is a bundle name, folder or
+    :class:`pymars.bundle.ModelBundle` (default: the shipped base model).
     """
     from ..bundle import open_bundle
     from ..texture import lbp_histograms, rgb_to_gray
@@ -208,23 +247,28 @@ def build_library(folder: str | os.PathLike | None, model=None, k: int | None = 
     else:
         tiles, names, n_images = candidate_tiles(folder, max_per_image)
     if not tiles:
-        raise FileNotFoundError(f"no image with a 256x256 window of valid pixels below {folder}")
+        raise FileNotFoundError(f"no image with a 256x256 window of valid pixels below {folder} "
+                                f"({n_images} image file(s) found, sub-folders included)")
     hist = np.stack([lbp_histograms(rgb_to_gray(t), "uniform") for t in tiles]).astype(np.uint32)
     dist = js_matrix(hist)
     points = np.sqrt(hist / hist.sum(1, keepdims=True))
     scores: dict[int, float] = {}
+    how = ""
     if k is None:
-        lo, hi = max(2, k_range[0]), min(k_range[1], len(tiles) - 1)
+        lo, hi, how = choose_k_range(len(tiles), k_range)
         best = None
-        for kk in range(lo, hi + 1) if lo <= hi else []:
+        for kk in range(lo, hi + 1) if 2 <= lo <= hi else []:
             labels, med = k_medoids(dist, kk)
             scores[kk] = calinski_harabasz(points, labels)
             if best is None or scores[kk] > scores[best[0]]:
                 best = (kk, med)
+        if best is None:
+            how = f"{len(tiles)} candidate tile(s) are too few to choose k by the Calinski-Harabasz index"
         k, medoids = best if best else (1, k_medoids(dist, 1)[1])
     else:
         medoids = k_medoids(dist, k)[1]
         k = len(medoids)
+        how = "k given"
     medoids = np.sort(medoids)
     entries = []
     it = medoids
@@ -242,4 +286,4 @@ def build_library(folder: str | os.PathLike | None, model=None, k: int | None = 
         tiles=np.stack([tiles[i] for i in medoids]),
         names=[names[i] for i in medoids],
     )
-    return lib, BuildReport(len(tiles), n_images, int(k), scores, lib.names)
+    return lib, BuildReport(len(tiles), n_images, int(k), scores, lib.names, how)

@@ -38,7 +38,8 @@ Rover part layout (all integers little-endian; normative)::
 
 What it must not do: hold any selection or entropy logic (the selection rules
 live in pymars/refs/selection when they exist and in the C++ core), or write a
-half-finished file (both parts are written to ``.part`` files and renamed).
+half-finished file (both parts go through pymars.clio.AtomicOutput: a hidden
+temporary file each, renamed only when both are complete).
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -78,6 +79,17 @@ MAX_REFERENCES = 4096
 
 class ReferenceLibraryError(PymarsError):
     """A reference library file is missing, damaged, or its parts do not belong together."""
+
+
+def _model_name(model_id: bytes) -> str | None:
+    """The name of the installed bundle with this model id, if any (for messages)."""
+    try:
+        from ..bundle import bundle_for_model_id
+
+        b = bundle_for_model_id(bytes(model_id))
+    except Exception:  # a message helper must never fail the check it explains
+        return None
+    return b.name if b is not None else None
 
 
 def ground_path(path: str | os.PathLike) -> Path:
@@ -148,40 +160,50 @@ class ReferenceLibrary:
         """The 8 bytes a bitstream header carries (first 8 of :attr:`sha256`)."""
         return self.sha256[:8]
 
-    def check_model(self, model_id: bytes) -> None:
-        """Refuse a model other than the one whose analysis made the latents.
+    def check_model(self, model_id: bytes, model_name: str | None = None) -> None:
+        """Refuse a model other than the one whose analysis made the latents; the message says how to
+        build a library for ``model_id`` (``model_name``: how the user named that model).
 
         Example:
             >>> import numpy as np
             >>> lib = ReferenceLibrary(bytes(8), np.zeros((1, 59), np.uint32), np.zeros((1, 2), np.uint16),
             ...                        np.zeros((1, 2, 16, 16), np.int8))
             >>> lib.check_model(bytes(8))
+            >>> lib.check_model(bytes(7) + b"\\1", "remac-v1")
+            Traceback (most recent call last):
+            ...
+            pymars.errors.ModelMismatchError: reference library built for model 0000000000000000, not for model remac-v1 (0000000000000001): rebuild it for that model with `pymars refs build IMAGES/ --model remac-v1 -o LIB.pmrl`
         """
         if bytes(model_id) != self.model_id:
-            raise ModelMismatchError(f"reference library built for model {self.model_id.hex()}, "
-                                     f"not for model {bytes(model_id).hex()}: rebuild it with `pymars refs build`")
+            want = model_name or _model_name(model_id) or "MODEL"
+            made = _model_name(self.model_id)
+            raise ModelMismatchError(
+                f"reference library built for model {self.model_id.hex()}{f' ({made})' if made else ''}, "
+                f"not for model {want} ({bytes(model_id).hex()}): rebuild it for that model with "
+                f"`pymars refs build IMAGES/ --model {want} -o LIB.pmrl`")
+
+    def ground_bytes(self) -> bytes:
+        """The ground part (``LIB.pmrg``, an .npz): the tiles, their names and the rover part's SHA-256."""
+        if self.tiles is None:
+            raise ReferenceLibraryError("this library holds no reference tiles (rover part only)")
+        buf = io.BytesIO()
+        np.savez_compressed(buf, tiles=self.tiles, names=np.array(self.names or [""] * len(self), dtype=str),
+                            rover_sha256=np.frombuffer(self.sha256, np.uint8))
+        return buf.getvalue()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``path`` (rover part) and, when tiles are held, the ground part next to it; atomically."""
+        import contextlib
+
+        from ..clio import AtomicOutput
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         parts = [(path, self.rover_bytes())]
         if self.tiles is not None:
-            buf = io.BytesIO()
-            np.savez_compressed(buf, tiles=self.tiles, names=np.array(self.names or [""] * len(self), dtype=str),
-                                rover_sha256=np.frombuffer(self.sha256, np.uint8))
-            parts.append((ground_path(path), buf.getvalue()))
-        tmp = []
-        try:
+            parts.append((ground_path(path), self.ground_bytes()))
+        with contextlib.ExitStack() as stack:  # every part appears, or none
             for target, data in parts:
-                part = target.with_name(target.name + ".part")
-                part.write_bytes(data)
-                tmp.append((part, target))
-            for part, target in tmp:
-                os.replace(part, target)
-        finally:
-            for part, _ in tmp:
-                part.unlink(missing_ok=True)
+                stack.enter_context(AtomicOutput(target)).write(data)
 
     @classmethod
     def from_rover_bytes(cls, data: bytes) -> "ReferenceLibrary":

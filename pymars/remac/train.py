@@ -190,7 +190,8 @@ def train_remac(cfg: RemacTrainConfig) -> dict:
         from ..refs import ReferenceLibrary
 
         if not cfg.library:
-            raise ValueError("--library is required (build one with `pymars refs build --protocol -o LIB`)")
+            raise ValueError("--library is required (build one for the base model with "
+                             "`pymars refs build --protocol --model base-v1 -o LIB.pmrl`)")
         rl = ReferenceLibrary.load(cfg.library)
         lib = LibraryTensors(rl.histograms, rl.descriptors, rl.latents, rl.tiles)
         lib_hash = rl.library_hash.hex()
