@@ -9,11 +9,16 @@ project in order and writes a report folder::
     4 latency      bench/latency.py     -> <results>/latency[_quick].json      (speed and peak memory)
     5 report       build_report         -> DIR/index.md, DIR/index.html, DIR/*.png, DIR/crops/, DIR/data/
 
-The classic RD file is reused instead of re-run when its protocol, quick flag,
-groups, codec settings, quality grids and library versions all equal the
-current ones (the codecs are deterministic, so re-running would give the same
-numbers); ``--skip-classic`` never runs it, uses it when it matches, and times
-only JPEG (needed for the ratios) in the latency step.
+``<results>`` is the report folder's ``data/``: a run writes only below the
+report folder it is given. The committed result files in ``bench/results/``
+are read, never written, unless ``--update-results`` asks for exactly that
+(each records the model id it was made with). The classic RD file is reused
+instead of re-run when its protocol, quick flag, groups, codec settings,
+quality grids and library versions all equal the current ones (the codecs are
+deterministic, so re-running would give the same numbers); it is looked for in
+``<results>``, then in ``bench/results/``; ``--skip-classic`` never runs it,
+uses it when it matches, and times only JPEG (needed for the ratios) in the
+latency step.
 
 The report (Markdown and a self-contained HTML page; the plots are PNG files
 next to it) has, per group: RD plots (PSNR and MS-SSIM against bpp, every
@@ -26,7 +31,9 @@ same 128x128 window (the most detailed one of the original, by mean absolute
 gradient), upscaled 2x by pixel repetition and labelled with codec, bpp and
 PSNR. The tile is re-encoded for the crop; a file that differs in size from
 the RD record is flagged, as is any RD record that differs from the previous
-run's: the report says whether the results reproduced.
+run's (the report folder's own earlier run, else the committed file), when
+both were made with the same model id: the report says whether the results
+reproduced, or that the previous ones came from another model.
 
 This module only reads result files and re-codes the few crop tiles; it must
 not compute RD figures of its own (those come from ``pymars.evaluation``).
@@ -35,7 +42,8 @@ Run::
 
     pymars bench --quick --report /tmp/report     # < 5 min on a free 2-core machine
     pymars bench --report bench/results/report    # the full benchmark
-    python bench/report.py --no-run --quick       # rebuild the report from existing result files
+    pymars bench --quick --update-results         # ... and regenerate the committed bench/results/*_quick.json
+    python bench/report.py --no-run --quick       # rebuild the report from the committed result files
 
 Example:
     >>> blocks = [Heading(1, "RD"), Table(["codec", "bpp"], [["jpeg420", "0.25"]])]
@@ -727,20 +735,77 @@ def load_crop_inputs(rd: Mapping, model=None) -> tuple[dict, dict]:
     return tiles, codecs
 
 
+def result_paths(folder: Path, quick: bool) -> dict[str, Path]:
+    """The result file of each step in ``folder``.
+
+    Example:
+        >>> result_paths(Path("r"), True)["pymars_rd"].as_posix()
+        'r/pymars_rd_quick.json'
+    """
+    suffix = "_quick" if quick else ""
+    return {k: folder / f"{k}{suffix}.json" for k in ("classic_rd", "pymars_rd", "complexity", "latency")}
+
+
+def rd_model_id(doc: Mapping | None) -> str | None:
+    """The model id an RD result file was made with (None for a classic-only file).
+
+    Example:
+        >>> rd_model_id({"settings": {"pymars": {"model": "base-v1", "model_id": "bf282961a97e5962"}}})
+        'bf282961a97e5962'
+    """
+    return (((doc or {}).get("settings") or {}).get("pymars") or {}).get("model_id")
+
+
+def reproducibility_note(previous: Mapping | None, previous_name: str, now: Mapping | None) -> str | None:
+    """The report's sentence on whether the RD records reproduced a previous run's.
+
+    Records are compared only when both runs used the same model id: another
+    model gives other numbers, which is not a failure to reproduce.
+
+    Example:
+        >>> old = {"settings": {"pymars": {"model_id": "0b0f0b2eb42f08b2"}}, "groups": {}}
+        >>> new = {"settings": {"pymars": {"model_id": "bf282961a97e5962"}}, "groups": {}}
+        >>> reproducibility_note(old, "pymars_rd_quick.json", new)
+        'Reproducibility: the previous RD records (pymars_rd_quick.json) were made with model 0b0f0b2eb42f08b2, this run with bf282961a97e5962: not compared (another model gives other numbers); run the same command again to check them.'
+    """
+    if now is None:
+        return None
+    if not previous:
+        return (f"Reproducibility: no previous {previous_name} to compare the RD records with; "
+                "run the same command again to check them.")
+    was, is_ = rd_model_id(previous), rd_model_id(now)
+    if was != is_:
+        return (f"Reproducibility: the previous RD records ({previous_name}) were made with model {was or 'unknown'}, "
+                f"this run with {is_ or 'unknown'}: not compared (another model gives other numbers); run the same "
+                "command again to check them.")
+    before, after = rd_fingerprint(previous), rd_fingerprint(now)
+    same = [k for k in after if k in before]
+    differ = [k for k in same if after[k] != before[k]]
+    return (f"Reproducibility: {len(same)} RD records (bytes, PSNR, MS-SSIM) also in the previous run's "
+            f"{previous_name} (same model {is_}); {len(differ)} differ"
+            + (f", e.g. {differ[:3]}" if differ else ": the RD numbers reproduced exactly."))
+
+
 def run_all(out_dir: Path, results: Path, quick: bool = False, skip_classic: bool = False, model=None,
-            run: bool = True, progress: bool = True) -> int:
-    """Run the five steps (see the module docstring) and write the report; 0 when every step succeeded."""
+            run: bool = True, progress: bool = True, committed: Path | None = None) -> int:
+    """Run the five steps (see the module docstring) and write the report; 0 when every step succeeded.
+
+    The steps write their result files to ``results`` only; ``committed``
+    (bench/results) is read for a reusable classic RD file and for the
+    previous RD records, never written.
+    """
     from pymars.data.protocol import mars_data_dir
 
     if run and mars_data_dir() is None:
         raise FileNotFoundError("the benchmarks need the development images in ../shared/data/mars "
                                 "(or set PYMARS_SHARED to the folder that holds data/mars)")
-    suffix = "_quick" if quick else ""
-    paths = {k: results / f"{k}{suffix}.json" for k in ("classic_rd", "pymars_rd", "complexity", "latency")}
+    paths = result_paths(results, quick)
+    fallback = result_paths(committed, quick) if committed is not None and committed != results else paths
     results.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
     notes: list[str] = []
-    previous_rd = rd_fingerprint(_load(paths["pymars_rd"]))
+    previous_path = paths["pymars_rd"] if paths["pymars_rd"].is_file() else fallback["pymars_rd"]
+    previous_rd = _load(previous_path)
     model_args = ["--model", str(model)] if model else []
     quick_args = ["--quick"] if quick else []
     started = time.perf_counter()
@@ -750,6 +815,11 @@ def run_all(out_dir: Path, results: Path, quick: bool = False, skip_classic: boo
 
     if run:
         ok, why = classic_reusable(paths["classic_rd"], quick)
+        if not ok and fallback["classic_rd"] != paths["classic_rd"]:
+            ok_committed, why_committed = classic_reusable(fallback["classic_rd"], quick)
+            if ok_committed:
+                shutil.copy2(fallback["classic_rd"], paths["classic_rd"])  # read from the checkout, written here
+                ok, why = True, f"{why_committed} (copied from {fallback['classic_rd']})"
         step(1, f"classic RD -> {paths['classic_rd']}")
         # rd_pymars merges the records of whatever file --classic names; a path
         # that does not exist means pymars alone (never a stale or failed file).
@@ -786,16 +856,11 @@ def run_all(out_dir: Path, results: Path, quick: bool = False, skip_classic: boo
 
     step(5, f"report -> {out_dir}")
     rd = _load(paths["pymars_rd"]) or _load(paths["classic_rd"])
-    if run and rd is not None and not previous_rd:
-        notes.append(f"Reproducibility: no previous {paths['pymars_rd'].name} to compare the RD records with; "
-                     f"run the same command again to check them.")
-    if run and rd is not None and previous_rd:
-        now = rd_fingerprint(rd)
-        same = [k for k in now if k in previous_rd]
-        differ = [k for k in same if now[k] != previous_rd[k]]
-        notes.append(f"Reproducibility: {len(same)} RD records (bytes, PSNR, MS-SSIM) also in the previous run's "
-                     f"{paths['pymars_rd'].name}; {len(differ)} differ"
-                     + (f", e.g. {differ[:3]}" if differ else ": the RD numbers reproduced exactly."))
+    if run and rd is not None:
+        where = previous_path.name if previous_path.parent == results else str(previous_path)
+        note = reproducibility_note(previous_rd, where, rd)
+        if note:
+            notes.append(note)
     if failed:
         notes.append(f"Steps that failed: {', '.join(failed)} (their sections are missing or stale).")
     tiles = codecs = None
@@ -809,7 +874,7 @@ def run_all(out_dir: Path, results: Path, quick: bool = False, skip_classic: boo
     data = out_dir / "data"
     data.mkdir(exist_ok=True)
     for p in paths.values():
-        if p.is_file():
+        if p.is_file() and p.parent.resolve() != data.resolve():
             shutil.copy2(p, data / p.name)  # the report folder carries its own numbers
     print(f"\nwrote {out_dir / 'index.md'} and {html_path} in {time.perf_counter() - started:.0f} s")
     if failed:
@@ -822,18 +887,29 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="pymars bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="quick subsets of every step (< 5 min on 2 free cores)")
     ap.add_argument("--report", type=Path, default=None,
-                    help="report folder (default bench/results/report, or report_quick with --quick)")
+                    help="report folder (default bench/results/report, or report_quick with --quick); the "
+                         "result files go to its data/ folder")
     ap.add_argument("--skip-classic", action="store_true",
                     help="do not run the classic RD (use the result file if it matches); time only JPEG")
     ap.add_argument("--model", default=None, help="model bundle (default: the shipped one)")
-    ap.add_argument("--results", type=Path, default=BENCH / "results", help="folder of the result JSON files")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="folder of the result JSON files (default: REPORT/data; with --no-run bench/results)")
+    ap.add_argument("--update-results", action="store_true",
+                    help="write the result files to the committed bench/results/ (regenerates them)")
     ap.add_argument("--no-run", action="store_true", help="only rebuild the report from existing result files")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(None if argv is None else list(argv))
-    out = args.report or args.results / ("report_quick" if args.quick else "report")
+    out = (args.report or BENCH / "results" / ("report_quick" if args.quick else "report")).resolve()
+    committed = (BENCH / "results").resolve()
+    if args.results is not None:
+        results = args.results.resolve()
+    elif args.update_results or args.no_run:
+        results = committed
+    else:
+        results = out / "data"
     try:
-        return run_all(out.resolve(), args.results.resolve(), args.quick, args.skip_classic, args.model,
-                       run=not args.no_run, progress=not args.no_progress)
+        return run_all(out, results, args.quick, args.skip_classic, args.model, run=not args.no_run,
+                       progress=not args.no_progress, committed=committed)
     except FileNotFoundError as e:
         print(f"pymars bench: error: {e}", file=sys.stderr)
         return 2
