@@ -17,6 +17,11 @@
  *            Without it, the whole image and the whole output are in memory.
  * --refs LIB REMAC: the rover part of a reference library (LIB.pmrl) for a
  *            REMAC blob; each tile selects and codes with its references.
+ *
+ * OUT is written as OUT.part and renamed to OUT only when complete: a refused
+ * argument, a short raw file or a full disk never leaves an empty or partial
+ * OUT (nor replaces an existing one). Arguments are checked before any file
+ * is made.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -51,9 +56,28 @@ static void samples16_from_le(unsigned char* bytes, size_t count) {
   }
 }
 
+/* The output being written (OUT.part) until it is complete; removed on every failure. */
+static FILE* out_file = NULL;
+static char part_path[4096];
+
+static int abandon_output(void) {
+  if (out_file) fclose(out_file);
+  out_file = NULL;
+  if (part_path[0]) remove(part_path);
+  part_path[0] = '\0';
+  return 1;
+}
+
 static int fail(const char* what, int status) {
   fprintf(stderr, "%s: %s\n", what, marsenc_status_message(status));
+  abandon_output();
   return 1;
+}
+
+static int fail_input(const char* message) {
+  fprintf(stderr, "%s\n", message);
+  abandon_output();
+  return 2;
 }
 
 int main(int argc, char** argv) {
@@ -86,6 +110,20 @@ int main(int argc, char** argv) {
   uint32_t tile = argc - a > 7 ? (uint32_t)atoi(argv[a + 7]) : 256;
   const size_t sample_bytes = bits == 8 ? 1 : 2;
   const size_t row_samples = (size_t)width * channels;
+  /* Refused before anything is read or written (the encoder would refuse them too, but only after
+     the output file exists). */
+  if (quality < 1 || quality > 100) {
+    fprintf(stderr, "quality must be in 1..100, got %s\n", argv[a + 5]);
+    return 2;
+  }
+  if (width == 0 || height == 0 || (channels != 1 && channels != 3)) {
+    fprintf(stderr, "WIDTH and HEIGHT must be positive and CHANNELS 1 or 3\n");
+    return 2;
+  }
+  if (strlen(out_path) + 6 > sizeof part_path) {
+    fprintf(stderr, "output path too long: %s\n", out_path);
+    return 2;
+  }
 
   size_t blob_size;
   unsigned char* blob = read_file(blob_path, &blob_size);
@@ -113,8 +151,10 @@ int main(int argc, char** argv) {
   free(lib);
   if (st != MARSENC_OK) return fail("init", st);
 
-  FILE* out_file = fopen(out_path, "wb");
+  snprintf(part_path, sizeof part_path, "%s.part", out_path);
+  out_file = fopen(part_path, "wb");
   if (!out_file) {
+    part_path[0] = '\0';
     fprintf(stderr, "cannot write %s\n", out_path);
     return 1;
   }
@@ -122,10 +162,8 @@ int main(int argc, char** argv) {
   if (!stream) {
     size_t raw_size;
     unsigned char* raw = read_file(raw_path, &raw_size);
-    if (!raw || raw_size != row_samples * height * sample_bytes) {
-      fprintf(stderr, "cannot read the raw image (or its size is not WIDTH*HEIGHT*CHANNELS*sample bytes)\n");
-      return 2;
-    }
+    if (!raw || raw_size != row_samples * height * sample_bytes)
+      return fail_input("cannot read the raw image (or its size is not WIDTH*HEIGHT*CHANNELS*sample bytes)");
     if (bits != 8) samples16_from_le(raw, row_samples * height);
     marsenc_image img = {bits == 8 ? raw : NULL, bits == 8 ? NULL : (const uint16_t*)(void*)raw,
                          width, height, channels, bits, 0};
@@ -139,10 +177,7 @@ int main(int argc, char** argv) {
     free(raw);
   } else {
     FILE* raw = fopen(raw_path, "rb");
-    if (!raw) {
-      fprintf(stderr, "cannot read %s\n", raw_path);
-      return 2;
-    }
+    if (!raw) return fail_input("cannot read the raw image");
     /* One strip of tile rows in, one row of tiles out: allocated once. */
     unsigned char* strip = (unsigned char*)malloc(row_samples * tile * sample_bytes);
     size_t cap = marsenc_max_tile_row_size(enc, width);
@@ -157,10 +192,8 @@ int main(int argc, char** argv) {
     total += n;
     for (uint32_t rows; (rows = marsenc_next_tile_row_height(enc)) > 0;) {
       const size_t samples = row_samples * rows;
-      if (fread(strip, sample_bytes, samples, raw) != samples) {
-        fprintf(stderr, "the raw image is shorter than WIDTH*HEIGHT*CHANNELS samples\n");
-        return 2;
-      }
+      if (fread(strip, sample_bytes, samples, raw) != samples)
+        return fail_input("the raw image is shorter than WIDTH*HEIGHT*CHANNELS samples");
       if (bits != 8) samples16_from_le(strip, samples);
       st = marsenc_encode_tile_row(enc, strip, 0, out, cap, &n);
       if (st != MARSENC_OK) return fail("tile row", st);
@@ -173,7 +206,14 @@ int main(int argc, char** argv) {
     free(out);
     free(strip);
   }
-  if (fclose(out_file) != 0) return fail("write", MARSENC_ERR_INTERNAL);
+  int closed = fclose(out_file);
+  out_file = NULL;
+  if (closed != 0) return fail("write", MARSENC_ERR_INTERNAL);
+  if (rename(part_path, out_path) != 0) {
+    fprintf(stderr, "cannot write %s\n", out_path);
+    return abandon_output();
+  }
+  part_path[0] = '\0';
   printf("%zu bytes (arena %zu bytes, output buffer %zu bytes%s)\n", total, arena_size, out_capacity,
          stream ? ", streamed by tile rows" : "");
   free(arena);
