@@ -81,7 +81,7 @@ OTHER_FORMATS = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".gif", ".b
                            ".pt", ".safetensors", ".txt", ".md", ".py", ".csv"})
 
 #: Exit statuses of :func:`error_boundary` (130 and 143: 128 + the signal number, as shells report).
-EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 70, 130, 143
+EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 2, 70, 130, 141, 143
 
 
 class OutputRefused(PymarsError):
@@ -193,7 +193,7 @@ def check_output(path: str | os.PathLike, content: str, inputs=(), *, default: b
     p = Path(path)
     want = CONTENT_SUFFIXES[content]
     suffix = p.suffix.lower()
-    if p.is_dir():
+    if p.is_dir() or str(path).endswith(("/", os.sep)):
         raise OutputRefused(f"{path}: is a folder; give a file name such as {p / ('out' + want[0])}")
     exists = p.exists()
     special = exists and not p.is_file()  # a device or a pipe (/dev/null): written directly, its name says nothing
@@ -615,6 +615,12 @@ def error_boundary(command, args, debug: bool = False) -> int:
     """
     try:
         return command(args)
+    except BrokenPipeError:
+        # The reader of our output went away (`pymars info x.pmrs | head -1`): not an error to report.
+        # Standard output is pointed at /dev/null so that the interpreter's last flush stays quiet.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as e:
         if debug:
             traceback.print_exc()

@@ -4,8 +4,8 @@ This is what a flight-software project gets: plain CMake, a static library, the
 C header, the example program, and the C++ tests (entropy coder, container, and
 the C API end to end with a real weight blob: determinism, no heap after init,
 status codes, tile-row streaming, decoder re-deriving every table index); an
-installed package that a C project finds with find_package(pymars); and no
-writable global state in the core.
+installed package that a C project finds with find_package(pymars); no
+writable global state in the core; and an example that leaves no output file when it fails.
 """
 from __future__ import annotations
 
@@ -74,6 +74,26 @@ def test_c_example_with_a_reference_library_encodes_what_python_encodes(cpp_buil
     r = subprocess.run([str(cpp_build / "encode_raw"), "--refs", str(lib), str(tiny_bundle.blob_path), str(raw),
                         str(w), str(h), str(c), "45", str(out)], capture_output=True, text=True)
     assert r.returncode == 2 and "reference library" in r.stderr
+
+
+@pytest.mark.parametrize("mode", [[], ["--stream"]], ids=["whole", "stream"])
+def test_c_example_leaves_no_output_when_it_fails(cpp_build, tiny_bundle, tmp_path, scene_rgb, mode):
+    """A refused quality or a short raw file: exit 2, and OUT is as before (absent, or untouched)."""
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(scene_rgb.tobytes())
+    short = tmp_path / "short.raw"
+    short.write_bytes(scene_rgb.tobytes()[: scene_rgb.size // 2])
+    h, w, c = scene_rgb.shape
+    kept = tmp_path / "kept.pmrs"
+    kept.write_bytes(b"an earlier result")
+    for source, quality, out in ((raw, "500", tmp_path / "bad.pmrs"), (short, "50", tmp_path / "bad.pmrs"),
+                                 (short, "50", kept)):
+        r = subprocess.run([str(cpp_build / "encode_raw"), *mode, str(tiny_bundle.blob_path), str(source), str(w),
+                            str(h), str(c), quality, str(out)], capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and ("quality" in r.stderr or "raw image" in r.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.raw", "kept.pmrs", "short.raw"]
+    assert kept.read_bytes() == b"an earlier result"
 
 
 def test_core_has_no_writable_global_state(cpp_build):

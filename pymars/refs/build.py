@@ -203,24 +203,32 @@ def calinski_harabasz(points: np.ndarray, labels: np.ndarray) -> float:
 
 
 def choose_k_range(candidates: int, k_range=None) -> tuple[int, int, str]:
-    """(lo, hi, how): the k tried for ``candidates`` tiles, and the reason in words.
+    """(lo, hi, how): the k tried for ``candidates`` tiles (none when lo > hi), and the reason in words.
 
-    A given ``k_range`` is clipped to ``2..candidates - 1`` only; the default
-    one is also capped at ``candidates // CANDIDATES_PER_REFERENCE``.
+    A given ``k_range`` is clipped to ``2..candidates - 1`` only. The default
+    one, 8..64, is capped at ``candidates // CANDIDATES_PER_REFERENCE``; below
+    8 the index chooses among 2..cap.
 
     Example:
         >>> choose_k_range(53)
-        (8, 13, 'highest Calinski-Harabasz index for k in 8..13: k is capped at a quarter of the 53 candidates')
-        >>> choose_k_range(10)[:2], choose_k_range(10, (2, 4))[:2]
-        ((2, 2), (2, 4))
+        (8, 13, 'highest Calinski-Harabasz index for k in 8..13; k is capped at a quarter of the 53 candidates')
+        >>> choose_k_range(24)[:2], choose_k_range(10, (2, 4))[:2]
+        ((2, 6), (2, 4))
+        >>> choose_k_range(7)
+        (2, 1, '7 candidate tiles allow 1 reference (a quarter of them): too few to choose k by the Calinski-Harabasz index')
     """
     if k_range is not None:
         lo, hi = max(2, k_range[0]), min(k_range[1], candidates - 1)
+        if lo > hi:
+            return lo, hi, f"{candidates} candidate tiles are too few to choose k in {k_range[0]}..{k_range[1]}"
         return lo, hi, f"highest Calinski-Harabasz index for k in {lo}..{hi}"
-    cap = candidates // CANDIDATES_PER_REFERENCE
+    cap = max(1, candidates // CANDIDATES_PER_REFERENCE)
     hi = min(DEFAULT_K_RANGE[1], cap, candidates - 1)
-    lo = max(2, min(DEFAULT_K_RANGE[0], hi))
-    why = f": k is capped at a quarter of the {candidates} candidates" if cap < DEFAULT_K_RANGE[1] else ""
+    lo = DEFAULT_K_RANGE[0] if hi >= DEFAULT_K_RANGE[0] else 2
+    if lo > hi:
+        return lo, hi, (f"{candidates} candidate tiles allow {max(hi, 1)} reference{'s' if hi > 1 else ''} (a quarter "
+                        "of them): too few to choose k by the Calinski-Harabasz index")
+    why = f"; k is capped at a quarter of the {candidates} candidates" if cap < DEFAULT_K_RANGE[1] else ""
     return lo, hi, f"highest Calinski-Harabasz index for k in {lo}..{hi}{why}"
 
 
@@ -257,14 +265,15 @@ def build_library(folder: str | os.PathLike | None, model=None, k: int | None = 
     if k is None:
         lo, hi, how = choose_k_range(len(tiles), k_range)
         best = None
-        for kk in range(lo, hi + 1) if 2 <= lo <= hi else []:
+        for kk in range(lo, hi + 1):
             labels, med = k_medoids(dist, kk)
             scores[kk] = calinski_harabasz(points, labels)
             if best is None or scores[kk] > scores[best[0]]:
                 best = (kk, med)
-        if best is None:
-            how = f"{len(tiles)} candidate tile(s) are too few to choose k by the Calinski-Harabasz index"
-        k, medoids = best if best else (1, k_medoids(dist, 1)[1])
+        if best is None:  # too few candidates: as many references as the cap allows
+            kk = max(1, min(hi, len(tiles)))
+            best = (kk, k_medoids(dist, kk)[1])
+        k, medoids = best
     else:
         medoids = k_medoids(dist, k)[1]
         k = len(medoids)
