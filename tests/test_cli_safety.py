@@ -299,6 +299,23 @@ def test_refs_build_refuses_bad_outputs_and_a_missing_folder(work, tiny_bundle, 
     assert snapshot(work) == before
 
 
+def test_refs_build_skips_a_broken_image_with_a_one_line_warning(tmp_path, tiny_bundle, capsys):
+    images = tmp_path / "images"
+    (images / "sub").mkdir(parents=True)
+    write_image(images / "a.png", mars_like_scene(300, 300, seed=1))
+    write_image(images / "sub" / "b.png", mars_like_scene(300, 300, seed=2))
+    (images / "broken.png").write_bytes((images / "a.png").read_bytes()[:500])
+    before = snapshot(images)
+    assert main(["refs", "build", str(images), "-o", str(tmp_path / "lib.pmrl"), "--k", "1",
+                 "--model", str(tiny_bundle.root)]) == 0
+    captured = capsys.readouterr()
+    warns = [line for line in message_lines(captured.err) if line.startswith("pymars:")]
+    assert warns == [f"pymars: warning: {images / 'broken.png'}: not a readable image (image file is truncated): "
+                     "skipped"]
+    assert "from 3 images (sub-folders included)" in captured.out
+    assert snapshot(images) == before and (tmp_path / "lib.pmrg").is_file() and not leftovers(tmp_path)
+
+
 def test_enhance_refuses_to_overwrite_its_input(work, capsys):
     before = snapshot(work)
     assert main(["enhance", str(work / "image.png"), "-o", str(work / "image.png")]) == 2

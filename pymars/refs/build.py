@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,8 @@ class BuildReport:
 
 def candidate_tiles(folder: str | os.PathLike, max_per_image: int = 8) -> tuple[list[np.ndarray], list[str], int]:
     """256x256 RGB candidate tiles of every image below ``folder``, in sorted order (at most ``max_per_image`` each,
-    evenly spread over the image's kept windows).
+    evenly spread over the image's kept windows). Sub-folders are read; an unreadable image is skipped with a
+    warning.
 
     Example:
         >>> import tempfile, numpy as np
@@ -78,13 +80,18 @@ def candidate_tiles(folder: str | os.PathLike, max_per_image: int = 8) -> tuple[
         (2, 'a.png:0,0', 1)
     """
     from ..data.protocol import column_rule_windows
+    from ..errors import InputImageError
     from ..imageio import read_image
 
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     tiles, names = [], []
     for path in files:
-        img = read_image(path)
+        try:
+            img = read_image(path)
+        except InputImageError as e:  # one broken file in a folder of images must not stop the build
+            warnings.warn(f"{e}: skipped")
+            continue
         if img.dtype != np.uint8:  # 12/16-bit: references live in the 8-bit domain the codec codes
             img = (img.astype(np.float64) * 255.0 / img.max() if img.max() else img).round().astype(np.uint8)
         if img.ndim == 2:
