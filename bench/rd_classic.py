@@ -70,7 +70,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from pymars.data.protocol import GROUPS, PROTOCOL, dev_tiles
+from pymars.data.protocol import GRAY_GROUPS, GROUPS, PROTOCOL, dev_tiles
 from pymars.evaluation import bdrate
 from pymars.evaluation.classic import CLASSIC_CODECS, DEFAULT_CODECS, Codec, code_tile, library_versions
 from pymars.evaluation.metrics import ms_ssim, psnr
@@ -333,7 +333,8 @@ def main(argv: Iterable[str] | None = None) -> int:
                     help=f"result JSON (default {DEFAULT_OUT}; {QUICK_OUT} with --quick)")
     ap.add_argument("--quick", action="store_true",
                     help=f"every {QUICK_TILE_STEP}th tile and 4 of the 8 grid points (a few minutes)")
-    ap.add_argument("--groups", default=",".join(GROUPS), help="comma list of groups")
+    ap.add_argument("--groups", default=",".join(GROUPS),
+                    help=f"comma list of groups (colour: {', '.join(GROUPS)}; gray: {', '.join(GRAY_GROUPS)})")
     ap.add_argument("--codecs", default="all", help="comma list of codec names; 'all' = the protocol's seven")
     ap.add_argument("--report", type=Path, default=None, help="only print the tables of an existing result JSON")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -343,9 +344,9 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(format_report(json.loads(args.report.read_text())))
         return 0
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
-    unknown = set(groups) - set(GROUPS)
+    unknown = set(groups) - set(GROUPS) - set(GRAY_GROUPS)
     if unknown:
-        raise SystemExit(f"unknown group(s) {sorted(unknown)}; known: {', '.join(GROUPS)}")
+        raise SystemExit(f"unknown group(s) {sorted(unknown)}; known: {', '.join(GROUPS + GRAY_GROUPS)}")
     doc = run(groups, resolve_codecs(args.codecs), quick=args.quick, progress=not args.no_progress)
     out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
     out.parent.mkdir(parents=True, exist_ok=True)

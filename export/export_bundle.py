@@ -48,6 +48,44 @@ def card_rd_table(rd: dict) -> str:
     return "\n".join(out)
 
 
+def training_curve(log: Path, out: Path) -> list[str]:
+    r"""Card lines for a run's validation log (and ``training_curve.png`` in ``out`` when matplotlib is present).
+
+    Example:
+        >>> import tempfile, json
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "log.jsonl").write_text(json.dumps({"step": 10, "val": {"level0": {"bpp": 0.5, "psnr": 30.0}}}) + "\n")
+        >>> training_curve(d / "log.jsonl", d)[5]
+        '| 10 | 0.500 bpp, 30.00 dB |'
+    """
+    recs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    levels = list(recs[0]["val"]) if recs else []
+    lines = ["", "## Training curve (validation tiles, real rounding, estimated rate)", "",
+             "| step | " + " | ".join(levels) + " |", "|---" * (len(levels) + 1) + "|"]
+    for r in recs:
+        lines.append(f"| {r['step']} | " + " | ".join(f"{r['val'][k]['bpp']:.3f} bpp, {r['val'][k]['psnr']:.2f} dB"
+                                                       for k in levels) + " |")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return lines
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for k in levels:
+        ax.plot([r["step"] for r in recs], [r["val"][k]["psnr"] for r in recs], marker="o", label=k)
+    ax.set_xlabel("step")
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "training_curve.png", dpi=80)
+    plt.close(fig)
+    lines += ["", "![training curve](training_curve.png)"]
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint")
@@ -56,6 +94,9 @@ def main(argv=None) -> int:
     ap.add_argument("--complexity", type=Path, help="bench/results/complexity.json for the card")
     ap.add_argument("--history", help="a sentence on how this particular run went (restarts, changes), for the card")
     ap.add_argument("--card-only", action="store_true", help="only rewrite MODEL_CARD.md")
+    ap.add_argument("--tile-means", action="store_true",
+                    help="files of this model carry each tile's mean per channel (2 bytes each; docs/bitstream.md §4.6)")
+    ap.add_argument("--log", type=Path, help="the run's log.jsonl: the card gets its validation curve (table + PNG)")
     ap.add_argument("--hardware", default=f"{platform.processor() or platform.machine()}, 2 CPU cores, no GPU")
     args = ap.parse_args(argv)
 
@@ -64,6 +105,8 @@ def main(argv=None) -> int:
     from pymars.export.bundle import load_checkpoint_model, write_bundle
 
     model, ck = load_checkpoint_model(args.checkpoint)
+    if args.tile_means:
+        model.cfg.tile_means = True
     tc = ck.get("train_config", {})
     prov = {
         "steps": ck["step"],
@@ -73,6 +116,11 @@ def main(argv=None) -> int:
         "lr_final": tc.get("lr_final"),
         "decay_from": tc.get("decay_from"),
         "data": "../shared/data/mars development set, evaluation tiles held out (pymars/train/dataset.py)",
+        "model": tc.get("model", "base"),
+        "warm_start": tc.get("warm_start") or None,
+        "init_from": tc.get("init_from") or None,
+        "precision": tc.get("precision", "fp32"),
+        "channels_last": tc.get("channels_last", False),
         "hardware": args.hardware,
         "torch": torch.__version__,
     }
@@ -82,6 +130,23 @@ def main(argv=None) -> int:
     manifest = json.loads((out / "model.json").read_text())
     rd = json.loads(args.rd.read_text()) if args.rd and args.rd.exists() else None
     cx = json.loads(args.complexity.read_text()) if args.complexity and args.complexity.exists() else None
+    gray = manifest["config"].get("channels", 3) == 1
+    if gray:
+        data_text = (f"{prov['data']}: gray crops of {prov['crop']}x{prov['crop']} (pymars.train.dataset.gray_training_pool): "
+                     "Curiosity Navcam frames of the training sols (native, 2x and 4x box-downsampled; on-board binned "
+                     "256x256 frames), luma of the MarsScapes panoramas (2x, 4x; evaluation windows +64 px excluded) and "
+                     "of the MarsData scenes that give no evaluation tile; shares 50/35/15 %; every crop independently "
+                     "re-exposed (gamma, gain), given sensor-like noise and re-compressed with JPEG q75-98. The Navcam "
+                     "sols of the `dev_navcam` group and the PDS EDRs are never trained on.")
+    else:
+        data_text = (f"{prov['data']}: crops of {prov['crop']}x{prov['crop']} from the 74 MarsScapes panoramas "
+                     "(native and 2x box-downsampled, evaluation windows +64 px excluded) and the 91 MarsData images that give no "
+                     "evaluation tile (2x downsampled), MarsData drawn 20 % of the time.")
+    start = ""
+    if prov.get("warm_start") or prov.get("init_from"):
+        start = f"Started from `{prov.get('warm_start') or prov.get('init_from')}` (pymars.train.loop.warm_start). "
+    run_flags = f"--model {prov['model']} " if prov.get("model", "base") != "base" else ""
+    run_flags += f"--warm-start {prov['warm_start']} " if prov.get("warm_start") else ""
     lines = [
         f"# Model card: {out.name}",
         "",
@@ -91,14 +156,15 @@ def main(argv=None) -> int:
         f"synthesis g_s {manifest['config']['synthesis']}; quality 1..100 through gain vectors on "
         f"{len(manifest['config']['lambdas'])} rate levels (lambda {manifest['config']['lambdas'][0]} .. {manifest['config']['lambdas'][-1]}).",
         f"- **Model id:** `{manifest['model_id']}` (first 8 bytes of SHA-256 of encoder.pmw).",
-        f"- **Training data:** {prov['data']}: crops of {prov['crop']}x{prov['crop']} from the 74 MarsScapes panoramas "
-        "(native and 2x box-downsampled, evaluation windows +64 px excluded) and the 91 MarsData images that give no "
-        "evaluation tile (2x downsampled), MarsData drawn 20 % of the time.",
-        f"- **Training:** {prov['steps']} steps, batch {prov['batch']}, Adam lr {prov['lr']} constant up to step "
+        f"- **Image channels:** {manifest['config'].get('channels', 3)}"
+        + (" (gray: gray images and RGB images with three equal channels are coded as one channel)." if gray else " (RGB)."),
+        f"- **Training data:** {data_text}",
+        f"- **Training:** {start}{prov['steps']} steps, batch {prov['batch']}, Adam lr {prov['lr']} constant up to step "
         f"{round(prov['decay_from'] * prov['steps'])}, then a cosine down to {prov['lr_final']}, "
-        "EMA 0.999, random rate level per sample; loss lambda * 255^2 * MSE + bpp.",
+        "EMA 0.999, random rate level per sample; loss lambda * 255^2 * MSE + bpp; "
+        f"precision {prov.get('precision', 'fp32')}{', channels_last' if prov.get('channels_last') else ''}.",
         f"- **Hardware:** {prov['hardware']}; PyTorch {prov['torch']}.",
-        f"- **Reproduce:** `pymars train --out runs/base --steps {prov['steps']} --batch {prov['batch']} --crop {prov['crop']} "
+        f"- **Reproduce:** `pymars train {run_flags}--out runs/base --steps {prov['steps']} --batch {prov['batch']} --crop {prov['crop']} "
         f"--lr {prov['lr']} --lr-final {prov['lr_final']} --decay-from {prov['decay_from']}` (resumable: the learning rate "
         "is a function of the step, so stopping and resuming follows the same schedule) "
         f"then `python export/export_bundle.py runs/base/checkpoint.pt -o pymars/weights/{out.name}`."
@@ -115,6 +181,8 @@ def main(argv=None) -> int:
         if "onnx_vs_torch_max_psnr_difference_db" in rd:
             lines.append(f"\nONNX Runtime vs PyTorch reconstructions: max |PSNR difference| "
                          f"{json.dumps(rd['onnx_vs_torch_max_psnr_difference_db'])} dB.")
+    if args.log and args.log.exists():
+        lines += training_curve(args.log, out)
     if cx:
         lines += ["", "## Encoder cost (`python bench/complexity.py`)", "",
                   f"- MACs per pixel on the rover: {cx['rover_macs_per_px']:.0f} "
@@ -123,6 +191,17 @@ def main(argv=None) -> int:
                   f"- Parameters: " + ", ".join(f"{k} {v}" for k, v in cx["params"].items()) + ".",
                   f"- C++ encoder: {cx['cpp_s_per_mpx']:.2f} s per megapixel, one thread"
                   + (f"; {cx['instructions_per_px']:.0f} instructions per pixel (callgrind)." if cx.get("instructions_per_px") else ".")]
+    if gray:
+        lines += ["", "## Limitations", "",
+                  "- Trained on a 2-core CPU for a limited number of steps, warm-started from base-v1; the training "
+                  "curve above had not flattened.",
+                  "- One channel only: RGB images with different channels are coded by the RGB default (base-v1).",
+                  "- Tiles are coded independently: seams can show at low rates.",
+                  "- 12/16-bit input is coded at 8-bit precision.",
+                  "- Development data are JPEG- or ICER-derived (see ../shared/data/mars/PROVENANCE.md), not raw sensor data."]
+        (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
+        print(f"wrote {out}/MODEL_CARD.md")
+        return 0
     lines += ["", "## Limitations", "",
               "- Trained on CPU for a limited number of steps; more training improves every rate point.",
               "- The rate range ends near 1 bpp (about 32.5 dB at quality 100): the transforms limit the top quality, "

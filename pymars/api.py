@@ -302,6 +302,8 @@ def decode_with_report(
         if library is not None and t["decoder_ref"] < len(library):
             ref = library.tiles[t["decoder_ref"]].transpose(2, 0, 1) * np.float32(1 / 255)
         x = (synth(t["y_hat"], ref) if bundle.is_remac else synth(t["y_hat"]))[:, : t["height"], : t["width"]]
+        if t.get("tile_mean") is not None:
+            x = restore_tile_mean(x, t["tile_mean"])
         canvas[t["y0"] : t["y0"] + t["height"], t["x0"] : t["x0"] + t["width"]] = to_uint8(x).transpose(1, 2, 0)
     out = canvas[..., 0] if bundle.channels == 1 else canvas if c == 3 else gray_from_rgb(canvas)
     if dec["bit_depth"] != 8:
@@ -336,6 +338,23 @@ def decode(
         True
     """
     return decode_with_report(data, backend=backend, threads=threads, model=model, max_pixels=max_pixels, refs=refs)[0]
+
+
+def restore_tile_mean(x: np.ndarray, mean16) -> np.ndarray:
+    """Shift each channel of a synthesised tile (C, h, w) in [0, 1] to the mean the rover sent.
+
+    ``mean16``: the tile's mean per channel in 1/16 of an 8-bit level
+    (docs/bitstream.md §4.6). The synthesis pulls colours toward the training
+    palette; the rover measures the true mean for 2 bytes per channel and tile, so
+    the decoded tile's mean signed error is removed (up to clipping and rounding).
+
+    Example:
+        >>> restore_tile_mean(np.full((1, 2, 2), 0.5, np.float32), [16 * 102]).round(3).tolist()
+        [[[0.4, 0.4], [0.4, 0.4]]]
+    """
+    target = np.asarray(mean16, np.float64)[: x.shape[0]] / (16.0 * 255.0)
+    shift = target - x.reshape(x.shape[0], -1).mean(1, dtype=np.float64)
+    return (x + shift[:, None, None]).astype(np.float32)
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ def gray_bundle_dir(tmp_path_factory):
     train(TrainConfig(out=str(run), steps=2, batch=2, crop=64, synthetic=True, model="tiny-gray",
                       validate_every=0, save_every=2, progress=False))
     model, ck = load_checkpoint_model(run / "checkpoint.pt")
+    model.cfg.tile_means = True
     out = tmp_path_factory.mktemp("bundle") / "tiny-gray"
     write_bundle(model, out, {"steps": ck["step"]})
     return out
@@ -117,3 +118,47 @@ def test_bf16_training_step_runs_and_matches_fp32_loss_roughly():
     loss16, _ = rd_loss(m, x, lv, out)
     loss16.backward()
     assert abs(float(loss16.detach()) - float(loss32.detach())) < 0.05 * abs(float(loss32)) + 0.05
+
+
+def test_tile_means_travel_exactly_and_the_decoder_restores_them(gray_bundle_dir):
+    from pymars import _core
+    from pymars.bundle import open_bundle
+
+    bundle = open_bundle(str(gray_bundle_dir))
+    assert bundle.core.tile_means
+    img = _gray(80, 100, seed=7)
+    data = pymars.encode(img, quality=50, model=bundle, tile_size=32)
+    dec = _core.decode_latents(bundle.core, data, None, 1)
+    for t in dec["tiles"]:
+        a = img[t["y0"] : t["y0"] + t["height"], t["x0"] : t["x0"] + t["width"]].astype(np.int64)
+        assert t["tile_mean"] == [(16 * int(a.sum()) + a.size // 2) // a.size]
+        # The synthesis output, shifted as decode() does, has the sent mean (before clipping).
+        x = pymars.api.restore_tile_mean(bundle.synthesis("onnx")(t["y_hat"])[:, : t["height"], : t["width"]],
+                                         t["tile_mean"])
+        assert abs(float(x.mean()) * 255 - a.mean()) < 1 / 16
+
+
+def test_a_tile_mean_above_255_levels_makes_the_payload_damaged(gray_bundle_dir):
+    from pymars import _core
+    from pymars.bundle import open_bundle
+
+    core = open_bundle(str(gray_bundle_dir)).core
+    data = pymars.encode(_gray(32, 32, seed=2), quality=50, model=str(gray_bundle_dir), tile_size=32)
+    payload = bytearray(data[40 + 24 :])  # one tile: header (40), record header (24), payload
+    _core.decode_tile_payload(core, bytes(payload), 32, 32, 50, None, None)  # intact: decodes
+    payload[0:2] = (16 * 255 + 1).to_bytes(2, "little")
+    with pytest.raises(ValueError, match="damaged"):
+        _core.decode_tile_payload(core, bytes(payload), 32, 32, 50, None, None)
+
+
+def test_a_blob_without_tile_means_keeps_its_bytes():
+    pytest.importorskip("torch")
+    from pymars.export.blob import model_blob
+    from pymars.models.codec import BaseCodec, BaseConfig
+    from pymars.train.loop import MODEL_PRESETS
+
+    m = BaseCodec(MODEL_PRESETS["tiny"])
+    assert "tile_means" not in m.cfg.to_dict()
+    m2 = BaseCodec(BaseConfig.from_dict(m.cfg.to_dict()))
+    m2.load_state_dict(m.state_dict())
+    assert model_blob(m) == model_blob(m2)

@@ -40,7 +40,8 @@ size_t max_encoded_size(const Model& m, uint32_t width, uint32_t height, uint32_
   const size_t tiles = size_t(expected_tile_count(width, height, tile_size));
   const TileDims d = tile_dims(tile_size, tile_size);
   const size_t values = size_t(m.latent) * d.hy * d.wy + size_t(m.hyper) * d.hz * d.wz;
-  return kFileHeaderMaxBytes + tiles * (kTileRecordHeaderBytes + rans_max_stream_bytes(values));
+  const size_t means = m.tile_means ? 2 * size_t(m.in_channels) : 0;
+  return kFileHeaderMaxBytes + tiles * (kTileRecordHeaderBytes + rans_max_stream_bytes(values) + means);
 }
 
 FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeOptions& opt) {

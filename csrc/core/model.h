@@ -50,6 +50,10 @@ constexpr uint32_t kQualityLevels = 100;
 
 struct Model {
   uint32_t in_channels = 0, latent = 0, hyper = 0, scale_levels = 0, qualities = 0;
+  // DIMS flag bit 0 (docs/model-blob.md): every tile payload of this model starts
+  // with the tile's mean per channel (u16 little-endian, 1/16 of an 8-bit level),
+  // which the ground restores after synthesis (docs/bitstream.md §4.6).
+  bool tile_means = false;
   uint32_t z_limit = 0, symbol_limit = 0;
   FloatOp ga[kMaxOps];
   uint32_t n_ga = 0;

@@ -60,6 +60,8 @@ namespace {
 // Worst case bytes per coded value: escape symbol, 5-bit length and two 16-bit
 // chunks can each emit two renormalisation bytes.
 constexpr size_t kMaxBytesPerValue = 8;
+// Room in front of the rANS stream for the tile means (3 channels x u16, rounded up).
+constexpr size_t kTileMeanReserve = 8;
 
 }  // namespace
 
@@ -86,7 +88,7 @@ bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, En
   ws->raw_index = arena.alloc<int32_t>(ny);
   ws->symbols = arena.alloc<int32_t>(ny);
   ws->index = arena.alloc<int32_t>(ny);
-  ws->stream_capacity = (ny + nz) * kMaxBytesPerValue + 16;
+  ws->stream_capacity = (ny + nz) * kMaxBytesPerValue + 16 + kTileMeanReserve;
   ws->stream = arena.alloc<uint8_t>(ws->stream_capacity);
   if (m.has_ref) {
     ws->ref_in = arena.alloc<int32_t>(ref_peak);
@@ -121,7 +123,8 @@ namespace {
 // Samples of the tile as floats 0..255 (H x W x `out_channels` interleaved), padded
 // by edge replication to H x W. A gray tile feeds a 3-channel model replicated to
 // three channels; a 1-channel model takes gray tiles only (encode refuses RGB).
-void load_tile_hwc(const TileInput& in, const TileDims& d, uint32_t out_channels, float* hwc) {
+void load_tile_hwc(const TileInput& in, const TileDims& d, uint32_t out_channels, float* hwc, uint16_t* mean16) {
+  uint64_t sum[3] = {0, 0, 0};
   // round(v * 255 / m) in integers, m = 2^bit_depth - 1 (docs/bitstream.md §5).
   const uint32_t m = in.pixels16 ? (1u << in.bit_depth) - 1 : 1;
   for (uint32_t y = 0; y < d.H; ++y) {
@@ -140,9 +143,14 @@ void load_tile_hwc(const TileInput& in, const TileDims& d, uint32_t out_channels
           v = in.pixels8[at + ch];
         }
         hwc[(size_t(y) * d.W + x) * out_channels + c] = float(v);
+        if (y < in.h && x < in.w) sum[c] += v;
       }
     }
   }
+  // Integer mean of the tile's own pixels (padding excluded), rounded half up:
+  // identical on every CPU, so it can go into the bitstream.
+  const uint64_t n = uint64_t(in.h) * in.w;
+  for (uint32_t c = 0; c < out_channels; ++c) mean16[c] = uint16_t((16 * sum[c] + n / 2) / n);
 }
 
 }  // namespace
@@ -185,7 +193,7 @@ void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, Til
                   const ReferenceChoice& refs) {
   const TileDims d = tile_dims(in.h, in.w);
   *dims = d;
-  load_tile_hwc(in, d, m.in_channels, ws.fa);
+  load_tile_hwc(in, d, m.in_channels, ws.fa, ws.tile_mean);
   Shape s{m.in_channels, d.H, d.W};
   float* y = run_float_ops(m.ga, m.n_ga, ws.fa, ws.fb, &s, ws.row_scratch);
   // Keep y channel-major (the symbol order); h_a may overwrite y's buffer.
@@ -230,18 +238,40 @@ void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint
 bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
                size_t* payload_size) {
   quantise_tile(m, ws, d, quality);
-  RansEncoder enc(ws.stream, ws.stream + ws.stream_capacity);
+  // The stream is built backwards; the first kTileMeanReserve bytes stay free for
+  // the tile means, which go in front of it.
+  RansEncoder enc(ws.stream + kTileMeanReserve, ws.stream + ws.stream_capacity);
   const size_t ny = size_t(m.latent) * d.hy * d.wy;
   // rANS is last-in first-out: push y in reverse, then z in reverse, so the
   // decoder reads z first (it needs z to compute the y tables).
   for (size_t i = ny; i-- > 0;) enc.put_value(m.y_tables[ws.index[i]], ws.symbols[i]);
   const size_t zplane = size_t(d.hz) * d.wz;
   for (size_t i = size_t(m.hyper) * zplane; i-- > 0;) enc.put_value(m.z_tables[i / zplane], ws.z_hat[i]);
-  return enc.finish(payload, payload_size);
+  if (!enc.finish(payload, payload_size)) return false;
+  if (m.tile_means) {
+    uint8_t* head = const_cast<uint8_t*>(*payload) - 2 * m.in_channels;
+    for (uint32_t c = 0; c < m.in_channels; ++c) {
+      head[2 * c] = uint8_t(ws.tile_mean[c] & 0xFF);
+      head[2 * c + 1] = uint8_t(ws.tile_mean[c] >> 8);
+    }
+    *payload = head;
+    *payload_size += 2 * m.in_channels;
+  }
+  return true;
 }
 
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
                  size_t payload_size, float* y_hat, const int8_t* ref_latent) {
+  if (m.tile_means) {
+    const size_t head = 2 * size_t(m.in_channels);
+    if (payload_size < head) return false;
+    for (uint32_t c = 0; c < m.in_channels; ++c) {
+      ws.tile_mean[c] = uint16_t(payload[2 * c] | (uint16_t(payload[2 * c + 1]) << 8));
+      if (ws.tile_mean[c] > 16 * 255) return false;  // not a mean of 8-bit samples
+    }
+    payload += head;
+    payload_size -= head;
+  }
   RansDecoder dec(payload, payload_size);
   const size_t zplane = size_t(d.hz) * d.wz, nz = size_t(m.hyper) * zplane;
   const int32_t zlim = int32_t(m.z_limit);

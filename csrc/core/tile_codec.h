@@ -49,6 +49,9 @@ struct EncoderWorkspace {
   uint16_t* descriptor = nullptr;
   // The references analyse_tile() used for the last tile (0xFFFF: none).
   uint16_t entropy_ref = 0xFFFF, decoder_ref = 0xFFFF;
+  // The last tile's mean per model input channel, in 1/16 of an 8-bit level
+  // (written at the head of the payload when the model has tile_means).
+  uint16_t tile_mean[3] = {0, 0, 0};
 };
 
 struct DecoderWorkspace {
@@ -56,6 +59,8 @@ struct DecoderWorkspace {
   int32_t *z_hat = nullptr, *ia = nullptr, *ib = nullptr, *d2s = nullptr;
   int32_t *mean_q4 = nullptr, *raw_index = nullptr, *symbols = nullptr, *index = nullptr;
   int32_t* ref_in = nullptr;
+  // The last decoded tile's mean per channel (1/16 level), when the model has tile_means.
+  uint16_t tile_mean[3] = {0, 0, 0};
 };
 
 // How analyse_tile() picks a tile's references: none (base models, or no

@@ -5,6 +5,7 @@
 // thread pool (results are assembled in tile order, so the bytes do not depend
 // on the thread count) and turns status codes into Python exceptions. It may
 // allocate (ground / test side); the flight path is csrc/core + marsenc.h.
+#include <array>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -245,6 +246,7 @@ ImageArg image_arg(py::array array, int bit_depth) {
 struct TileAnalysis {
   TileDims dims;
   uint16_t entropy_ref = kNoReference, decoder_ref = kNoReference;
+  uint16_t tile_mean[3] = {0, 0, 0};  // written in front of the payload by models with tile_means
   std::vector<float> y;
   std::vector<int32_t> z_hat, mean_q4, raw_index;
 };
@@ -320,6 +322,7 @@ class TileEncoder {
         analyse_tile(m, tile_input(img_, tile_, i), ws, &s.dims, rc);
         s.entropy_ref = ws.entropy_ref;
         s.decoder_ref = ws.decoder_ref;
+        std::copy(ws.tile_mean, ws.tile_mean + 3, s.tile_mean);
         const size_t ny = size_t(m.latent) * s.dims.hy * s.dims.wy, nz = size_t(m.hyper) * s.dims.hz * s.dims.wz;
         s.y.assign(ws.y, ws.y + ny);
         s.z_hat.assign(ws.z_hat, ws.z_hat + nz);
@@ -351,6 +354,7 @@ class TileEncoder {
         std::copy(s.z_hat.begin(), s.z_hat.end(), ws.z_hat);
         std::copy(s.mean_q4.begin(), s.mean_q4.end(), ws.mean_q4);
         std::copy(s.raw_index.begin(), s.raw_index.end(), ws.raw_index);
+        std::copy(s.tile_mean, s.tile_mean + 3, ws.tile_mean);
         const uint8_t* p;
         size_t len;
         if (!code_tile(m, ws, s.dims, quality, &p, &len)) ok = false;
@@ -418,6 +422,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("sha256",
                              [](const PyModel& p) { return py::bytes(reinterpret_cast<const char*>(p.model.sha256), 32); })
       .def_property_readonly("in_channels", [](const PyModel& p) { return p.model.in_channels; })
+      .def_property_readonly("tile_means", [](const PyModel& p) { return p.model.tile_means; })
       .def_property_readonly("latent_channels", [](const PyModel& p) { return p.model.latent; })
       .def_property_readonly("hyper_channels", [](const PyModel& p) { return p.model.hyper; })
       .def_property_readonly("scale_levels", [](const PyModel& p) { return p.model.scale_levels; })
@@ -536,6 +541,7 @@ PYBIND11_MODULE(_core, m) {
         std::vector<std::vector<float>> yhat(h.tile_count);
         std::vector<char> ok(h.tile_count, 0);
         std::vector<TileDims> dims(h.tile_count);
+        std::vector<std::array<uint16_t, 3>> means(h.tile_count);
         std::vector<std::unique_ptr<OwnedWorkspace<DecoderWorkspace>>> wss;
         const int nthreads = std::max(1, std::min<int>(threads, int(h.tile_count)));
         for (int t = 0; t < nthreads; ++t) wss.push_back(decoder_workspace(m, h.tile_size));
@@ -549,6 +555,7 @@ PYBIND11_MODULE(_core, m) {
             TileDims td = tile_dims(th, tw);
             yhat[i].resize(size_t(m.latent) * td.hy * td.wy);
             ok[i] = decode_tile_span(m, wss[w]->ws, h, records, spans[i], i, yhat[i].data(), &dims[i], reflib);
+            for (int c = 0; c < 3; ++c) means[i][c] = wss[w]->ws.tile_mean[c];
           }, &control);
         }
         control.rethrow_if_failed();
@@ -567,7 +574,16 @@ PYBIND11_MODULE(_core, m) {
           if (ok[i]) {
             t["status"] = "ok";
             t["y_hat"] = array3<float>(yhat[i].data(), m.latent, dims[i].hy, dims[i].wy);
+            // The tile's mean per model channel in 1/16 level (models with tile_means), else None.
+            if (m.tile_means) {
+              py::list tm;
+              for (uint32_t c = 0; c < m.in_channels; ++c) tm.append(means[i][c]);
+              t["tile_mean"] = tm;
+            } else {
+              t["tile_mean"] = py::none();
+            }
           } else {
+            t["tile_mean"] = py::none();
             t["status"] = spans[i].state == TileState::kMissing ? "missing" : "damaged";
             t["y_hat"] = py::none();
           }

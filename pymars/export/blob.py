@@ -175,7 +175,8 @@ def model_blob(model: BaseCodec, meta: dict | None = None) -> bytes:
         ref_section = [(b"HSRF", _u32(2, 3, 16) + int_ops([ref_layer], 127))]
     sections = [
         (b"META", json.dumps(meta, sort_keys=True).encode()),
-        (b"DIMS", _u32(cfg.channels, cfg.latent, cfg.hyper, SCALE_LEVELS, QUALITIES, Z_LIMIT, SYMBOL_LIMIT, 0)),
+        (b"DIMS", _u32(cfg.channels, cfg.latent, cfg.hyper, SCALE_LEVELS, QUALITIES, Z_LIMIT, SYMBOL_LIMIT,
+                       1 if getattr(cfg, "tile_means", False) else 0)),
         (b"GA  ", float_ops(list(model.g_a.layers), input_scale=1 / 255)),
         (b"HA  ", float_ops(list(model.h_a.layers))),
         *ref_section,

@@ -66,9 +66,14 @@ class BaseConfig:
     lambdas: tuple = DEFAULT_LAMBDAS
     name: str = "pymars-base"
     extra: dict = field(default_factory=dict)
+    #: Tile payloads carry each tile's mean per channel, restored by the ground after
+    #: synthesis (docs/bitstream.md §4.6): a coding option, not a trained part.
+    tile_means: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        if not d["tile_means"]:
+            del d["tile_means"]  # configs from before the option keep their exact bytes (and model ids)
         d["analysis"], d["synthesis"], d["lambdas"] = list(self.analysis), list(self.synthesis), list(self.lambdas)
         return d
 
