@@ -96,6 +96,10 @@ def main(argv=None) -> int:
     ap.add_argument("--card-only", action="store_true", help="only rewrite MODEL_CARD.md")
     ap.add_argument("--tile-means", action="store_true",
                     help="files of this model carry each tile's mean per channel (2 bytes each; docs/bitstream.md §4.6)")
+    ap.add_argument("--near-lossless-from", type=int, default=0,
+                    help="qualities from this one to 100 use the near-lossless coder (max error 10 .. 0, 100 lossless)")
+    ap.add_argument("--learned-top-level", type=float, default=-1,
+                    help="with --near-lossless-from: rate level of the last learned quality (-1: the top level)")
     ap.add_argument("--log", type=Path, help="the run's log.jsonl: the card gets its validation curve (table + PNG)")
     ap.add_argument("--hardware", default=f"{platform.processor() or platform.machine()}, 2 CPU cores, no GPU")
     args = ap.parse_args(argv)
@@ -107,6 +111,9 @@ def main(argv=None) -> int:
     model, ck = load_checkpoint_model(args.checkpoint)
     if args.tile_means:
         model.cfg.tile_means = True
+    if args.near_lossless_from:
+        model.cfg.nl_from_quality = args.near_lossless_from
+        model.cfg.learned_top_level = args.learned_top_level
     tc = ck.get("train_config", {})
     prov = {
         "steps": ck["step"],

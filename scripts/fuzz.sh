@@ -26,7 +26,8 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -ffp-contract=off
        -Icsrc/include -Icsrc)
 container_src=(csrc/core/container.cpp csrc/core/crc32.cpp)
 decode_src=("${container_src[@]}" csrc/core/model.cpp csrc/core/sha256.cpp csrc/core/tile_codec.cpp
-            csrc/core/transforms.cpp csrc/core/decoder.cpp)
+            csrc/core/transforms.cpp csrc/core/decoder.cpp csrc/core/nearlossless.cpp
+            csrc/core/reference.cpp csrc/core/texture.cpp)
 echo "building with $($cxx --version | head -1)"
 $cxx "${flags[@]}" csrc/fuzz/fuzz_container.cpp "${container_src[@]}" -o "$out/fuzz_container"
 $cxx "${flags[@]}" -DPYMARS_FUZZ_BLOB_DEFAULT="\"$PWD/csrc/fuzz/tiny.pmw\"" csrc/fuzz/fuzz_decode.cpp \

@@ -162,3 +162,61 @@ def test_a_blob_without_tile_means_keeps_its_bytes():
     m2 = BaseCodec(BaseConfig.from_dict(m.cfg.to_dict()))
     m2.load_state_dict(m.state_dict())
     assert model_blob(m) == model_blob(m2)
+
+
+@pytest.fixture(scope="module")
+def nl_bundle_dir(tmp_path_factory, gray_bundle_dir):
+    """The tiny gray model with qualities 90..100 near-lossless (max error 10 .. 0)."""
+    pytest.importorskip("torch")
+    from pymars.bundle import open_bundle
+    from pymars.export.bundle import write_bundle
+
+    model = open_bundle(str(gray_bundle_dir)).torch_model()
+    model.cfg.nl_from_quality = 90
+    out = tmp_path_factory.mktemp("bundle") / "tiny-gray-nl"
+    write_bundle(model, out, {"steps": 2})
+    return out
+
+
+@pytest.mark.parametrize("quality", [90, 95, 99, 100])
+def test_near_lossless_qualities_keep_every_sample_within_k(nl_bundle_dir, quality):
+    from pymars.bundle import open_bundle
+
+    bundle = open_bundle(str(nl_bundle_dir))
+    k = bundle.core.near_lossless_error(quality)
+    img = _gray(70, 90, seed=quality)
+    for tile_size in (32, 256):
+        dec = pymars.decode(pymars.encode(img, quality=quality, model=bundle, tile_size=tile_size), model=bundle)
+        assert dec.shape == img.shape
+        assert int(np.abs(dec.astype(int) - img.astype(int)).max()) <= k
+    assert (k == 0) == (quality == 100)
+
+
+def test_quality_100_is_lossless_and_learned_qualities_still_decode(nl_bundle_dir):
+    from pymars.bundle import open_bundle
+
+    bundle = open_bundle(str(nl_bundle_dir))
+    img = _gray(64, 64, seed=11)
+    assert np.array_equal(pymars.decode(pymars.encode(img, quality=100, model=bundle), model=bundle), img)
+    assert bundle.core.near_lossless_error(50) is None
+    assert pymars.decode(pymars.encode(img, quality=50, model=bundle), model=bundle).shape == img.shape
+
+
+def test_a_truncated_near_lossless_payload_is_damaged(nl_bundle_dir):
+    from pymars import _core
+    from pymars.bundle import open_bundle
+
+    core = open_bundle(str(nl_bundle_dir)).core
+    data = pymars.encode(_gray(32, 32, seed=4), quality=95, model=str(nl_bundle_dir), tile_size=32)
+    payload = data[40 + 24 :]
+    with pytest.raises(ValueError, match="damaged"):
+        _core.decode_tile_payload(core, payload[:-2], 32, 32, 95, None, None)
+    with pytest.raises(ValueError, match="damaged"):
+        _core.decode_tile_payload(core, payload + b"\x01", 32, 32, 95, None, None)
+
+
+def test_target_bytes_reaches_the_near_lossless_qualities(nl_bundle_dir):
+    img = _gray(64, 64, seed=5)
+    lossless = len(pymars.encode(img, quality=100, model=str(nl_bundle_dir)))
+    data = pymars.encode(img, target_bytes=lossless, model=str(nl_bundle_dir))
+    assert len(data) <= lossless and pymars.info(data)["quality"] >= 90

@@ -41,7 +41,9 @@ size_t max_encoded_size(const Model& m, uint32_t width, uint32_t height, uint32_
   const TileDims d = tile_dims(tile_size, tile_size);
   const size_t values = size_t(m.latent) * d.hy * d.wy + size_t(m.hyper) * d.hz * d.wz;
   const size_t means = m.tile_means ? 2 * size_t(m.in_channels) : 0;
-  return kFileHeaderMaxBytes + tiles * (kTileRecordHeaderBytes + rans_max_stream_bytes(values) + means);
+  size_t payload = rans_max_stream_bytes(values) + means;
+  if (m.has_nl && nl_max_bytes(d.H, d.W, m.in_channels) > payload) payload = nl_max_bytes(d.H, d.W, m.in_channels);
+  return kFileHeaderMaxBytes + tiles * (kTileRecordHeaderBytes + payload);
 }
 
 FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeOptions& opt) {
@@ -93,7 +95,10 @@ EncodeStatus encode_tiles(const Model& m, EncoderWorkspace& ws, const ImageInput
     rc.forced = opt.entropy_refs || opt.decoder_refs;
     rc.entropy_ref = opt.entropy_refs ? opt.entropy_refs[index] : kNoReference;
     rc.decoder_ref = opt.decoder_refs ? opt.decoder_refs[index] : kNoReference;
-    analyse_tile(m, t, ws, &d, rc);
+    if (m.near_lossless(opt.quality))
+      load_tile_samples(m, t, ws, &d);  // no transform at near-lossless qualities
+    else
+      analyse_tile(m, t, ws, &d, rc);
     const uint8_t* payload;
     size_t len;
     if (!code_tile(m, ws, d, opt.quality, &payload, &len)) return EncodeStatus::StreamOverflow;

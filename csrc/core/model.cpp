@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "bytes.h"
+#include "nearlossless.h"
 #include "sha256.h"
 
 namespace pymars {
@@ -22,6 +23,7 @@ constexpr uint32_t kTagGain = tag('G', 'A', 'I', 'N');
 constexpr uint32_t kTagHsRef = tag('H', 'S', 'R', 'F');
 constexpr uint32_t kTagYTab = tag('Y', 'T', 'A', 'B');
 constexpr uint32_t kTagZTab = tag('Z', 'T', 'A', 'B');
+constexpr uint32_t kTagNlqt = tag('N', 'L', 'Q', 'T');
 
 // Limits that keep every later size computation far from overflow.
 constexpr uint32_t kMaxChannels = 1024;
@@ -273,6 +275,17 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
     r.take(len);
     r.align4();
     if ((t & 0xFF) == 'X') continue;
+    if (t == kTagNlqt && next >= 2 && !model->has_nl) {
+      // Optional, anywhere after DIMS: the near-lossless qualities.
+      if (len != 100 || model->qualities != 100) return BlobStatus::BadDims;
+      for (uint32_t q = 0; q < 100; ++q) {
+        const uint8_t k = sec.data[q];
+        if (k != 0xFF && k > kNlMaxError) return BlobStatus::BadDims;
+        model->nl_k[q] = k;
+      }
+      model->has_nl = true;
+      continue;
+    }
     if (t == kTagHsRef && next == 4 && !model->has_ref) {
       // Optional, just before HS: the reference branch (REMAC models).
       const uint32_t at = sec.u32(), frac = sec.u32(), side = sec.u32();

@@ -54,6 +54,11 @@ struct Model {
   // with the tile's mean per channel (u16 little-endian, 1/16 of an 8-bit level),
   // which the ground restores after synthesis (docs/bitstream.md §4.6).
   bool tile_means = false;
+  // Optional NLQT section: per quality, 0xFF = the learned path, else the maximum
+  // error k (0..32) of the near-lossless coder (nearlossless.h, docs/bitstream.md §4.7).
+  bool has_nl = false;
+  uint8_t nl_k[100] = {};
+  bool near_lossless(uint32_t quality) const { return has_nl && quality >= 1 && quality <= 100 && nl_k[quality - 1] != 0xFF; }
   uint32_t z_limit = 0, symbol_limit = 0;
   FloatOp ga[kMaxOps];
   uint32_t n_ga = 0;

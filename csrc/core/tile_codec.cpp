@@ -90,6 +90,14 @@ bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, En
   ws->index = arena.alloc<int32_t>(ny);
   ws->stream_capacity = (ny + nz) * kMaxBytesPerValue + 16 + kTileMeanReserve;
   ws->stream = arena.alloc<uint8_t>(ws->stream_capacity);
+  if (m.has_nl) {
+    const size_t samples = size_t(d.H) * d.W * m.in_channels;
+    ws->samples = arena.alloc<uint8_t>(samples);
+    ws->nl_recon = arena.alloc<uint8_t>(samples);
+    ws->nl_state = arena.alloc<NlState>(1);
+    ws->nl_capacity = nl_max_bytes(d.H, d.W, m.in_channels);
+    ws->nl_stream = arena.alloc<uint8_t>(ws->nl_capacity);
+  }
   if (m.has_ref) {
     ws->ref_in = arena.alloc<int32_t>(ref_peak);
     ws->gray = arena.alloc<uint8_t>(size_t(tile_size) * tile_size);
@@ -115,6 +123,10 @@ bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, De
   ws->symbols = arena.alloc<int32_t>(ny);
   ws->index = arena.alloc<int32_t>(ny);
   if (m.has_ref) ws->ref_in = arena.alloc<int32_t>(ref_peak);
+  if (m.has_nl) {
+    ws->samples = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
+    ws->nl_state = arena.alloc<NlState>(1);
+  }
   return !arena.failed();
 }
 
@@ -123,7 +135,8 @@ namespace {
 // Samples of the tile as floats 0..255 (H x W x `out_channels` interleaved), padded
 // by edge replication to H x W. A gray tile feeds a 3-channel model replicated to
 // three channels; a 1-channel model takes gray tiles only (encode refuses RGB).
-void load_tile_hwc(const TileInput& in, const TileDims& d, uint32_t out_channels, float* hwc, uint16_t* mean16) {
+void load_tile_hwc(const TileInput& in, const TileDims& d, uint32_t out_channels, float* hwc, uint16_t* mean16,
+                   uint8_t* samples) {
   uint64_t sum[3] = {0, 0, 0};
   // round(v * 255 / m) in integers, m = 2^bit_depth - 1 (docs/bitstream.md §5).
   const uint32_t m = in.pixels16 ? (1u << in.bit_depth) - 1 : 1;
@@ -142,7 +155,8 @@ void load_tile_hwc(const TileInput& in, const TileDims& d, uint32_t out_channels
         } else {
           v = in.pixels8[at + ch];
         }
-        hwc[(size_t(y) * d.W + x) * out_channels + c] = float(v);
+        if (hwc) hwc[(size_t(y) * d.W + x) * out_channels + c] = float(v);
+        if (samples) samples[(size_t(y) * d.W + x) * out_channels + c] = uint8_t(v);
         if (y < in.h && x < in.w) sum[c] += v;
       }
     }
@@ -193,7 +207,7 @@ void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, Til
                   const ReferenceChoice& refs) {
   const TileDims d = tile_dims(in.h, in.w);
   *dims = d;
-  load_tile_hwc(in, d, m.in_channels, ws.fa, ws.tile_mean);
+  load_tile_hwc(in, d, m.in_channels, ws.fa, ws.tile_mean, ws.samples);
   Shape s{m.in_channels, d.H, d.W};
   float* y = run_float_ops(m.ga, m.n_ga, ws.fa, ws.fb, &s, ws.row_scratch);
   // Keep y channel-major (the symbol order); h_a may overwrite y's buffer.
@@ -235,8 +249,21 @@ void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint
   }
 }
 
+void load_tile_samples(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims) {
+  *dims = tile_dims(in.h, in.w);
+  load_tile_hwc(in, *dims, m.in_channels, nullptr, ws.tile_mean, ws.samples);
+  ws.entropy_ref = ws.decoder_ref = kNoRef;
+}
+
 bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
                size_t* payload_size) {
+  if (m.near_lossless(quality)) {
+    const size_t n = nl_encode(ws.samples, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
+                               m.nl_k[quality - 1], ws.nl_state, ws.nl_stream, ws.nl_capacity, ws.nl_recon);
+    *payload = ws.nl_stream;
+    *payload_size = n;
+    return n != 0;
+  }
   quantise_tile(m, ws, d, quality);
   // The stream is built backwards; the first kTileMeanReserve bytes stay free for
   // the tile means, which go in front of it.
@@ -262,6 +289,8 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
 
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
                  size_t payload_size, float* y_hat, const int8_t* ref_latent) {
+  if (m.near_lossless(quality))
+    return nl_decode(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], ws.nl_state, ws.samples);
   if (m.tile_means) {
     const size_t head = 2 * size_t(m.in_channels);
     if (payload_size < head) return false;

@@ -12,6 +12,7 @@
 
 #include "arena.h"
 #include "model.h"
+#include "nearlossless.h"
 #include "transforms.h"
 
 namespace pymars {
@@ -52,6 +53,13 @@ struct EncoderWorkspace {
   // The last tile's mean per model input channel, in 1/16 of an 8-bit level
   // (written at the head of the payload when the model has tile_means).
   uint16_t tile_mean[3] = {0, 0, 0};
+  // Near-lossless qualities (models with NLQT): the tile's 8-bit samples
+  // (H x W x in_channels, padded), the coder's state, its reconstruction and stream.
+  uint8_t* samples = nullptr;
+  NlState* nl_state = nullptr;
+  uint8_t* nl_recon = nullptr;
+  uint8_t* nl_stream = nullptr;
+  size_t nl_capacity = 0;
 };
 
 struct DecoderWorkspace {
@@ -61,6 +69,9 @@ struct DecoderWorkspace {
   int32_t* ref_in = nullptr;
   // The last decoded tile's mean per channel (1/16 level), when the model has tile_means.
   uint16_t tile_mean[3] = {0, 0, 0};
+  // Near-lossless qualities: the decoded samples (h x w x in_channels) and the coder state.
+  uint8_t* samples = nullptr;
+  NlState* nl_state = nullptr;
 };
 
 // How analyse_tile() picks a tile's references: none (base models, or no
@@ -85,7 +96,11 @@ void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, Til
 // Symbols and table indices for `quality` (1..100) into ws.symbols / ws.index.
 void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality);
 
-// Quantise and entropy-code; the payload lies inside ws.stream. False if it does not fit.
+// Only the tile's samples into ws.samples (near-lossless qualities need no transform).
+void load_tile_samples(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims);
+
+// Quantise and entropy-code (or, at a near-lossless quality, code ws.samples with
+// the near-lossless coder); the payload lies inside ws.stream / ws.nl_stream. False if it does not fit.
 bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
                size_t* payload_size);
 
@@ -102,7 +117,8 @@ void entropy_parameters(const Model& m, const int32_t* z_hat, const TileDims& d,
 // and the reference-branch input for a tile whose hyper-latent is hz x wz.
 void hs_scratch_sizes(const Model& m, uint32_t hz, uint32_t wz, size_t* ping_pong, size_t* d2s, size_t* ref_in);
 
-// Decode one payload; writes y_hat (latent x hy x wy floats) when y_hat != null.
+// Decode one payload; writes y_hat (latent x hy x wy floats) when y_hat != null,
+// or, at a near-lossless quality, the samples into ws.samples (h x w x in_channels).
 // ws.symbols / ws.index / ws.mean_q4 / ws.z_hat hold the decoded values after a
 // success (tests compare them with the encoder's). False: the tile is damaged.
 // `ref_latent`: the entropy reference's latent named by the tile record (null: none).

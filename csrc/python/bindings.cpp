@@ -247,6 +247,7 @@ struct TileAnalysis {
   TileDims dims;
   uint16_t entropy_ref = kNoReference, decoder_ref = kNoReference;
   uint16_t tile_mean[3] = {0, 0, 0};  // written in front of the payload by models with tile_means
+  std::vector<uint8_t> samples;       // the tile's samples (models with near-lossless qualities)
   std::vector<float> y;
   std::vector<int32_t> z_hat, mean_q4, raw_index;
 };
@@ -323,6 +324,7 @@ class TileEncoder {
         s.entropy_ref = ws.entropy_ref;
         s.decoder_ref = ws.decoder_ref;
         std::copy(ws.tile_mean, ws.tile_mean + 3, s.tile_mean);
+        if (m.has_nl) s.samples.assign(ws.samples, ws.samples + size_t(s.dims.H) * s.dims.W * m.in_channels);
         const size_t ny = size_t(m.latent) * s.dims.hy * s.dims.wy, nz = size_t(m.hyper) * s.dims.hz * s.dims.wz;
         s.y.assign(ws.y, ws.y + ny);
         s.z_hat.assign(ws.z_hat, ws.z_hat + nz);
@@ -355,6 +357,7 @@ class TileEncoder {
         std::copy(s.mean_q4.begin(), s.mean_q4.end(), ws.mean_q4);
         std::copy(s.raw_index.begin(), s.raw_index.end(), ws.raw_index);
         std::copy(s.tile_mean, s.tile_mean + 3, ws.tile_mean);
+        if (m.has_nl) std::copy(s.samples.begin(), s.samples.end(), ws.samples);
         const uint8_t* p;
         size_t len;
         if (!code_tile(m, ws, s.dims, quality, &p, &len)) ok = false;
@@ -423,6 +426,12 @@ PYBIND11_MODULE(_core, m) {
                              [](const PyModel& p) { return py::bytes(reinterpret_cast<const char*>(p.model.sha256), 32); })
       .def_property_readonly("in_channels", [](const PyModel& p) { return p.model.in_channels; })
       .def_property_readonly("tile_means", [](const PyModel& p) { return p.model.tile_means; })
+      .def("near_lossless_error",
+           [](const PyModel& p, uint32_t q) -> py::object {
+             if (!p.model.near_lossless(q)) return py::none();
+             return py::int_(p.model.nl_k[q - 1]);
+           },
+           py::arg("quality"), "Maximum absolute error of a near-lossless quality (None: the learned path)")
       .def_property_readonly("latent_channels", [](const PyModel& p) { return p.model.latent; })
       .def_property_readonly("hyper_channels", [](const PyModel& p) { return p.model.hyper; })
       .def_property_readonly("scale_levels", [](const PyModel& p) { return p.model.scale_levels; })
@@ -542,6 +551,9 @@ PYBIND11_MODULE(_core, m) {
         std::vector<char> ok(h.tile_count, 0);
         std::vector<TileDims> dims(h.tile_count);
         std::vector<std::array<uint16_t, 3>> means(h.tile_count);
+        // Near-lossless qualities decode samples, not latents.
+        const bool nl = m.near_lossless(h.quality);
+        std::vector<std::vector<uint8_t>> pixels(nl ? h.tile_count : 0);
         std::vector<std::unique_ptr<OwnedWorkspace<DecoderWorkspace>>> wss;
         const int nthreads = std::max(1, std::min<int>(threads, int(h.tile_count)));
         for (int t = 0; t < nthreads; ++t) wss.push_back(decoder_workspace(m, h.tile_size));
@@ -556,6 +568,7 @@ PYBIND11_MODULE(_core, m) {
             yhat[i].resize(size_t(m.latent) * td.hy * td.wy);
             ok[i] = decode_tile_span(m, wss[w]->ws, h, records, spans[i], i, yhat[i].data(), &dims[i], reflib);
             for (int c = 0; c < 3; ++c) means[i][c] = wss[w]->ws.tile_mean[c];
+            if (nl && ok[i]) pixels[i].assign(wss[w]->ws.samples, wss[w]->ws.samples + size_t(th) * tw * m.in_channels);
           }, &control);
         }
         control.rethrow_if_failed();
@@ -573,9 +586,16 @@ PYBIND11_MODULE(_core, m) {
           t["decoder_ref"] = spans[i].decoder_ref;
           if (ok[i]) {
             t["status"] = "ok";
-            t["y_hat"] = array3<float>(yhat[i].data(), m.latent, dims[i].hy, dims[i].wy);
+            if (nl) {
+              // (h, w, in_channels) uint8: the decoded samples of a near-lossless tile.
+              t["pixels"] = array3<uint8_t>(pixels[i].data(), th, tw, m.in_channels);
+              t["y_hat"] = py::none();
+            } else {
+              t["pixels"] = py::none();
+              t["y_hat"] = array3<float>(yhat[i].data(), m.latent, dims[i].hy, dims[i].wy);
+            }
             // The tile's mean per model channel in 1/16 level (models with tile_means), else None.
-            if (m.tile_means) {
+            if (m.tile_means && !nl) {
               py::list tm;
               for (uint32_t c = 0; c < m.in_channels; ++c) tm.append(means[i][c]);
               t["tile_mean"] = tm;
@@ -584,6 +604,7 @@ PYBIND11_MODULE(_core, m) {
             }
           } else {
             t["tile_mean"] = py::none();
+            t["pixels"] = py::none();
             t["status"] = spans[i].state == TileState::kMissing ? "missing" : "damaged";
             t["y_hat"] = py::none();
           }

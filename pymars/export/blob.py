@@ -142,12 +142,47 @@ def quality_gains(model: BaseCodec) -> tuple[np.ndarray, np.ndarray]:
         ((100, 4), dtype('int32'))
     """
     q = torch.arange(1, QUALITIES + 1, dtype=torch.float32)
-    level = (q - 1) / (QUALITIES - 1) * (model.levels - 1)
+    cfg = getattr(model, "base_cfg", model.cfg)
+    first_nl = int(getattr(cfg, "nl_from_quality", 0) or 0)
+    if first_nl:
+        # Learned qualities 1..first_nl-1 spread over levels 0..top; the rest are near-lossless.
+        top = float(cfg.learned_top_level) if getattr(cfg, "learned_top_level", -1) >= 0 else model.levels - 1
+        level = ((q - 1) / max(1, first_nl - 2)).clamp(max=1.0) * top
+    else:
+        level = (q - 1) / (QUALITIES - 1) * (model.levels - 1)
     with torch.no_grad():
         k = model.gain_steps(level).round().to(torch.int64).numpy()
     k = np.clip(k, -SCALE_LEVELS, SCALE_LEVELS).astype(np.int32)
     gain = np.exp(LOG_SCALE_STEP * k.astype(np.float64)).astype(np.float32)
     return gain, k
+
+
+#: Largest near-lossless error of an exported model (at its first near-lossless quality).
+NL_MAX_ERROR = 10
+
+
+def near_lossless_table(cfg) -> np.ndarray | None:
+    """The NLQT section (uint8 [100]: 0xFF learned, else the maximum error k) of a config, or None.
+
+    Qualities ``nl_from_quality``..100 are near-lossless, k falling linearly from
+    ``NL_MAX_ERROR`` to 0 (quality 100: lossless for 8-bit input).
+
+    Example:
+        >>> from pymars.models.codec import BaseConfig
+        >>> t = near_lossless_table(BaseConfig(nl_from_quality=90))
+        >>> t[88], t[89], t[99]
+        (255, 10, 0)
+    """
+    first = int(getattr(cfg, "nl_from_quality", 0) or 0)
+    if not first:
+        return None
+    if not 2 <= first <= QUALITIES:
+        raise ValueError(f"nl_from_quality must be in 2..{QUALITIES}, got {first}")
+    table = np.full(QUALITIES, 0xFF, np.uint8)
+    span = max(1, QUALITIES - first)
+    for q in range(first, QUALITIES + 1):
+        table[q - 1] = int(round(NL_MAX_ERROR * (QUALITIES - q) / span))
+    return table
 
 
 def model_blob(model: BaseCodec, meta: dict | None = None) -> bytes:
@@ -185,6 +220,9 @@ def model_blob(model: BaseCodec, meta: dict | None = None) -> bytes:
         (b"YTAB", tables_section(scale_tables(SCALES))),
         (b"ZTAB", tables_section(factorized_tables(z_pmf))),
     ]
+    nl = near_lossless_table(cfg)
+    if nl is not None:
+        sections.append((b"NLQT", nl.tobytes()))
     out = [b"PMWB", struct.pack("<HHI", 1, 0, len(sections))]
     for tag, payload in sections:
         out += [tag, _u32(len(payload)), _pad4(payload)]

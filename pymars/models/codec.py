@@ -69,11 +69,19 @@ class BaseConfig:
     #: Tile payloads carry each tile's mean per channel, restored by the ground after
     #: synthesis (docs/bitstream.md §4.6): a coding option, not a trained part.
     tile_means: bool = False
+    #: Qualities from this one to 100 use the near-lossless coder (docs/bitstream.md §4.7),
+    #: maximum error 10 falling to 0; 0: every quality is learned.
+    nl_from_quality: int = 0
+    #: With near-lossless qualities: the rate level the last learned quality uses (-1: the top one).
+    learned_top_level: float = -1
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if not d["tile_means"]:
-            del d["tile_means"]  # configs from before the option keep their exact bytes (and model ids)
+        # Options at their defaults are left out: configs from before them keep their
+        # exact bytes (and so their model ids).
+        for key, default in (("tile_means", False), ("nl_from_quality", 0), ("learned_top_level", -1)):
+            if d[key] == default:
+                del d[key]
         d["analysis"], d["synthesis"], d["lambdas"] = list(self.analysis), list(self.synthesis), list(self.lambdas)
         return d
 

@@ -1,0 +1,290 @@
+// nearlossless.cpp - see nearlossless.h. The algorithm follows ITU-T T.87 (JPEG-LS)
+// regular mode for 8-bit samples; identifiers name its quantities (A, B, C, N, Q,
+// MErrval, LIMIT, RANGE, qbpp). Written from the standard's description.
+#include "nearlossless.h"
+
+namespace pymars {
+
+namespace {
+
+constexpr int32_t kMaxVal = 255;
+constexpr int32_t kReset = 64;
+constexpr int32_t kLimit = 32;  // 2 * (bpp + max(8, bpp)) for 8-bit samples
+
+// Floor division by 2 for negative values too (no reliance on >> of negatives).
+inline int32_t half_floor(int32_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+
+struct Params {
+  int32_t k, range, qbpp, t1, t2, t3;
+};
+
+Params params(uint32_t k) {
+  Params p;
+  p.k = int32_t(k);
+  p.range = (kMaxVal + 2 * p.k) / (2 * p.k + 1) + 1;
+  p.qbpp = 0;
+  while ((1 << p.qbpp) < p.range) ++p.qbpp;
+  // T.87 default thresholds for MAXVAL 255, widened with the error bound.
+  p.t1 = 3 + 3 * p.k;
+  p.t2 = 7 + 5 * p.k;
+  p.t3 = 21 + 7 * p.k;
+  return p;
+}
+
+void reset(NlState* s, const Params& p) {
+  int32_t a = (p.range + 32) / 64;
+  if (a < 2) a = 2;
+  for (uint32_t i = 0; i <= kNlContexts; ++i) {
+    s->A[i] = a;
+    s->B[i] = 0;
+    s->C[i] = 0;
+    s->N[i] = 1;
+  }
+}
+
+inline int32_t quantise_gradient(int32_t d, const Params& p) {
+  if (d <= -p.t3) return -4;
+  if (d <= -p.t2) return -3;
+  if (d <= -p.t1) return -2;
+  if (d < -p.k) return -1;
+  if (d <= p.k) return 0;
+  if (d < p.t1) return 1;
+  if (d < p.t2) return 2;
+  if (d < p.t3) return 3;
+  return 4;
+}
+
+inline int32_t clamp_sample(int32_t v) { return v < 0 ? 0 : (v > kMaxVal ? kMaxVal : v); }
+
+// Neighbours a (left), b (above), c (above-left), d (above-right) of (y, x) in the
+// reconstructed plane, with the tile's own edge rule (no samples outside the tile).
+inline void neighbours(const uint8_t* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+                       uint32_t w, int32_t* a, int32_t* b, int32_t* c, int32_t* d) {
+  auto at = [&](uint32_t yy, uint32_t xx) { return int32_t(rec[size_t(yy) * stride + size_t(xx) * channels + ch]); };
+  if (y == 0) {
+    *a = x ? at(0, x - 1) : 128;
+    *b = *c = *d = *a;
+    return;
+  }
+  *b = at(y - 1, x);
+  *a = x ? at(y, x - 1) : *b;
+  *c = x ? at(y - 1, x - 1) : *b;
+  *d = x + 1 < w ? at(y - 1, x + 1) : *b;
+}
+
+inline int32_t med(int32_t a, int32_t b, int32_t c) {
+  const int32_t mx = a > b ? a : b, mn = a < b ? a : b;
+  if (c >= mx) return mn;
+  if (c <= mn) return mx;
+  return a + b - c;
+}
+
+// Context index 1..364 (0 is the all-zero context) and its sign.
+inline int32_t context(int32_t a, int32_t b, int32_t c, int32_t d, const Params& p, int32_t* sign) {
+  int32_t q1 = quantise_gradient(d - b, p), q2 = quantise_gradient(b - c, p), q3 = quantise_gradient(c - a, p);
+  *sign = 1;
+  if (q1 < 0 || (q1 == 0 && q2 < 0) || (q1 == 0 && q2 == 0 && q3 < 0)) {
+    q1 = -q1;
+    q2 = -q2;
+    q3 = -q3;
+    *sign = -1;
+  }
+  return 81 * q1 + 9 * q2 + q3;  // 0..364 after sign folding
+}
+
+inline int32_t golomb_k(const NlState* s, int32_t q) {
+  int32_t kg = 0;
+  while ((s->N[q] << kg) < s->A[q] && kg < 24) ++kg;
+  return kg;
+}
+
+void update(NlState* s, int32_t q, int32_t err, const Params& p) {
+  s->B[q] += err * (2 * p.k + 1);
+  s->A[q] += err < 0 ? -err : err;
+  if (s->N[q] == kReset) {
+    s->A[q] = s->A[q] / 2;  // A >= 0
+    s->B[q] = half_floor(s->B[q]);
+    s->N[q] = s->N[q] / 2;
+  }
+  s->N[q] += 1;
+  if (s->B[q] <= -s->N[q]) {
+    s->B[q] += s->N[q];
+    if (s->C[q] > -128) --s->C[q];
+    if (s->B[q] <= -s->N[q]) s->B[q] = -s->N[q] + 1;
+  } else if (s->B[q] > 0) {
+    s->B[q] -= s->N[q];
+    if (s->C[q] < 127) ++s->C[q];
+    if (s->B[q] > 0) s->B[q] = 0;
+  }
+}
+
+struct BitWriter {
+  uint8_t* out;
+  size_t cap, pos = 0;
+  uint32_t acc = 0, n = 0;
+  bool failed = false;
+  void put(uint32_t bits, uint32_t count) {  // count <= 24
+    for (uint32_t i = count; i-- > 0;) {
+      acc = (acc << 1) | ((bits >> i) & 1u);
+      if (++n == 8) flush_byte();
+    }
+  }
+  void flush_byte() {
+    if (pos >= cap) failed = true;
+    else out[pos++] = uint8_t(acc);
+    acc = 0;
+    n = 0;
+  }
+  void zeros(uint32_t count) {
+    while (count--) put(0, 1);
+  }
+  size_t finish() {
+    if (n) put(0, 8 - n);  // pad the last byte with zeros
+    return failed ? 0 : pos;
+  }
+};
+
+struct BitReader {
+  const uint8_t* data;
+  size_t len, pos = 0;
+  uint32_t bit = 0;
+  bool failed = false;
+  uint32_t get1() {
+    if (pos >= len) {
+      failed = true;
+      return 0;
+    }
+    const uint32_t v = (data[pos] >> (7 - bit)) & 1u;
+    if (++bit == 8) {
+      bit = 0;
+      ++pos;
+    }
+    return v;
+  }
+  uint32_t get(uint32_t count) {
+    uint32_t v = 0;
+    while (count--) v = (v << 1) | get1();
+    return v;
+  }
+};
+
+// One sample's quantised error in its context: shared by encoder and decoder.
+inline int32_t map_error(int32_t err, int32_t kg, const NlState* s, int32_t q, const Params& p) {
+  const bool special = p.k == 0 && kg == 0 && 2 * s->B[q] <= -s->N[q];
+  if (special) return err >= 0 ? 2 * err + 1 : -2 * (err + 1);
+  return err >= 0 ? 2 * err : -2 * err - 1;
+}
+
+inline int32_t unmap_error(int32_t m, int32_t kg, const NlState* s, int32_t q, const Params& p) {
+  const bool special = p.k == 0 && kg == 0 && 2 * s->B[q] <= -s->N[q];
+  if (special) return (m & 1) ? (m - 1) / 2 : -(m / 2) - 1;
+  return (m & 1) ? -((m + 1) / 2) : m / 2;
+}
+
+// Prediction, with the context's bias correction, for sample (y, x) of channel ch.
+inline int32_t predict(const uint8_t* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+                       uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign) {
+  int32_t a, b, c, d;
+  neighbours(rec, stride, ch, channels, y, x, w, &a, &b, &c, &d);
+  *q = context(a, b, c, d, p, sign);
+  return clamp_sample(med(a, b, c) + *sign * s->C[*q]);
+}
+
+// Quantised error -> modulo-RANGE representative in [-(RANGE-1)/2, RANGE/2].
+inline int32_t modulo_range(int32_t e, const Params& p) {
+  if (e < 0) e += p.range;
+  if (e >= (p.range + 1) / 2) e -= p.range;
+  return e;
+}
+
+inline int32_t reconstruct(int32_t px, int32_t sign, int32_t err, const Params& p) {
+  int32_t v = px + sign * err * (2 * p.k + 1);
+  // Wrap-around of the modular error (T.87 A.4.4), then clamp.
+  const int32_t span = p.range * (2 * p.k + 1);
+  if (v < -p.k) v += span;
+  else if (v > kMaxVal + p.k) v -= span;
+  return clamp_sample(v);
+}
+
+}  // namespace
+
+size_t nl_max_bytes(uint32_t h, uint32_t w, uint32_t channels) {
+  return (size_t(h) * w * channels * size_t(kLimit) + 7) / 8 + 8;
+}
+
+size_t nl_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
+                 NlState* s, uint8_t* out, size_t cap, uint8_t* recon) {
+  if (k > kNlMaxError || !recon) return 0;
+  const Params p = params(k);
+  BitWriter bw{out, cap};
+  const size_t rstride = size_t(w) * channels;
+  for (uint32_t ch = 0; ch < channels; ++ch) {
+    reset(s, p);
+    for (uint32_t y = 0; y < h; ++y)
+      for (uint32_t x = 0; x < w; ++x) {
+        int32_t q, sign;
+        const int32_t px = predict(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign);
+        const int32_t xv = samples[size_t(y) * row_stride + size_t(x) * channels + ch];
+        int32_t err = sign * (xv - px);
+        if (p.k) err = err > 0 ? (err + p.k) / (2 * p.k + 1) : -((p.k - err) / (2 * p.k + 1));
+        const int32_t rx = reconstruct(px, sign, err, p);
+        recon[size_t(y) * rstride + size_t(x) * channels + ch] = uint8_t(rx);
+        err = modulo_range(err, p);
+        const int32_t kg = golomb_k(s, q);
+        const uint32_t m = uint32_t(map_error(err, kg, s, q, p));
+        const uint32_t hi = m >> kg;
+        if (hi < uint32_t(kLimit - p.qbpp - 1)) {
+          bw.zeros(hi);
+          bw.put(1, 1);
+          bw.put(m & ((1u << kg) - 1u), uint32_t(kg));
+        } else {
+          bw.zeros(uint32_t(kLimit - p.qbpp - 1));
+          bw.put(1, 1);
+          bw.put(m - 1, uint32_t(p.qbpp));
+        }
+        update(s, q, err, p);
+      }
+  }
+  return bw.finish();
+}
+
+bool nl_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k, NlState* s,
+               uint8_t* out) {
+  if (k > kNlMaxError) return false;
+  const Params p = params(k);
+  BitReader br{data, len};
+  const size_t stride = size_t(w) * channels;
+  for (uint32_t ch = 0; ch < channels; ++ch) {
+    reset(s, p);
+    for (uint32_t y = 0; y < h; ++y)
+      for (uint32_t x = 0; x < w; ++x) {
+        int32_t q, sign;
+        const int32_t px = predict(out, stride, ch, channels, y, x, w, s, p, &q, &sign);
+        const int32_t kg = golomb_k(s, q);
+        uint32_t hi = 0;
+        while (!br.get1()) {
+          if (br.failed || ++hi > uint32_t(kLimit)) return false;
+        }
+        uint32_t m;
+        if (hi < uint32_t(kLimit - p.qbpp - 1)) {
+          m = (hi << kg) | br.get(uint32_t(kg));
+        } else if (hi == uint32_t(kLimit - p.qbpp - 1)) {
+          m = br.get(uint32_t(p.qbpp)) + 1;
+        } else {
+          return false;
+        }
+        if (br.failed || m >= uint32_t(2 * p.range)) return false;
+        const int32_t err = unmap_error(int32_t(m), kg, s, q, p);
+        out[size_t(y) * stride + size_t(x) * channels + ch] = uint8_t(reconstruct(px, sign, err, p));
+        update(s, q, err, p);
+      }
+  }
+  // Only the final byte's zero padding may follow.
+  if (br.bit) {
+    const uint32_t rest = br.get(8 - br.bit);
+    if (rest) return false;
+  }
+  return br.pos == len;
+}
+
+}  // namespace pymars
