@@ -77,7 +77,7 @@ def analytic_macs(model: BaseCodec, height: int, width: int) -> list[dict]:
                 # SimplifiedGDN's conv2d is functional and FakeQuantConv calls F.conv2d: no double count.
                 hooks.append(m.register_forward_hook(hook(part, name)))
     with torch.no_grad():
-        x = torch.zeros(1, 3, height, width)
+        x = torch.zeros(1, model.cfg.channels, height, width)
         y = model.g_a(x)
         z = torch.round(model.h_a(y))
         model.h_s(z)
@@ -93,7 +93,7 @@ def flop_counter_macs(model: BaseCodec, height: int, width: int) -> dict[str, in
 
     out = {}
     with torch.no_grad():
-        x = torch.zeros(1, 3, height, width)
+        x = torch.zeros(1, model.cfg.channels, height, width)
         y = model.g_a(x)
         z = torch.round(model.h_a(y))
         for part, fn in (("g_a", lambda: model.g_a(x)), ("h_a", lambda: model.h_a(y)),
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
         print(f"WARNING: analytic and flop_counter disagree: {mismatch}")
 
     h, w = (int(v) for v in args.image_size.split("x"))
-    img = mars_like_scene(h, w, seed=0)
+    img = mars_like_scene(h, w, seed=0, channels=model.cfg.channels)
     pymars.encode(img[:64, :64], args.quality, model=bundle)
     times = []
     for _ in range(3):
@@ -167,7 +167,7 @@ def main(argv=None) -> int:
         pymars.encode(img, args.quality, tile_size=t, model=bundle)
         times.append(time.perf_counter() - t0)
     cpp_s_per_mp = float(np.median(times)) / (h * w / 1e6)
-    xt = torch.from_numpy(img.transpose(2, 0, 1).copy()).float().div(255)[None]
+    xt = torch.from_numpy((img[..., None] if img.ndim == 2 else img).transpose(2, 0, 1).copy()).float().div(255)[None]
     ptimes = []
     with torch.no_grad():
         for _ in range(3):
@@ -179,7 +179,7 @@ def main(argv=None) -> int:
                     model.h_s(torch.round(model.h_a(yy)))
             ptimes.append(time.perf_counter() - t0)
     torch_s_per_mp = float(np.median(ptimes)) / (h * w / 1e6)
-    print(f"\nencode time, one thread, {w}x{h} RGB, tiles {t}: C++ {cpp_s_per_mp:.3f} s/Mpx; "
+    print(f"\nencode time, one thread, {w}x{h} {'gray' if img.ndim == 2 else 'RGB'}, tiles {t}: C++ {cpp_s_per_mp:.3f} s/Mpx; "
           f"PyTorch eager analysis + h_s {torch_s_per_mp:.3f} s/Mpx (median of 3)")
     ipp = None
     if not args.no_callgrind:

@@ -193,6 +193,7 @@ def cmd_train(args) -> int:
         precision=args.precision,
         channels_last=not args.no_channels_last,
         save_every=args.save_every,
+        pool_cache=args.pool_cache or "",
     )
     print(json.dumps(train(cfg), indent=2))
     return 0
@@ -362,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", default="bf16", choices=("bf16", "fp32"),
                    help="bf16: transforms under bfloat16 autocast (entropy model and loss stay fp32)")
     t.add_argument("--no-channels-last", action="store_true", help="keep NCHW activations (slower on CPU)")
+    t.add_argument("--pool-cache", help="crop pool .npz: read if it exists, else built from ../shared and written "
+                                        "(lets a machine without ../shared train; scripts/gpu_train.sh)")
     t.set_defaults(func=cmd_train)
 
     x = sub.add_parser("export", help="export a training checkpoint as a model bundle")

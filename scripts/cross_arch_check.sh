@@ -9,6 +9,8 @@
 #
 # --quick: four small images (8-bit RGB/gray, 12-bit RGB, 16-bit gray; a few
 #          minutes); default: ten images incl. 1152x1600 (slow under qemu-ppc).
+# --gray:  gray images only, learned and near-lossless qualities (for a gray model's BLOB,
+#          e.g. pymars/weights/base-v2-gray/encoder.pmw, which refuses RGB).
 # --ctest: also builds the C++ tests for aarch64 and ppc and runs them (ctest,
 #          through qemu) with the same BLOB.
 # Needs: g++-aarch64-linux-gnu g++-powerpc-linux-gnu qemu-user (apt-get install -y ...).
@@ -17,10 +19,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
 ctest=0
+gray=0
 while [[ "${1:-}" == --* ]]; do
   case "$1" in
     --quick) quick=1 ;;
     --ctest) ctest=1 ;;
+    --gray) gray=1 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -44,7 +48,10 @@ build "$root/aarch64" "$tests" cmake/toolchains/aarch64-linux-gnu.cmake
 build "$root/ppc" "$tests" cmake/toolchains/powerpc-linux-gnu.cmake
 
 # name height width channels bits seed quality tile
-if (( quick )); then
+if (( gray )); then
+  images=("gray64 64 64 1 8 1 30 32" "gray96x80 96 80 1 8 2 80 32" "gray_nl 80 96 1 8 3 85 32"
+          "gray_nl95 64 72 1 8 4 95 64" "gray_lossless 48 80 1 8 5 100 16" "gray12bit40x72 40 72 1 12 6 60 32")
+elif (( quick )); then
   images=("rgb64 64 64 3 8 1 75 32" "gray48x80 48 80 1 8 2 30 16" "rgb12bit40x72 40 72 3 12 3 60 32"
           "gray16bit72x40 72 40 1 16 4 90 32")
 else

@@ -282,3 +282,43 @@ def gray_training_pool(crop: int, margin: int = 64, progress: bool = True,
             w[source == s] = share / tot
     pool.weights = counts * w / (counts * w).sum()
     return pool
+
+
+def save_pool(pool: CropPool, path) -> None:
+    """Store a crop pool's images, valid positions and weights in one ``.npz`` (written atomically).
+
+    A pool saved here trains on a machine without ``../shared`` (a lent GPU gets
+    the working tree only): ``scripts/gpu_train.sh`` carries it.
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "pool.npz")
+        >>> save_pool(GrayCropPool([np.full((80, 90), 9, np.uint8)], 32), p)
+        >>> type(load_pool(p)).__name__, len(load_pool(p))
+        ('GrayCropPool', 56)
+    """
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    arrays = {"kind": np.array("gray" if isinstance(pool, GrayCropPool) else "rgb"), "crop": np.array(pool.crop),
+              "weights": pool.weights}
+    for i, (im, pos) in enumerate(zip(pool.images, pool.positions)):
+        arrays[f"image_{i}"], arrays[f"positions_{i}"] = im, pos
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_pool(path) -> CropPool:
+    """The pool :func:`save_pool` wrote (same images, positions and weights)."""
+    with np.load(path) as f:
+        n = sum(1 for k in f.files if k.startswith("image_"))
+        images = [f[f"image_{i}"] for i in range(n)]
+        positions = [f[f"positions_{i}"] for i in range(n)]
+        kind, crop, weights = str(f["kind"]), int(f["crop"]), f["weights"]
+    pool = object.__new__(GrayCropPool if kind == "gray" else CropPool)
+    pool.crop, pool.images, pool.positions, pool.weights = crop, images, positions, weights
+    if kind == "gray":
+        pool.p_tone, pool.p_noise, pool.p_jpeg = 0.5, 0.3, 0.2
+    return pool

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..models.codec import DEFAULT_LAMBDAS, BaseCodec, BaseConfig, rd_loss
-from .dataset import CropPool, gray_training_pool, mars_training_pool
+from .dataset import CropPool, gray_training_pool, load_pool, mars_training_pool, save_pool
 
 #: base-v2 rate levels: base-v1's eight plus two above them, for the quality missions
 #: downlink (JPEG q75-95; base-v1 stops at 32.7 dB).
@@ -79,6 +79,7 @@ class TrainConfig:
     warm_start: str = ""  # start from a shipped weights folder (e.g. pymars/weights/base-v1), adapted (see warm_start)
     precision: str = "bf16"  # "bf16": autocast transforms to bfloat16 (AMX / GPU); "fp32"
     channels_last: bool = True  # NHWC activations: what oneDNN's fast convolutions want
+    pool_cache: str = ""  # .npz of the crop pool (dataset.save_pool): read if present, else built and written
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -305,12 +306,18 @@ def train(cfg: TrainConfig) -> dict:
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     gray = model_cfg.channels == 1
-    if cfg.synthetic:
+    if cfg.pool_cache and Path(cfg.pool_cache).exists():
+        pool = load_pool(cfg.pool_cache)
+        if pool.crop != cfg.crop:
+            raise ValueError(f"{cfg.pool_cache} holds {pool.crop}x{pool.crop} crops, not {cfg.crop}: rebuild it")
+    elif cfg.synthetic:
         pool = _synthetic_pool(cfg.crop, gray)
     elif gray:
         pool = gray_training_pool(cfg.crop, progress=cfg.progress)
     else:
         pool = mars_training_pool(cfg.crop, progress=cfg.progress)
+    if cfg.pool_cache and not Path(cfg.pool_cache).exists():
+        save_pool(pool, cfg.pool_cache)
     val_tiles = [] if cfg.synthetic or not cfg.validate_every else _validation_tiles(gray=gray)
     amp = cfg.precision == "bf16"
     log_path = out / "log.jsonl"
