@@ -189,7 +189,7 @@ def core_library(bundle: ModelBundle, library):
         >>> core_library(open_bundle(), lib)
         Traceback (most recent call last):
         ...
-        pymars.errors.ModelMismatchError: model 'base-v1' has no reference branch: REMAC needs a REMAC bundle such as 'remac-v1'
+        pymars.errors.ModelMismatchError: model 'base-v1-tm' has no reference branch: REMAC needs a REMAC bundle such as 'remac-v1'
     """
     from . import _core
 

@@ -11,7 +11,7 @@ A bundle is a folder::
 Example:
     >>> b = default_bundle()
     >>> b.name
-    'base-v1'
+    'base-v1-tm'
 """
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ from functools import cached_property
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "base-v1"
+#: The RGB default: base-v1's weights with tile means (docs/bitstream.md §4.6), so the
+#: decoder keeps every tile's mean colour. Files coded with base-v1 itself still decode (with base-v1).
+DEFAULT_MODEL = "base-v1-tm"
 #: The bundle that codes gray images (and RGB images whose three channels are equal)
-#: when no model is named; base-v1 codes them when this bundle is not installed.
+#: when no model is named; the RGB default codes them when this bundle is not installed.
 DEFAULT_GRAY_MODEL = "base-v2-gray"
 #: The REMAC bundle ``encode(..., refs=LIB)`` uses when no model is named.
 DEFAULT_REMAC_MODEL = "remac-v1"
@@ -49,13 +51,19 @@ class ModelBundle:
     def blob_path(self) -> Path:
         return self.root / "encoder.pmw"
 
+    def _file(self, name: str) -> Path:
+        # A derived bundle (same weights, another coding option) names the folder
+        # whose copy of a file it uses, instead of shipping a second copy.
+        shared = self.manifest.get("shared_files", {}) if (self.root / "model.json").is_file() else {}
+        return (self.root / shared[name]).resolve() if name in shared else self.root / name
+
     @property
     def synthesis_onnx(self) -> Path:
-        return self.root / "synthesis.onnx"
+        return self._file("synthesis.onnx")
 
     @property
     def safetensors(self) -> Path:
-        return self.root / "model.safetensors"
+        return self._file("model.safetensors")
 
     @cached_property
     def manifest(self) -> dict:
@@ -162,8 +170,8 @@ def bundle_for_model_id(model_id: bytes) -> ModelBundle | None:
     """The shipped bundle whose model id is ``model_id`` (None if no installed bundle has it).
 
     Example:
-        >>> bundle_for_model_id(default_bundle().model_id).name if default_bundle().available else "base-v1"
-        'base-v1'
+        >>> bundle_for_model_id(default_bundle().model_id).name if default_bundle().available else "base-v1-tm"
+        'base-v1-tm'
     """
     # model.json records each bundle's id, so no blob is parsed to find the one (the caller
     # still checks the id against the parsed blob before decoding).
@@ -197,10 +205,10 @@ def _cached_bundle(path: Path) -> ModelBundle:
 
 
 def default_bundle() -> ModelBundle:
-    """The bundle shipped with the package (``pymars/weights/base-v1``).
+    """The RGB bundle shipped with the package (``pymars/weights/base-v1-tm``).
 
     Example:
         >>> default_bundle().root.name
-        'base-v1'
+        'base-v1-tm'
     """
     return _cached_bundle((WEIGHTS_DIR / DEFAULT_MODEL).resolve())

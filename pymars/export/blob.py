@@ -170,7 +170,7 @@ def near_lossless_table(cfg) -> np.ndarray | None:
     Example:
         >>> from pymars.models.codec import BaseConfig
         >>> t = near_lossless_table(BaseConfig(nl_from_quality=90))
-        >>> t[88], t[89], t[99]
+        >>> int(t[88]), int(t[89]), int(t[99])
         (255, 10, 0)
     """
     first = int(getattr(cfg, "nl_from_quality", 0) or 0)

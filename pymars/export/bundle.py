@@ -105,3 +105,47 @@ def write_bundle(model: BaseCodec, out: str | os.PathLike, provenance: dict) -> 
     }
     _write_atomic(out / "model.json", json.dumps(manifest, indent=2).encode())
     return {**files, "model.json": hashlib.sha256((out / "model.json").read_bytes()).hexdigest()}
+
+
+def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_means: bool = True) -> dict:
+    """A bundle with ``source``'s weights and another coding option, sharing its weight files.
+
+    Only the blob (a new model id) and model.json are written; model.json names
+    ``source``'s ``synthesis.onnx`` and ``model.safetensors`` (``shared_files``),
+    whose hashes it records. Used for base-v1-tm: base-v1 with tile means.
+
+    Example:
+        >>> import tempfile
+        >>> from pymars.models.codec import BaseCodec, BaseConfig
+        >>> cfg = BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8))
+        >>> root = Path(tempfile.mkdtemp())
+        >>> _ = write_bundle(BaseCodec(cfg), root / "a", {"steps": 0})
+        >>> sorted(derive_bundle(root / "a", root / "a-tm"))
+        ['encoder.pmw', 'model.json']
+    """
+    from ..bundle import ModelBundle
+
+    src = ModelBundle(Path(source))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = src.torch_model()
+    model.cfg.tile_means = tile_means
+    blob = model_blob(model, {"provenance": src.manifest.get("provenance", {})})
+    _write_atomic(out / "encoder.pmw", blob)
+    rel = os.path.relpath(src.root.resolve(), out.resolve())
+    shared = {name: f"{rel}/{name}" for name in ("synthesis.onnx", "model.safetensors")}
+    files = {"encoder.pmw": hashlib.sha256(blob).hexdigest(),
+             **{name: src.manifest["files"][name] for name in shared}}
+    manifest = {
+        "name": out.name,
+        "architecture": src.manifest["architecture"],
+        "config": model.cfg.to_dict(),
+        "model_id": model_id(blob).hex(),
+        "files": files,
+        "shared_files": shared,
+        "provenance": {**src.manifest.get("provenance", {}),
+                       "derived_from": {"bundle": src.name, "model_id": src.manifest["model_id"],
+                                        "change": f"tile_means={tile_means} (docs/bitstream.md 4.6); same weights"}},
+    }
+    _write_atomic(out / "model.json", json.dumps(manifest, indent=2).encode())
+    return {"encoder.pmw": files["encoder.pmw"], "model.json": hashlib.sha256((out / "model.json").read_bytes()).hexdigest()}
