@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tile-means", action="store_true",
                     help="files of this model carry each tile's mean per channel (2 bytes each; docs/bitstream.md §4.6)")
     ap.add_argument("--near-lossless-from", type=int, default=0,
-                    help="qualities from this one to 100 use the near-lossless coder (max error 10 .. 0, 100 lossless)")
+                    help="qualities from this one to 100 use the near-lossless coder (max error 6 .. 0, 100 lossless)")
     ap.add_argument("--learned-top-level", type=float, default=-1,
                     help="with --near-lossless-from: rate level of the last learned quality (-1: the top level)")
     ap.add_argument("--log", type=Path, help="the run's log.jsonl: the card gets its validation curve (table + PNG)")

@@ -70,7 +70,7 @@ class BaseConfig:
     #: synthesis (docs/bitstream.md §4.6): a coding option, not a trained part.
     tile_means: bool = False
     #: Qualities from this one to 100 use the near-lossless coder (docs/bitstream.md §4.7),
-    #: maximum error 10 falling to 0; 0: every quality is learned.
+    #: maximum error 6 falling to 0; 0: every quality is learned.
     nl_from_quality: int = 0
     #: With near-lossless qualities: the rate level the last learned quality uses (-1: the top one).
     learned_top_level: float = -1
