@@ -14,7 +14,7 @@
 # a file); `resume` starts the CPU run from them with a fresh optimiser.
 #
 # Size: the device takes at most 64 MiB of working tree (tracked files + carry). The
-# tracked tree is ~100 MB today (pymars/weights holds 90 MB, issue 16), and the gray-wide
+# tracked tree is ~136 MB today (pymars/weights holds 115 MB, issue 16), and the gray-wide
 # pack is ~80 MB (pool 71 MB at 256x256 + weights 10 MB), so a device call is refused until
 # the weights leave the tree and the pool is cut (e.g. Navcam at 2x/4x only).
 # The device call (one command, ~9 minutes of training; see /work/.library/device):
