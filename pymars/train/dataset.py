@@ -67,7 +67,7 @@ class CropPool:
         excluded: list[np.ndarray | None] | None = None,
     ):
         self.crop = crop
-        self.images = [im if im.ndim == 3 else np.repeat(im[..., None], 3, 2) for im in images]
+        self.images = [self._prepare(im) for im in images]
         excluded = excluded or [None] * len(images)
         self.positions = [valid_positions(im, crop, ex) for im, ex in zip(self.images, excluded)]
         counts = np.array([len(p) for p in self.positions], np.float64)
@@ -75,6 +75,11 @@ class CropPool:
             raise ValueError(f"no valid {crop}x{crop} crop in {len(images)} images")
         # Every valid crop equally likely; callers may re-weight whole images via .weights.
         self.weights = counts / counts.sum()
+
+    @staticmethod
+    def _prepare(image: np.ndarray) -> np.ndarray:
+        """How an image is stored: RGB (a gray image replicated to 3 channels)."""
+        return image if image.ndim == 3 else np.repeat(image[..., None], 3, 2)
 
     def __len__(self) -> int:
         return int(sum(len(p) for p in self.positions))
@@ -158,16 +163,13 @@ class GrayCropPool(CropPool):
     """
 
     def __init__(self, images, crop, excluded=None, p_tone=0.5, p_noise=0.3, p_jpeg=0.2):
-        images = [im if im.ndim == 2 else _luma(im) for im in images]
-        self.crop = crop
-        self.images = images
-        excluded = excluded or [None] * len(images)
-        self.positions = [valid_positions(im, crop, ex) for im, ex in zip(images, excluded)]
-        counts = np.array([len(p) for p in self.positions], np.float64)
-        if counts.sum() == 0:
-            raise ValueError(f"no valid {crop}x{crop} crop in {len(images)} images")
-        self.weights = counts / counts.sum()
+        super().__init__(images, crop, excluded)
         self.p_tone, self.p_noise, self.p_jpeg = p_tone, p_noise, p_jpeg
+
+    @staticmethod
+    def _prepare(image: np.ndarray) -> np.ndarray:
+        """How an image is stored: gray (the luma of an RGB image)."""
+        return image if image.ndim == 2 else _luma(image)
 
     def augment(self, rng: np.random.Generator, patch: np.ndarray) -> np.ndarray:
         """One crop (uint8 HxW) -> augmented uint8 HxW (see the class docstring)."""
