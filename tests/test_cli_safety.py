@@ -23,6 +23,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -75,6 +76,9 @@ def cli(*args: str, **kw) -> subprocess.CompletedProcess:
     """``pymars ARGS`` in a fresh interpreter (signals, resource limits, standard input and output)."""
     kw.setdefault("capture_output", True)
     kw.setdefault("timeout", 300)
+    # Not from the checkout: `python -m` puts the working folder first on sys.path, and
+    # the checkout's pymars/ has no compiled _core when the package is installed (CI).
+    kw.setdefault("cwd", tempfile.gettempdir())
     return subprocess.run([sys.executable, "-m", "pymars.cli", *args], **kw)
 
 
@@ -464,7 +468,7 @@ def _start_long_encode(work: Path) -> tuple[subprocess.Popen, list[str]]:
         pytest.skip("the shipped base model is not installed (the tiny test model is too fast to interrupt)")
     write_image(work / "big.png", np.tile(mars_like_scene(256, 256, seed=5), (6, 8, 1)))
     proc = subprocess.Popen([sys.executable, "-m", "pymars.cli", "encode", str(work / "big.png"), "-o",
-                             str(work / "big.pmrs"), "--tile-size", "64"], stderr=subprocess.PIPE,
+                             str(work / "big.pmrs"), "--tile-size", "64"], cwd=work, stderr=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     err: list[str] = []
     started = threading.Event()
