@@ -84,16 +84,23 @@ class CropPool:
     def __len__(self) -> int:
         return int(sum(len(p) for p in self.positions))
 
+    #: Channels of a sample (the stored form, see _prepare).
+    channels = 3
+
+    def _chw(self, rng: np.random.Generator, patch: np.ndarray) -> np.ndarray:
+        """One stored crop (uint8) -> channels x crop x crop samples, before scaling."""
+        return patch.transpose(2, 0, 1)
+
     def sample(self, rng: np.random.Generator, batch: int) -> np.ndarray:
-        """A float32 batch (B, 3, crop, crop) in [0, 1]."""
-        out = np.empty((batch, 3, self.crop, self.crop), np.float32)
+        """A float32 batch (B, channels, crop, crop) in [0, 1]."""
+        out = np.empty((batch, self.channels, self.crop, self.crop), np.float32)
         which = rng.choice(len(self.images), size=batch, p=self.weights)
         for i, k in enumerate(which):
             y, x = self.positions[k][rng.integers(len(self.positions[k]))]
             patch = self.images[k][y : y + self.crop, x : x + self.crop]
             if rng.random() < 0.5:
                 patch = patch[:, ::-1]
-            out[i] = patch.transpose(2, 0, 1) * (1 / 255)
+            out[i] = self._chw(rng, patch) * (1 / 255)
         return out
 
 
@@ -190,17 +197,10 @@ class GrayCropPool(CropPool):
             out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
         return out
 
-    def sample(self, rng: np.random.Generator, batch: int) -> np.ndarray:
-        """A float32 batch (B, 1, crop, crop) in [0, 1]."""
-        out = np.empty((batch, 1, self.crop, self.crop), np.float32)
-        which = rng.choice(len(self.images), size=batch, p=self.weights)
-        for i, k in enumerate(which):
-            y, x = self.positions[k][rng.integers(len(self.positions[k]))]
-            patch = self.images[k][y : y + self.crop, x : x + self.crop]
-            if rng.random() < 0.5:
-                patch = patch[:, ::-1]
-            out[i, 0] = self.augment(rng, patch) * (1 / 255)
-        return out
+    channels = 1
+
+    def _chw(self, rng: np.random.Generator, patch: np.ndarray) -> np.ndarray:
+        return self.augment(rng, patch)[None]
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
