@@ -299,9 +299,7 @@ def decode_with_report(
             (report.missing if t["status"] == "missing" else report.damaged).append(t["index"])
             continue
         if t.get("pixels") is not None:  # a near-lossless tile: samples, no synthesis (bitstream §4.7)
-            px = t["pixels"]
-            canvas[t["y0"] : t["y0"] + t["height"], t["x0"] : t["x0"] + t["width"]] = (
-                px if bundle.channels == px.shape[2] else np.repeat(px[..., :1], bundle.channels, 2))
+            canvas[t["y0"] : t["y0"] + t["height"], t["x0"] : t["x0"] + t["width"]] = t["pixels"]
             continue
         ref = None
         if library is not None and t["decoder_ref"] < len(library):

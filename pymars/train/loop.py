@@ -181,7 +181,6 @@ def warm_start(model: BaseCodec, source: str) -> list[str]:
         from safetensors.torch import load_file
 
         src = load_file(str(path / "model.safetensors"))
-        old_lam = None
     else:
         ck = torch.load(path, map_location="cpu", weights_only=False)
         src = ck["ema"]
