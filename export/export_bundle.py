@@ -100,6 +100,10 @@ def main(argv=None) -> int:
                     help="qualities from this one to 100 use the near-lossless coder (max error 6 .. 0, 100 lossless)")
     ap.add_argument("--learned-top-level", type=float, default=-1,
                     help="with --near-lossless-from: rate level of the last learned quality (-1: the top level)")
+    ap.add_argument("--near-lossless-max-error", type=int, default=6,
+                    help="with --near-lossless-from: the maximum error at its first quality (0..32)")
+    ap.add_argument("--near-lossless-coder", choices=("golomb", "arith"), default="golomb",
+                    help="entropy coder of near-lossless tiles: Golomb codes (§4.7) or the range coder (§4.8)")
     ap.add_argument("--log", type=Path, help="the run's log.jsonl: the card gets its validation curve (table + PNG)")
     ap.add_argument("--hardware", default=f"{platform.processor() or platform.machine()}, 2 CPU cores, no GPU")
     args = ap.parse_args(argv)
@@ -114,6 +118,8 @@ def main(argv=None) -> int:
     if args.near_lossless_from:
         model.cfg.nl_from_quality = args.near_lossless_from
         model.cfg.learned_top_level = args.learned_top_level
+        model.cfg.nl_max_error = args.near_lossless_max_error
+        model.cfg.nl_coder = args.near_lossless_coder
     tc = ck.get("train_config", {})
     prov = {
         "steps": ck["step"],

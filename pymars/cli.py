@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto", help="auto, cpu, cuda")
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--model", default="base", choices=("base", "gray", "gray-wide", "tiny", "tiny-gray"),
+    t.add_argument("--model", default="base", choices=("base", "wide", "gray", "gray-wide", "tiny", "tiny-gray"),
                    help="base: RGB (base-v1); gray: one-channel base-v2 gray with the high-rate levels")
     t.add_argument("--synthetic", action="store_true", help="procedural scenes instead of ../shared (smoke test)")
     t.add_argument("--validate-every", type=int, default=1000)

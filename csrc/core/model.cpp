@@ -320,9 +320,10 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
       model->z_limit = d[5];
       model->symbol_limit = d[6];
       model->tile_means = (d[7] & 1u) != 0;
+      model->nl_coder = (d[7] & 2u) ? NlCoder::Arith : NlCoder::Golomb;
       if ((d[0] != 1 && d[0] != 3) || d[1] == 0 || d[1] > kMaxChannels || d[2] == 0 || d[2] > kMaxChannels || d[3] < 2 ||
           d[3] > kMaxScaleLevels || d[4] != kQualityLevels || d[5] == 0 || d[5] > 32767 || d[6] == 0 ||
-          d[6] > (1u << 20) || (d[7] & ~1u) != 0)
+          d[6] > (1u << 20) || (d[7] & ~3u) != 0)
         return BlobStatus::BadDims;
     } else if (t == kTagGa) {
       st = parse_float_ops(sec, arena, model->ga, &model->n_ga);

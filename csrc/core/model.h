@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "arena.h"
+#include "nearlossless.h"
 #include "rans.h"
 
 namespace pymars {
@@ -58,6 +59,9 @@ struct Model {
   // error k (0..32) of the near-lossless coder (nearlossless.h, docs/bitstream.md §4.7).
   bool has_nl = false;
   uint8_t nl_k[100] = {};
+  // DIMS flag bit 1: near-lossless tiles use the range coder (docs/bitstream.md §4.8),
+  // not the Golomb codes of §4.7 (base-v2-gray's files).
+  NlCoder nl_coder = NlCoder::Golomb;
   bool near_lossless(uint32_t quality) const { return has_nl && quality >= 1 && quality <= 100 && nl_k[quality - 1] != 0xFF; }
   uint32_t z_limit = 0, symbol_limit = 0;
   FloatOp ga[kMaxOps];

@@ -1,6 +1,9 @@
-// nearlossless.cpp - see nearlossless.h. The algorithm follows ITU-T T.87 (JPEG-LS)
+// nearlossless.cpp - see nearlossless.h. The modelling follows ITU-T T.87 (JPEG-LS)
 // regular mode for 8-bit samples; identifiers name its quantities (A, B, C, N, Q,
-// MErrval, LIMIT, RANGE, qbpp). Written from the standard's description.
+// MErrval, LIMIT, RANGE, qbpp). Written from the standard's description. The Arith
+// coder (docs/bitstream.md §4.8) keeps that modelling and replaces the Golomb
+// codes by a binary range coder of the LZMA kind (11-bit probabilities, carry
+// propagation through a cached byte), written from its published description.
 #include "nearlossless.h"
 
 namespace pymars {
@@ -190,7 +193,28 @@ inline int32_t predict(const uint8_t* rec, size_t stride, uint32_t ch, uint32_t 
   return clamp_sample(med(a, b, c) + *sign * s->C[*q]);
 }
 
-// Quantised error -> modulo-RANGE representative in [-(RANGE-1)/2, RANGE/2].
+// Arith prediction of channel ch > 0: the channel's difference to the previous
+// channel is what is predicted (MED and gradient contexts on the difference plane
+// of the reconstructions), then the previous channel's reconstruction at (y, x)
+// is added back. Colour channels of a Mars scene share edges and texture, so the
+// difference plane is smooth; the error stays a sample-domain error, so every
+// channel keeps its +-k bound. Channel 0 (and gray) is predicted as in §4.7.
+inline int32_t predict_ac(const uint8_t* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+                          uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign) {
+  if (ch == 0) return predict(rec, stride, ch, channels, y, x, w, s, p, q, sign);
+  int32_t a, b, c, d, a0, b0, c0, d0;
+  neighbours(rec, stride, ch, channels, y, x, w, &a, &b, &c, &d);
+  neighbours(rec, stride, ch - 1, channels, y, x, w, &a0, &b0, &c0, &d0);
+  a -= a0;
+  b -= b0;
+  c -= c0;
+  d -= d0;
+  *q = context(a, b, c, d, p, sign);
+  const int32_t base = rec[size_t(y) * stride + size_t(x) * channels + ch - 1];
+  return clamp_sample(base + med(a, b, c) + *sign * s->C[*q]);
+}
+
+// Quantised error -> modulo-RANGE representative in [-RANGE/2, (RANGE-1)/2].
 inline int32_t modulo_range(int32_t e, const Params& p) {
   if (e < 0) e += p.range;
   if (e >= (p.range + 1) / 2) e -= p.range;
@@ -206,15 +230,8 @@ inline int32_t reconstruct(int32_t px, int32_t sign, int32_t err, const Params& 
   return clamp_sample(v);
 }
 
-}  // namespace
-
-size_t nl_max_bytes(uint32_t h, uint32_t w, uint32_t channels) {
-  return (size_t(h) * w * channels * size_t(kLimit) + 7) / 8 + 8;
-}
-
-size_t nl_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
-                 NlState* s, uint8_t* out, size_t cap, uint8_t* recon) {
-  if (k > kNlMaxError || !recon) return 0;
+size_t golomb_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
+                     uint32_t k, NlState* s, uint8_t* out, size_t cap, uint8_t* recon) {
   const Params p = params(k);
   BitWriter bw{out, cap};
   const size_t rstride = size_t(w) * channels;
@@ -248,9 +265,8 @@ size_t nl_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t
   return bw.finish();
 }
 
-bool nl_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k, NlState* s,
-               uint8_t* out) {
-  if (k > kNlMaxError) return false;
+bool golomb_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
+                   NlState* s, uint8_t* out) {
   const Params p = params(k);
   BitReader br{data, len};
   const size_t stride = size_t(w) * channels;
@@ -285,6 +301,321 @@ bool nl_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t
     if (rest) return false;
   }
   return br.pos == len;
+}
+
+
+// ---- Arith (§4.8) -----------------------------------------------------------
+
+constexpr uint32_t kProbBits = 11;
+constexpr uint16_t kProbOne = 1u << kProbBits;
+constexpr uint32_t kMoveBits = 5;
+constexpr uint32_t kTop = 1u << 24;
+
+struct RangeEncoder {
+  uint8_t* out;
+  size_t cap, pos = 0;
+  uint64_t low = 0;
+  uint32_t range = 0xFFFFFFFFu;
+  uint8_t cache = 0;
+  uint64_t cache_size = 1;
+  bool failed = false;
+
+  void put(uint8_t v) {
+    if (pos >= cap) failed = true;
+    else out[pos++] = v;
+  }
+  void shift_low() {
+    if (uint32_t(low) < 0xFF000000u || (low >> 32) != 0) {
+      const uint8_t carry = uint8_t(low >> 32);
+      uint8_t temp = cache;
+      do {
+        put(uint8_t(temp + carry));
+        temp = 0xFF;
+      } while (--cache_size != 0);
+      cache = uint8_t(low >> 24);
+    }
+    ++cache_size;
+    low = (low & 0x00FFFFFFu) << 8;
+  }
+  void bit(uint16_t* p, uint32_t b) {
+    const uint32_t bound = (range >> kProbBits) * *p;
+    if (!b) {
+      range = bound;
+      *p = uint16_t(*p + ((kProbOne - *p) >> kMoveBits));
+    } else {
+      low += bound;
+      range -= bound;
+      *p = uint16_t(*p - (*p >> kMoveBits));
+    }
+    while (range < kTop) {
+      range <<= 8;
+      shift_low();
+    }
+  }
+  void direct(uint32_t v, uint32_t count) {  // count <= 16, equiprobable bits, msb first
+    for (uint32_t i = count; i-- > 0;) {
+      range >>= 1;
+      if ((v >> i) & 1u) low += range;
+      while (range < kTop) {
+        range <<= 8;
+        shift_low();
+      }
+    }
+  }
+  size_t finish() {
+    for (int i = 0; i < 5; ++i) shift_low();
+    return failed ? 0 : pos;
+  }
+};
+
+struct RangeDecoder {
+  const uint8_t* data;
+  size_t len, pos = 0;
+  uint32_t range = 0xFFFFFFFFu, code = 0;
+  bool failed = false;
+
+  uint8_t next() {
+    if (pos >= len) {
+      failed = true;
+      return 0;
+    }
+    return data[pos++];
+  }
+  bool start() {
+    if (next() != 0) return false;  // the encoder's first byte is always 0
+    for (int i = 0; i < 4; ++i) code = (code << 8) | next();
+    return !failed && code < range;
+  }
+  uint32_t bit(uint16_t* p) {
+    const uint32_t bound = (range >> kProbBits) * *p;
+    uint32_t b;
+    if (code < bound) {
+      range = bound;
+      *p = uint16_t(*p + ((kProbOne - *p) >> kMoveBits));
+      b = 0;
+    } else {
+      code -= bound;
+      range -= bound;
+      *p = uint16_t(*p - (*p >> kMoveBits));
+      b = 1;
+    }
+    while (range < kTop) {
+      range <<= 8;
+      code = (code << 8) | next();
+    }
+    return b;
+  }
+  uint32_t direct(uint32_t count) {
+    uint32_t v = 0;
+    for (uint32_t i = 0; i < count; ++i) {
+      range >>= 1;
+      uint32_t b = 0;
+      if (code >= range) {
+        code -= range;
+        b = 1;
+      }
+      v = (v << 1) | b;
+      while (range < kTop) {
+        range <<= 8;
+        code = (code << 8) | next();
+      }
+    }
+    return v;
+  }
+};
+
+void reset_arith(NlState* s) {
+  for (uint32_t i = 0; i < kNlAcContexts; ++i) {
+    s->p_zero[i] = s->p_sign[i] = kProbOne / 2;
+    for (uint32_t j = 0; j < kNlUnary; ++j) s->p_mag[i][j] = kProbOne / 2;
+  }
+  for (uint32_t i = 0; i < kNlActivity; ++i) {
+    for (uint32_t j = 0; j < kNlEscape; ++j) s->p_esc[i][j] = kProbOne / 2;
+    for (uint32_t j = 0; j < 3; ++j) s->p_low[i][j] = kProbOne / 2;
+  }
+}
+
+// Low bits of a magnitude, sent below its unary part: where the context's errors
+// are large (lossless on texture) a unary code of the whole magnitude would be
+// long, so, as a Golomb code does, the Golomb k - kNlShiftBelow lowest bits are
+// split off; the top one of them is modelled, the others are sent as they are.
+inline uint32_t low_bits(const NlState* s, int32_t q) {
+  const int32_t kg = golomb_k(s, q) - kNlShiftBelow;
+  return kg > 0 ? uint32_t(kg) : 0u;
+}
+
+inline uint32_t bit_length(uint32_t v) {
+  uint32_t n = 0;
+  while (v) {
+    ++n;
+    v >>= 1;
+  }
+  return n;
+}
+
+// Activity class 0..kNlActivity-1: log2 of 8 x the context's mean absolute error.
+inline uint32_t activity(const NlState* s, int32_t q) {
+  const uint32_t t = uint32_t(8 * s->A[q]) / uint32_t(s->N[q]);
+  const uint32_t a = bit_length(t);
+  return a < kNlActivity ? a : kNlActivity - 1;
+}
+
+// The previous channel's local prediction error at (y, x), in units of 2k + 1,
+// as a class 0..2 (0 for the first channel). Colour channels of a Mars scene share
+// their edges and texture: where the previous channel was hard to predict, this
+// one is too.
+inline uint32_t cross_class(const uint8_t* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y,
+                            uint32_t x, uint32_t w, const Params& p) {
+  if (ch == 0) return 0;
+  int32_t a, b, c, d;
+  neighbours(rec, stride, ch - 1, channels, y, x, w, &a, &b, &c, &d);
+  int32_t dev = int32_t(rec[size_t(y) * stride + size_t(x) * channels + ch - 1]) - med(a, b, c);
+  if (dev < 0) dev = -dev;
+  const int32_t u = (dev + p.k) / (2 * p.k + 1);
+  return u >= 2 ? 2u : uint32_t(u);
+}
+
+inline uint32_t ac_context(uint32_t act, int32_t q, uint32_t cross) {
+  return (act * 2 + (q == 0 ? 1u : 0u)) * kNlCross + cross;
+}
+
+// Form byte of an Arith payload: 0 = range-coded, 1 = the samples stored raw.
+constexpr uint8_t kFormCoded = 0, kFormStored = 1;
+
+size_t arith_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
+                    uint32_t k, NlState* s, uint8_t* out, size_t cap, uint8_t* recon) {
+  const Params p = params(k);
+  const size_t raw = size_t(h) * w * channels;
+  if (cap < raw + 1) return 0;
+  out[0] = kFormCoded;
+  RangeEncoder rc{out + 1, raw};  // a coded tile must be smaller than a stored one
+  const size_t rstride = size_t(w) * channels;
+  for (uint32_t ch = 0; ch < channels; ++ch) {
+    reset(s, p);
+    reset_arith(s);
+    for (uint32_t y = 0; y < h; ++y)
+      for (uint32_t x = 0; x < w; ++x) {
+        int32_t q, sign;
+        const int32_t px = predict_ac(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign);
+        const uint32_t act = activity(s, q);
+        const uint32_t ctx = ac_context(act, q, cross_class(recon, rstride, ch, channels, y, x, w, p));
+        const int32_t xv = samples[size_t(y) * row_stride + size_t(x) * channels + ch];
+        int32_t err = sign * (xv - px);
+        if (p.k) err = err > 0 ? (err + p.k) / (2 * p.k + 1) : -((p.k - err) / (2 * p.k + 1));
+        recon[size_t(y) * rstride + size_t(x) * channels + ch] = uint8_t(reconstruct(px, sign, err, p));
+        err = modulo_range(err, p);
+        rc.bit(&s->p_zero[ctx], err != 0);
+        if (err != 0) {
+          rc.bit(&s->p_sign[ctx], err < 0);
+          const uint32_t all = uint32_t(err < 0 ? -err : err) - 1, sh = low_bits(s, q);
+          const uint32_t mag = all >> sh;
+          uint32_t j = 0;
+          for (; j < kNlUnary; ++j) {
+            rc.bit(&s->p_mag[ctx][j], mag > j);
+            if (mag == j) break;
+          }
+          if (j == kNlUnary) {  // escape: Exp-Golomb of mag - kNlUnary
+            const uint32_t v = mag - kNlUnary + 1, n = bit_length(v) - 1;
+            for (uint32_t i = 0; i < n; ++i) rc.bit(&s->p_esc[act][i], 1);
+            if (n < kNlEscape) rc.bit(&s->p_esc[act][n], 0);
+            rc.direct(v & ((1u << n) - 1u), n);
+          }
+          if (sh) {
+            rc.bit(&s->p_low[act][mag < 2 ? mag : 2], (all >> (sh - 1)) & 1u);
+            rc.direct(all & ((1u << (sh - 1)) - 1u), sh - 1);
+          }
+        }
+        update(s, q, err, p);
+      }
+  }
+  const size_t n = rc.finish();
+  if (n) return n + 1;
+  // Incompressible (noise, mostly at k = 0): store the samples, exact and so
+  // within any k.
+  out[0] = kFormStored;
+  for (uint32_t y = 0; y < h; ++y)
+    for (uint32_t x = 0; x < w; ++x)
+      for (uint32_t ch = 0; ch < channels; ++ch) {
+        const uint8_t v = samples[size_t(y) * row_stride + size_t(x) * channels + ch];
+        out[1 + (size_t(y) * w + x) * channels + ch] = v;
+        recon[size_t(y) * rstride + size_t(x) * channels + ch] = v;
+      }
+  return raw + 1;
+}
+
+bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
+                  NlState* s, uint8_t* out) {
+  const Params p = params(k);
+  const size_t raw = size_t(h) * w * channels;
+  if (len < 1) return false;
+  if (data[0] == kFormStored) {
+    if (len != raw + 1) return false;
+    for (size_t i = 0; i < raw; ++i) out[i] = data[1 + i];
+    return true;
+  }
+  if (data[0] != kFormCoded || len > raw + 1) return false;
+  RangeDecoder rc{data + 1, len - 1};
+  if (!rc.start()) return false;
+  const size_t stride = size_t(w) * channels;
+  const int32_t lo = -(p.range / 2), hi = (p.range - 1) / 2;  // modulo_range's interval
+  for (uint32_t ch = 0; ch < channels; ++ch) {
+    reset(s, p);
+    reset_arith(s);
+    for (uint32_t y = 0; y < h; ++y)
+      for (uint32_t x = 0; x < w; ++x) {
+        int32_t q, sign;
+        const int32_t px = predict_ac(out, stride, ch, channels, y, x, w, s, p, &q, &sign);
+        const uint32_t act = activity(s, q);
+        const uint32_t ctx = ac_context(act, q, cross_class(out, stride, ch, channels, y, x, w, p));
+        int32_t err = 0;
+        if (rc.bit(&s->p_zero[ctx])) {
+          const bool negative = rc.bit(&s->p_sign[ctx]) != 0;
+          uint32_t mag = 0;
+          while (mag < kNlUnary && rc.bit(&s->p_mag[ctx][mag])) ++mag;
+          if (mag == kNlUnary) {
+            uint32_t n = 0;
+            while (n < kNlEscape && rc.bit(&s->p_esc[act][n])) ++n;
+            if (n >= kNlEscape) return false;  // no 8-bit error needs that many
+            mag += ((1u << n) | rc.direct(n)) - 1;
+          }
+          const uint32_t sh = low_bits(s, q);
+          uint32_t all = mag;
+          if (sh) {
+            all = (mag << 1) | rc.bit(&s->p_low[act][mag < 2 ? mag : 2]);
+            all = (all << (sh - 1)) | rc.direct(sh - 1);
+          }
+          if (rc.failed || all > 255) return false;
+          err = negative ? -int32_t(all + 1) : int32_t(all + 1);
+          if (err < lo || err > hi) return false;
+        }
+        if (rc.failed) return false;
+        out[size_t(y) * stride + size_t(x) * channels + ch] = uint8_t(reconstruct(px, sign, err, p));
+        update(s, q, err, p);
+      }
+  }
+  // The decoder reads exactly the bytes the encoder wrote (5 at the start, one per
+  // renormalisation): anything else is damage.
+  return !rc.failed && rc.pos == rc.len;
+}
+
+}  // namespace
+
+size_t nl_max_bytes(uint32_t h, uint32_t w, uint32_t channels) {
+  return (size_t(h) * w * channels * size_t(kLimit) + 7) / 8 + 8;
+}
+
+size_t nl_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
+                 NlCoder coder, NlState* state, uint8_t* out, size_t cap, uint8_t* recon) {
+  if (k > kNlMaxError || !recon) return 0;
+  if (coder == NlCoder::Arith) return arith_encode(samples, row_stride, h, w, channels, k, state, out, cap, recon);
+  return golomb_encode(samples, row_stride, h, w, channels, k, state, out, cap, recon);
+}
+
+bool nl_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k, NlCoder coder,
+               NlState* state, uint8_t* out) {
+  if (k > kNlMaxError) return false;
+  if (coder == NlCoder::Arith) return arith_decode(data, len, h, w, channels, k, state, out);
+  return golomb_decode(data, len, h, w, channels, k, state, out);
 }
 
 }  // namespace pymars

@@ -1,12 +1,17 @@
-// nearlossless.h - the near-lossless / lossless tile coder (docs/bitstream.md §4.7).
+// nearlossless.h - the near-lossless / lossless tile coder (docs/bitstream.md §4.7, §4.8).
 //
 // Qualities at the top of a model's range (its blob's NLQT section) code a tile's
 // 8-bit samples directly with a LOCO-I style predictive coder, every sample within
 // +-k of the original (k = 0: lossless): median edge predictor, 365 gradient
-// contexts with bias correction, adaptive Golomb-Rice codes (the JPEG-LS
-// algorithm without its run mode). The learned transforms stop near 31-33 dB on
-// textured gray tiles; this coder covers ~33 dB to lossless at the cost of a
-// classic near-lossless coder, in integers only: identical on every CPU, no heap
+// contexts with bias correction. Two entropy coders for the quantised errors:
+//   * Golomb (§4.7): adaptive Golomb-Rice codes, the JPEG-LS algorithm without its
+//     run mode; at least one bit per sample, so costly on smooth tiles at large k;
+//   * Arith (§4.8, DIMS flag bit 1): an adaptive binary range coder over a
+//     zero / sign / magnitude binarisation, contexts from the LOCO-I activity, the
+//     gradient context and (RGB) the previous channel's local prediction error. A
+//     smooth tile at large k costs a few hundredths of a bit per sample.
+// The learned transforms stop near 29-33 dB on textured gray tiles; this coder
+// covers the qualities above in integers only: identical on every CPU, no heap
 // (the caller passes the state), a few operations per sample on the rover.
 #pragma once
 #include <cstddef>
@@ -17,12 +22,29 @@ namespace pymars {
 constexpr uint32_t kNlContexts = 365;
 constexpr uint32_t kNlMaxError = 32;  // largest k a blob may ask for
 
+// The entropy coder of a model's near-lossless tiles (DIMS flag bit 1 picks Arith).
+enum class NlCoder : uint8_t { Golomb = 0, Arith = 1 };
+
+// Arith contexts: activity class x flat-gradient flag x previous-channel class.
+constexpr uint32_t kNlActivity = 14;
+constexpr uint32_t kNlCross = 3;
+constexpr uint32_t kNlAcContexts = kNlActivity * 2 * kNlCross;
+constexpr uint32_t kNlUnary = 14;   // magnitude bins coded in unary before the escape
+constexpr uint32_t kNlEscape = 9;   // Exp-Golomb prefix bins of the escape (values < 512)
+constexpr int32_t kNlShiftBelow = 1;  // low bits of a magnitude: the context's Golomb k minus this
+
 // Per-context adaptive state (reset for every channel of every tile).
 struct NlState {
   int32_t A[kNlContexts + 1];
   int32_t B[kNlContexts + 1];
   int32_t C[kNlContexts + 1];
   int32_t N[kNlContexts + 1];
+  // Arith: 11-bit probabilities of a 0 bin.
+  uint16_t p_zero[kNlAcContexts];
+  uint16_t p_sign[kNlAcContexts];
+  uint16_t p_mag[kNlAcContexts][kNlUnary];
+  uint16_t p_esc[kNlActivity][kNlEscape];
+  uint16_t p_low[kNlActivity][3];
 };
 
 // Worst-case payload bytes for an h x w x channels tile (every sample at the
@@ -31,14 +53,16 @@ size_t nl_max_bytes(uint32_t h, uint32_t w, uint32_t channels);
 
 // Codes `channels` interleaved 8-bit planes (row_stride samples per row) of an
 // h x w tile with maximum error k into out. Returns the bytes written, or 0 when
-// cap is too small. `recon` (h*w*channels, may be null) receives the decoded samples.
+// cap is too small. `recon` (h*w*channels) receives the decoded samples. With
+// NlCoder::Arith a tile the range coder would not shrink below its raw size is
+// stored (form byte 1, §4.8), so nl_max_bytes always suffices.
 size_t nl_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
-                 NlState* state, uint8_t* out, size_t cap, uint8_t* recon);
+                 NlCoder coder, NlState* state, uint8_t* out, size_t cap, uint8_t* recon);
 
 // Decodes a payload written by nl_encode into out (h x w x channels interleaved).
-// False when the payload is damaged (too short, a code past its end, or bytes left
-// over that are not the final zero padding).
-bool nl_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
+// False when the payload is damaged (too short, a code past its end, a value out
+// of range, or bytes left over that the coder did not write).
+bool nl_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k, NlCoder coder,
                NlState* state, uint8_t* out);
 
 }  // namespace pymars

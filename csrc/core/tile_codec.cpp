@@ -259,7 +259,7 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
                size_t* payload_size) {
   if (m.near_lossless(quality)) {
     const size_t n = nl_encode(ws.samples, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
-                               m.nl_k[quality - 1], ws.nl_state, ws.nl_stream, ws.nl_capacity, ws.nl_recon);
+                               m.nl_k[quality - 1], m.nl_coder, ws.nl_state, ws.nl_stream, ws.nl_capacity, ws.nl_recon);
     *payload = ws.nl_stream;
     *payload_size = n;
     return n != 0;
@@ -290,7 +290,8 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
                  size_t payload_size, float* y_hat, const int8_t* ref_latent) {
   if (m.near_lossless(quality))
-    return nl_decode(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], ws.nl_state, ws.samples);
+    return nl_decode(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], m.nl_coder, ws.nl_state,
+                     ws.samples);
   if (m.tile_means) {
     const size_t head = 2 * size_t(m.in_channels);
     if (payload_size < head) return false;

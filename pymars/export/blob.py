@@ -157,8 +157,9 @@ def quality_gains(model: BaseCodec) -> tuple[np.ndarray, np.ndarray]:
     return gain, k
 
 
-#: Largest near-lossless error of an exported model (at its first near-lossless quality): about
-#: 36.7 dB, where the learned path of base-v2-gray stops being better on the smoother dev groups.
+#: Largest near-lossless error of an exported model by default (at its first near-lossless
+#: quality): about 36.7 dB, where the learned path of base-v2-gray stops being better on the
+#: smoother dev groups. A config's ``nl_max_error`` overrides it.
 NL_MAX_ERROR = 6
 
 
@@ -166,24 +167,45 @@ def near_lossless_table(cfg) -> np.ndarray | None:
     """The NLQT section (uint8 [100]: 0xFF learned, else the maximum error k) of a config, or None.
 
     Qualities ``nl_from_quality``..100 are near-lossless, k falling linearly from
-    ``NL_MAX_ERROR`` to 0 (quality 100: lossless for 8-bit input).
+    ``cfg.nl_max_error`` (default ``NL_MAX_ERROR``) to 0 at quality 100 (lossless for
+    8-bit input). One step of k is ~5 dB near lossless and ~0.5 dB at k = 16, so
+    with a quality per k the ladder is dense where PSNR moves slowly.
 
     Example:
         >>> from pymars.models.codec import BaseConfig
         >>> t = near_lossless_table(BaseConfig(nl_from_quality=90))
         >>> int(t[88]), int(t[89]), int(t[99])
         (255, 6, 0)
+        >>> [int(v) for v in near_lossless_table(BaseConfig(nl_from_quality=85, nl_max_error=15))[84:]]
+        [15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]
     """
     first = int(getattr(cfg, "nl_from_quality", 0) or 0)
     if not first:
         return None
     if not 2 <= first <= QUALITIES:
         raise ValueError(f"nl_from_quality must be in 2..{QUALITIES}, got {first}")
+    top = int(getattr(cfg, "nl_max_error", NL_MAX_ERROR))
+    if not 0 <= top <= 32:
+        raise ValueError(f"nl_max_error must be in 0..32, got {top}")
     table = np.full(QUALITIES, 0xFF, np.uint8)
     span = max(1, QUALITIES - first)
     for q in range(first, QUALITIES + 1):
-        table[q - 1] = int(round(NL_MAX_ERROR * (QUALITIES - q) / span))
+        table[q - 1] = int(round(top * (QUALITIES - q) / span))
     return table
+
+
+def dims_flags(cfg) -> int:
+    """DIMS flags of a config (docs/model-blob.md): bit 0 tile means, bit 1 range-coded near-lossless tiles.
+
+    Example:
+        >>> from pymars.models.codec import BaseConfig
+        >>> dims_flags(BaseConfig()), dims_flags(BaseConfig(tile_means=True, nl_coder="arith"))
+        (0, 3)
+    """
+    coder = getattr(cfg, "nl_coder", "golomb")
+    if coder not in ("golomb", "arith"):
+        raise ValueError(f"nl_coder must be 'golomb' or 'arith', got {coder!r}")
+    return (1 if getattr(cfg, "tile_means", False) else 0) | (2 if coder == "arith" else 0)
 
 
 def model_blob(model: BaseCodec, meta: dict | None = None) -> bytes:
@@ -212,7 +234,7 @@ def model_blob(model: BaseCodec, meta: dict | None = None) -> bytes:
     sections = [
         (b"META", json.dumps(meta, sort_keys=True).encode()),
         (b"DIMS", _u32(cfg.channels, cfg.latent, cfg.hyper, SCALE_LEVELS, QUALITIES, Z_LIMIT, SYMBOL_LIMIT,
-                       1 if getattr(cfg, "tile_means", False) else 0)),
+                       dims_flags(cfg))),
         (b"GA  ", float_ops(list(model.g_a.layers), input_scale=1 / 255)),
         (b"HA  ", float_ops(list(model.h_a.layers))),
         *ref_section,

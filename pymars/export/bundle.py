@@ -107,8 +107,11 @@ def write_bundle(model: BaseCodec, out: str | os.PathLike, provenance: dict) -> 
     return {**files, "model.json": hashlib.sha256((out / "model.json").read_bytes()).hexdigest()}
 
 
-def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_means: bool = True) -> dict:
-    """A bundle with ``source``'s weights and another coding option, sharing its weight files.
+def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_means: bool = True, **options) -> dict:
+    """A bundle with ``source``'s weights and other coding options, sharing its weight files.
+
+    ``options``: other coding fields of the config (``nl_from_quality``,
+    ``learned_top_level``, ``nl_max_error``, ``nl_coder``); weights are never changed.
 
     Only the blob (a new model id) and model.json are written; model.json names
     ``source``'s ``synthesis.onnx`` and ``model.safetensors`` (``shared_files``),
@@ -130,6 +133,11 @@ def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_mea
     out.mkdir(parents=True, exist_ok=True)
     model = src.torch_model()
     model.cfg.tile_means = tile_means
+    coding = ("nl_from_quality", "learned_top_level", "nl_max_error", "nl_coder")
+    for key, value in options.items():
+        if key not in coding:
+            raise ValueError(f"derive_bundle changes coding options only ({', '.join(coding)}), not {key!r}")
+        setattr(model.cfg, key, value)
     blob = model_blob(model, {"provenance": src.manifest.get("provenance", {})})
     _write_atomic(out / "encoder.pmw", blob)
     rel = os.path.relpath(src.root.resolve(), out.resolve())
@@ -145,7 +153,8 @@ def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_mea
         "shared_files": shared,
         "provenance": {**src.manifest.get("provenance", {}),
                        "derived_from": {"bundle": src.name, "model_id": src.manifest["model_id"],
-                                        "change": f"tile_means={tile_means} (docs/bitstream.md 4.6); same weights"}},
+                                        "change": ", ".join(f"{k}={v}" for k, v in {"tile_means": tile_means, **options}.items())
+                                                  + " (docs/bitstream.md 4.6-4.8); same weights"}},
     }
     _write_atomic(out / "model.json", json.dumps(manifest, indent=2).encode())
     return {"encoder.pmw": files["encoder.pmw"], "model.json": hashlib.sha256((out / "model.json").read_bytes()).hexdigest()}

@@ -74,12 +74,18 @@ class BaseConfig:
     nl_from_quality: int = 0
     #: With near-lossless qualities: the rate level the last learned quality uses (-1: the top one).
     learned_top_level: float = -1
+    #: Largest near-lossless error (at quality ``nl_from_quality``); at most 32.
+    nl_max_error: int = 6
+    #: Entropy coder of near-lossless tiles: "golomb" (docs/bitstream.md §4.7) or
+    #: "arith" (§4.8, DIMS flag bit 1; a fraction of a bit per sample on smooth tiles).
+    nl_coder: str = "golomb"
 
     def to_dict(self) -> dict:
         d = asdict(self)
         # Options at their defaults are left out: configs from before them keep their
         # exact bytes (and so their model ids).
-        for key, default in (("tile_means", False), ("nl_from_quality", 0), ("learned_top_level", -1)):
+        for key, default in (("tile_means", False), ("nl_from_quality", 0), ("learned_top_level", -1),
+                             ("nl_max_error", 6), ("nl_coder", "golomb")):
             if d[key] == default:
                 del d[key]
         d["analysis"], d["synthesis"], d["lambdas"] = list(self.analysis), list(self.synthesis), list(self.lambdas)

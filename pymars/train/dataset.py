@@ -104,8 +104,13 @@ class CropPool:
         return out
 
 
-def mars_training_pool(crop: int, margin: int = 64, progress: bool = True, marsdata_share: float = 0.2) -> CropPool:
+def mars_training_pool(crop: int, margin: int = 64, progress: bool = True, marsdata_share: float = 0.2,
+                       augment: bool = False, scales: int = 2) -> CropPool:
     """The training pool over ``../shared/data/mars`` with every evaluation tile held out.
+
+    ``augment``: a :class:`ColourCropPool` (white balance, tone, noise, JPEG history)
+    instead of plain crops; ``scales``: the panoramas at native, 2x (and 4x, ...)
+    box-downsampled resolution.
 
     Example:
         >>> mars_data_dir() is None or len(mars_training_pool(128, progress=False)) > 10000
@@ -128,18 +133,21 @@ def mars_training_pool(crop: int, margin: int = 64, progress: bool = True, marsd
             ex[max(0, y - margin) : y + 256 + margin, max(0, x - margin) : x + 256 + margin] = True
         images.append(img)
         excluded.append(ex)
-        # 2x box-downsampled copy: a scale augmentation (and the scale of the other groups).
-        small = box_downsample_2x(img)
-        ex2 = ex[: small.shape[0] * 2 : 2, : small.shape[1] * 2 : 2] | ex[1 : small.shape[0] * 2 : 2, 1 : small.shape[1] * 2 : 2]
-        images.append(small)
-        excluded.append(ex2)
+        # Box-downsampled copies: a scale augmentation (and the scale of the other groups;
+        # downsampling also restores the sharpness that resampling removed).
+        for _ in range(scales - 1):
+            small = box_downsample_2x(img)
+            ex = ex[: small.shape[0] * 2 : 2, : small.shape[1] * 2 : 2] | ex[1 : small.shape[0] * 2 : 2, 1 : small.shape[1] * 2 : 2]
+            images.append(small)
+            excluded.append(ex)
+            img = small
     n_pano = len(images)
     held_files = {p for p, _, _ in selected_windows("dev_marsdata", root)}
     for path in tqdm(group_files("dev_marsdata", root), desc="marsdata", disable=not progress):
         if path not in held_files:
             images.append(prepared_image("dev_marsdata", path))
             excluded.append(None)
-    pool = CropPool(images, crop, excluded)
+    pool = (ColourCropPool if augment else CropPool)(images, crop, excluded)
     # The panoramas hold ~97 % of all crop positions; give the MarsData scenes (the
     # other evaluation group, different optics and JPEG history) a fixed share.
     share = np.array([len(p) for p in pool.positions], np.float64)
@@ -201,6 +209,60 @@ class GrayCropPool(CropPool):
 
     def _chw(self, rng: np.random.Generator, patch: np.ndarray) -> np.ndarray:
         return self.augment(rng, patch)[None]
+
+
+class ColourCropPool(CropPool):
+    """RGB crops (B, 3, crop, crop) with the augmentations of the wide colour model.
+
+    base-v1 learned one palette (Mastcam panoramas) and pulled every image toward
+    it; other cameras differ in white balance, exposure, noise and compression
+    history, so each crop is, independently:
+
+    * white-balanced differently (probability ``p_balance``): per-channel gains in
+      [0.8, 1.2], then a saturation change in [0.5, 1.5] about the pixel's gray;
+    * re-exposed (``p_tone``): gamma in [0.8, 1.25] and gain in [0.8, 1.15];
+    * given sensor-like noise (``p_noise``): Gaussian per channel, sigma up to 2 levels;
+    * re-compressed (``p_jpeg``): one JPEG 4:4:4 pass at quality 75..98;
+
+    and rounded back to 8-bit levels.
+
+    Example:
+        >>> import numpy as np
+        >>> pool = ColourCropPool([np.full((100, 120, 3), 80, np.uint8)], crop=32)
+        >>> b = pool.sample(np.random.default_rng(0), 3)
+        >>> b.shape, float(b.min()) >= 0.0, float(b.max()) <= 1.0
+        ((3, 3, 32, 32), True, True)
+    """
+
+    def __init__(self, images, crop, excluded=None, p_balance=0.5, p_tone=0.4, p_noise=0.3, p_jpeg=0.2):
+        super().__init__(images, crop, excluded)
+        self.p_balance, self.p_tone, self.p_noise, self.p_jpeg = p_balance, p_tone, p_noise, p_jpeg
+
+    def augment(self, rng: np.random.Generator, patch: np.ndarray) -> np.ndarray:
+        """One crop (uint8 HxWx3) -> augmented uint8 HxWx3 (see the class docstring)."""
+        x = patch.astype(np.float32)
+        if rng.random() < self.p_balance:
+            x = x * rng.uniform(0.8, 1.2, 3).astype(np.float32)
+            g = x.mean(2, keepdims=True)
+            x = g + (x - g) * np.float32(rng.uniform(0.5, 1.5))
+        if rng.random() < self.p_tone:
+            gamma, gain = rng.uniform(0.8, 1.25), rng.uniform(0.8, 1.15)
+            x = 255.0 * np.power(np.clip(x, 0, 255) / 255.0, gamma) * gain
+        if rng.random() < self.p_noise:
+            x = x + rng.normal(0.0, rng.uniform(0.3, 2.0), x.shape)
+        out = np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+        if rng.random() < self.p_jpeg:
+            import io
+
+            from PIL import Image
+
+            buf = io.BytesIO()
+            Image.fromarray(out).save(buf, "JPEG", quality=int(rng.integers(75, 99)), subsampling=0)
+            out = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        return out
+
+    def _chw(self, rng: np.random.Generator, patch: np.ndarray) -> np.ndarray:
+        return self.augment(rng, patch).transpose(2, 0, 1)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -303,7 +365,8 @@ def save_pool(pool: CropPool, path) -> None:
     from pathlib import Path
 
     path = Path(path)
-    arrays = {"kind": np.array("gray" if isinstance(pool, GrayCropPool) else "rgb"), "crop": np.array(pool.crop),
+    kind = "gray" if isinstance(pool, GrayCropPool) else "rgb-aug" if isinstance(pool, ColourCropPool) else "rgb"
+    arrays = {"kind": np.array(kind), "crop": np.array(pool.crop),
               "weights": pool.weights}
     for i, (im, pos) in enumerate(zip(pool.images, pool.positions)):
         arrays[f"image_{i}"], arrays[f"positions_{i}"] = im, pos
@@ -319,8 +382,11 @@ def load_pool(path) -> CropPool:
         images = [f[f"image_{i}"] for i in range(n)]
         positions = [f[f"positions_{i}"] for i in range(n)]
         kind, crop, weights = str(f["kind"]), int(f["crop"]), f["weights"]
-    pool = object.__new__(GrayCropPool if kind == "gray" else CropPool)
+    cls = {"gray": GrayCropPool, "rgb-aug": ColourCropPool}.get(kind, CropPool)
+    pool = object.__new__(cls)
     pool.crop, pool.images, pool.positions, pool.weights = crop, images, positions, weights
     if kind == "gray":
         pool.p_tone, pool.p_noise, pool.p_jpeg = 0.5, 0.3, 0.2
+    elif kind == "rgb-aug":
+        pool.p_balance, pool.p_tone, pool.p_noise, pool.p_jpeg = 0.5, 0.4, 0.3, 0.2
     return pool

@@ -49,6 +49,9 @@ MODEL_PRESETS = {
     # 128-channel latent caps the unquantised autoencoder at ~27 dB on Navcam tiles)
     # and rate levels shifted up, for JPEG q75-95 qualities.
     "gray-wide": BaseConfig(channels=1, latent=256, lambdas=GRAY_WIDE_LAMBDAS, name="pymars-base"),
+    # base-v2 colour, wide: the gray-wide latent and rate levels for RGB, trained on
+    # augmented crops (white balance, tone, noise, JPEG history; panoramas at 1x/2x/4x).
+    "wide": BaseConfig(latent=256, lambdas=GRAY_WIDE_LAMBDAS),
     "tiny-gray": BaseConfig(channels=1, latent=16, hyper=8, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8,
                             synthesis=(16, 8, 8, 8), lambdas=HIGH_RATE_LAMBDAS),
     # For tests and smoke runs: same structure, tiny widths.
@@ -314,7 +317,8 @@ def train(cfg: TrainConfig) -> dict:
     elif gray:
         pool = gray_training_pool(cfg.crop, progress=cfg.progress)
     else:
-        pool = mars_training_pool(cfg.crop, progress=cfg.progress)
+        wide = model_cfg.latent >= 256
+        pool = mars_training_pool(cfg.crop, progress=cfg.progress, augment=wide, scales=3 if wide else 2)
     if cfg.pool_cache and not Path(cfg.pool_cache).exists():
         save_pool(pool, cfg.pool_cache)
     val_tiles = [] if cfg.synthetic or not cfg.validate_every else _validation_tiles(gray=gray)
