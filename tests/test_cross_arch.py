@@ -81,3 +81,26 @@ def test_cross_built_encoder_with_references_writes_the_x86_bytes(cross_encoder,
                     "47", str(out), "64"], check=True, capture_output=True)
     expected = pymars.encode(scene_rgb, 47, tile_size=64, model=bundle, refs=remac_library)
     assert out.read_bytes() == expected, f"{exe.parent.name}: REMAC file differs"
+
+
+def test_cross_built_encoder_writes_the_x86_bytes_at_range_coded_near_lossless_qualities(
+        cross_encoder, tiny_bundle, tmp_path_factory, tmp_path, scene_rgb):
+    """Near-lossless tiles (§4.8: integer modelling, range coder, channel-difference prediction) on every CPU."""
+    import pymars
+    from pymars.export.bundle import derive_bundle
+
+    emulator, exe = cross_encoder
+    root = tmp_path_factory.mktemp("rc") / "tiny-rc"
+    derive_bundle(tiny_bundle.root, root, tile_means=False, nl_from_quality=90, nl_max_error=10, nl_coder="arith")
+    bundle = pymars.open_bundle(str(root))
+    noisy = scene_rgb.copy()
+    noisy[::7, ::5] ^= 0x55  # isolated outliers: escapes and large errors
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(noisy.tobytes())
+    h, w, c = noisy.shape
+    for quality in (90, 97, 100):
+        out = tmp_path / f"out{quality}.pmrs"
+        subprocess.run([emulator, str(exe), str(bundle.blob_path), str(raw), str(w), str(h), str(c), str(quality),
+                        str(out), "64"], check=True, capture_output=True)
+        expected = pymars.encode(noisy, quality, tile_size=64, model=bundle)
+        assert out.read_bytes() == expected, f"{exe.parent.name}: near-lossless q{quality} differs"
