@@ -306,9 +306,27 @@ bool golomb_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint
 
 // ---- Arith (§4.8) -----------------------------------------------------------
 
-constexpr uint32_t kProbBits = 11;
-constexpr uint16_t kProbOne = 1u << kProbBits;
-constexpr uint32_t kMoveBits = 5;
+constexpr uint32_t kProbBits = 11;  // of the probability the coder uses
+constexpr uint32_t kStateBits = 15;  // of each estimate
+constexpr uint32_t kStateOne = 1u << kStateBits;
+constexpr uint32_t kFastShift = 4, kSlowShift = 7;
+
+// The coder's 11-bit probability of a 0 bin, kept inside [32, 2016] so that
+// neither outcome ever costs more than ~6 bits.
+inline uint32_t prob11(const NlProb& p) {
+  const uint32_t v = (uint32_t(p.fast) + p.slow) >> (kStateBits + 1 - kProbBits);
+  return v < 32 ? 32 : (v > 2016 ? 2016 : v);
+}
+
+inline void adapt(NlProb* p, uint32_t b) {
+  if (!b) {
+    p->fast = uint16_t(p->fast + ((kStateOne - p->fast) >> kFastShift));
+    p->slow = uint16_t(p->slow + ((kStateOne - p->slow) >> kSlowShift));
+  } else {
+    p->fast = uint16_t(p->fast - (p->fast >> kFastShift));
+    p->slow = uint16_t(p->slow - (p->slow >> kSlowShift));
+  }
+}
 constexpr uint32_t kTop = 1u << 24;
 
 struct RangeEncoder {
@@ -337,16 +355,15 @@ struct RangeEncoder {
     ++cache_size;
     low = (low & 0x00FFFFFFu) << 8;
   }
-  void bit(uint16_t* p, uint32_t b) {
-    const uint32_t bound = (range >> kProbBits) * *p;
+  void bit(NlProb* p, uint32_t b) {
+    const uint32_t bound = (range >> kProbBits) * prob11(*p);
     if (!b) {
       range = bound;
-      *p = uint16_t(*p + ((kProbOne - *p) >> kMoveBits));
     } else {
       low += bound;
       range -= bound;
-      *p = uint16_t(*p - (*p >> kMoveBits));
     }
+    adapt(p, b);
     while (range < kTop) {
       range <<= 8;
       shift_low();
@@ -386,19 +403,18 @@ struct RangeDecoder {
     for (int i = 0; i < 4; ++i) code = (code << 8) | next();
     return !failed && code < range;
   }
-  uint32_t bit(uint16_t* p) {
-    const uint32_t bound = (range >> kProbBits) * *p;
+  uint32_t bit(NlProb* p) {
+    const uint32_t bound = (range >> kProbBits) * prob11(*p);
     uint32_t b;
     if (code < bound) {
       range = bound;
-      *p = uint16_t(*p + ((kProbOne - *p) >> kMoveBits));
       b = 0;
     } else {
       code -= bound;
       range -= bound;
-      *p = uint16_t(*p - (*p >> kMoveBits));
       b = 1;
     }
+    adapt(p, b);
     while (range < kTop) {
       range <<= 8;
       code = (code << 8) | next();
@@ -425,13 +441,14 @@ struct RangeDecoder {
 };
 
 void reset_arith(NlState* s) {
+  const NlProb half{kStateOne / 2, kStateOne / 2};
   for (uint32_t i = 0; i < kNlAcContexts; ++i) {
-    s->p_zero[i] = s->p_sign[i] = kProbOne / 2;
-    for (uint32_t j = 0; j < kNlUnary; ++j) s->p_mag[i][j] = kProbOne / 2;
+    s->p_zero[i] = s->p_sign[i] = half;
+    for (uint32_t j = 0; j < kNlUnary; ++j) s->p_mag[i][j] = half;
   }
   for (uint32_t i = 0; i < kNlActivity; ++i) {
-    for (uint32_t j = 0; j < kNlEscape; ++j) s->p_esc[i][j] = kProbOne / 2;
-    for (uint32_t j = 0; j < 3; ++j) s->p_low[i][j] = kProbOne / 2;
+    for (uint32_t j = 0; j < kNlEscape; ++j) s->p_esc[i][j] = half;
+    for (uint32_t j = 0; j < 3; ++j) s->p_low[i][j] = half;
   }
 }
 

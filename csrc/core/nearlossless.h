@@ -33,18 +33,25 @@ constexpr uint32_t kNlUnary = 14;   // magnitude bins coded in unary before the 
 constexpr uint32_t kNlEscape = 9;   // Exp-Golomb prefix bins of the escape (values < 512)
 constexpr int32_t kNlShiftBelow = 1;  // low bits of a magnitude: the context's Golomb k minus this
 
+// One adaptive binary probability (Arith): two 15-bit estimates of P(bin = 0),
+// a fast one (follows local statistics) and a slow one (precise where they are
+// steady); the coder uses their mean.
+struct NlProb {
+  uint16_t fast, slow;
+};
+
 // Per-context adaptive state (reset for every channel of every tile).
 struct NlState {
   int32_t A[kNlContexts + 1];
   int32_t B[kNlContexts + 1];
   int32_t C[kNlContexts + 1];
   int32_t N[kNlContexts + 1];
-  // Arith: 11-bit probabilities of a 0 bin.
-  uint16_t p_zero[kNlAcContexts];
-  uint16_t p_sign[kNlAcContexts];
-  uint16_t p_mag[kNlAcContexts][kNlUnary];
-  uint16_t p_esc[kNlActivity][kNlEscape];
-  uint16_t p_low[kNlActivity][3];
+  // Arith: probabilities of a 0 bin.
+  NlProb p_zero[kNlAcContexts];
+  NlProb p_sign[kNlAcContexts];
+  NlProb p_mag[kNlAcContexts][kNlUnary];
+  NlProb p_esc[kNlActivity][kNlEscape];
+  NlProb p_low[kNlActivity][3];
 };
 
 // Worst-case payload bytes for an h x w x channels tile (every sample at the
