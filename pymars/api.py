@@ -91,11 +91,14 @@ def encode(
     threads: int = 1,
     model: str | ModelBundle | None = None,
     refs=None,
+    max_error: int | None = None,
 ) -> bytes:
     """Encode an (H, W) or (H, W, 3) uint8/uint16 image into a pymars file.
 
     ``quality`` 1..100 (higher: more bytes, better fidelity), or ``target_bytes``
-    for the highest quality whose file fits a downlink budget. 16-bit input is
+    for the highest quality whose file fits a downlink budget, or ``max_error``
+    k: the model's cheapest near-lossless quality whose every decoded sample is
+    within +-k of the original (0: lossless; 8-bit images only). 16-bit input is
     coded at 8-bit precision (``bit_depth`` 12 or 16 tells how to scale it).
     The output bytes do not depend on ``threads``.
 
@@ -135,6 +138,10 @@ def encode(
     if bundle.channels == 1 and img.ndim == 3:
         raise InputImageError(f"model {bundle.name!r} codes gray images only; this image has 3 different channels")
     library = None if refs is None else core_library(bundle, open_library(refs, ground=False))
+    if max_error is not None:
+        if target_bytes is not None:
+            raise ValueError("give max_error or target_bytes, not both")
+        quality = quality_for_max_error(bundle, max_error, depth)
     try:
         if target_bytes is not None:
             if int(target_bytes) <= 0:
@@ -150,6 +157,32 @@ def encode(
         if isinstance(e, InputImageError) or "target_bytes" in str(e):
             raise
         raise InputImageError(str(e)) from None
+
+
+def quality_for_max_error(bundle: ModelBundle, max_error: int, depth: int = 8) -> int:
+    """The lowest quality of ``bundle`` whose near-lossless coder keeps every sample within ``max_error``.
+
+    Raises a one-line error when the model has no such quality or the samples
+    are not 8-bit (12/16-bit input is coded at 8-bit precision: never exact).
+
+    Example:
+        >>> from pymars.bundle import gray_bundle
+        >>> b = gray_bundle()
+        >>> b is None or b.core.near_lossless_error(quality_for_max_error(b, 0)) == 0
+        True
+    """
+    k = int(max_error)
+    if k < 0:
+        raise ValueError(f"max_error must be 0 or more, got {max_error}")
+    if depth != 8:
+        raise InputImageError("max_error (lossless, near-lossless) needs 8-bit samples: 12/16-bit input is coded "
+                              "at 8-bit precision")
+    for q in range(1, 101):
+        e = bundle.core.near_lossless_error(q)
+        if e is not None and e <= k:
+            return q
+    raise ModelMismatchError(f"model {bundle.name!r} has no near-lossless quality; max_error needs a model "
+                             "that has them")
 
 
 def _channels_equal(img: np.ndarray) -> bool:

@@ -27,7 +27,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "base-v1-tm"
 #: The bundle that codes gray images (and RGB images whose three channels are equal)
 #: when no model is named; the RGB default codes them when this bundle is not installed.
-DEFAULT_GRAY_MODEL = "base-v2-gray"
+#: base-v2-gray's weights with range-coded near-lossless tiles (docs/bitstream.md §4.8);
+#: files of base-v2-gray (Golomb-coded near-lossless tiles) still decode with base-v2-gray.
+DEFAULT_GRAY_MODEL = "base-v2-gray-rc"
 #: The REMAC bundle ``encode(..., refs=LIB)`` uses when no model is named.
 DEFAULT_REMAC_MODEL = "remac-v1"
 

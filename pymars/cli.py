@@ -58,6 +58,7 @@ def cmd_encode(args) -> int:
                 threads=args.threads,
                 model=args.model,
                 refs=args.refs,
+                max_error=0 if args.lossless else args.max_error,
             )
         dt = time.perf_counter() - t0
         sink.write(data)
@@ -106,12 +107,26 @@ def cmd_info(args) -> int:
     h["bpp"] = 8 * len(data) / (h["width"] * h["height"])
     h["tiles_present"] = len(present)
     h["tiles_missing_or_damaged"] = [i for i, s in enumerate(spans) if s is None]
+    h["mode"] = _coding_mode(bytes.fromhex(h["model_id"]), h["quality"])
     if args.json:
         print(json.dumps(h, indent=2))
     else:
         for k, v in h.items():
             print(f"{k:>26}: {v}")
     return 0
+
+
+def _coding_mode(model_id: bytes, quality: int) -> str:
+    """How a file's tiles are coded, from its model's table for its quality (or "unknown model")."""
+    from pymars.bundle import bundle_for_model_id
+
+    bundle = bundle_for_model_id(model_id)
+    if bundle is None:
+        return "unknown model (not installed)"
+    k = bundle.core.near_lossless_error(quality)
+    if k is None:
+        return f"learned ({bundle.name})"
+    return f"lossless ({bundle.name})" if k == 0 else f"near-lossless, max error {k} ({bundle.name})"
 
 
 def cmd_demo(args) -> int:
@@ -309,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = e.add_mutually_exclusive_group()
     g.add_argument("-q", "--quality", type=int, default=75, help="1..100 (default 75)")
     g.add_argument("--target-bytes", type=int, help="largest quality whose file fits this many bytes")
+    g.add_argument("--max-error", type=int, metavar="K",
+                   help="near-lossless: every decoded sample within +-K of the original (8-bit images)")
+    g.add_argument("--lossless", action="store_true", help="every sample exact (--max-error 0; 8-bit images)")
     e.add_argument("--tile-size", type=int, default=256)
     e.add_argument("--bit-depth", type=int, choices=(8, 12, 16), help="bit depth of 16-bit samples (default 16)")
     e.add_argument("--threads", type=int, default=1)

@@ -152,3 +152,56 @@ def test_target_bytes_reaches_lossless(rgb_rc):
     data = pymars.encode(img, target_bytes=lossless, model=rgb_rc)
     assert len(data) <= lossless and pymars.info(data)["quality"] == 100
     assert np.array_equal(pymars.decode(data, model=rgb_rc), img)
+
+
+def test_max_error_picks_the_cheapest_quality_within_k(rgb_rc, tiny_bundle):
+    from pymars.api import quality_for_max_error
+    from pymars.errors import InputImageError, ModelMismatchError
+
+    img = _rgb(48, 64, seed=2)
+    for k in (0, 3, 10, 40):
+        q = quality_for_max_error(rgb_rc, k)
+        assert rgb_rc.core.near_lossless_error(q) <= k
+        assert rgb_rc.core.near_lossless_error(q - 1) is None or rgb_rc.core.near_lossless_error(q - 1) > k
+        dec = pymars.decode(pymars.encode(img, max_error=k, model=rgb_rc), model=rgb_rc)
+        assert _max_error(dec, img) <= k
+    with pytest.raises(ModelMismatchError, match="no near-lossless quality"):
+        pymars.encode(img, max_error=2, model=tiny_bundle)
+    with pytest.raises(InputImageError, match="8-bit"):
+        pymars.encode(img.astype(np.uint16) * 256, max_error=0, model=rgb_rc)
+    with pytest.raises(ValueError, match="not both"):
+        pymars.encode(img, max_error=0, target_bytes=1000, model=rgb_rc)
+
+
+def test_cli_lossless_round_trip_and_info_mode(rgb_rc, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from pymars.bundle import gray_bundle
+    from pymars.imageio import image_bytes
+
+    img = _rgb(40, 56, seed=6)
+    src = tmp_path / "in.png"
+    src.write_bytes(image_bytes(img, ".png"))
+    run = [sys.executable, "-m", "pymars"]
+    subprocess.run([*run, "encode", str(src), "-o", str(tmp_path / "a.pmrs"), "--lossless", "--model", str(rgb_rc.root)],
+                   check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run([*run, "decode", str(tmp_path / "a.pmrs"), "-o", str(tmp_path / "a.png"), "--model",
+                    str(rgb_rc.root)], check=True, capture_output=True, cwd=tmp_path)
+    from pymars.imageio import read_image
+
+    assert np.array_equal(read_image(tmp_path / "a.png"), img)
+    r = subprocess.run([*run, "encode", str(src), "-o", str(tmp_path / "b.pmrs"), "--max-error", "-2", "--model",
+                        str(rgb_rc.root)], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode != 0 and "max_error must be 0 or more" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "b.pmrs").exists()
+    if gray_bundle() is None:
+        return  # `info` names the mode from an installed model's table
+    (tmp_path / "g.png").write_bytes(image_bytes(img[..., 1], ".png"))
+    subprocess.run([*run, "encode", str(tmp_path / "g.png"), "-o", str(tmp_path / "g.pmrs"), "--max-error", "2"],
+                   check=True, capture_output=True, cwd=tmp_path)
+    info = json.loads(subprocess.run([*run, "info", str(tmp_path / "g.pmrs"), "--json"], check=True,
+                                     capture_output=True, text=True, cwd=tmp_path).stdout)
+    k = gray_bundle().core.near_lossless_error(info["quality"])
+    assert k <= 2 and info["mode"] == f"near-lossless, max error {k} ({gray_bundle().name})"
