@@ -11,8 +11,8 @@ JPEG 2000 lossless (reversible 5/3), all through imagecodecs, on the same tiles.
 Run:  python bench/near_lossless.py [--groups dev_marsscapes,dev_navcam,...] [--errors 0,1,2,4,6]
                                     [--model-rgb NAME|FOLDER] [--model-gray NAME|FOLDER] [--out FILE]
 
-Colour groups use ``--model-rgb`` (default: the RGB default bundle), gray groups
-``--model-gray`` (default: the gray default bundle); a model without a quality
+Colour groups use ``--model-rgb`` (default: the bundle ``--max-error`` uses for RGB,
+base-v1-nl), gray groups ``--model-gray`` (default: the gray default bundle); a model without a quality
 of error k is skipped for that k, with a note. Needs ../shared (or $PYMARS_SHARED).
 
 Example:
@@ -97,14 +97,14 @@ def run(groups, errors, model_rgb=None, model_gray=None, progress=True) -> dict:
     from tqdm import tqdm
 
     import pymars
-    from pymars.bundle import DEFAULT_GRAY_MODEL, DEFAULT_MODEL
+    from pymars.bundle import DEFAULT_GRAY_MODEL, DEFAULT_NEAR_LOSSLESS_MODEL
     from pymars.data.protocol import dev_tiles
     from pymars.evaluation.metrics import psnr
 
     result = {"groups": {}, "notes": [], "models": {}}
     for group in groups:
         gray = group in GRAY_GROUPS
-        bundle = pymars.open_bundle((model_gray or DEFAULT_GRAY_MODEL) if gray else (model_rgb or DEFAULT_MODEL))
+        bundle = pymars.open_bundle((model_gray or DEFAULT_GRAY_MODEL) if gray else (model_rgb or DEFAULT_NEAR_LOSSLESS_MODEL))
         result["models"][group] = {"name": bundle.name, "model_id": bundle.model_id.hex()}
         tiles = [t.pixels for t in dev_tiles(group)]
         per_k = {}
