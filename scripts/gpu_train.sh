@@ -5,7 +5,8 @@
 #   scripts/gpu_train.sh remote FAMILY SECONDS   # there: train for SECONDS, write slim weights to $OUT
 #   scripts/gpu_train.sh resume FAMILY RUN       # here: continue RUN on the CPU from what the GPU returned
 #
-# FAMILY is a `pymars train --model` preset (gray-wide, gray, base). The GPU gets the
+# FAMILY is a `pymars train --model` preset (wide, gray-wide, gray, base; wide: the RGB
+# 256-latent model on augmented crops, the same pool rules as the CPU run). The GPU gets the
 # working tree only (no ../shared), so `prepare` writes the crop pool as one .npz
 # (pymars.train.dataset.save_pool, 256x256 crops) and the run's EMA weights; .gpu_pack/
 # is git-ignored and named in the device call's `carry`. `remote` runs the same
@@ -35,7 +36,8 @@ from pymars.train.dataset import gray_training_pool, mars_training_pool, save_po
 from pymars.train.loop import MODEL_PRESETS
 family, run, pack = sys.argv[1:4]
 gray = MODEL_PRESETS[family].channels == 1
-pool = gray_training_pool(256) if gray else mars_training_pool(256)
+wide = MODEL_PRESETS[family].latent >= 256
+pool = gray_training_pool(256) if gray else mars_training_pool(256, augment=wide, scales=3 if wide else 2)
 save_pool(pool, f"{pack}/{family}_pool256.npz")
 ck = torch.load(f"{run}/checkpoint.pt", map_location="cpu", weights_only=False)
 torch.save({"ema": {k: v.half() if v.is_floating_point() else v for k, v in ck["ema"].items()},
