@@ -286,9 +286,11 @@ std::vector<uint16_t> ref_list(py::object refs, uint32_t tiles) {
 // Analyses every tile once; then codes them at one or several qualities.
 class TileEncoder {
  public:
+  // samples_only: the caller codes one near-lossless quality, which needs the tile
+  // samples and no transform (as encoder.cpp does): the analysis is skipped.
   TileEncoder(std::shared_ptr<PyModel> pm, ImageArg& a, uint32_t tile, int threads, py::object lib,
               const RefLibrary* library = nullptr, const std::vector<uint16_t>* eref = nullptr,
-              const std::vector<uint16_t>* dref = nullptr)
+              const std::vector<uint16_t>* dref = nullptr, bool samples_only = false)
       : pm_(pm), img_(a.img), tile_(tile), threads_(threads), library_(library) {
     if (library_) {
       std::memcpy(lib_, library_->hash, 8);
@@ -320,6 +322,13 @@ class TileEncoder {
         rc.forced = (eref && !eref->empty()) || (dref && !dref->empty());
         rc.entropy_ref = eref && !eref->empty() ? (*eref)[i] : kNoReference;
         rc.decoder_ref = dref && !dref->empty() ? (*dref)[i] : kNoReference;
+        if (samples_only) {
+          load_tile_samples(m, tile_input(img_, tile_, i), ws, &s.dims);
+          s.entropy_ref = ws.entropy_ref;
+          s.decoder_ref = ws.decoder_ref;
+          s.samples.assign(ws.samples, ws.samples + size_t(s.dims.H) * s.dims.W * m.in_channels);
+          return;
+        }
         analyse_tile(m, tile_input(img_, tile_, i), ws, &s.dims, rc);
         s.entropy_ref = ws.entropy_ref;
         s.decoder_ref = ws.decoder_ref;
@@ -474,7 +483,8 @@ PYBIND11_MODULE(_core, m) {
         const RefLibrary* lib = library_of(library, pm);
         const uint32_t n = expected_tile_count(a.img.width, a.img.height, tile_size ? tile_size : 1);
         std::vector<uint16_t> er = ref_list(entropy_refs, n), dr = ref_list(decoder_refs, n);
-        TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr);
+        const bool nl = quality >= 1 && quality <= 100 && pm->model.near_lossless(uint32_t(quality));
+        TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr, nl);
         Encoded e = te.code(uint32_t(quality));
         if (te.has_library()) return assemble(e, te.entropy_refs(), te.decoder_refs());
         return assemble(e, er, dr);
