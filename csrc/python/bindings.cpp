@@ -490,7 +490,10 @@ class DecodeStream {
     const Model& m = pm_->model;
     const bool nl = m.near_lossless(h_.quality);  // near-lossless qualities decode samples, not latents
     const int nthreads = std::max(1, std::min<int>(threads, int(std::max<uint32_t>(count, 1))));
-    while (int(workspaces_.size()) < nthreads) workspaces_.push_back(decoder_workspace(m, h_.tile_size));
+    // The workspace fits the largest tile of this image, not the header's tile_size alone: a
+    // 40 x 40 image that claims 4096-pixel tiles gets a 48-pixel workspace.
+    const uint32_t side = std::min<uint32_t>(h_.tile_size, (std::max(h_.width, h_.height) + 15) / 16 * 16);
+    while (int(workspaces_.size()) < nthreads) workspaces_.push_back(decoder_workspace(m, side));
     std::vector<std::vector<float>> yhat(count);
     std::vector<std::vector<uint8_t>> pixels(nl ? count : 0);
     std::vector<char> ok(count, 0);
