@@ -75,7 +75,13 @@ print(json.dumps({"baseline_rss": base, "peak_rss": hwm(), "seconds": dt, "outpu
 
 
 def tile_record_payload(model: str, quality: int, bit_depth: int, channels: int) -> tuple[bytes, bytes]:
-    """(payload of one full 256 x 256 tile, a complete one-tile file) for the series' model and quality."""
+    """(payload of one full 256 x 256 tile, a complete one-tile file) for the series' model and quality.
+
+    Example:
+        >>> payload, one = tile_record_payload("base-v2-gray", 90, 8, 1)
+        >>> one[:4], len(one) == 40 + 24 + len(payload)
+        (b'PMRS', True)
+    """
     import numpy as np
 
     import pymars
@@ -92,6 +98,14 @@ def tile_record_payload(model: str, quality: int, bit_depth: int, channels: int)
 
 def build_file(model: str, quality: int, bit_depth: int, channels: int, side: int, real_tiles: int | None,
                payload: bytes) -> bytes:
+    """A ``side`` x ``side`` file whose first ``real_tiles`` tiles (None: all) carry ``payload``; the rest are missing.
+
+    Example:
+        >>> payload, _ = tile_record_payload("base-v2-gray", 90, 8, 1)
+        >>> data = build_file("base-v2-gray", 90, 8, 1, 1024, None, payload)
+        >>> import pymars; pymars.info(data)["tile_count"], len(data) == 40 + 16 * (24 + len(payload))
+        (16, True)
+    """
     from pymars import _core
     from pymars.bundle import open_bundle
 
@@ -103,6 +117,14 @@ def build_file(model: str, quality: int, bit_depth: int, channels: int, side: in
 
 
 def measure(series: str, mpx: int, folder: Path) -> dict:
+    """One row: decode a ``mpx`` M pixel file of ``series`` in a fresh process; its peak and baseline RSS.
+
+    Example:
+        >>> import tempfile
+        >>> row = measure("gray8-nl", 1, Path(tempfile.mkdtemp()))
+        >>> row["pixels"], row["tiles_present"], row["output_bytes_per_pixel"]
+        (1048576, 16, 1.0)
+    """
     model, quality, depth, channels, full = SERIES[series]
     payload, one = tile_record_payload(model, quality, depth, channels)
     side = SIDES[mpx]
@@ -126,6 +148,7 @@ def measure(series: str, mpx: int, folder: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure the chosen series and sizes, print a line per row and write the JSON (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=sorted(SIDES), choices=sorted(SIDES))
     p.add_argument("--series", nargs="+", default=list(SERIES), choices=list(SERIES))

@@ -305,6 +305,20 @@ def test_records_in_reverse_order_decode_clean(tmp_path, model, good):
     assert o.status == 0 and lines(o.stdout)[0].endswith(", ok") and not lines(o.stderr), (o.stdout, o.stderr)
 
 
+@pytest.mark.parametrize("side, tile, expect", [(65535, 16, "not scanned"), (BOMB_SIDE, 256, "tiles_present: 0")])
+def test_info_on_a_header_only_bomb_allocates_nothing_per_tile(tmp_path, tiny_bundle, side, tile, expect):
+    # `pymars info` listed every tile's state: 16.8 M entries for a 40-byte header (65535^2, 16-pixel tiles).
+    (tmp_path / "bomb.pmrs").write_bytes(header(tiny_bundle, side, side, tile_size=tile))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+
+    r = subprocess.run([sys.executable, "-m", "pymars.cli", "info", str(tmp_path / "bomb.pmrs")], capture_output=True,
+                       text=True, timeout=TIME_LIMIT_S, preexec_fn=limit, cwd=tmp_path)
+    assert r.returncode == 0 and not r.stderr, r.stderr
+    assert expect in " ".join(r.stdout.split()), r.stdout
+
+
 def test_the_cli_and_api_default_pixel_limits_agree():
     from pymars import api, cli
 
