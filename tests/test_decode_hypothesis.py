@@ -16,7 +16,8 @@ docs/bitstream.md §3:
   trailing bytes and concatenations are never ok, and a clean file with bytes
   appended decodes to the same image with those bytes counted as trailing.
 
-Runs are derandomized (CI is reproducible); longer local runs:
+Runs are derandomized (CI is reproducible) and keep no example database
+(nothing is written into the checkout); longer local runs:
 ``PYMARS_HYPOTHESIS_EXAMPLES=5000 pytest tests/test_decode_hypothesis.py``.
 """
 from __future__ import annotations

@@ -7,6 +7,8 @@ sanitizer flags, links each ``csrc/fuzz/fuzz_*.cpp`` against it (libFuzzer with
 clang; the standalone replay driver csrc/fuzz/standalone_main.cpp with any
 other compiler, such as CI's g++) and runs every file of ``csrc/fuzz/corpus/``
 once. Long runs: ``scripts/fuzz.sh SECONDS`` with clang (docs in the script).
+What this module must not do: fuzz for long (CI time) or build into the
+checkout (its build folder is pytest's temporary one).
 
 Specification (one behaviour per test):
 * the script builds one binary per harness source and replays every seed without a finding;

@@ -15,7 +15,9 @@ in the outcome docs/bitstream.md §3 ("Trailing data", "Decoder limits",
 * **ok**: exit status 0 and "ok" (only for files whose every byte is used).
 
 The files are made from the tiny test model (tests/conftest.py), so they
-are small; the tile records are real ones of that model.
+are small; the tile records are real ones of that model. What this module
+must not do: run a decode without the limits, or write outside pytest's
+temporary folders (each child runs there, never in the checkout).
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@
 // C++17 compiler (g++ included), so that CI builds them on every run and they
 // cannot rot when clang is missing (scripts/fuzz.sh --corpus; tests/test_fuzz_build.py).
 // It replays inputs, it does not search for new ones: fuzzing proper needs
-// clang's libFuzzer (scripts/fuzz.sh SECONDS).
+// clang's libFuzzer (scripts/fuzz.sh SECONDS). It must not be linked into
+// anything but the harness binaries (it defines main).
 //
 //   fuzz_decode csrc/fuzz/corpus/decode [more files or folders]
 //
