@@ -26,18 +26,38 @@ from .bundle import (DEFAULT_NEAR_LOSSLESS_MODEL, DEFAULT_REMAC_MODEL, WEIGHTS_D
 from .errors import BitstreamError, InputImageError, ModelMismatchError
 
 MAX_SIDE = 65535
-#: Decoding refuses larger images unless asked: a 40-byte header with a valid CRC
-#: can claim 65535 x 65535 pixels, and the output canvas would need 12 GiB.
+#: Decoding refuses images of more pixels than this unless asked (``max_pixels=``,
+#: CLI ``--max-pixels``): a 40-byte header with a valid CRC can claim 65535 x 65535
+#: pixels, whose output would need 4 to 24 GiB. 2^28 = 268 M pixels (16384 x 16384)
+#: is 256 MiB of 8-bit gray output, 1.5 GiB of 16-bit RGB (docs/bitstream.md §3,
+#: "Decoder limits").
 DEFAULT_MAX_PIXELS = 1 << 28
+#: Tiles entropy-decoded per call into the C++ core (times ``threads``): only the
+#: latents of these tiles are held at once, whatever the image size.
+DECODE_BATCH_TILES = 8
 
 
 class DamagedTilesWarning(UserWarning):
-    """Some tiles of a decoded file were damaged or missing and were filled with 0."""
+    """Some tiles of a decoded file were damaged or missing and were filled with 0, or
+    bytes of the file lay outside every valid tile record (trailing data, a concatenation)."""
 
 
 @dataclass
 class DecodeReport:
-    """What happened while decoding: which tiles were not decoded, and why."""
+    """What happened while decoding: which tiles were not decoded, and why; which bytes were not used.
+
+    ``bytes_skipped``: bytes outside the header and every accepted tile record;
+    ``trailing_bytes``: those after the last accepted record (docs/bitstream.md
+    §3, "Trailing data"); ``concatenated``: they hold another pymars file. A
+    report is :attr:`ok` only when every tile decoded and every byte was used.
+
+    Example:
+        >>> r = DecodeReport(64, 64, 1, 50, 32, 4, trailing_bytes=7, bytes_skipped=7)
+        >>> r.ok, r.describe()
+        (False, '7 trailing bytes ignored')
+        >>> DecodeReport(64, 64, 1, 50, 32, 4, missing=[3], trailing_bytes=30, bytes_skipped=30).describe()
+        '0 damaged, 1 missing tile(s) filled with 0; 30 bytes outside valid tile records ignored'
+    """
 
     width: int
     height: int
@@ -48,10 +68,35 @@ class DecodeReport:
     damaged: list[int] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     bytes_skipped: int = 0
+    trailing_bytes: int = 0
+    concatenated: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.damaged and not self.missing
+        return not self.damaged and not self.missing and not self.bytes_skipped
+
+    def describe(self) -> str:
+        """One line for the user: ``ok``, or what was lost and what was ignored.
+
+        Example:
+            >>> DecodeReport(16, 16, 3, 75, 16, 1).describe()
+            'ok'
+            >>> DecodeReport(16, 16, 3, 75, 16, 1, bytes_skipped=99, trailing_bytes=99, concatenated=True).describe()
+            '99 trailing bytes ignored (another pymars file follows: decode each file on its own)'
+        """
+        parts = []
+        follows = " (another pymars file follows: decode each file on its own)" if self.concatenated else ""
+        if self.damaged or self.missing:
+            # The skipped bytes are then mostly the damaged records themselves (or a cut-off one).
+            parts.append(f"{len(self.damaged)} damaged, {len(self.missing)} missing tile(s) filled with 0")
+            if self.bytes_skipped:
+                parts.append(f"{self.bytes_skipped} bytes outside valid tile records ignored{follows}")
+        else:
+            if self.trailing_bytes:
+                parts.append(f"{self.trailing_bytes} trailing bytes ignored{follows}")
+            if self.bytes_skipped > self.trailing_bytes:
+                parts.append(f"{self.bytes_skipped - self.trailing_bytes} bytes between tile records ignored")
+        return "; ".join(parts) or "ok"
 
 
 def _check_image(image) -> tuple[np.ndarray, int]:
@@ -256,7 +301,7 @@ def info(data: bytes) -> dict:
     from . import _core
 
     try:
-        return _core.parse_file_header(bytes(data))
+        return _core.parse_file_header(bytes(data[:48]))  # the header is at most 48 bytes: no copy of the file
     except ValueError as e:
         raise BitstreamError(f"not a valid pymars file: {e}") from None
 
@@ -270,12 +315,19 @@ def decode_with_report(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     refs=None,
 ) -> tuple[np.ndarray, DecodeReport]:
-    """Decode a pymars file; also return which tiles were damaged or missing.
+    """Decode a pymars file; also return which tiles were damaged or missing and which bytes were ignored.
 
     ``model`` defaults to the shipped bundle whose id the file names.
     ``refs``: the reference library a REMAC file was coded with (path or
     :class:`pymars.refs.ReferenceLibrary` with its ground part); a file whose
     header names a library cannot be decoded without it.
+
+    Memory is bounded by the output (docs/bitstream.md §3, "Decoder limits"):
+    a file is refused (:class:`BitstreamError`) before the image is allocated
+    when it claims more than ``max_pixels`` pixels or holds no valid tile
+    record; tiles are then decoded a few at a time and written straight into
+    the output array (its final dtype and channels), so beyond the output only
+    one batch of tiles is held.
 
     Example:
         >>> from pymars.bundle import default_bundle
@@ -289,12 +341,9 @@ def decode_with_report(
     """
     from . import _core
 
+    data = data if isinstance(data, bytes) else bytes(data)
     header = info(data)
-    if header["width"] * header["height"] > max_pixels:
-        raise BitstreamError(
-            f"the file claims a {header['width']}x{header['height']} image, above max_pixels={max_pixels}; "
-            "pass a larger max_pixels to decode it"
-        )
+    check_pixel_limit(header, max_pixels)
     if model is None:
         model = bundle_for_model_id(header["model_id"])
         if model is None:
@@ -321,42 +370,110 @@ def decode_with_report(
             f"the file was coded with reference library {needed.hex() if needed else '(none)'}, "
             f"but refs is library {library.library_hash.hex()}: decode with the library that encoded it")
     try:
-        dec = _core.decode_latents(bundle.core, bytes(data), None, threads, library=core)
+        stream = _core.DecodeStream(bundle.core, data, None, library=core)
     except ValueError as e:
         raise BitstreamError(str(e)) from None
+    found = stream.summary
+    h, w, c, depth, n = header["height"], header["width"], header["channels"], header["bit_depth"], header["tile_count"]
+    report = DecodeReport(w, h, c, header["quality"], header["tile_size"], n, bytes_skipped=found["bytes_skipped"],
+                          trailing_bytes=found["trailing_bytes"],
+                          concatenated=holds_another_file(data, len(data) - found["trailing_bytes"]))
     synth = bundle.synthesis(backend)
-    h, w, c = dec["height"], dec["width"], dec["channels"]
-    canvas = np.zeros((h, w, bundle.channels), np.uint8)
-    report = DecodeReport(w, h, c, dec["quality"], dec["tile_size"], dec["tile_count"], bytes_skipped=dec["bytes_skipped"])
+    # The only image-sized allocation: zero pages cost nothing until a tile is written there.
+    out = np.zeros((h, w) if c == 1 else (h, w, 3), np.uint8 if depth == 8 else np.uint16)
     from tqdm import tqdm
 
-    tiles = dec["tiles"]
-    for t in tqdm(tiles, desc="decode", disable=len(tiles) < 16, leave=False):
-        if t["status"] != "ok":
-            (report.missing if t["status"] == "missing" else report.damaged).append(t["index"])
-            continue
-        if t.get("pixels") is not None:  # a near-lossless tile: samples, no synthesis (bitstream §4.7)
-            canvas[t["y0"] : t["y0"] + t["height"], t["x0"] : t["x0"] + t["width"]] = t["pixels"]
-            continue
-        ref = None
-        if library is not None and t["decoder_ref"] < len(library):
-            ref = library.tiles[t["decoder_ref"]].transpose(2, 0, 1) * np.float32(1 / 255)
-        x = (synth(t["y_hat"], ref) if bundle.is_remac else synth(t["y_hat"]))[:, : t["height"], : t["width"]]
-        if t.get("tile_mean") is not None:
-            x = restore_tile_mean(x, t["tile_mean"])
-        canvas[t["y0"] : t["y0"] + t["height"], t["x0"] : t["x0"] + t["width"]] = to_uint8(x).transpose(1, 2, 0)
-    out = canvas[..., 0] if bundle.channels == 1 else canvas if c == 3 else gray_from_rgb(canvas)
-    if dec["bit_depth"] != 8:
-        scale = (1 << dec["bit_depth"]) - 1
-        out = np.round(out.astype(np.float64) * scale / 255).astype(np.uint16)
+    batch = DECODE_BATCH_TILES * max(1, int(threads))
+    with tqdm(total=n, desc="decode", disable=n < 16, leave=False) as bar:
+        for first in range(0, n, batch):
+            for t in stream.decode(first, min(batch, n - first), threads):
+                if t["status"] != "ok":
+                    (report.missing if t["status"] == "missing" else report.damaged).append(t["index"])
+                    continue
+                if t["pixels"] is not None:  # a near-lossless tile: samples, no synthesis (bitstream §4.7)
+                    tile = t["pixels"]
+                else:
+                    ref = None
+                    if library is not None and t["decoder_ref"] < len(library):
+                        ref = library.tiles[t["decoder_ref"]].transpose(2, 0, 1) * np.float32(1 / 255)
+                    x = (synth(t["y_hat"], ref) if bundle.is_remac else synth(t["y_hat"]))[:, : t["height"], : t["width"]]
+                    if t["tile_mean"] is not None:
+                        x = restore_tile_mean(x, t["tile_mean"])
+                    tile = to_uint8(x).transpose(1, 2, 0)
+                y0, x0 = t["y0"], t["x0"]
+                out[y0 : y0 + t["height"], x0 : x0 + t["width"]] = output_samples(tile, c, depth)
+            bar.update(min(batch, n - first))
     if not report.ok:
         warnings.warn(
-            f"{len(report.damaged)} damaged and {len(report.missing)} missing tile(s) filled with 0: "
-            f"damaged {report.damaged[:10]}, missing {report.missing[:10]}",
+            report.describe() + (f": damaged {report.damaged[:10]}, missing {report.missing[:10]}"
+                                 if report.damaged or report.missing else ""),
             DamagedTilesWarning,
             stacklevel=2,
         )
     return out, report
+
+
+def check_pixel_limit(header: dict, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse a header that claims more than ``max_pixels`` pixels (before anything is allocated for it).
+
+    Example:
+        >>> check_pixel_limit({"width": 16384, "height": 16385})
+        Traceback (most recent call last):
+        ...
+        pymars.errors.BitstreamError: the file claims a 16384x16385 image (268451840 pixels), above the decoding limit max_pixels=268435456: pass a larger max_pixels (CLI: --max-pixels) to decode it
+        >>> check_pixel_limit({"width": 16384, "height": 16384})
+    """
+    pixels = header["width"] * header["height"]
+    if pixels > max_pixels:
+        raise BitstreamError(
+            f"the file claims a {header['width']}x{header['height']} image ({pixels} pixels), above the decoding "
+            f"limit max_pixels={max_pixels}: pass a larger max_pixels (CLI: --max-pixels) to decode it"
+        )
+
+
+def holds_another_file(data: bytes, start: int) -> bool:
+    """True when ``data[start:]`` holds the valid header of another pymars file (a concatenation).
+
+    Example:
+        >>> from pymars import _core
+        >>> head = _core.write_file_header(16, 16)
+        >>> holds_another_file(head + b"junk" + head, len(head)), holds_another_file(head + b"junk", len(head))
+        (True, False)
+    """
+    from . import _core
+
+    pos = data.find(b"PMRS", start)
+    for _ in range(64):  # a bound: garbage full of "PMRS" costs 64 header checks, no more
+        if pos < 0:
+            return False
+        try:
+            _core.parse_file_header(data[pos : pos + 48])
+            return True
+        except ValueError:
+            pos = data.find(b"PMRS", pos + 1)
+    return False
+
+
+def output_samples(tile: np.ndarray, channels: int, bit_depth: int) -> np.ndarray:
+    """A decoded tile (h, w, C) uint8 in the model's channels -> the file's channels and bit depth.
+
+    A gray file decoded by an RGB model is averaged to one channel
+    (:func:`gray_from_rgb`); an RGB file decoded by a gray model repeats its one
+    channel; 12- and 16-bit files are expanded by ``round(v * m / 255)``
+    (docs/bitstream.md §5). Works on one tile, so no image-sized intermediate exists.
+
+    Example:
+        >>> output_samples(np.array([[[1, 2, 4]]], np.uint8), 1, 8).tolist()
+        [[2]]
+        >>> output_samples(np.array([[[255]]], np.uint8), 1, 12).tolist()
+        [[4095]]
+    """
+    if channels == 1:
+        tile = tile[..., 0] if tile.shape[-1] == 1 else gray_from_rgb(tile)
+    if bit_depth != 8:
+        scale = (1 << bit_depth) - 1
+        tile = np.round(tile.astype(np.float64) * scale / 255).astype(np.uint16)
+    return tile
 
 
 def decode(

@@ -26,6 +26,8 @@ import numpy as np
 
 #: Encodes of at least this many tiles show a progress bar (smaller ones take a second or two).
 PROGRESS_TILES = 16
+#: pymars.api.DEFAULT_MAX_PIXELS, repeated so that building the parser does not import the codec.
+DEFAULT_MAX_PIXELS = 1 << 28
 
 
 def _report(text: str, output) -> None:
@@ -82,11 +84,10 @@ def cmd_decode(args) -> int:
     with AtomicOutput(out) as sink:
         t0 = time.perf_counter()
         img, report = pymars.decode_with_report(data, backend=args.backend, threads=args.threads, model=args.model,
-                                                refs=args.refs)
+                                                refs=args.refs, max_pixels=args.max_pixels)
         dt = time.perf_counter() - t0
         sink.write(image_bytes(img, ".png" if out == STDIO else out.suffix))
-    status = "ok" if report.ok else f"{len(report.damaged)} damaged, {len(report.missing)} missing tile(s) filled with 0"
-    _report(f"{out}: {img.shape[1]}x{img.shape[0]}x{1 if img.ndim == 2 else 3}, {dt:.2f} s, {status}", out)
+    _report(f"{out}: {img.shape[1]}x{img.shape[0]}x{1 if img.ndim == 2 else 3}, {dt:.2f} s, {report.describe()}", out)
     return 0 if report.ok else 1
 
 
@@ -97,16 +98,24 @@ def cmd_info(args) -> int:
 
     data = read_input(args.input)
     h = pymars.info(data)
-    spans = _core.scan_tile_records(data, h["header_length"], h["tile_count"])
-    present = [s for s in spans if s is not None]
+    # The per-tile scan allocates by the header's tile count: only within the decoding pixel limit,
+    # and only once the file has shown a valid tile record (docs/bitstream.md §3, "Decoder limits").
+    scan = (h["width"] * h["height"] <= args.max_pixels
+            and _core.has_valid_tile_record(data, h["header_length"], h["tile_count"]))
+    spans = _core.scan_tile_records(data, h["header_length"], h["tile_count"]) if scan else None
     h = dict(h)
     h["model_id"] = h["model_id"].hex()
     if h["library_hash"] is not None:
         h["library_hash"] = h["library_hash"].hex()
     h["file_bytes"] = len(data)
     h["bpp"] = 8 * len(data) / (h["width"] * h["height"])
-    h["tiles_present"] = len(present)
-    h["tiles_missing_or_damaged"] = [i for i, s in enumerate(spans) if s is None]
+    if spans is not None:
+        h["tiles_present"] = sum(s is not None for s in spans)
+        h["tiles_missing_or_damaged"] = [i for i, s in enumerate(spans) if s is None]
+    elif h["width"] * h["height"] > args.max_pixels:
+        h["tiles_present"] = f"not scanned: more than --max-pixels {args.max_pixels} pixels"
+    else:
+        h["tiles_present"] = 0  # no valid tile record: every tile is missing or damaged
     h["mode"] = _coding_mode(bytes.fromhex(h["model_id"]), h["quality"])
     if args.json:
         print(json.dumps(h, indent=2))
@@ -343,11 +352,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--threads", type=int, default=1)
     d.add_argument("--model", help="model bundle (default: the shipped one the file names)")
     d.add_argument("--refs", help="the REMAC reference library the file was coded with (LIB.pmrl + LIB.pmrg)")
+    d.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse files that claim more pixels (default {DEFAULT_MAX_PIXELS} = 16384 x 16384; "
+                        "docs/bitstream.md, Decoder limits)")
     d.set_defaults(func=cmd_decode)
 
     i = sub.add_parser("info", help="print a .pmrs file's header and tiles")
     i.add_argument("input", help=".pmrs file (- reads standard input)")
     i.add_argument("--json", action="store_true")
+    i.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="scan the tile records only of files that claim at most this many pixels")
     i.set_defaults(func=cmd_info)
 
     m = sub.add_parser("demo", help="encode + decode a built-in scene (or IMAGE) and print bpp, PSNR and times")

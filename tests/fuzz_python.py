@@ -25,8 +25,9 @@ The model is a randomly initialised micro codec exported into a temporary
 bundle (a fixture, not a codec: decoding is fast, pictures are noise), or the
 bundle folder in $PYMARS_FUZZ_BUNDLE.
 Harness limit: headers claiming more than MAX_FUZZ_PIXELS pixels are only
-parsed, not decoded (a 40-byte header may legitimately claim a 65535 x 65535
-image, whose all-missing canvas would take 12 GiB).
+parsed, not decoded (a header followed by one valid tile record may claim a
+65535 x 65535 image, whose output would take 4 GiB; a header alone is refused
+before any allocation, docs/bitstream.md §3 "Decoder limits").
 """
 from __future__ import annotations
 

@@ -39,6 +39,55 @@ constexpr uint32_t kMaxImageSide = 65535;
 constexpr uint32_t kMinTileSize = 16;
 constexpr uint32_t kMaxTileSize = 4096;
 
+// CRC-32 arithmetic modulo the polynomial, in the reflected bit order of
+// crc32.cpp (zlib's multmodp / x2nmodp): what crc32_range() needs to remove a
+// prefix's contribution from a longer prefix's CRC.
+constexpr uint32_t kCrcPolynomial = 0xEDB88320u;
+
+// a * b mod P.
+constexpr uint32_t crc_mult_mod(uint32_t a, uint32_t b) {
+  uint32_t m = 1u << 31, p = 0;
+  for (;;) {
+    if (a & m) {
+      p ^= b;
+      if ((a & (m - 1)) == 0) break;
+    }
+    m >>= 1;
+    b = (b & 1u) ? (b >> 1) ^ kCrcPolynomial : b >> 1;
+  }
+  return p;
+}
+
+// x^(2^k) mod P for k = 0..31; the sequence repeats with period 32 (the order
+// of x divides 2^32 - 1), so k is taken mod 32.
+struct CrcPowerTable {
+  uint32_t x2n[32];
+};
+
+constexpr CrcPowerTable make_crc_power_table() {
+  CrcPowerTable t{};
+  uint32_t p = 1u << 30;  // x^1
+  t.x2n[0] = p;
+  for (int n = 1; n < 32; ++n) t.x2n[n] = p = crc_mult_mod(p, p);
+  return t;
+}
+
+constexpr CrcPowerTable kCrcPowers = make_crc_power_table();
+
+// x^(8 * bytes) mod P: shifting a CRC by `bytes` zero bytes.
+uint32_t crc_shift_for(uint64_t bytes) {
+  uint32_t p = 1u << 31;  // x^0
+  unsigned k = 3;         // 8 = 2^3 bits per byte
+  for (uint64_t n = bytes; n; n >>= 1, ++k)
+    if (n & 1u) p = crc_mult_mod(kCrcPowers.x2n[k & 31u], p);
+  return p;
+}
+
+uint32_t crc_of_prefix(const uint8_t* data, size_t end, const uint32_t* checkpoints) {
+  const size_t j = end / kCrcCheckpointStride;
+  return crc32(data + j * kCrcCheckpointStride, end - j * kCrcCheckpointStride, checkpoints[j]);
+}
+
 bool bytes_equal(const uint8_t* a, const uint8_t* b, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if (a[i] != b[i]) return false;
@@ -205,8 +254,24 @@ bool parse_tile_record_header(const uint8_t* data, size_t len, TileRecordHeader*
   return true;
 }
 
+void make_crc_checkpoints(const uint8_t* records, size_t len, uint32_t* out) {
+  uint32_t c = 0;
+  out[0] = 0;
+  for (size_t j = 1; j < crc_checkpoint_count(len); ++j) {
+    c = crc32(records + (j - 1) * kCrcCheckpointStride, kCrcCheckpointStride, c);
+    out[j] = c;
+  }
+}
+
+uint32_t crc32_range(const uint8_t* records, size_t begin, size_t end, const uint32_t* checkpoints) {
+  if (checkpoints == nullptr || end - begin <= 2 * kCrcCheckpointStride) return crc32(records + begin, end - begin);
+  // crc(prefix_end) = crc(prefix_begin) * x^(8 (end - begin)) xor crc(range).
+  return crc_of_prefix(records, end, checkpoints) ^
+         crc_mult_mod(crc_shift_for(end - begin), crc_of_prefix(records, begin, checkpoints));
+}
+
 ScanSummary scan_tile_records(const uint8_t* records, size_t len, uint32_t tile_count,
-                              TileSpan* spans) {
+                              TileSpan* spans, const uint32_t* checkpoints) {
   ScanSummary summary;
   for (uint32_t i = 0; i < tile_count; ++i) spans[i] = TileSpan();
   if (records == nullptr) len = 0;
@@ -214,6 +279,7 @@ ScanSummary scan_tile_records(const uint8_t* records, size_t len, uint32_t tile_
   // Every byte not covered by an accepted record is passed over one at a
   // time and counted as skipped; with no damage nothing is skipped.
   size_t pos = 0;
+  size_t accepted_end = 0;  // end of the last accepted record: the trailing bytes start there
   while (pos < len) {
     TileRecordHeader h;
     if (!parse_tile_record_header(records + pos, len - pos, &h)) {
@@ -229,7 +295,8 @@ ScanSummary scan_tile_records(const uint8_t* records, size_t len, uint32_t tile_
       ++summary.records_damaged;
     } else if (h.tile_index >= tile_count || spans[h.tile_index].state == TileState::kPresent) {
       ++summary.records_ignored;
-    } else if (crc32(records + payload_offset, h.payload_length) != h.payload_crc) {
+    } else if (crc32_range(records, payload_offset, payload_offset + h.payload_length, checkpoints) !=
+               h.payload_crc) {
       ++summary.records_damaged;
       spans[h.tile_index].state = TileState::kBadPayload;
     } else {
@@ -241,13 +308,32 @@ ScanSummary scan_tile_records(const uint8_t* records, size_t len, uint32_t tile_
       span.payload_length = h.payload_length;
       ++summary.tiles_present;
       pos = payload_offset + h.payload_length;
+      accepted_end = pos;
       continue;
     }
     // Damage: resume the byte-by-byte search one byte after this sync word.
     ++summary.bytes_skipped;
     ++pos;
   }
+  summary.trailing_bytes = len - accepted_end;
   return summary;
+}
+
+bool has_valid_tile_record(const uint8_t* records, size_t len, uint32_t tile_count, const uint32_t* checkpoints) {
+  if (records == nullptr) return false;
+  for (size_t pos = 0; pos + kTileRecordHeaderBytes <= len; ++pos) {
+    TileRecordHeader h;
+    if (!parse_tile_record_header(records + pos, len - pos, &h)) continue;
+    const size_t payload_offset = pos + kTileRecordHeaderBytes;
+    if (h.tile_index < tile_count && h.payload_length <= len - payload_offset &&
+        crc32_range(records, payload_offset, payload_offset + h.payload_length, checkpoints) == h.payload_crc)
+      return true;
+  }
+  return false;
+}
+
+uint64_t min_complete_file_bytes(const FileHeader& h) {
+  return uint64_t(h.header_length) + uint64_t(h.tile_count) * kTileRecordHeaderBytes;
 }
 
 }  // namespace pymars

@@ -127,6 +127,11 @@ struct ScanSummary {
   uint32_t records_damaged = 0;  // records with a valid header but a bad payload CRC or cut-off payload
   uint32_t records_ignored = 0;  // valid headers with an out-of-range or already-present tile index
   size_t bytes_skipped = 0;      // bytes passed over while searching for a sync word
+  // The bytes after the end of the last accepted record (all of them when no
+  // record was accepted): data appended to the file, a second file
+  // concatenated to it, or the tail of a damaged stream (docs/bitstream.md §3,
+  // "Trailing data"). A part of bytes_skipped.
+  size_t trailing_bytes = 0;
 };
 
 // Scans the tile records that follow the file header (`records` points just
@@ -143,8 +148,44 @@ struct ScanSummary {
 //  * A record with a good header but a bad payload CRC marks its tile
 //    kBadPayload; it does not count as "seen", so a later intact copy of the
 //    same tile would still be accepted.
-// Allocation-free; runs in O(len) plus one CRC per candidate sync word.
+// Allocation-free. Time: O(len) for the search plus one payload CRC per
+// candidate record. Without `checkpoints` a payload CRC costs its length, so
+// a hostile file of overlapping valid record headers, each claiming a long
+// payload with a wrong CRC, costs O(len^2) (a 400 kB file: seconds). With
+// `checkpoints` (make_crc_checkpoints() over the same bytes) any payload CRC
+// costs O(stride + log len): the whole scan is O(len). The result is the same
+// either way.
 ScanSummary scan_tile_records(const uint8_t* records, size_t len, uint32_t tile_count,
-                              TileSpan* spans);
+                              TileSpan* spans, const uint32_t* checkpoints = nullptr);
+
+// CRC checkpoints: crc32 of records[0 .. j * kCrcCheckpointStride) for j in
+// 0 .. crc_checkpoint_count(len) - 1, so that the CRC of any byte range can be
+// derived from two of them (CRC-32 is linear: crc(A||B) = crc(A) * x^(8|B|)
+// mod P xor crc(B), zlib's crc32_combine) in O(stride + log len) instead of
+// O(range length). 64 bytes of stride: 4 bytes of checkpoint per 64 bytes of
+// file (6 %), and at most 2 x 63 bytes of CRC per range.
+constexpr size_t kCrcCheckpointStride = 64;
+inline size_t crc_checkpoint_count(size_t len) { return len / kCrcCheckpointStride + 1; }
+// Fills out[0 .. crc_checkpoint_count(len)) in one O(len) pass.
+void make_crc_checkpoints(const uint8_t* records, size_t len, uint32_t* out);
+// crc32(records + begin, end - begin) from the checkpoints (null: computed directly).
+uint32_t crc32_range(const uint8_t* records, size_t begin, size_t end, const uint32_t* checkpoints);
+
+// True when the records hold at least one record that scan_tile_records()
+// would accept for some tile (valid record CRC, tile_index < tile_count,
+// payload inside the data with a matching payload CRC). Needs no span array
+// and allocates nothing, so a decoder can refuse a file without a single
+// decodable tile (a header alone, a header followed by garbage) before it
+// allocates anything whose size the header claims (docs/bitstream.md §3,
+// "Decoder limits"). Same search as the scanner: O(len) plus one CRC per
+// candidate sync word; stops at the first valid record.
+// `checkpoints`: as for scan_tile_records (O(len) with them).
+bool has_valid_tile_record(const uint8_t* records, size_t len, uint32_t tile_count,
+                           const uint32_t* checkpoints = nullptr);
+
+// The fewest bytes a complete file with this header can have: the header and
+// tile_count record headers (payloads may be empty). 64-bit, as tile_count
+// can be 4096 x 4096.
+uint64_t min_complete_file_bytes(const FileHeader& h);
 
 }  // namespace pymars

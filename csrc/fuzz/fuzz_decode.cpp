@@ -8,14 +8,20 @@
 //    are patched to match the model, so mutations get past open_stream() to
 //    the scanner and to decode_tile_span() for every present tile — the path
 //    pymars.decode() takes.
-//  * odd: one tile payload. Bytes 1..3 are the tile height - 1, width - 1 and
-//    quality - 1 (mod 100); the rest goes straight to decode_tile(), so the rANS
+//  * odd: one tile payload. Bytes 1..3 are the tile height - 1, width - 1
+//    (mod kMaxTile) and quality - 1 (mod 100); the rest goes straight to decode_tile(), so the rANS
 //    decoder and the integer h_s see mutated payloads that the record CRCs
 //    would otherwise stop.
 //
 // Properties checked besides "no crash, no sanitizer report": decoded latents
-// are finite; and a payload that decodes successfully is canonical: encoding
-// its decoded values again gives the very same bytes (docs/bitstream.md §4.1).
+// are finite; a payload that decodes successfully is canonical: encoding
+// its decoded values again gives the very same bytes (docs/bitstream.md §4.1);
+// at a near-lossless quality (a blob with NLQT, e.g. PYMARS_FUZZ_BLOB=
+// pymars/weights/base-v2-gray-rc/encoder.pmw; the default tiny.pmw has none)
+// the decoded samples code again and decode within the error bound k;
+// the refusal check before allocation (has_valid_tile_record) agrees with the
+// scan. Speed: the fixture model is tiny and tiles are at most 64 pixels, so
+// 1 M executions take about 20 minutes on one core with ASan + UBSan.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +33,7 @@
 #include "core/crc32.h"
 #include "core/decoder.h"
 #include "core/model.h"
+#include "core/nearlossless.h"
 #include "core/rans.h"
 #include "core/tile_codec.h"
 
@@ -43,8 +50,10 @@ using namespace pymars;
 
 namespace {
 
-constexpr uint32_t kMaxTile = 256;          // decoder workspace; larger tile sizes are refused (TileTooLarge)
-constexpr uint32_t kMaxFuzzTiles = 1u << 12;  // harness limit on tiles per file (memory, speed)
+// Small tiles keep an execution short (the seeds use 16 and 32): a larger
+// tile_size is refused by open_stream (TileTooLarge), which is exercised too.
+constexpr uint32_t kMaxTile = 64;            // decoder workspace
+constexpr uint32_t kMaxFuzzTiles = 1u << 8;  // harness limit on tiles per file (memory, speed)
 
 struct Fixture {
   std::vector<uint8_t> blob, model_memory, ws_memory;
@@ -52,6 +61,9 @@ struct Fixture {
   DecoderWorkspace ws;
   std::vector<float> y_hat;
   std::vector<uint8_t> reencoded;
+  // Near-lossless qualities (blobs with an NLQT section): a second coder state and buffers.
+  NlState nl_state;
+  std::vector<uint8_t> nl_samples, nl_stream, nl_recon, nl_again;
 };
 
 Fixture* load_fixture() {
@@ -84,6 +96,11 @@ Fixture* load_fixture() {
   const size_t values = size_t(fx->model.latent) * d.hy * d.wy + size_t(fx->model.hyper) * d.hz * d.wz;
   fx->y_hat.resize(size_t(fx->model.latent) * d.hy * d.wy);
   fx->reencoded.resize(rans_max_stream_bytes(values));
+  const size_t samples = size_t(kMaxTile) * kMaxTile * 3;
+  fx->nl_samples.resize(samples);
+  fx->nl_recon.resize(samples);
+  fx->nl_again.resize(samples);
+  fx->nl_stream.resize(nl_max_bytes(kMaxTile, kMaxTile, 3));
   return fx;
 }
 
@@ -111,14 +128,42 @@ void check_canonical(Fixture& fx, const TileDims& d, const uint8_t* payload, siz
   FUZZ_CHECK(out_len == len && std::memcmp(out, payload, len) == 0);
 }
 
+// A near-lossless payload that decoded holds samples that the coder codes
+// again, and whose second decoding stays within the quality's error bound k
+// (§4.7, §4.8). Not byte-identical re-encoding: §4.8 also has a stored form.
+void check_near_lossless(Fixture& fx, const TileDims& d, uint32_t quality) {
+  const Model& m = fx.model;
+  const uint32_t k = m.nl_k[quality - 1], c = m.in_channels;
+  const size_t n = size_t(d.h) * d.w * c;
+  std::memcpy(fx.nl_samples.data(), fx.ws.samples, n);
+  const size_t len = nl_encode(fx.nl_samples.data(), size_t(d.w) * c, d.h, d.w, c, k, m.nl_coder, &fx.nl_state,
+                               fx.nl_stream.data(), fx.nl_stream.size(), fx.nl_recon.data());
+  FUZZ_CHECK(len != 0);
+  FUZZ_CHECK(nl_decode(fx.nl_stream.data(), len, d.h, d.w, c, k, m.nl_coder, &fx.nl_state, fx.nl_again.data()));
+  for (size_t i = 0; i < n; ++i) {
+    FUZZ_CHECK(fx.nl_again[i] == fx.nl_recon[i]);
+    const int diff = int(fx.nl_again[i]) - int(fx.nl_samples[i]);
+    FUZZ_CHECK(diff <= int(k) && -diff <= int(k));
+  }
+}
+
+// What a successfully decoded tile must satisfy, by its kind.
+void check_decoded(Fixture& fx, const TileDims& d, uint32_t quality, const uint8_t* payload, size_t len) {
+  if (fx.model.near_lossless(quality)) {
+    check_near_lossless(fx, d, quality);
+    return;
+  }
+  check_latents(fx.model, d, fx.y_hat);
+  check_canonical(fx, d, payload, len);
+}
+
 void fuzz_payload(Fixture& fx, const uint8_t* data, size_t size) {
   if (size < 3) return;
-  const uint32_t h = 1u + data[0], w = 1u + data[1], quality = 1u + data[2] % 100u;
+  // Within the workspace (the arena is one block: ASan would not see an overrun inside it).
+  const uint32_t h = 1u + data[0] % kMaxTile, w = 1u + data[1] % kMaxTile, quality = 1u + data[2] % 100u;
   const TileDims d = tile_dims(h, w);
-  if (decode_tile(fx.model, fx.ws, d, quality, data + 3, size - 3, fx.y_hat.data())) {
-    check_latents(fx.model, d, fx.y_hat);
-    check_canonical(fx, d, data + 3, size - 3);
-  }
+  if (decode_tile(fx.model, fx.ws, d, quality, data + 3, size - 3, fx.y_hat.data()))
+    check_decoded(fx, d, quality, data + 3, size - 3);
 }
 
 void fuzz_file(Fixture& fx, const uint8_t* data, size_t size) {
@@ -140,19 +185,24 @@ void fuzz_file(Fixture& fx, const uint8_t* data, size_t size) {
       open_stream(fx.model, file.data(), file.size(), with_library ? kLibrary : nullptr, kMaxTile, &h, &ps);
   FUZZ_CHECK(open_status_message(os) != nullptr);
   if (os != OpenStatus::Ok || h.tile_count > kMaxFuzzTiles) return;
+  // As the ground decoder (DecodeStream): CRC checkpoints, then nothing sized
+  // by the header until a valid record is seen.
   const uint8_t* records = file.data() + h.header_length;
+  const size_t len = file.size() - h.header_length;
+  std::vector<uint32_t> checkpoints(crc_checkpoint_count(len));
+  make_crc_checkpoints(records, len, checkpoints.data());
+  const bool any = has_valid_tile_record(records, len, h.tile_count, checkpoints.data());
   std::vector<TileSpan> spans(h.tile_count);
-  scan_tile_records(records, file.size() - h.header_length, h.tile_count, spans.data());
+  const ScanSummary sum = scan_tile_records(records, len, h.tile_count, spans.data(), checkpoints.data());
+  FUZZ_CHECK(any == (sum.tiles_present > 0));
   for (uint32_t i = 0; i < h.tile_count; ++i) {
     TileDims d;
     if (spans[i].state != TileState::kPresent) {
       FUZZ_CHECK(!decode_tile_span(fx.model, fx.ws, h, records, spans[i], i, fx.y_hat.data(), &d));
       continue;
     }
-    if (decode_tile_span(fx.model, fx.ws, h, records, spans[i], i, fx.y_hat.data(), &d)) {
-      check_latents(fx.model, d, fx.y_hat);
-      check_canonical(fx, d, records + spans[i].payload_offset, spans[i].payload_length);
-    }
+    if (decode_tile_span(fx.model, fx.ws, h, records, spans[i], i, fx.y_hat.data(), &d))
+      check_decoded(fx, d, h.quality, records + spans[i].payload_offset, spans[i].payload_length);
   }
 }
 

@@ -8,7 +8,9 @@ codec: its pictures are noise, but its blob, tables and integer h_s are real.
 
 Seeds (each a few hundred bytes):
 * ``corpus/container/``: valid files of that model (gray, RGB, 12-bit, 1x1,
-  with a library hash, several tile sizes) and truncated / bit-flipped copies;
+  with a library hash, several tile sizes), truncated / bit-flipped copies,
+  header-only, concatenated and trailing-data copies, and a 40-byte header
+  claiming 16384 x 16384 pixels (alone and with a record claiming 4 GiB);
 * ``corpus/decode/``: the same files prefixed by byte 0 (fuzz_decode whole-file
   mode) and single tile payloads prefixed by byte 1, height, width, quality
   (one-payload mode, see fuzz_decode.cpp).
@@ -76,6 +78,18 @@ def main() -> int:
             flipped[pos] ^= 1 << int(rng.integers(0, 8))
         variants[name + "_flips"] = bytes(flipped)
         variants[name + "_dup_tail"] = data + data[40:]
+        variants[name + "_header_only"] = data[: _core.parse_file_header(data)["header_length"]]
+        variants[name + "_concat"] = data + data
+        variants[name + "_trailing"] = data + bytes(7)
+    # A 40-byte file that claims 16384 x 16384 pixels (issue 23's "bomb"), and the same
+    # header followed by one record whose payload_length is 0xFFFFFFFF with a valid record CRC.
+    bomb = _core.write_file_header(16384, 16384, channels=1, bit_depth=16, quality=50, tile_size=256,
+                                   model_id=model.model_id)
+    variants["bomb_header_only"] = bomb
+    record = bytearray(_core.make_tile_record(0, b"x"))
+    record[8:12] = (0xFFFFFFFF).to_bytes(4, "little")
+    record[20:24] = _core.crc32(bytes(record[:20])).to_bytes(4, "little")
+    variants["bomb_huge_payload_length"] = bomb + bytes(record)
     container = HERE / "corpus" / "container"
     decode = HERE / "corpus" / "decode"
     for d in (container, decode):
@@ -86,7 +100,7 @@ def main() -> int:
         (decode / ("file_" + name)).write_bytes(b"\x00" + data)
     # One-payload mode: byte 1, then tile height, width, quality, then the payload.
     for name, data in files.items():
-        h = _core.read_header(data)
+        h = _core.parse_file_header(data)
         spans = _core.scan_tile_records(data, h["header_length"], h["tile_count"])
         off, length = spans[0]
         th, tw = min(h["height"], h["tile_size"]), min(h["width"], h["tile_size"])

@@ -212,9 +212,12 @@ py::list scan_records(const py::bytes& data, size_t header_length, uint32_t tile
   const std::string d = data;
   if (header_length > d.size()) throw py::value_error("header_length exceeds the data");
   std::vector<TileSpan> spans(tile_count);
+  std::vector<uint32_t> checkpoints(crc_checkpoint_count(d.size() - header_length));
   {
     py::gil_scoped_release nogil;
-    scan_tile_records(byte_ptr(d) + header_length, d.size() - header_length, tile_count, spans.data());
+    const uint8_t* records = byte_ptr(d) + header_length;
+    make_crc_checkpoints(records, d.size() - header_length, checkpoints.data());
+    scan_tile_records(records, d.size() - header_length, tile_count, spans.data(), checkpoints.data());
   }
   py::list out;
   for (const TileSpan& s : spans) {
@@ -278,6 +281,22 @@ void bind_entropy(py::module_& m) {
   m.def("make_tile_record", &make_record, py::arg("tile_index"), py::arg("payload"),
         py::arg("entropy_ref") = kNoReference, py::arg("decoder_ref") = kNoReference,
         "One tile record (docs/bitstream.md 3): the 24-byte record header followed by the payload.");
+  m.def(
+      "has_valid_tile_record",
+      [](const py::bytes& data, size_t header_length, uint32_t tile_count) {
+        const char* d = PYBIND11_BYTES_AS_STRING(data.ptr());
+        const size_t n = size_t(PYBIND11_BYTES_SIZE(data.ptr()));
+        if (header_length > n) return false;
+        const uint8_t* records = reinterpret_cast<const uint8_t*>(d) + header_length;
+        std::vector<uint32_t> checkpoints(crc_checkpoint_count(n - header_length));
+        py::gil_scoped_release nogil;
+        make_crc_checkpoints(records, n - header_length, checkpoints.data());
+        return has_valid_tile_record(records, n - header_length, tile_count, checkpoints.data());
+      },
+      py::arg("data"), py::arg("header_length"), py::arg("tile_count"),
+      "True when the file (data includes the header) holds at least one tile record the scanner would\n"
+      "accept; allocates nothing (docs/bitstream.md 3, Decoder limits).\n\n"
+      ">>> from pymars import _core\n>>> _core.has_valid_tile_record(_core.write_file_header(16, 16), 40, 1)\nFalse");
   m.def("scan_tile_records", &scan_records, py::arg("data"), py::arg("header_length"), py::arg("tile_count"),
         py::arg("with_refs") = false,
         "Locate the tile payloads of a whole file (data includes the header). Returns one entry\n"

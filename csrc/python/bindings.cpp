@@ -417,6 +417,157 @@ py::array_t<T> array3(const T* data, uint32_t c, uint32_t h, uint32_t w) {
   return a;
 }
 
+// A file opened for decoding, tile range by tile range (see the DecodeStream
+// docstring below). It keeps the Python bytes object alive and reads it in
+// place: no copy of the file is made.
+class DecodeStream {
+ public:
+  DecodeStream(std::shared_ptr<PyModel> pm, py::bytes data, py::object library_hash, py::object library)
+      : pm_(std::move(pm)), data_(std::move(data)), library_(library) {
+    bytes_ = reinterpret_cast<const uint8_t*>(PYBIND11_BYTES_AS_STRING(data_.ptr()));
+    len_ = size_t(PYBIND11_BYTES_SIZE(data_.ptr()));
+    reflib_ = library_of(library, pm_);
+    std::string lib;
+    if (reflib_) {
+      lib.assign(reinterpret_cast<const char*>(reflib_->hash), 8);
+    } else if (!library_hash.is_none()) {
+      lib = library_hash.cast<py::bytes>();
+      if (lib.size() != 8) throw py::value_error("library_hash must be 8 bytes");
+    }
+    ParseStatus ps;
+    const OpenStatus os = open_stream(pm_->model, bytes_, len_,
+                                      lib.empty() ? nullptr : reinterpret_cast<const uint8_t*>(lib.data()), 4096, &h_, &ps);
+    if (os == OpenStatus::BadHeader)
+      throw py::value_error(std::string("not a valid pymars file: ") + parse_status_message(ps));
+    if (os != OpenStatus::Ok) throw py::value_error(open_status_message(os));
+    records_ = bytes_ + h_.header_length;
+    const size_t records_len = len_ - h_.header_length;
+    // docs/bitstream.md §3, "Decoder limits": nothing sized by the header is
+    // allocated before the file has shown one decodable tile record.
+    // CRC checkpoints keep the record search linear in the file (container.h); their
+    // size follows the file's length, not the header.
+    checkpoints_.resize(crc_checkpoint_count(records_len));
+    bool any;
+    {
+      py::gil_scoped_release nogil;
+      make_crc_checkpoints(records_, records_len, checkpoints_.data());
+      any = has_valid_tile_record(records_, records_len, h_.tile_count, checkpoints_.data());
+    }
+    if (!any) {
+      const std::string size = std::to_string(h_.width) + "x" + std::to_string(h_.height);
+      throw py::value_error(
+          (records_len < kTileRecordHeaderBytes ? "the file holds no tile record (" : "the file holds no valid tile record (") +
+          std::to_string(records_len) + " bytes after its header; a complete " + size + " file of " +
+          std::to_string(h_.tile_count) + " tile(s) has at least " + std::to_string(min_complete_file_bytes(h_)) +
+          "): nothing to decode");
+    }
+    spans_.resize(h_.tile_count);
+    {
+      py::gil_scoped_release nogil;
+      sum_ = scan_tile_records(records_, records_len, h_.tile_count, spans_.data(), checkpoints_.data());
+    }
+    checkpoints_ = std::vector<uint32_t>();
+  }
+
+  uint32_t tile_count() const { return h_.tile_count; }
+
+  py::dict header() const { return header_as_dict(h_); }
+
+  py::dict summary() const {
+    py::dict d;
+    d["tiles_present"] = sum_.tiles_present;
+    d["records_damaged"] = sum_.records_damaged;
+    d["records_ignored"] = sum_.records_ignored;
+    d["bytes_skipped"] = sum_.bytes_skipped;
+    d["trailing_bytes"] = sum_.trailing_bytes;
+    d["file_bytes"] = len_;
+    d["min_complete_file_bytes"] = min_complete_file_bytes(h_);
+    return d;
+  }
+
+  py::list decode(uint32_t first, uint32_t count, int threads) {
+    if (first > h_.tile_count || count > h_.tile_count - first) throw py::value_error("tile range outside the file");
+    const Model& m = pm_->model;
+    const bool nl = m.near_lossless(h_.quality);  // near-lossless qualities decode samples, not latents
+    const int nthreads = std::max(1, std::min<int>(threads, int(std::max<uint32_t>(count, 1))));
+    // The workspace fits the largest tile of this image, not the header's tile_size alone: a
+    // 40 x 40 image that claims 4096-pixel tiles gets a 48-pixel workspace.
+    const uint32_t side = std::min<uint32_t>(h_.tile_size, (std::max(h_.width, h_.height) + 15) / 16 * 16);
+    while (int(workspaces_.size()) < nthreads) workspaces_.push_back(decoder_workspace(m, side));
+    std::vector<std::vector<float>> yhat(count);
+    std::vector<std::vector<uint8_t>> pixels(nl ? count : 0);
+    std::vector<char> ok(count, 0);
+    std::vector<TileDims> dims(count);
+    std::vector<std::array<uint16_t, 3>> means(count);
+    TileLoopControl control;
+    {
+      py::gil_scoped_release nogil;
+      parallel_tiles(count, nthreads, [&](uint32_t k, int w) {
+        const uint32_t i = first + k;
+        if (spans_[i].state != TileState::kPresent) return;
+        uint32_t y0, x0, th, tw;
+        tile_origin(h_, i, &y0, &x0, &th, &tw);
+        const TileDims td = tile_dims(th, tw);
+        DecoderWorkspace& ws = workspaces_[size_t(w)]->ws;
+        if (!nl) yhat[k].resize(size_t(m.latent) * td.hy * td.wy);
+        ok[k] = decode_tile_span(m, ws, h_, records_, spans_[i], i, nl ? nullptr : yhat[k].data(), &dims[k], reflib_);
+        for (int c = 0; c < 3; ++c) means[k][c] = ws.tile_mean[c];
+        if (nl && ok[k]) pixels[k].assign(ws.samples, ws.samples + size_t(th) * tw * m.in_channels);
+      }, &control);
+    }
+    control.rethrow_if_failed();
+    py::list tiles;
+    for (uint32_t k = 0; k < count; ++k) {
+      const uint32_t i = first + k;
+      uint32_t y0, x0, th, tw;
+      tile_origin(h_, i, &y0, &x0, &th, &tw);
+      py::dict t;
+      t["index"] = i;
+      t["y0"] = y0;
+      t["x0"] = x0;
+      t["height"] = th;
+      t["width"] = tw;
+      t["entropy_ref"] = spans_[i].entropy_ref;
+      t["decoder_ref"] = spans_[i].decoder_ref;
+      t["tile_mean"] = py::none();
+      t["pixels"] = py::none();
+      t["y_hat"] = py::none();
+      if (!ok[k]) {
+        t["status"] = spans_[i].state == TileState::kMissing ? "missing" : "damaged";
+      } else {
+        t["status"] = "ok";
+        if (nl) {
+          // (h, w, in_channels) uint8: the decoded samples of a near-lossless tile.
+          t["pixels"] = array3<uint8_t>(pixels[k].data(), th, tw, m.in_channels);
+        } else {
+          t["y_hat"] = array3<float>(yhat[k].data(), m.latent, dims[k].hy, dims[k].wy);
+          if (m.tile_means) {  // the tile's mean per model channel in 1/16 level
+            py::list tm;
+            for (uint32_t c = 0; c < m.in_channels; ++c) tm.append(means[k][c]);
+            t["tile_mean"] = tm;
+          }
+        }
+      }
+      tiles.append(t);
+    }
+    return tiles;
+  }
+
+ private:
+  std::shared_ptr<PyModel> pm_;
+  py::bytes data_;
+  py::object library_;  // keeps the ReferenceLibraryCore that reflib_ points into alive
+  const uint8_t* bytes_ = nullptr;
+  size_t len_ = 0;
+  const RefLibrary* reflib_ = nullptr;
+  FileHeader h_;
+  const uint8_t* records_ = nullptr;
+  std::vector<uint32_t> checkpoints_;
+  std::vector<TileSpan> spans_;
+  ScanSummary sum_;
+  std::vector<std::unique_ptr<OwnedWorkspace<DecoderWorkspace>>> workspaces_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -533,102 +684,38 @@ PYBIND11_MODULE(_core, m) {
       py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(), py::arg("library") = py::none(),
       "Encode at the highest quality whose file fits target_bytes; returns (bytes, quality).");
 
+  py::class_<DecodeStream>(m, "DecodeStream",
+                           "A pymars file opened for decoding tile range by tile range (pymars.api.decode_with_report).\n"
+                           "The constructor checks the header against the model and refuses a file without a single\n"
+                           "valid tile record (ValueError) before anything sized by the header is allocated; then the\n"
+                           "records are scanned once. decode(first, count, threads) entropy-decodes one range of tiles,\n"
+                           "so memory holds one range of latents, never the whole image's.")
+      .def(py::init<std::shared_ptr<PyModel>, py::bytes, py::object, py::object>(), py::arg("model"), py::arg("data"),
+           py::arg("library_hash") = py::none(), py::arg("library") = py::none())
+      .def_property_readonly("header", &DecodeStream::header, "The file header as a dict (as pymars.info).")
+      .def_property_readonly("summary", &DecodeStream::summary,
+                             "What the record scan found: tiles_present, records_damaged, records_ignored,\n"
+                             "bytes_skipped, trailing_bytes, file_bytes, min_complete_file_bytes.")
+      .def("decode", &DecodeStream::decode, py::arg("first"), py::arg("count"), py::arg("threads") = 1,
+           "Entropy-decode tiles first .. first+count-1: a list of tile dicts (index, y0, x0, height, width,\n"
+           "status 'ok' / 'missing' / 'damaged', y_hat or pixels, tile_mean, entropy_ref, decoder_ref).");
+
   m.def(
       "decode_latents",
       [](std::shared_ptr<PyModel> pm, py::bytes data, py::object library_hash, int threads, py::object library) {
-        std::string d = data;
-        const uint8_t* bytes = reinterpret_cast<const uint8_t*>(d.data());
-        std::string lib;
-        const RefLibrary* reflib = library_of(library, pm);
-        if (reflib) {
-          lib.assign(reinterpret_cast<const char*>(reflib->hash), 8);
-        } else if (!library_hash.is_none()) {
-          lib = library_hash.cast<py::bytes>();
-          if (lib.size() != 8) throw py::value_error("library_hash must be 8 bytes");
-        }
-        FileHeader h;
-        ParseStatus ps;
-        const Model& m = pm->model;
-        OpenStatus os = open_stream(m, bytes, d.size(),
-                                    lib.empty() ? nullptr : reinterpret_cast<const uint8_t*>(lib.data()), 4096, &h, &ps);
-        if (os == OpenStatus::BadHeader)
-          throw py::value_error(std::string("not a valid pymars file: ") + parse_status_message(ps));
-        if (os != OpenStatus::Ok) throw py::value_error(open_status_message(os));
-        const uint8_t* records = bytes + h.header_length;
-        std::vector<TileSpan> spans(h.tile_count);
-        ScanSummary sum = scan_tile_records(records, d.size() - h.header_length, h.tile_count, spans.data());
-        std::vector<std::vector<float>> yhat(h.tile_count);
-        std::vector<char> ok(h.tile_count, 0);
-        std::vector<TileDims> dims(h.tile_count);
-        std::vector<std::array<uint16_t, 3>> means(h.tile_count);
-        // Near-lossless qualities decode samples, not latents.
-        const bool nl = m.near_lossless(h.quality);
-        std::vector<std::vector<uint8_t>> pixels(nl ? h.tile_count : 0);
-        std::vector<std::unique_ptr<OwnedWorkspace<DecoderWorkspace>>> wss;
-        const int nthreads = std::max(1, std::min<int>(threads, int(h.tile_count)));
-        for (int t = 0; t < nthreads; ++t) wss.push_back(decoder_workspace(m, h.tile_size));
-        TileLoopControl control;
-        {
-          py::gil_scoped_release nogil;
-          parallel_tiles(h.tile_count, nthreads, [&](uint32_t i, int w) {
-            if (spans[i].state != TileState::kPresent) return;
-            uint32_t y0, x0, th, tw;
-            tile_origin(h, i, &y0, &x0, &th, &tw);
-            TileDims td = tile_dims(th, tw);
-            yhat[i].resize(size_t(m.latent) * td.hy * td.wy);
-            ok[i] = decode_tile_span(m, wss[w]->ws, h, records, spans[i], i, yhat[i].data(), &dims[i], reflib);
-            for (int c = 0; c < 3; ++c) means[i][c] = wss[w]->ws.tile_mean[c];
-            if (nl && ok[i]) pixels[i].assign(wss[w]->ws.samples, wss[w]->ws.samples + size_t(th) * tw * m.in_channels);
-          }, &control);
-        }
-        control.rethrow_if_failed();
-        py::list tiles;
-        for (uint32_t i = 0; i < h.tile_count; ++i) {
-          uint32_t y0, x0, th, tw;
-          tile_origin(h, i, &y0, &x0, &th, &tw);
-          py::dict t;
-          t["index"] = i;
-          t["y0"] = y0;
-          t["x0"] = x0;
-          t["height"] = th;
-          t["width"] = tw;
-          t["entropy_ref"] = spans[i].entropy_ref;
-          t["decoder_ref"] = spans[i].decoder_ref;
-          if (ok[i]) {
-            t["status"] = "ok";
-            if (nl) {
-              // (h, w, in_channels) uint8: the decoded samples of a near-lossless tile.
-              t["pixels"] = array3<uint8_t>(pixels[i].data(), th, tw, m.in_channels);
-              t["y_hat"] = py::none();
-            } else {
-              t["pixels"] = py::none();
-              t["y_hat"] = array3<float>(yhat[i].data(), m.latent, dims[i].hy, dims[i].wy);
-            }
-            // The tile's mean per model channel in 1/16 level (models with tile_means), else None.
-            if (m.tile_means && !nl) {
-              py::list tm;
-              for (uint32_t c = 0; c < m.in_channels; ++c) tm.append(means[i][c]);
-              t["tile_mean"] = tm;
-            } else {
-              t["tile_mean"] = py::none();
-            }
-          } else {
-            t["tile_mean"] = py::none();
-            t["pixels"] = py::none();
-            t["status"] = spans[i].state == TileState::kMissing ? "missing" : "damaged";
-            t["y_hat"] = py::none();
-          }
-          tiles.append(t);
-        }
-        py::dict out = header_as_dict(h);
+        DecodeStream stream(pm, data, library_hash, library);
+        py::list tiles = stream.decode(0, stream.tile_count(), threads);
+        py::dict out = stream.header();
         out["tiles"] = tiles;
-        out["bytes_skipped"] = sum.bytes_skipped;
-        out["records_damaged"] = sum.records_damaged;
+        py::dict sum = stream.summary();
+        for (auto item : sum) out[item.first] = item.second;
         return out;
       },
       py::arg("model"), py::arg("data"), py::arg("library_hash") = py::none(), py::arg("threads") = 1,
       py::arg("library") = py::none(),
-      "Entropy-decode every tile: header fields plus a list of tiles with y_hat (M, hy, wy) or a status.");
+      "Entropy-decode every tile: header fields, the scan summary (DecodeStream.summary) and a list of\n"
+      "tiles with y_hat (M, hy, wy) or a status. Holds every tile's latents at once: tests and tools;\n"
+      "decoding an image goes through DecodeStream.");
 
   m.def(
       "analyse_tile",

@@ -5,6 +5,7 @@
 // must keep every tile whose record was not touched.
 #include <cstdio>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "core/container.h"
@@ -496,6 +497,109 @@ void random_garbage_never_crashes_the_scanner() {
   }
 }
 
+void intact_file_has_no_trailing_bytes() {
+  const SyntheticFile f = make_file(4, 21);
+  ScanSummary s;
+  scan(f.bytes, 4, &s);
+  CHECK(s.trailing_bytes == 0 && s.bytes_skipped == 0);
+}
+
+void appended_bytes_and_a_concatenated_copy_are_trailing() {
+  const SyntheticFile f = make_file(3, 22);
+  std::vector<uint8_t> b = f.bytes;
+  b.insert(b.end(), {1, 2, 3, 4, 5});
+  ScanSummary s;
+  scan(b, 3, &s);
+  CHECK(s.trailing_bytes == 5 && s.bytes_skipped == 5 && s.tiles_present == 3);
+  std::vector<uint8_t> twice = f.bytes;
+  twice.insert(twice.end(), f.bytes.begin(), f.bytes.end());  // every record of the copy is a duplicate
+  scan(twice, 3, &s);
+  CHECK(s.trailing_bytes == f.bytes.size() && s.records_ignored == 3 && s.tiles_present == 3);
+}
+
+void a_file_without_an_accepted_record_is_all_trailing() {
+  std::vector<uint8_t> b(100, 0x55);
+  ScanSummary s;
+  scan(b, 2, &s);
+  CHECK(s.trailing_bytes == 100 && s.tiles_present == 0);
+}
+
+void valid_record_check_agrees_with_the_scanner() {
+  const SyntheticFile f = make_file(3, 23);
+  CHECK(has_valid_tile_record(f.bytes.data(), f.bytes.size(), 3));
+  CHECK(!has_valid_tile_record(f.bytes.data(), 0, 3));
+  CHECK(!has_valid_tile_record(nullptr, 10, 3));
+  std::vector<uint8_t> garbage(500, 0);
+  CHECK(!has_valid_tile_record(garbage.data(), garbage.size(), 3));
+  // Only out-of-range indices, a bad payload CRC or a cut-off payload: nothing to accept.
+  std::vector<uint8_t> b;
+  append_record(b, 7, std::vector<uint8_t>(4, 1));
+  CHECK(!has_valid_tile_record(b.data(), b.size(), 3) && has_valid_tile_record(b.data(), b.size(), 8));
+  b[kTileRecordHeaderBytes] ^= 1;
+  CHECK(!has_valid_tile_record(b.data(), b.size(), 8));
+  std::vector<uint8_t> cut;
+  append_record(cut, 0, std::vector<uint8_t>(9, 2));
+  cut.pop_back();
+  CHECK(!has_valid_tile_record(cut.data(), cut.size(), 1));
+  TestRng rng(24);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<uint8_t> m = make_file(1 + rng.below(4), rng.next()).bytes;
+    for (uint32_t e = rng.below(12); e > 0 && !m.empty(); --e) m[rng.below(uint32_t(m.size()))] = uint8_t(rng.next());
+    const uint32_t tiles = 1 + rng.below(4);
+    ScanSummary s;
+    scan(m, tiles, &s);
+    CHECK(has_valid_tile_record(m.data(), m.size(), tiles) == (s.tiles_present > 0));
+  }
+}
+
+void crc_of_any_range_from_checkpoints_is_the_direct_crc() {
+  TestRng rng(25);
+  std::vector<uint8_t> d(5000);
+  for (auto& b : d) b = uint8_t(rng.next());
+  std::vector<uint32_t> cp(crc_checkpoint_count(d.size()));
+  make_crc_checkpoints(d.data(), d.size(), cp.data());
+  CHECK(cp.back() == crc32(d.data(), (cp.size() - 1) * kCrcCheckpointStride));
+  for (int trial = 0; trial < 2000; ++trial) {
+    size_t a = rng.below(uint32_t(d.size() + 1)), b = rng.below(uint32_t(d.size() + 1));
+    if (a > b) std::swap(a, b);
+    CHECK(crc32_range(d.data(), a, b, cp.data()) == crc32(d.data() + a, b - a));
+  }
+  CHECK(crc32_range(d.data(), 0, d.size(), cp.data()) == crc32(d.data(), d.size()));
+}
+
+void scan_with_checkpoints_finds_the_same_spans() {
+  TestRng rng(26);
+  for (int trial = 0; trial < 200; ++trial) {
+    const SyntheticFile f = make_file(1 + rng.below(8), rng.next());
+    std::vector<uint8_t> b = f.bytes;
+    for (uint32_t e = rng.below(6); e > 0 && !b.empty(); --e) b[rng.below(uint32_t(b.size()))] = uint8_t(rng.next());
+    const uint32_t tiles = uint32_t(f.payload.size());
+    std::vector<uint32_t> cp(crc_checkpoint_count(b.size()));
+    make_crc_checkpoints(b.data(), b.size(), cp.data());
+    std::vector<TileSpan> plain(tiles), fast(tiles);
+    const ScanSummary s1 = scan_tile_records(b.data(), b.size(), tiles, plain.data());
+    const ScanSummary s2 = scan_tile_records(b.data(), b.size(), tiles, fast.data(), cp.data());
+    CHECK(s1.tiles_present == s2.tiles_present && s1.bytes_skipped == s2.bytes_skipped &&
+          s1.trailing_bytes == s2.trailing_bytes && s1.records_damaged == s2.records_damaged);
+    for (uint32_t i = 0; i < tiles; ++i)
+      CHECK(plain[i].state == fast[i].state && plain[i].payload_offset == fast[i].payload_offset);
+    CHECK(has_valid_tile_record(b.data(), b.size(), tiles, cp.data()) == (s1.tiles_present > 0));
+  }
+}
+
+void min_complete_file_bytes_counts_every_record_header() {
+  FileHeader h;
+  h.width = 16384;
+  h.height = 16384;
+  h.tile_size = 256;
+  h.tile_count = 4096;
+  CHECK(min_complete_file_bytes(h) == 40 + 4096u * 24u);
+  h.width = h.height = 65535;
+  h.tile_size = 16;
+  h.tile_count = expected_tile_count(65535, 65535, 16);
+  CHECK(min_complete_file_bytes(h) == 40 + uint64_t(4096) * 4096 * 24);
+}
+
 }  // namespace
 
 int main() {
@@ -532,6 +636,13 @@ int main() {
   RUN_TEST(payload_length_beyond_the_end_is_missing);
   RUN_TEST(records_in_any_order_are_found_by_index);
   RUN_TEST(random_garbage_never_crashes_the_scanner);
+  RUN_TEST(intact_file_has_no_trailing_bytes);
+  RUN_TEST(appended_bytes_and_a_concatenated_copy_are_trailing);
+  RUN_TEST(a_file_without_an_accepted_record_is_all_trailing);
+  RUN_TEST(valid_record_check_agrees_with_the_scanner);
+  RUN_TEST(min_complete_file_bytes_counts_every_record_header);
+  RUN_TEST(crc_of_any_range_from_checkpoints_is_the_direct_crc);
+  RUN_TEST(scan_with_checkpoints_finds_the_same_spans);
   const int failures = pymars_test::failure_count();
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
   return failures ? 1 : 0;
