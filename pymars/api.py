@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bundle import (DEFAULT_NEAR_LOSSLESS_MODEL, DEFAULT_REMAC_MODEL, WEIGHTS_DIR, ModelBundle, bundle_for_model_id,
-                     gray_bundle, open_bundle)
+from .bundle import (DEFAULT_REMAC_MODEL, ModelBundle, bundle_for_model_id, gray_bundle, near_lossless_bundle,
+                     open_bundle)
 from .errors import BitstreamError, InputImageError, ModelMismatchError
 
 MAX_SIDE = 65535
@@ -180,9 +180,8 @@ def encode(
         img = np.ascontiguousarray(img[..., 0])
     if model is None and refs is None and img.ndim == 2 and gray_bundle() is not None:
         model = gray_bundle()
-    if model is None and refs is None and max_error is not None and img.ndim == 3 and \
-            (WEIGHTS_DIR / DEFAULT_NEAR_LOSSLESS_MODEL / "encoder.pmw").is_file():
-        model = DEFAULT_NEAR_LOSSLESS_MODEL  # the RGB default's ladder has no near-lossless quality
+    if model is None and refs is None and max_error is not None and img.ndim == 3 and near_lossless_bundle():
+        model = near_lossless_bundle()  # the RGB default's ladder has no near-lossless quality
     bundle = open_bundle(model if model is not None or refs is None else DEFAULT_REMAC_MODEL)
     if bundle.channels == 1 and img.ndim == 3:
         raise InputImageError(f"model {bundle.name!r} codes gray images only; this image has 3 different channels")

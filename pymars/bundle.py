@@ -202,6 +202,18 @@ def gray_bundle() -> ModelBundle | None:
     return b if b.available else None
 
 
+def near_lossless_bundle() -> ModelBundle | None:
+    """The installed RGB bundle of ``max_error`` (``DEFAULT_NEAR_LOSSLESS_MODEL``), or None.
+
+    Example:
+        >>> b = near_lossless_bundle()
+        >>> b is None or b.core.near_lossless_error(100) == 0
+        True
+    """
+    b = _cached_bundle((WEIGHTS_DIR / DEFAULT_NEAR_LOSSLESS_MODEL).resolve())
+    return b if b.available else None
+
+
 _BUNDLES: dict[Path, ModelBundle] = {}
 
 

@@ -103,3 +103,20 @@ def make_remac_library(bundle, seeds=(11, 12, 13)):
 @pytest.fixture(scope="session")
 def remac_library(tiny_remac):
     return make_remac_library(tiny_remac[0])
+
+
+@pytest.fixture(scope="session")
+def gray_bundle_dir(tmp_path_factory):
+    """A tiny gray model (two steps on synthetic scenes) exported with tile means."""
+    pytest.importorskip("torch")
+    from pymars.export.bundle import load_checkpoint_model, write_bundle
+    from pymars.train.loop import TrainConfig, train
+
+    run = tmp_path_factory.mktemp("run")
+    train(TrainConfig(out=str(run), steps=2, batch=2, crop=64, synthetic=True, model="tiny-gray",
+                      validate_every=0, save_every=2, progress=False))
+    model, ck = load_checkpoint_model(run / "checkpoint.pt")
+    model.cfg.tile_means = True
+    out = tmp_path_factory.mktemp("bundle") / "tiny-gray"
+    write_bundle(model, out, {"steps": ck["step"]})
+    return out

@@ -1,7 +1,7 @@
 """The gray path: one-channel models (base-v2 gray) coded as one channel, end to end.
 
 A tiny gray model is trained for two steps on synthetic scenes, exported as a
-bundle (C++ blob + ONNX) and used by the real encoder and both decoders.
+bundle (C++ blob + ONNX; tests/conftest.py `gray_bundle_dir`) and used by the real encoder and both decoders.
 """
 from __future__ import annotations
 
@@ -11,22 +11,6 @@ import pytest
 import pymars
 from pymars.data.synthetic import mars_like_scene
 from pymars.errors import InputImageError
-
-
-@pytest.fixture(scope="module")
-def gray_bundle_dir(tmp_path_factory):
-    pytest.importorskip("torch")
-    from pymars.export.bundle import load_checkpoint_model, write_bundle
-    from pymars.train.loop import TrainConfig, train
-
-    run = tmp_path_factory.mktemp("run")
-    train(TrainConfig(out=str(run), steps=2, batch=2, crop=64, synthetic=True, model="tiny-gray",
-                      validate_every=0, save_every=2, progress=False))
-    model, ck = load_checkpoint_model(run / "checkpoint.pt")
-    model.cfg.tile_means = True
-    out = tmp_path_factory.mktemp("bundle") / "tiny-gray"
-    write_bundle(model, out, {"steps": ck["step"]})
-    return out
 
 
 def _gray(h=48, w=72, seed=3):

@@ -36,19 +36,8 @@ def rgb_golomb(tiny_bundle, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def gray_rc(tmp_path_factory):
-    pytest.importorskip("torch")
-    from pymars.export.bundle import load_checkpoint_model, write_bundle
-    from pymars.train.loop import TrainConfig, train
-
-    run = tmp_path_factory.mktemp("run")
-    train(TrainConfig(out=str(run), steps=2, batch=2, crop=64, synthetic=True, model="tiny-gray",
-                      validate_every=0, save_every=2, progress=False))
-    model, _ = load_checkpoint_model(run / "checkpoint.pt")
-    model.cfg.nl_from_quality, model.cfg.nl_max_error, model.cfg.nl_coder = 90, 10, "arith"
-    out = tmp_path_factory.mktemp("bundle") / "tiny-gray-rc"
-    write_bundle(model, out, {"steps": 2})
-    return pymars.open_bundle(str(out))
+def gray_rc(gray_bundle_dir, tmp_path_factory):
+    return _derive(gray_bundle_dir, tmp_path_factory, "tiny-gray-rc", nl_coder="arith")
 
 
 def _rgb(h=70, w=90, seed=3):
