@@ -178,10 +178,11 @@ def encode(
         # A gray image stored as RGB: coding it as RGB spends bits on two copies and
         # lets the colour model tint it; it is coded (and decoded) as one channel.
         img = np.ascontiguousarray(img[..., 0])
+    if model is None and refs is None and max_error is not None and near_lossless_bundle(gray=img.ndim == 2):
+        # The defaults' ladders have near-lossless k = 2 (gray) and 1 (RGB) at most.
+        model = near_lossless_bundle(gray=img.ndim == 2)
     if model is None and refs is None and img.ndim == 2 and gray_bundle() is not None:
         model = gray_bundle()
-    if model is None and refs is None and max_error is not None and img.ndim == 3 and near_lossless_bundle():
-        model = near_lossless_bundle()  # the RGB default's ladder has no near-lossless quality
     bundle = open_bundle(model if model is not None or refs is None else DEFAULT_REMAC_MODEL)
     if bundle.channels == 1 and img.ndim == 3:
         raise InputImageError(f"model {bundle.name!r} codes gray images only; this image has 3 different channels")
@@ -270,7 +271,7 @@ def core_library(bundle: ModelBundle, library):
         >>> core_library(open_bundle(), lib)
         Traceback (most recent call last):
         ...
-        pymars.errors.ModelMismatchError: model 'base-v1-tm' has no reference branch: REMAC needs a REMAC bundle such as 'remac-v1'
+        pymars.errors.ModelMismatchError: model 'base-v2-wv' has no reference branch: REMAC needs a REMAC bundle such as 'remac-v1'
     """
     from . import _core
 
@@ -377,7 +378,7 @@ def decode_with_report(
     report = DecodeReport(w, h, c, header["quality"], header["tile_size"], n, bytes_skipped=found["bytes_skipped"],
                           trailing_bytes=found["trailing_bytes"],
                           concatenated=holds_another_file(data, len(data) - found["trailing_bytes"]))
-    synth = bundle.synthesis(backend)
+    synth = None  # loaded at the first learned tile: sample-coded files (§4.7-4.9) need no ONNX session
     # The only image-sized allocation: zero pages cost nothing until a tile is written there.
     out = np.zeros((h, w) if c == 1 else (h, w, 3), np.uint8 if depth == 8 else np.uint16)
     from tqdm import tqdm
@@ -389,9 +390,10 @@ def decode_with_report(
                 if t["status"] != "ok":
                     (report.missing if t["status"] == "missing" else report.damaged).append(t["index"])
                     continue
-                if t["pixels"] is not None:  # a near-lossless tile: samples, no synthesis (bitstream §4.7)
+                if t["pixels"] is not None:  # a near-lossless or wavelet tile: samples, no synthesis (§4.7-4.9)
                     tile = t["pixels"]
                 else:
+                    synth = synth or bundle.synthesis(backend)
                     ref = None
                     if library is not None and t["decoder_ref"] < len(library):
                         ref = library.tiles[t["decoder_ref"]].transpose(2, 0, 1) * np.float32(1 / 255)

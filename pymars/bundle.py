@@ -11,7 +11,7 @@ A bundle is a folder::
 Example:
     >>> b = default_bundle()
     >>> b.name
-    'base-v1-tm'
+    'base-v2-wv'
 """
 from __future__ import annotations
 
@@ -22,19 +22,21 @@ from functools import cached_property
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-#: The RGB default: base-v1's weights with tile means (docs/bitstream.md §4.6), so the
-#: decoder keeps every tile's mean colour. Files coded with base-v1 itself still decode (with base-v1).
-DEFAULT_MODEL = "base-v1-tm"
+#: The RGB default: qualities 1..98 coded by the integer wavelet coder (docs/bitstream.md
+#: §4.9), 99 and 100 near-lossless (k = 1, lossless). It beat every learned RGB model on
+#: the development tiles at every rate (docs/base-v2.md); base-v1's weights ride along
+#: (shared files) but no default quality uses them. Files of base-v1 and base-v1-tm
+#: still decode with those bundles (the file names its model).
+DEFAULT_MODEL = "base-v2-wv"
 #: The bundle that codes gray images (and RGB images whose three channels are equal)
-#: when no model is named; the RGB default codes them when this bundle is not installed.
-#: base-v2-gray's weights with range-coded near-lossless tiles (docs/bitstream.md §4.8);
-#: files of base-v2-gray (Golomb-coded near-lossless tiles) still decode with base-v2-gray.
-DEFAULT_GRAY_MODEL = "base-v2-gray-rc"
-#: The RGB bundle ``encode(..., max_error=k)`` (``--lossless``, ``--max-error``) uses when no
-#: model is named: base-v1's weights with qualities 81..100 near-lossless (k 16..0, range
-#: coded). Colour near-lossless costs about twice AVIF's bytes between 33 and 40 dB, so it is
-#: not on the RGB default's quality ladder (whose qualities stay learned); it is asked for.
+#: when no model is named: wavelet qualities 1..97, near-lossless 98..100 (k = 2, 1, 0).
+#: The RGB default codes them when this bundle is not installed.
+DEFAULT_GRAY_MODEL = "base-v2-gray-wv"
+#: The bundles ``encode(..., max_error=k)`` (``--lossless``, ``--max-error``) uses when no
+#: model is named: near-lossless qualities with every k from 16 (RGB) or 6 (gray) to 0,
+#: range coded, so a loose bound does not pay for a tight one.
 DEFAULT_NEAR_LOSSLESS_MODEL = "base-v1-nl"
+DEFAULT_GRAY_NEAR_LOSSLESS_MODEL = "base-v2-gray-rc"
 #: The REMAC bundle ``encode(..., refs=LIB)`` uses when no model is named.
 DEFAULT_REMAC_MODEL = "remac-v1"
 
@@ -177,8 +179,8 @@ def bundle_for_model_id(model_id: bytes) -> ModelBundle | None:
     """The shipped bundle whose model id is ``model_id`` (None if no installed bundle has it).
 
     Example:
-        >>> bundle_for_model_id(default_bundle().model_id).name if default_bundle().available else "base-v1-tm"
-        'base-v1-tm'
+        >>> bundle_for_model_id(default_bundle().model_id).name if default_bundle().available else "base-v2-wv"
+        'base-v2-wv'
     """
     # model.json records each bundle's id, so no blob is parsed to find the one (the caller
     # still checks the id against the parsed blob before decoding).
@@ -202,15 +204,19 @@ def gray_bundle() -> ModelBundle | None:
     return b if b.available else None
 
 
-def near_lossless_bundle() -> ModelBundle | None:
-    """The installed RGB bundle of ``max_error`` (``DEFAULT_NEAR_LOSSLESS_MODEL``), or None.
+def near_lossless_bundle(gray: bool = False) -> ModelBundle | None:
+    """The installed bundle of ``max_error`` for RGB (``DEFAULT_NEAR_LOSSLESS_MODEL``) or gray images, or None.
 
     Example:
         >>> b = near_lossless_bundle()
         >>> b is None or b.core.near_lossless_error(100) == 0
         True
+        >>> g = near_lossless_bundle(gray=True)
+        >>> g is None or (g.channels, g.core.near_lossless_error(81)) == (1, 6)
+        True
     """
-    b = _cached_bundle((WEIGHTS_DIR / DEFAULT_NEAR_LOSSLESS_MODEL).resolve())
+    name = DEFAULT_GRAY_NEAR_LOSSLESS_MODEL if gray else DEFAULT_NEAR_LOSSLESS_MODEL
+    b = _cached_bundle((WEIGHTS_DIR / name).resolve())
     return b if b.available else None
 
 
@@ -224,10 +230,10 @@ def _cached_bundle(path: Path) -> ModelBundle:
 
 
 def default_bundle() -> ModelBundle:
-    """The RGB bundle shipped with the package (``pymars/weights/base-v1-tm``).
+    """The RGB bundle shipped with the package (``pymars/weights/base-v2-wv``).
 
     Example:
         >>> default_bundle().root.name
-        'base-v1-tm'
+        'base-v2-wv'
     """
     return _cached_bundle((WEIGHTS_DIR / DEFAULT_MODEL).resolve())

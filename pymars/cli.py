@@ -134,6 +134,9 @@ def _coding_mode(model_id: bytes, quality: int) -> str:
         return "unknown model (not installed)"
     k = bundle.core.near_lossless_error(quality)
     if k is None:
+        step = bundle.core.wavelet_step(quality)
+        if step is not None:
+            return f"wavelet, step {step:g} ({bundle.name})"
         return f"learned ({bundle.name})"
     return f"lossless ({bundle.name})" if k == 0 else f"near-lossless, max error {k} ({bundle.name})"
 

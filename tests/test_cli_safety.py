@@ -464,13 +464,14 @@ def test_standard_input_needs_an_output_name(model):
 
 
 def _start_long_encode(work: Path) -> tuple[subprocess.Popen, list[str]]:
-    """An encode of 768 tiles (some 15 s with the shipped model) in a subprocess; returns once its progress
-    bar has started. The tiny test model would finish before any signal arrives."""
-    if not pymars.default_bundle().available:
-        pytest.skip("the shipped base model is not installed (the tiny test model is too fast to interrupt)")
+    """An encode of 768 tiles (some 15 s with the shipped learned model base-v1) in a subprocess; returns once
+    its progress bar has started. The tiny test model, and the wavelet default, would finish before any
+    signal arrives."""
+    if not pymars.open_bundle("base-v1").available:
+        pytest.skip("the shipped learned model base-v1 is not installed (the tiny test model is too fast to interrupt)")
     write_image(work / "big.png", np.tile(mars_like_scene(256, 256, seed=5), (6, 8, 1)))
     proc = subprocess.Popen([sys.executable, "-m", "pymars.cli", "encode", str(work / "big.png"), "-o",
-                             str(work / "big.pmrs"), "--tile-size", "64"], cwd=work, stderr=subprocess.PIPE,
+                             str(work / "big.pmrs"), "--tile-size", "64", "--model", "base-v1"], cwd=work, stderr=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     err: list[str] = []
     started = threading.Event()

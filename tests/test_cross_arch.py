@@ -104,3 +104,29 @@ def test_cross_built_encoder_writes_the_x86_bytes_at_range_coded_near_lossless_q
                         str(out), "64"], check=True, capture_output=True)
         expected = pymars.encode(noisy, quality, tile_size=64, model=bundle)
         assert out.read_bytes() == expected, f"{exe.parent.name}: near-lossless q{quality} differs"
+
+
+def test_cross_built_encoder_writes_the_x86_bytes_at_wavelet_qualities(
+        cross_encoder, tiny_bundle, tmp_path_factory, tmp_path, scene_rgb):
+    """Wavelet tiles (§4.9: integer lifting, rate-distortion choice of levels, priors, range coder) on every CPU."""
+    import pymars
+    from pymars.export.bundle import derive_bundle
+    from pymars.train.wavelet_priors import count_bins, priors_from_counts
+
+    emulator, exe = cross_encoder
+    root = tmp_path_factory.mktemp("wv") / "tiny-wv"
+    priors = priors_from_counts(count_bins([scene_rgb[:64, :64]], 3))
+    derive_bundle(tiny_bundle.root, root, tile_means=False, wavelet_priors=priors, wv_from_quality=1,
+                  wv_max_step=120.0, wv_min_step=1.0, nl_from_quality=100, nl_max_error=0, nl_coder="arith")
+    bundle = pymars.open_bundle(str(root))
+    noisy = scene_rgb.copy()
+    noisy[::7, ::5] ^= 0x55  # isolated outliers: large coefficients and escapes
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(noisy.tobytes())
+    h, w, c = noisy.shape
+    for quality in (1, 50, 99):
+        out = tmp_path / f"out{quality}.pmrs"
+        subprocess.run([emulator, str(exe), str(bundle.blob_path), str(raw), str(w), str(h), str(c), str(quality),
+                        str(out), "64"], check=True, capture_output=True)
+        expected = pymars.encode(noisy, quality, tile_size=64, model=bundle)
+        assert out.read_bytes() == expected, f"{exe.parent.name}: wavelet q{quality} differs"

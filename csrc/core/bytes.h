@@ -61,6 +61,10 @@ struct ByteReader {
     const uint8_t* p = take(4);
     return p ? load_u32(p) : 0;
   }
+  uint16_t u16() {
+    const uint8_t* p = take(2);
+    return p ? load_u16(p) : 0;
+  }
   void align4() {
     size_t pad = (4 - (pos & 3)) & 3;
     take(pad);

@@ -43,6 +43,7 @@ size_t max_encoded_size(const Model& m, uint32_t width, uint32_t height, uint32_
   const size_t means = m.tile_means ? 2 * size_t(m.in_channels) : 0;
   size_t payload = rans_max_stream_bytes(values) + means;
   if (m.has_nl && nl_max_bytes(d.H, d.W, m.in_channels) > payload) payload = nl_max_bytes(d.H, d.W, m.in_channels);
+  if (m.has_wv && wv_max_bytes(d.H, d.W, m.in_channels) > payload) payload = wv_max_bytes(d.H, d.W, m.in_channels);
   return kFileHeaderMaxBytes + tiles * (kTileRecordHeaderBytes + payload);
 }
 
@@ -95,8 +96,8 @@ EncodeStatus encode_tiles(const Model& m, EncoderWorkspace& ws, const ImageInput
     rc.forced = opt.entropy_refs || opt.decoder_refs;
     rc.entropy_ref = opt.entropy_refs ? opt.entropy_refs[index] : kNoReference;
     rc.decoder_ref = opt.decoder_refs ? opt.decoder_refs[index] : kNoReference;
-    if (m.near_lossless(opt.quality))
-      load_tile_samples(m, t, ws, &d);  // no transform at near-lossless qualities
+    if (m.sample_coded(opt.quality))
+      load_tile_samples(m, t, ws, &d);  // no learned transform at near-lossless and wavelet qualities
     else
       analyse_tile(m, t, ws, &d, rc);
     const uint8_t* payload;

@@ -24,6 +24,8 @@ constexpr uint32_t kTagHsRef = tag('H', 'S', 'R', 'F');
 constexpr uint32_t kTagYTab = tag('Y', 'T', 'A', 'B');
 constexpr uint32_t kTagZTab = tag('Z', 'T', 'A', 'B');
 constexpr uint32_t kTagNlqt = tag('N', 'L', 'Q', 'T');
+constexpr uint32_t kTagWvqt = tag('W', 'V', 'Q', 'T');
+constexpr uint32_t kTagWvpr = tag('W', 'V', 'P', 'R');
 
 // Limits that keep every later size computation far from overflow.
 constexpr uint32_t kMaxChannels = 1024;
@@ -284,6 +286,35 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
         model->nl_k[q] = k;
       }
       model->has_nl = true;
+      continue;
+    }
+    if (t == kTagWvqt && next >= 2 && !model->has_wv) {
+      // Optional, anywhere after DIMS: the wavelet qualities (u16 step per quality,
+      // 1/16 level; 0 = not a wavelet quality).
+      if (len != 200 || model->qualities != 100) return BlobStatus::BadDims;
+      for (uint32_t q = 0; q < 100; ++q) model->wv_step[q] = sec.u16();
+      if (sec.failed) return BlobStatus::Truncated;
+      model->has_wv = true;
+      continue;
+    }
+    if (t == kTagWvpr && next >= 2 && model->wv_priors.kinds == 0) {
+      // Optional, after DIMS: u32 kinds, u32 step classes, u32 contexts, then u16
+      // P(0) [kinds][classes][contexts], each in 1..32767.
+      const uint32_t kinds = sec.u32(), classes = sec.u32(), contexts = sec.u32();
+      if (sec.failed) return BlobStatus::Truncated;
+      const uint32_t want = model->in_channels == 3 ? 2u : 1u;
+      if (kinds != want || classes != kWvStepClasses || contexts != kWvStateBits ||
+          len != 12 + 2 * size_t(kinds) * classes * contexts)
+        return BlobStatus::BadDims;
+      const size_t n = size_t(kinds) * classes * contexts;
+      uint16_t* table = arena.alloc<uint16_t>(n);
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t v = sec.u16();
+        if (v == 0 || v >= kAdaptiveOne) return BlobStatus::BadDims;
+        if (table) table[i] = v;
+      }
+      model->wv_priors.table = table;  // null in a counting arena (size query only)
+      model->wv_priors.kinds = kinds;
       continue;
     }
     if (t == kTagHsRef && next == 4 && !model->has_ref) {

@@ -13,6 +13,7 @@
 
 #include "arena.h"
 #include "nearlossless.h"
+#include "wavelet.h"
 #include "rans.h"
 
 namespace pymars {
@@ -63,6 +64,19 @@ struct Model {
   // not the Golomb codes of §4.7 (base-v2-gray's files).
   NlCoder nl_coder = NlCoder::Golomb;
   bool near_lossless(uint32_t quality) const { return has_nl && quality >= 1 && quality <= 100 && nl_k[quality - 1] != 0xFF; }
+  // Optional WVQT section: per quality, 0 = not a wavelet quality, else the
+  // quantiser step of the wavelet coder in 1/16 of an 8-bit level (wavelet.h,
+  // docs/bitstream.md §4.9). A near-lossless entry of the same quality wins.
+  bool has_wv = false;
+  uint16_t wv_step[100] = {};
+  // Optional WVPR section: the wavelet coder's trained initial probabilities.
+  WvPriors wv_priors;
+  bool wavelet(uint32_t quality) const {
+    return has_wv && quality >= 1 && quality <= 100 && wv_step[quality - 1] != 0 && !near_lossless(quality);
+  }
+  // Qualities whose tiles are coded from the samples, with no learned transform.
+  bool sample_coded(uint32_t quality) const { return near_lossless(quality) || wavelet(quality); }
+  bool has_sample_coders() const { return has_nl || has_wv; }
   uint32_t z_limit = 0, symbol_limit = 0;
   FloatOp ga[kMaxOps];
   uint32_t n_ga = 0;

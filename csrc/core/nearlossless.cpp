@@ -6,6 +6,8 @@
 // propagation through a cached byte), written from its published description.
 #include "nearlossless.h"
 
+#include "range_coder.h"
+
 namespace pymars {
 
 namespace {
@@ -306,142 +308,13 @@ bool golomb_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint
 
 // ---- Arith (§4.8) -----------------------------------------------------------
 
-constexpr uint32_t kProbBits = 11;  // of the probability the coder uses
-constexpr uint32_t kStateBits = 15;  // of each estimate
-constexpr uint32_t kStateOne = 1u << kStateBits;
-constexpr uint32_t kFastShift = 4, kSlowShift = 7;
-
-// The coder's 11-bit probability of a 0 bin, kept inside [32, 2016] so that
-// neither outcome ever costs more than ~6 bits.
-inline uint32_t prob11(const NlProb& p) {
-  const uint32_t v = (uint32_t(p.fast) + p.slow) >> (kStateBits + 1 - kProbBits);
-  return v < 32 ? 32 : (v > 2016 ? 2016 : v);
-}
-
-inline void adapt(NlProb* p, uint32_t b) {
-  if (!b) {
-    p->fast = uint16_t(p->fast + ((kStateOne - p->fast) >> kFastShift));
-    p->slow = uint16_t(p->slow + ((kStateOne - p->slow) >> kSlowShift));
-  } else {
-    p->fast = uint16_t(p->fast - (p->fast >> kFastShift));
-    p->slow = uint16_t(p->slow - (p->slow >> kSlowShift));
-  }
-}
-constexpr uint32_t kTop = 1u << 24;
-
-struct RangeEncoder {
-  uint8_t* out;
-  size_t cap, pos = 0;
-  uint64_t low = 0;
-  uint32_t range = 0xFFFFFFFFu;
-  uint8_t cache = 0;
-  uint64_t cache_size = 1;
-  bool failed = false;
-
-  void put(uint8_t v) {
-    if (pos >= cap) failed = true;
-    else out[pos++] = v;
-  }
-  void shift_low() {
-    if (uint32_t(low) < 0xFF000000u || (low >> 32) != 0) {
-      const uint8_t carry = uint8_t(low >> 32);
-      uint8_t temp = cache;
-      do {
-        put(uint8_t(temp + carry));
-        temp = 0xFF;
-      } while (--cache_size != 0);
-      cache = uint8_t(low >> 24);
-    }
-    ++cache_size;
-    low = (low & 0x00FFFFFFu) << 8;
-  }
-  void bit(NlProb* p, uint32_t b) {
-    const uint32_t bound = (range >> kProbBits) * prob11(*p);
-    if (!b) {
-      range = bound;
-    } else {
-      low += bound;
-      range -= bound;
-    }
-    adapt(p, b);
-    while (range < kTop) {
-      range <<= 8;
-      shift_low();
-    }
-  }
-  void direct(uint32_t v, uint32_t count) {  // count <= 16, equiprobable bits, msb first
-    for (uint32_t i = count; i-- > 0;) {
-      range >>= 1;
-      if ((v >> i) & 1u) low += range;
-      while (range < kTop) {
-        range <<= 8;
-        shift_low();
-      }
-    }
-  }
-  size_t finish() {
-    for (int i = 0; i < 5; ++i) shift_low();
-    return failed ? 0 : pos;
-  }
-};
-
-struct RangeDecoder {
-  const uint8_t* data;
-  size_t len, pos = 0;
-  uint32_t range = 0xFFFFFFFFu, code = 0;
-  bool failed = false;
-
-  uint8_t next() {
-    if (pos >= len) {
-      failed = true;
-      return 0;
-    }
-    return data[pos++];
-  }
-  bool start() {
-    if (next() != 0) return false;  // the encoder's first byte is always 0
-    for (int i = 0; i < 4; ++i) code = (code << 8) | next();
-    return !failed && code < range;
-  }
-  uint32_t bit(NlProb* p) {
-    const uint32_t bound = (range >> kProbBits) * prob11(*p);
-    uint32_t b;
-    if (code < bound) {
-      range = bound;
-      b = 0;
-    } else {
-      code -= bound;
-      range -= bound;
-      b = 1;
-    }
-    adapt(p, b);
-    while (range < kTop) {
-      range <<= 8;
-      code = (code << 8) | next();
-    }
-    return b;
-  }
-  uint32_t direct(uint32_t count) {
-    uint32_t v = 0;
-    for (uint32_t i = 0; i < count; ++i) {
-      range >>= 1;
-      uint32_t b = 0;
-      if (code >= range) {
-        code -= range;
-        b = 1;
-      }
-      v = (v << 1) | b;
-      while (range < kTop) {
-        range <<= 8;
-        code = (code << 8) | next();
-      }
-    }
-    return v;
-  }
-};
+// §4.8's coder: 11-bit probabilities kept inside [32, 2016], so that neither
+// outcome ever costs more than ~6 bits; adaptation rates 1/16 and 1/128.
+using NlRangeEncoder = RangeEncoder<11, 32, 2016, 4, 7>;
+using NlRangeDecoder = RangeDecoder<11, 32, 2016, 4, 7>;
 
 void reset_arith(NlState* s) {
-  const NlProb half{kStateOne / 2, kStateOne / 2};
+  const NlProb half = kAdaptiveHalf;
   for (uint32_t i = 0; i < kNlAcContexts; ++i) {
     s->p_zero[i] = s->p_sign[i] = half;
     for (uint32_t j = 0; j < kNlUnary; ++j) s->p_mag[i][j] = half;
@@ -459,15 +332,6 @@ void reset_arith(NlState* s) {
 inline uint32_t low_bits(const NlState* s, int32_t q) {
   const int32_t kg = golomb_k(s, q) - kNlShiftBelow;
   return kg > 0 ? uint32_t(kg) : 0u;
-}
-
-inline uint32_t bit_length(uint32_t v) {
-  uint32_t n = 0;
-  while (v) {
-    ++n;
-    v >>= 1;
-  }
-  return n;
 }
 
 // Activity class 0..kNlActivity-1: log2 of 8 x the context's mean absolute error.
@@ -505,7 +369,7 @@ size_t arith_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint3
   const size_t raw = size_t(h) * w * channels;
   if (cap < raw + 1) return 0;
   out[0] = kFormCoded;
-  RangeEncoder rc{out + 1, raw};  // a coded tile must be smaller than a stored one
+  NlRangeEncoder rc(out + 1, raw);  // a coded tile must be smaller than a stored one
   const size_t rstride = size_t(w) * channels;
   for (uint32_t ch = 0; ch < channels; ++ch) {
     reset(s, p);
@@ -571,7 +435,7 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
     return true;
   }
   if (data[0] != kFormCoded || len > raw + 1) return false;
-  RangeDecoder rc{data + 1, len - 1};
+  NlRangeDecoder rc(data + 1, len - 1);
   if (!rc.start()) return false;
   const size_t stride = size_t(w) * channels;
   const int32_t lo = -(p.range / 2), hi = (p.range - 1) / 2;  // modulo_range's interval
@@ -612,7 +476,7 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
   }
   // The decoder reads exactly the bytes the encoder wrote (5 at the start, one per
   // renormalisation): anything else is damage.
-  return !rc.failed && rc.pos == rc.len;
+  return rc.exhausted_exactly();
 }
 
 }  // namespace

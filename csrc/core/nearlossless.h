@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "range_coder.h"
+
 namespace pymars {
 
 constexpr uint32_t kNlContexts = 365;
@@ -33,12 +35,8 @@ constexpr uint32_t kNlUnary = 14;   // magnitude bins coded in unary before the 
 constexpr uint32_t kNlEscape = 9;   // Exp-Golomb prefix bins of the escape (values < 512)
 constexpr int32_t kNlShiftBelow = 1;  // low bits of a magnitude: the context's Golomb k minus this
 
-// One adaptive binary probability (Arith): two 15-bit estimates of P(bin = 0),
-// a fast one (follows local statistics) and a slow one (precise where they are
-// steady); the coder uses their mean.
-struct NlProb {
-  uint16_t fast, slow;
-};
+// One adaptive binary probability (Arith), range_coder.h.
+using NlProb = AdaptiveBit;
 
 // Per-context adaptive state (reset for every channel of every tile).
 struct NlState {

@@ -90,13 +90,20 @@ bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, En
   ws->index = arena.alloc<int32_t>(ny);
   ws->stream_capacity = (ny + nz) * kMaxBytesPerValue + 16 + kTileMeanReserve;
   ws->stream = arena.alloc<uint8_t>(ws->stream_capacity);
-  if (m.has_nl) {
+  if (m.has_sample_coders()) {
     const size_t samples = size_t(d.H) * d.W * m.in_channels;
     ws->samples = arena.alloc<uint8_t>(samples);
-    ws->nl_recon = arena.alloc<uint8_t>(samples);
-    ws->nl_state = arena.alloc<NlState>(1);
-    ws->nl_capacity = nl_max_bytes(d.H, d.W, m.in_channels);
+    ws->nl_capacity = max_size(m.has_nl ? nl_max_bytes(d.H, d.W, m.in_channels) : 0,
+                               m.has_wv ? wv_max_bytes(d.H, d.W, m.in_channels) : 0);
     ws->nl_stream = arena.alloc<uint8_t>(ws->nl_capacity);
+  }
+  if (m.has_nl) {
+    ws->nl_recon = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
+    ws->nl_state = arena.alloc<NlState>(1);
+  }
+  if (m.has_wv) {
+    ws->wv_work = arena.alloc<int32_t>(wv_work_ints(d.H, d.W, m.in_channels));
+    ws->wv_state = arena.alloc<WvState>(1);
   }
   if (m.has_ref) {
     ws->ref_in = arena.alloc<int32_t>(ref_peak);
@@ -123,9 +130,11 @@ bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, De
   ws->symbols = arena.alloc<int32_t>(ny);
   ws->index = arena.alloc<int32_t>(ny);
   if (m.has_ref) ws->ref_in = arena.alloc<int32_t>(ref_peak);
-  if (m.has_nl) {
-    ws->samples = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
-    ws->nl_state = arena.alloc<NlState>(1);
+  if (m.has_sample_coders()) ws->samples = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
+  if (m.has_nl) ws->nl_state = arena.alloc<NlState>(1);
+  if (m.has_wv) {
+    ws->wv_work = arena.alloc<int32_t>(wv_work_ints(d.H, d.W, m.in_channels));
+    ws->wv_state = arena.alloc<WvState>(1);
   }
   return !arena.failed();
 }
@@ -264,6 +273,14 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
     *payload_size = n;
     return n != 0;
   }
+  if (m.wavelet(quality)) {
+    const size_t n = wv_encode(ws.samples, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
+                               m.wv_step[quality - 1], m.wv_priors, ws.wv_state, ws.wv_work, ws.nl_stream,
+                               ws.nl_capacity);
+    *payload = ws.nl_stream;
+    *payload_size = n;
+    return n != 0;
+  }
   quantise_tile(m, ws, d, quality);
   // The stream is built backwards; the first kTileMeanReserve bytes stay free for
   // the tile means, which go in front of it.
@@ -292,6 +309,9 @@ bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32
   if (m.near_lossless(quality))
     return nl_decode(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], m.nl_coder, ws.nl_state,
                      ws.samples);
+  if (m.wavelet(quality))
+    return wv_decode(payload, payload_size, d.h, d.w, m.in_channels, m.wv_step[quality - 1], m.wv_priors, ws.wv_state,
+                     ws.wv_work, ws.samples);
   if (m.tile_means) {
     const size_t head = 2 * size_t(m.in_channels);
     if (payload_size < head) return false;

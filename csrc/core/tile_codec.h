@@ -13,6 +13,7 @@
 #include "arena.h"
 #include "model.h"
 #include "nearlossless.h"
+#include "wavelet.h"
 #include "transforms.h"
 
 namespace pymars {
@@ -60,6 +61,10 @@ struct EncoderWorkspace {
   uint8_t* nl_recon = nullptr;
   uint8_t* nl_stream = nullptr;
   size_t nl_capacity = 0;
+  // Wavelet qualities (models with WVQT): the transform's planes and the coder's state
+  // (the stream goes to nl_stream, sized for both).
+  int32_t* wv_work = nullptr;
+  WvState* wv_state = nullptr;
 };
 
 struct DecoderWorkspace {
@@ -72,6 +77,8 @@ struct DecoderWorkspace {
   // Near-lossless qualities: the decoded samples (h x w x in_channels) and the coder state.
   uint8_t* samples = nullptr;
   NlState* nl_state = nullptr;
+  int32_t* wv_work = nullptr;
+  WvState* wv_state = nullptr;
 };
 
 // How analyse_tile() picks a tile's references: none (base models, or no
@@ -99,8 +106,8 @@ void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint
 // Only the tile's samples into ws.samples (near-lossless qualities need no transform).
 void load_tile_samples(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims);
 
-// Quantise and entropy-code (or, at a near-lossless quality, code ws.samples with
-// the near-lossless coder); the payload lies inside ws.stream / ws.nl_stream. False if it does not fit.
+// Quantise and entropy-code (or, at a near-lossless or wavelet quality, code
+// ws.samples with that coder); the payload lies inside ws.stream / ws.nl_stream. False if it does not fit.
 bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
                size_t* payload_size);
 
@@ -118,7 +125,7 @@ void entropy_parameters(const Model& m, const int32_t* z_hat, const TileDims& d,
 void hs_scratch_sizes(const Model& m, uint32_t hz, uint32_t wz, size_t* ping_pong, size_t* d2s, size_t* ref_in);
 
 // Decode one payload; writes y_hat (latent x hy x wy floats) when y_hat != null,
-// or, at a near-lossless quality, the samples into ws.samples (h x w x in_channels).
+// or, at a near-lossless or wavelet quality, the samples into ws.samples (h x w x in_channels).
 // ws.symbols / ws.index / ws.mean_q4 / ws.z_hat hold the decoded values after a
 // success (tests compare them with the encoder's). False: the tile is damaged.
 // `ref_latent`: the entropy reference's latent named by the tile record (null: none).

@@ -18,7 +18,9 @@
 // its decoded values again gives the very same bytes (docs/bitstream.md §4.1);
 // at a near-lossless quality (a blob with NLQT, e.g. PYMARS_FUZZ_BLOB=
 // pymars/weights/base-v2-gray-rc/encoder.pmw; the default tiny.pmw has none)
-// the decoded samples code again and decode within the error bound k;
+// the decoded samples code again and decode within the error bound k; at a
+// wavelet quality (PYMARS_FUZZ_BLOB=pymars/weights/base-v2-gray-wv/encoder.pmw)
+// they code and decode again;
 // the refusal check before allocation (has_valid_tile_record) agrees with the
 // scan. Speed: the fixture model is tiny and tiles are at most 64 pixels, so
 // 1 M executions take about 20 minutes on one core with ASan + UBSan.
@@ -36,6 +38,7 @@
 #include "core/nearlossless.h"
 #include "core/rans.h"
 #include "core/tile_codec.h"
+#include "core/wavelet.h"
 
 using namespace pymars;
 
@@ -64,6 +67,9 @@ struct Fixture {
   // Near-lossless qualities (blobs with an NLQT section): a second coder state and buffers.
   NlState nl_state;
   std::vector<uint8_t> nl_samples, nl_stream, nl_recon, nl_again;
+  // Wavelet qualities (blobs with WVQT): a second state and plane workspace.
+  WvState wv_state;
+  std::vector<int32_t> wv_work;
 };
 
 Fixture* load_fixture() {
@@ -100,7 +106,8 @@ Fixture* load_fixture() {
   fx->nl_samples.resize(samples);
   fx->nl_recon.resize(samples);
   fx->nl_again.resize(samples);
-  fx->nl_stream.resize(nl_max_bytes(kMaxTile, kMaxTile, 3));
+  fx->nl_stream.resize(nl_max_bytes(kMaxTile, kMaxTile, 3) + wv_max_bytes(kMaxTile, kMaxTile, 3));
+  fx->wv_work.resize(wv_work_ints(kMaxTile, kMaxTile, 3));
   return fx;
 }
 
@@ -147,10 +154,28 @@ void check_near_lossless(Fixture& fx, const TileDims& d, uint32_t quality) {
   }
 }
 
+// A wavelet payload that decoded holds samples that the coder codes again and
+// decodes again (§4.9; lossy, so no bound on the second decoding's samples).
+void check_wavelet(Fixture& fx, const TileDims& d, uint32_t quality) {
+  const Model& m = fx.model;
+  const uint32_t c = m.in_channels;
+  const size_t n = size_t(d.h) * d.w * c;
+  std::memcpy(fx.nl_samples.data(), fx.ws.samples, n);
+  const size_t len = wv_encode(fx.nl_samples.data(), size_t(d.w) * c, d.h, d.w, c, m.wv_step[quality - 1],
+                               m.wv_priors, &fx.wv_state, fx.wv_work.data(), fx.nl_stream.data(), fx.nl_stream.size());
+  FUZZ_CHECK(len != 0 && len <= wv_max_bytes(d.h, d.w, c));
+  FUZZ_CHECK(wv_decode(fx.nl_stream.data(), len, d.h, d.w, c, m.wv_step[quality - 1], m.wv_priors, &fx.wv_state,
+                       fx.wv_work.data(), fx.nl_again.data()));
+}
+
 // What a successfully decoded tile must satisfy, by its kind.
 void check_decoded(Fixture& fx, const TileDims& d, uint32_t quality, const uint8_t* payload, size_t len) {
   if (fx.model.near_lossless(quality)) {
     check_near_lossless(fx, d, quality);
+    return;
+  }
+  if (fx.model.wavelet(quality)) {
+    check_wavelet(fx, d, quality);
     return;
   }
   check_latents(fx.model, d, fx.y_hat);

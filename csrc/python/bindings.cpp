@@ -27,6 +27,7 @@
 #include "core/container.h"
 #include "core/decoder.h"
 #include "core/encoder.h"
+#include "core/wavelet.h"
 #include "core/model.h"
 #include "core/reference.h"
 #include "core/tile_codec.h"
@@ -333,7 +334,7 @@ class TileEncoder {
         s.entropy_ref = ws.entropy_ref;
         s.decoder_ref = ws.decoder_ref;
         std::copy(ws.tile_mean, ws.tile_mean + 3, s.tile_mean);
-        if (m.has_nl) s.samples.assign(ws.samples, ws.samples + size_t(s.dims.H) * s.dims.W * m.in_channels);
+        if (m.has_sample_coders()) s.samples.assign(ws.samples, ws.samples + size_t(s.dims.H) * s.dims.W * m.in_channels);
         const size_t ny = size_t(m.latent) * s.dims.hy * s.dims.wy, nz = size_t(m.hyper) * s.dims.hz * s.dims.wz;
         s.y.assign(ws.y, ws.y + ny);
         s.z_hat.assign(ws.z_hat, ws.z_hat + nz);
@@ -366,7 +367,7 @@ class TileEncoder {
         std::copy(s.mean_q4.begin(), s.mean_q4.end(), ws.mean_q4);
         std::copy(s.raw_index.begin(), s.raw_index.end(), ws.raw_index);
         std::copy(s.tile_mean, s.tile_mean + 3, ws.tile_mean);
-        if (m.has_nl) std::copy(s.samples.begin(), s.samples.end(), ws.samples);
+        if (m.has_sample_coders()) std::copy(s.samples.begin(), s.samples.end(), ws.samples);
         const uint8_t* p;
         size_t len;
         if (!code_tile(m, ws, s.dims, quality, &p, &len)) ok = false;
@@ -488,7 +489,7 @@ class DecodeStream {
   py::list decode(uint32_t first, uint32_t count, int threads) {
     if (first > h_.tile_count || count > h_.tile_count - first) throw py::value_error("tile range outside the file");
     const Model& m = pm_->model;
-    const bool nl = m.near_lossless(h_.quality);  // near-lossless qualities decode samples, not latents
+    const bool nl = m.sample_coded(h_.quality);  // near-lossless and wavelet qualities decode samples, not latents
     const int nthreads = std::max(1, std::min<int>(threads, int(std::max<uint32_t>(count, 1))));
     // The workspace fits the largest tile of this image, not the header's tile_size alone: a
     // 40 x 40 image that claims 4096-pixel tiles gets a 48-pixel workspace.
@@ -592,6 +593,12 @@ PYBIND11_MODULE(_core, m) {
              return py::int_(p.model.nl_k[q - 1]);
            },
            py::arg("quality"), "Maximum absolute error of a near-lossless quality (None: the learned path)")
+      .def("wavelet_step",
+           [](const PyModel& p, uint32_t q) -> py::object {
+             if (!p.model.wavelet(q)) return py::none();
+             return py::float_(p.model.wv_step[q - 1] / 16.0);
+           },
+           py::arg("quality"), "Quantiser step (8-bit levels) of a wavelet quality (None: not one)")
       .def_property_readonly("latent_channels", [](const PyModel& p) { return p.model.latent; })
       .def_property_readonly("hyper_channels", [](const PyModel& p) { return p.model.hyper; })
       .def_property_readonly("scale_levels", [](const PyModel& p) { return p.model.scale_levels; })
@@ -627,6 +634,33 @@ PYBIND11_MODULE(_core, m) {
       "pymars.remac.selection).");
 
   m.def(
+      "wavelet_bin_counts",
+      [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> tile, uint32_t step_q4) {
+        if (tile.ndim() != 2 && !(tile.ndim() == 3 && tile.shape(2) == 3))
+          throw py::value_error("tile must be (H, W) or (H, W, 3) uint8");
+        const uint32_t h = uint32_t(tile.shape(0)), w = uint32_t(tile.shape(1)), c = tile.ndim() == 3 ? 3u : 1u;
+        if (h == 0 || w == 0 || h > 4096 || w > 4096) throw py::value_error("tile must be 1..4096 on each side");
+        if (step_q4 == 0 || step_q4 > 65535) throw py::value_error("step_q4 must be in 1..65535");
+        std::vector<int32_t> work(wv_work_ints(h, w, c));
+        std::vector<uint8_t> out(wv_max_bytes(h, w, c));
+        auto state = std::make_unique<WvState>();
+        auto counts = std::make_unique<WvCounts>();
+        std::memset(counts.get(), 0, sizeof(WvCounts));
+        size_t n;
+        {
+          py::gil_scoped_release nogil;
+          n = wv_encode(tile.data(), size_t(w) * c, h, w, c, step_q4, WvPriors{}, state.get(), work.data(), out.data(),
+                        out.size(), counts.get());
+        }
+        py::array_t<uint32_t> result({size_t(2), size_t(kWvStateBits), size_t(2)});
+        std::memcpy(result.mutable_data(), counts->n, sizeof(counts->n));
+        return py::make_tuple(result, n);
+      },
+      py::arg("tile"), py::arg("step_q4"),
+      "(counts uint32 [plane kind][context][bin], payload bytes) of one tile wavelet-coded at step_q4\n"
+      "(1/16 level) with every context starting at 1/2: the statistics the WVPR priors are trained on.");
+
+  m.def(
       "encode",
       [](std::shared_ptr<PyModel> pm, py::array image, int quality, uint32_t tile_size, int bit_depth, int threads,
          py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library) {
@@ -634,7 +668,7 @@ PYBIND11_MODULE(_core, m) {
         const RefLibrary* lib = library_of(library, pm);
         const uint32_t n = expected_tile_count(a.img.width, a.img.height, tile_size ? tile_size : 1);
         std::vector<uint16_t> er = ref_list(entropy_refs, n), dr = ref_list(decoder_refs, n);
-        const bool nl = quality >= 1 && quality <= 100 && pm->model.near_lossless(uint32_t(quality));
+        const bool nl = quality >= 1 && quality <= 100 && pm->model.sample_coded(uint32_t(quality));
         TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr, nl);
         Encoded e = te.code(uint32_t(quality));
         if (te.has_library()) return assemble(e, te.entropy_refs(), te.decoder_refs());

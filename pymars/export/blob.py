@@ -143,7 +143,7 @@ def quality_gains(model: BaseCodec) -> tuple[np.ndarray, np.ndarray]:
     """
     q = torch.arange(1, QUALITIES + 1, dtype=torch.float32)
     cfg = getattr(model, "base_cfg", model.cfg)
-    first_nl = int(getattr(cfg, "nl_from_quality", 0) or 0)
+    first_nl = first_sample_quality(cfg)
     if first_nl:
         # Learned qualities 1..first_nl-1 spread over levels 0..top; the rest are near-lossless.
         top = float(cfg.learned_top_level) if getattr(cfg, "learned_top_level", -1) >= 0 else model.levels - 1
@@ -194,6 +194,49 @@ def near_lossless_table(cfg) -> np.ndarray | None:
     return table
 
 
+def first_sample_quality(cfg) -> int:
+    """The first quality coded from the samples (wavelet or near-lossless), 0: none.
+
+    Example:
+        >>> from pymars.models.codec import BaseConfig
+        >>> first_sample_quality(BaseConfig(nl_from_quality=90, wv_from_quality=40)), first_sample_quality(BaseConfig())
+        (40, 0)
+    """
+    firsts = [int(getattr(cfg, key, 0) or 0) for key in ("wv_from_quality", "nl_from_quality")]
+    firsts = [f for f in firsts if f]
+    return min(firsts) if firsts else 0
+
+
+def wavelet_table(cfg) -> np.ndarray | None:
+    """The WVQT section (uint16 [100]: 0 not wavelet, else the step in 1/16 level) of a config, or None.
+
+    Qualities ``wv_from_quality`` up to the first near-lossless one (or 100) use
+    the wavelet coder (docs/bitstream.md §4.9), the step falling geometrically from
+    ``wv_max_step`` to ``wv_min_step``: equal quality steps are about equal PSNR
+    steps (6 dB per halving of the step at high rates).
+
+    Example:
+        >>> from pymars.models.codec import BaseConfig
+        >>> t = wavelet_table(BaseConfig(wv_from_quality=2, wv_max_step=32, wv_min_step=2, nl_from_quality=99))
+        >>> int(t[0]), int(t[1]) / 16, int(t[97]) / 16, int(t[98])
+        (0, 32.0, 2.0, 0)
+    """
+    first = int(getattr(cfg, "wv_from_quality", 0) or 0)
+    if not first:
+        return None
+    last = int(getattr(cfg, "nl_from_quality", 0) or 0) - 1 if getattr(cfg, "nl_from_quality", 0) else QUALITIES
+    if not 1 <= first <= last <= QUALITIES:
+        raise ValueError(f"wv_from_quality must be in 1..{last}, got {first}")
+    hi, lo = float(cfg.wv_max_step), float(cfg.wv_min_step)
+    if not 1 / 16 <= lo <= hi <= 4095:
+        raise ValueError(f"wavelet steps must satisfy 1/16 <= wv_min_step <= wv_max_step <= 4095, got {lo}, {hi}")
+    table = np.zeros(QUALITIES, np.uint16)
+    for q in range(first, last + 1):
+        t = (q - first) / max(1, last - first)
+        table[q - 1] = max(1, int(round(16 * hi * (lo / hi) ** t)))
+    return table
+
+
 def dims_flags(cfg) -> int:
     """DIMS flags of a config (docs/model-blob.md): bit 0 tile means, bit 1 range-coded near-lossless tiles.
 
@@ -208,7 +251,21 @@ def dims_flags(cfg) -> int:
     return (1 if getattr(cfg, "tile_means", False) else 0) | (2 if coder == "arith" else 0)
 
 
-def model_blob(model: BaseCodec, meta: dict | None = None) -> bytes:
+def wavelet_priors_section(priors: np.ndarray, channels: int) -> bytes:
+    """The WVPR section: u32 kinds, classes, contexts, then uint16 P(0) [kinds][classes][contexts].
+
+    Example:
+        >>> len(wavelet_priors_section(np.full((1, 6, 504), 16384, np.uint16), 1))
+        6060
+    """
+    p = np.asarray(priors)
+    kinds = 2 if channels == 3 else 1
+    if p.shape != (kinds, 6, 504) or p.min() < 1 or p.max() >= 1 << 15:
+        raise ValueError(f"wavelet priors must be uint16 ({kinds}, 6, 504) in 1..32767, got {p.shape}")
+    return _u32(*p.shape) + p.astype("<u2").tobytes()
+
+
+def model_blob(model: BaseCodec, meta: dict | None = None, wavelet_priors: np.ndarray | None = None) -> bytes:
     """The complete blob for ``model`` (use the EMA weights of a checkpoint).
 
     Example:
@@ -246,6 +303,11 @@ def model_blob(model: BaseCodec, meta: dict | None = None) -> bytes:
     nl = near_lossless_table(cfg)
     if nl is not None:
         sections.append((b"NLQT", nl.tobytes()))
+    wv = wavelet_table(cfg)
+    if wv is not None:
+        sections.append((b"WVQT", wv.astype("<u2").tobytes()))
+    if wavelet_priors is not None:
+        sections.append((b"WVPR", wavelet_priors_section(wavelet_priors, cfg.channels)))
     out = [b"PMWB", struct.pack("<HHI", 1, 0, len(sections))]
     for tag, payload in sections:
         out += [tag, _u32(len(payload)), _pad4(payload)]

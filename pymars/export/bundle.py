@@ -107,11 +107,15 @@ def write_bundle(model: BaseCodec, out: str | os.PathLike, provenance: dict) -> 
     return {**files, "model.json": hashlib.sha256((out / "model.json").read_bytes()).hexdigest()}
 
 
-def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_means: bool = True, **options) -> dict:
+def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_means: bool = True,
+                  wavelet_priors=None, **options) -> dict:
     """A bundle with ``source``'s weights and other coding options, sharing its weight files.
 
     ``options``: other coding fields of the config (``nl_from_quality``,
-    ``learned_top_level``, ``nl_max_error``, ``nl_coder``); weights are never changed.
+    ``learned_top_level``, ``nl_max_error``, ``nl_coder``, ``wv_from_quality``,
+    ``wv_max_step``, ``wv_min_step``); weights are never changed. ``wavelet_priors``:
+    the wavelet coder's trained initial probabilities (WVPR,
+    :func:`pymars.train.wavelet_priors.train_priors`), or None.
 
     Only the blob (a new model id) and model.json are written; model.json names
     ``source``'s ``synthesis.onnx`` and ``model.safetensors`` (``shared_files``),
@@ -133,12 +137,13 @@ def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_mea
     out.mkdir(parents=True, exist_ok=True)
     model = src.torch_model()
     model.cfg.tile_means = tile_means
-    coding = ("nl_from_quality", "learned_top_level", "nl_max_error", "nl_coder")
+    coding = ("nl_from_quality", "learned_top_level", "nl_max_error", "nl_coder", "wv_from_quality", "wv_max_step",
+              "wv_min_step")
     for key, value in options.items():
         if key not in coding:
             raise ValueError(f"derive_bundle changes coding options only ({', '.join(coding)}), not {key!r}")
         setattr(model.cfg, key, value)
-    blob = model_blob(model, {"provenance": src.manifest.get("provenance", {})})
+    blob = model_blob(model, {"provenance": src.manifest.get("provenance", {})}, wavelet_priors=wavelet_priors)
     _write_atomic(out / "encoder.pmw", blob)
     rel = os.path.relpath(src.root.resolve(), out.resolve())
     shared = {name: f"{rel}/{name}" for name in ("synthesis.onnx", "model.safetensors")}
@@ -154,7 +159,7 @@ def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_mea
         "provenance": {**src.manifest.get("provenance", {}),
                        "derived_from": {"bundle": src.name, "model_id": src.manifest["model_id"],
                                         "change": ", ".join(f"{k}={v}" for k, v in {"tile_means": tile_means, **options}.items())
-                                                  + " (docs/bitstream.md 4.6-4.8); same weights"}},
+                                                  + " (docs/bitstream.md 4.6-4.9); same weights"}},
     }
     _write_atomic(out / "model.json", json.dumps(manifest, indent=2).encode())
     return {"encoder.pmw": files["encoder.pmw"], "model.json": hashlib.sha256((out / "model.json").read_bytes()).hexdigest()}

@@ -79,13 +79,20 @@ class BaseConfig:
     #: Entropy coder of near-lossless tiles: "golomb" (docs/bitstream.md §4.7) or
     #: "arith" (§4.8, DIMS flag bit 1; a fraction of a bit per sample on smooth tiles).
     nl_coder: str = "golomb"
+    #: Qualities from this one up to the first near-lossless quality use the wavelet
+    #: coder (docs/bitstream.md §4.9); 0: none. Steps fall geometrically from
+    #: ``wv_max_step`` to ``wv_min_step`` (8-bit levels).
+    wv_from_quality: int = 0
+    wv_max_step: float = 40.0
+    wv_min_step: float = 2.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
         # Options at their defaults are left out: configs from before them keep their
         # exact bytes (and so their model ids).
         for key, default in (("tile_means", False), ("nl_from_quality", 0), ("learned_top_level", -1),
-                             ("nl_max_error", 6), ("nl_coder", "golomb")):
+                             ("nl_max_error", 6), ("nl_coder", "golomb"), ("wv_from_quality", 0),
+                             ("wv_max_step", 40.0), ("wv_min_step", 2.0)):
             if d[key] == default:
                 del d[key]
         d["analysis"], d["synthesis"], d["lambdas"] = list(self.analysis), list(self.synthesis), list(self.lambdas)

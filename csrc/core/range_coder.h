@@ -1,0 +1,177 @@
+// range_coder.h - the adaptive binary range coder shared by the sample-domain tile
+// coders: near-lossless (nearlossless.h, docs/bitstream.md §4.8) and wavelet
+// (wavelet.h, §4.9).
+//
+// A coder of the LZMA kind (carry propagation through a cached byte), written from
+// its published description. Each binary decision has an AdaptiveBit: two 15-bit
+// estimates of P(bin = 0), a fast one that follows local statistics and a slow one
+// that is precise where they are steady (adaptation rates 2^-FastShift and
+// 2^-SlowShift); the coder uses their mean at `ProbBits` precision, clamped to
+// [Lo, Hi] so that neither outcome costs more than a bounded number of bits. Integers only: the same bytes on every CPU. No heap.
+// It must not know about tiles, samples or contexts: that is the caller's modelling.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace pymars {
+
+struct AdaptiveBit {
+  uint16_t fast, slow;
+};
+
+constexpr uint32_t kAdaptiveStateBits = 15;
+constexpr uint32_t kAdaptiveOne = 1u << kAdaptiveStateBits;
+constexpr AdaptiveBit kAdaptiveHalf{kAdaptiveOne / 2, kAdaptiveOne / 2};
+constexpr uint32_t kRangeTop = 1u << 24;
+
+// Moves both estimates toward the coded bin by 2^-FastShift and 2^-SlowShift.
+template <uint32_t FastShift, uint32_t SlowShift>
+inline void adapt(AdaptiveBit* p, uint32_t b) {
+  if (!b) {
+    p->fast = uint16_t(p->fast + ((kAdaptiveOne - p->fast) >> FastShift));
+    p->slow = uint16_t(p->slow + ((kAdaptiveOne - p->slow) >> SlowShift));
+  } else {
+    p->fast = uint16_t(p->fast - (p->fast >> FastShift));
+    p->slow = uint16_t(p->slow - (p->slow >> SlowShift));
+  }
+}
+
+// The coder's ProbBits-bit probability of a 0 bin.
+template <uint32_t ProbBits, uint32_t Lo, uint32_t Hi>
+inline uint32_t coder_prob(const AdaptiveBit& p) {
+  static_assert(ProbBits <= kAdaptiveStateBits && Lo > 0 && Hi < (1u << ProbBits) && Lo < Hi, "bad clamp");
+  const uint32_t v = (uint32_t(p.fast) + p.slow) >> (kAdaptiveStateBits + 1 - ProbBits);
+  return v < Lo ? Lo : (v > Hi ? Hi : v);
+}
+
+template <uint32_t ProbBits, uint32_t Lo, uint32_t Hi, uint32_t FastShift, uint32_t SlowShift>
+struct RangeEncoder {
+  uint8_t* out;
+  size_t cap, pos = 0;
+  uint64_t low = 0;
+  uint32_t range = 0xFFFFFFFFu;
+  uint8_t cache = 0;
+  uint64_t cache_size = 1;
+  bool failed = false;
+
+  RangeEncoder(uint8_t* o, size_t c) : out(o), cap(c) {}
+
+  void put(uint8_t v) {
+    if (pos >= cap) failed = true;
+    else out[pos++] = v;
+  }
+  void shift_low() {
+    if (uint32_t(low) < 0xFF000000u || (low >> 32) != 0) {
+      const uint8_t carry = uint8_t(low >> 32);
+      uint8_t temp = cache;
+      do {
+        put(uint8_t(temp + carry));
+        temp = 0xFF;
+      } while (--cache_size != 0);
+      cache = uint8_t(low >> 24);
+    }
+    ++cache_size;
+    low = (low & 0x00FFFFFFu) << 8;
+  }
+  void bit(AdaptiveBit* p, uint32_t b) {
+    const uint32_t bound = (range >> ProbBits) * coder_prob<ProbBits, Lo, Hi>(*p);
+    if (!b) {
+      range = bound;
+    } else {
+      low += bound;
+      range -= bound;
+    }
+    adapt<FastShift, SlowShift>(p, b);
+    while (range < kRangeTop) {
+      range <<= 8;
+      shift_low();
+    }
+  }
+  void direct(uint32_t v, uint32_t count) {  // count <= 32, equiprobable bits, msb first
+    for (uint32_t i = count; i-- > 0;) {
+      range >>= 1;
+      if ((v >> i) & 1u) low += range;
+      while (range < kRangeTop) {
+        range <<= 8;
+        shift_low();
+      }
+    }
+  }
+  // Bytes written, or 0 when they did not fit in cap.
+  size_t finish() {
+    for (int i = 0; i < 5; ++i) shift_low();
+    return failed ? 0 : pos;
+  }
+};
+
+template <uint32_t ProbBits, uint32_t Lo, uint32_t Hi, uint32_t FastShift, uint32_t SlowShift>
+struct RangeDecoder {
+  const uint8_t* data;
+  size_t len, pos = 0;
+  uint32_t range = 0xFFFFFFFFu, code = 0;
+  bool failed = false;
+
+  RangeDecoder(const uint8_t* d, size_t n) : data(d), len(n) {}
+
+  uint8_t next() {
+    if (pos >= len) {
+      failed = true;
+      return 0;
+    }
+    return data[pos++];
+  }
+  bool start() {
+    if (next() != 0) return false;  // the encoder's first byte is always 0
+    for (int i = 0; i < 4; ++i) code = (code << 8) | next();
+    return !failed && code < range;
+  }
+  uint32_t bit(AdaptiveBit* p) {
+    const uint32_t bound = (range >> ProbBits) * coder_prob<ProbBits, Lo, Hi>(*p);
+    uint32_t b;
+    if (code < bound) {
+      range = bound;
+      b = 0;
+    } else {
+      code -= bound;
+      range -= bound;
+      b = 1;
+    }
+    adapt<FastShift, SlowShift>(p, b);
+    while (range < kRangeTop) {
+      range <<= 8;
+      code = (code << 8) | next();
+    }
+    return b;
+  }
+  uint32_t direct(uint32_t count) {
+    uint32_t v = 0;
+    for (uint32_t i = 0; i < count; ++i) {
+      range >>= 1;
+      uint32_t b = 0;
+      if (code >= range) {
+        code -= range;
+        b = 1;
+      }
+      v = (v << 1) | b;
+      while (range < kRangeTop) {
+        range <<= 8;
+        code = (code << 8) | next();
+      }
+    }
+    return v;
+  }
+  // The decoder reads exactly the bytes the encoder wrote (5 at the start, one per
+  // renormalisation): anything else is damage.
+  bool exhausted_exactly() const { return !failed && pos == len; }
+};
+
+inline uint32_t bit_length(uint32_t v) {
+  uint32_t n = 0;
+  while (v) {
+    ++n;
+    v >>= 1;
+  }
+  return n;
+}
+
+}  // namespace pymars
