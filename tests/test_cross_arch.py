@@ -106,9 +106,11 @@ def test_cross_built_encoder_writes_the_x86_bytes_at_range_coded_near_lossless_q
         assert out.read_bytes() == expected, f"{exe.parent.name}: near-lossless q{quality} differs"
 
 
+@pytest.mark.parametrize("mode", ["whole", "stream"])
 def test_cross_built_encoder_writes_the_x86_bytes_at_wavelet_qualities(
-        cross_encoder, tiny_bundle, tmp_path_factory, tmp_path, scene_rgb):
-    """Wavelet tiles (§4.9: integer lifting, rate-distortion choice of levels, priors, range coder) on every CPU."""
+        cross_encoder, tiny_bundle, tmp_path_factory, tmp_path, scene_rgb, mode):
+    """Wavelet tiles (§4.9: integer lifting, rate-distortion choice of levels, priors, range coder, finer steps
+    at seams) on every CPU, whole images and tile rows streamed (a strip must know its seams)."""
     import pymars
     from pymars.export.bundle import derive_bundle
     from pymars.train.wavelet_priors import count_bins, priors_from_counts
@@ -126,7 +128,8 @@ def test_cross_built_encoder_writes_the_x86_bytes_at_wavelet_qualities(
     h, w, c = noisy.shape
     for quality in (1, 50, 99):
         out = tmp_path / f"out{quality}.pmrs"
-        subprocess.run([emulator, str(exe), str(bundle.blob_path), str(raw), str(w), str(h), str(c), str(quality),
-                        str(out), "64"], check=True, capture_output=True)
+        flags = ["--stream"] if mode == "stream" else []
+        subprocess.run([emulator, str(exe), *flags, str(bundle.blob_path), str(raw), str(w), str(h), str(c),
+                        str(quality), str(out), "64"], check=True, capture_output=True)
         expected = pymars.encode(noisy, quality, tile_size=64, model=bundle)
-        assert out.read_bytes() == expected, f"{exe.parent.name}: wavelet q{quality} differs"
+        assert out.read_bytes() == expected, f"{exe.parent.name} ({mode}): wavelet q{quality} differs"

@@ -45,6 +45,7 @@ bool decode_tile_span(const Model& m, DecoderWorkspace& ws, const FileHeader& h,
   uint32_t y0, x0, th, tw;
   tile_origin(h, index, &y0, &x0, &th, &tw);
   *dims = tile_dims(th, tw);
+  dims->seams = tile_seams(h.width, h.height, h.tile_size, index);
   const int8_t* ref = nullptr;
   if (m.has_ref && span.entropy_ref != kNoRef) {
     ref = reference_latent(library, span.entropy_ref);

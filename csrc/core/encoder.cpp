@@ -89,7 +89,9 @@ EncodeStatus encode_tiles(const Model& m, EncoderWorkspace& ws, const ImageInput
   size_t pos = 0;
   for (uint32_t i = first; i < first + count; ++i) {
     const uint32_t index = index_base + i;  // the tile's index in the whole image
-    const TileInput t = tile_input(img, opt.tile_size, i);
+    TileInput t = tile_input(img, opt.tile_size, i);
+    t.seams = tile_seams(opt.image_width ? opt.image_width : img.width, opt.image_height ? opt.image_height : img.height,
+                         opt.tile_size, index);
     TileDims d;
     ReferenceChoice rc;
     rc.library = opt.library;

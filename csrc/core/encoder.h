@@ -37,6 +37,10 @@ struct EncodeOptions {
   const RefLibrary* library = nullptr;
   const uint16_t* entropy_refs = nullptr;  // per tile, or null (0xFFFF)
   const uint16_t* decoder_refs = nullptr;
+  // When img is a strip of a larger image (tile-row streaming): that image's size,
+  // so that each tile knows which of its sides meet another tile (tile_seams()).
+  // 0: img is the whole image.
+  uint32_t image_width = 0, image_height = 0;
 };
 
 enum class EncodeStatus {

@@ -210,6 +210,8 @@ int marsenc_encode_tile_row(marsenc_encoder* encoder, const void* rows, size_t r
   opt.quality = s.quality;
   opt.tile_size = encoder->tile_size;
   opt.library = encoder->has_library ? &encoder->library : nullptr;
+  opt.image_width = s.geometry.width;
+  opt.image_height = s.geometry.height;
   pymars::EncodeStatus st = pymars::check_encode_arguments(strip, opt, encoder->workspace.tile_size,
                                                                 encoder->model.in_channels);
   if (st == pymars::EncodeStatus::Ok)

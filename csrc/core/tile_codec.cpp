@@ -19,6 +19,14 @@ TileDims tile_dims(uint32_t h, uint32_t w) {
   return d;
 }
 
+uint32_t tile_seams(uint32_t width, uint32_t height, uint32_t tile_size, uint32_t index) {
+  if (tile_size == 0) return 0;
+  const uint32_t tiles_x = (width + tile_size - 1) / tile_size, tiles_y = (height + tile_size - 1) / tile_size;
+  const uint32_t tx = tiles_x ? index % tiles_x : 0, ty = tiles_x ? index / tiles_x : 0;
+  return (tx > 0 ? kWvSeamLeft : 0u) | (ty > 0 ? kWvSeamTop : 0u) | (tx + 1 < tiles_x ? kWvSeamRight : 0u) |
+         (ty + 1 < tiles_y ? kWvSeamBottom : 0u);
+}
+
 namespace {
 
 size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
@@ -214,7 +222,8 @@ void entropy_parameters(const Model& m, const int32_t* z_hat, const TileDims& d,
 
 void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims,
                   const ReferenceChoice& refs) {
-  const TileDims d = tile_dims(in.h, in.w);
+  TileDims d = tile_dims(in.h, in.w);
+  d.seams = in.seams;
   *dims = d;
   load_tile_hwc(in, d, m.in_channels, ws.fa, ws.tile_mean, ws.samples);
   Shape s{m.in_channels, d.H, d.W};
@@ -260,6 +269,7 @@ void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint
 
 void load_tile_samples(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims) {
   *dims = tile_dims(in.h, in.w);
+  dims->seams = in.seams;
   load_tile_hwc(in, *dims, m.in_channels, nullptr, ws.tile_mean, ws.samples);
   ws.entropy_ref = ws.decoder_ref = kNoRef;
 }
@@ -276,7 +286,7 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
   if (m.wavelet(quality)) {
     const size_t n = wv_encode(ws.samples, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
                                m.wv_step[quality - 1], m.wv_priors, ws.wv_state, ws.wv_work, ws.nl_stream,
-                               ws.nl_capacity);
+                               ws.nl_capacity, nullptr, d.seams);
     *payload = ws.nl_stream;
     *payload_size = n;
     return n != 0;
@@ -311,7 +321,7 @@ bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32
                      ws.samples);
   if (m.wavelet(quality))
     return wv_decode(payload, payload_size, d.h, d.w, m.in_channels, m.wv_step[quality - 1], m.wv_priors, ws.wv_state,
-                     ws.wv_work, ws.samples);
+                     ws.wv_work, ws.samples, d.seams);
   if (m.tile_means) {
     const size_t head = 2 * size_t(m.in_channels);
     if (payload_size < head) return false;

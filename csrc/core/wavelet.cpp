@@ -135,6 +135,15 @@ Band band(uint32_t h, uint32_t w, uint32_t j, uint32_t o) {
   return Band{lh, lw, rh - lh, rw - lw};
 }
 
+// A band's step at (y, x): 3/4 of it on a row or column at a seam side.
+inline int64_t seam_step(int64_t st, const Band& b, uint32_t y, uint32_t x, uint32_t seams) {
+  const bool at_seam = ((seams & kWvSeamLeft) && x == 0) || ((seams & kWvSeamTop) && y == 0) ||
+                       ((seams & kWvSeamRight) && x + 1 == b.w) || ((seams & kWvSeamBottom) && y + 1 == b.h);
+  if (!at_seam) return st;
+  const int64_t s3 = st * 3 / 4;
+  return s3 < 1 ? 1 : s3;
+}
+
 void forward_2d(int32_t* p, uint32_t h, uint32_t w, uint32_t L, int32_t* scratch) {
   uint32_t rh = h, rw = w;
   for (uint32_t l = 0; l < L; ++l) {
@@ -430,7 +439,7 @@ size_t wv_max_bytes(uint32_t h, uint32_t w, uint32_t channels) { return size_t(h
 
 size_t wv_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
                  uint32_t step_q4, const WvPriors& priors, WvState* s, int32_t* work, uint8_t* out, size_t cap,
-                 WvCounts* counts) {
+                 WvCounts* counts, uint32_t seams) {
   const size_t raw = size_t(h) * w * channels;
   if (step_q4 == 0 || (channels != 1 && channels != 3) || cap < raw + 1) return 0;
   const size_t n = size_t(h) * w;
@@ -485,7 +494,7 @@ size_t wv_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t
             int32_t& at = p[size_t(b.y0 + y) * w + b.x0 + x];
             const Neighbourhood nb = neighbourhood(p, w, b, pb, o, y, x);
             const uint32_t zero_at = kWvZero + lc * kWvContexts + nb.ctx;
-            const int32_t v = choose_level(at, st, *s, zero_at, kWvSign + nb.sign_ctx, kWvMag + nb.ctx * kWvUnary);
+            const int32_t v = choose_level(at, seam_step(st, b, y, x, seams), *s, zero_at, kWvSign + nb.sign_ctx, kWvMag + nb.ctx * kWvUnary);
             at = v;
             e.bit(zero_at, v != 0);
             if (v) {
@@ -506,7 +515,7 @@ size_t wv_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t
 }
 
 bool wv_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t step_q4,
-               const WvPriors& priors, WvState* s, int32_t* work, uint8_t* out) {
+               const WvPriors& priors, WvState* s, int32_t* work, uint8_t* out, uint32_t seams) {
   const size_t raw = size_t(h) * w * channels;
   if (len < 1 || step_q4 == 0 || (channels != 1 && channels != 3)) return false;
   if (data[0] == kFormStored) {
@@ -580,7 +589,7 @@ bool wv_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t
         for (uint32_t y = 0; y < b.h; ++y)
           for (uint32_t x = 0; x < b.w; ++x) {
             int32_t& v = p[size_t(b.y0 + y) * w + b.x0 + x];
-            v = dequantise(v, st);
+            v = dequantise(v, seam_step(st, b, y, x, seams));
           }
       }
     inverse_2d(p, h, w, L, scratch);

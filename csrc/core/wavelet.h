@@ -51,6 +51,12 @@ struct WvState {
 // outside the evaluation tiles (pymars/train/wavelet_priors.py). Without them every
 // context starts at 1/2, and a tile's short bands pay to learn their statistics.
 constexpr uint32_t kWvStepClasses = 6;
+
+// Tile sides that touch another tile (TileDims::seams). Coefficients on a band's
+// row or column at such a side are quantised with 3/4 of the band's step: the
+// symmetric extension at a tile edge leaves larger errors on its edge pixels,
+// visible as a seam where two tiles meet (an image border has no seam).
+constexpr uint32_t kWvSeamLeft = 1, kWvSeamTop = 2, kWvSeamRight = 4, kWvSeamBottom = 8;
 struct WvPriors {
   const uint16_t* table = nullptr;  // [kinds][kWvStepClasses][kWvStateBits]; null: all 1/2
   uint32_t kinds = 0;               // 1 (gray models) or 2 (colour)
@@ -74,15 +80,15 @@ size_t wv_max_bytes(uint32_t h, uint32_t w, uint32_t channels);
 // Codes `channels` (1 or 3) interleaved 8-bit planes (row_stride samples per row)
 // of an h x w tile with the quality's step (`step_q4`: 1/16 of an 8-bit level,
 // >= 1) into out. Returns the bytes written (0: cap too small).
-// `counts` (null: none) accumulates the bins coded.
+// `counts` (null: none) accumulates the bins coded; `seams`: kWvSeam* bits.
 size_t wv_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
                  uint32_t step_q4, const WvPriors& priors, WvState* state, int32_t* work, uint8_t* out, size_t cap,
-                 WvCounts* counts = nullptr);
+                 WvCounts* counts = nullptr, uint32_t seams = 0);
 
 // Decodes a payload written by wv_encode into out (h x w x channels interleaved).
 // False when the payload is damaged (too short, a value out of range, or bytes
 // left over that the coder did not write).
 bool wv_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t step_q4,
-               const WvPriors& priors, WvState* state, int32_t* work, uint8_t* out);
+               const WvPriors& priors, WvState* state, int32_t* work, uint8_t* out, uint32_t seams = 0);
 
 }  // namespace pymars

@@ -162,10 +162,11 @@ void check_wavelet(Fixture& fx, const TileDims& d, uint32_t quality) {
   const size_t n = size_t(d.h) * d.w * c;
   std::memcpy(fx.nl_samples.data(), fx.ws.samples, n);
   const size_t len = wv_encode(fx.nl_samples.data(), size_t(d.w) * c, d.h, d.w, c, m.wv_step[quality - 1],
-                               m.wv_priors, &fx.wv_state, fx.wv_work.data(), fx.nl_stream.data(), fx.nl_stream.size());
+                               m.wv_priors, &fx.wv_state, fx.wv_work.data(), fx.nl_stream.data(), fx.nl_stream.size(),
+                               nullptr, d.seams);
   FUZZ_CHECK(len != 0 && len <= wv_max_bytes(d.h, d.w, c));
   FUZZ_CHECK(wv_decode(fx.nl_stream.data(), len, d.h, d.w, c, m.wv_step[quality - 1], m.wv_priors, &fx.wv_state,
-                       fx.wv_work.data(), fx.nl_again.data()));
+                       fx.wv_work.data(), fx.nl_again.data(), d.seams));
 }
 
 // What a successfully decoded tile must satisfy, by its kind.
@@ -186,7 +187,8 @@ void fuzz_payload(Fixture& fx, const uint8_t* data, size_t size) {
   if (size < 3) return;
   // Within the workspace (the arena is one block: ASan would not see an overrun inside it).
   const uint32_t h = 1u + data[0] % kMaxTile, w = 1u + data[1] % kMaxTile, quality = 1u + data[2] % 100u;
-  const TileDims d = tile_dims(h, w);
+  TileDims d = tile_dims(h, w);
+  d.seams = (data[0] ^ data[1]) & 15u;  // which sides meet another tile (wavelet steps, §4.9)
   if (decode_tile(fx.model, fx.ws, d, quality, data + 3, size - 3, fx.y_hat.data()))
     check_decoded(fx, d, quality, data + 3, size - 3);
 }

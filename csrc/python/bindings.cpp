@@ -323,14 +323,16 @@ class TileEncoder {
         rc.forced = (eref && !eref->empty()) || (dref && !dref->empty());
         rc.entropy_ref = eref && !eref->empty() ? (*eref)[i] : kNoReference;
         rc.decoder_ref = dref && !dref->empty() ? (*dref)[i] : kNoReference;
+        TileInput in = tile_input(img_, tile_, i);
+        in.seams = tile_seams(img_.width, img_.height, tile_, i);
         if (samples_only) {
-          load_tile_samples(m, tile_input(img_, tile_, i), ws, &s.dims);
+          load_tile_samples(m, in, ws, &s.dims);
           s.entropy_ref = ws.entropy_ref;
           s.decoder_ref = ws.decoder_ref;
           s.samples.assign(ws.samples, ws.samples + size_t(s.dims.H) * s.dims.W * m.in_channels);
           return;
         }
-        analyse_tile(m, tile_input(img_, tile_, i), ws, &s.dims, rc);
+        analyse_tile(m, in, ws, &s.dims, rc);
         s.entropy_ref = ws.entropy_ref;
         s.decoder_ref = ws.decoder_ref;
         std::copy(ws.tile_mean, ws.tile_mean + 3, s.tile_mean);
