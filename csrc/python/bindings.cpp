@@ -635,6 +635,8 @@ PYBIND11_MODULE(_core, m) {
       "(entropy_ref, decoder_ref, descriptor) the rover selects for one tile (tests: compare with\n"
       "pymars.remac.selection).");
 
+  m.attr("WAVELET_STATE_BITS") = kWvStateBits;
+  m.attr("WAVELET_STEP_CLASSES") = kWvStepClasses;
   m.def(
       "wavelet_bin_counts",
       [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> tile, uint32_t step_q4) {

@@ -258,10 +258,13 @@ def wavelet_priors_section(priors: np.ndarray, channels: int) -> bytes:
         >>> len(wavelet_priors_section(np.full((1, 6, 504), 16384, np.uint16), 1))
         6060
     """
+    from .. import _core
+
     p = np.asarray(priors)
     kinds = 2 if channels == 3 else 1
-    if p.shape != (kinds, 6, 504) or p.min() < 1 or p.max() >= 1 << 15:
-        raise ValueError(f"wavelet priors must be uint16 ({kinds}, 6, 504) in 1..32767, got {p.shape}")
+    want = (kinds, _core.WAVELET_STEP_CLASSES, _core.WAVELET_STATE_BITS)
+    if p.shape != want or p.min() < 1 or p.max() >= 1 << 15:
+        raise ValueError(f"wavelet priors must be uint16 {want} in 1..32767, got {p.shape}")
     return _u32(*p.shape) + p.astype("<u2").tobytes()
 
 

@@ -19,7 +19,6 @@ import numpy as np
 #: Steps (8-bit levels) counted for each step class of wavelet.h (wv_step_class):
 #: the class's geometric middle; the open top class gets two.
 CLASS_STEPS = ((1.4,), (2.8,), (5.7,), (11.3,), (22.6,), (45.0, 110.0))
-STATE_BITS = 504
 PROB_ONE = 1 << 15
 
 
@@ -47,7 +46,7 @@ def count_bins(tiles, channels: int) -> np.ndarray:
     from .. import _core
 
     kinds = 2 if channels == 3 else 1
-    out = np.zeros((kinds, len(CLASS_STEPS), STATE_BITS, 2), np.uint64)
+    out = np.zeros((kinds, len(CLASS_STEPS), _core.WAVELET_STATE_BITS, 2), np.uint64)
     for tile in tiles:
         for c, steps in enumerate(CLASS_STEPS):
             for step in steps:
@@ -78,7 +77,7 @@ def training_tiles(channels: int, n: int, seed: int = 0, size: int = 256, progre
 
 
 def train_priors(channels: int, n: int = 400, seed: int = 0, progress: bool = True) -> np.ndarray:
-    """The WVPR table uint16 [kinds][6][504] of a gray (1) or colour (3) model.
+    """The WVPR table uint16 [kinds][6][504] of a gray (1) or colour (3) model (504 binary contexts).
 
     Example:
         >>> from pymars.data.protocol import mars_data_dir
