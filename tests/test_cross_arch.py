@@ -83,27 +83,38 @@ def test_cross_built_encoder_with_references_writes_the_x86_bytes(cross_encoder,
     assert out.read_bytes() == expected, f"{exe.parent.name}: REMAC file differs"
 
 
+def _assert_cross_bytes(cross_encoder, bundle, image, qualities, tmp_path, what, flags=()):
+    """Encode `image` (tiles 64) with the cross-built C API encoder under qemu; compare with x86-64's bytes."""
+    import pymars
+
+    emulator, exe = cross_encoder
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(image.tobytes())
+    h, w, c = image.shape
+    for quality in qualities:
+        out = tmp_path / f"out{quality}.pmrs"
+        subprocess.run([emulator, str(exe), *flags, str(bundle.blob_path), str(raw), str(w), str(h), str(c),
+                        str(quality), str(out), "64"], check=True, capture_output=True)
+        expected = pymars.encode(image, quality, tile_size=64, model=bundle)
+        assert out.read_bytes() == expected, f"{exe.parent.name} {' '.join(flags)}: {what} q{quality} differs"
+
+
+def _with_outliers(scene):
+    noisy = scene.copy()
+    noisy[::7, ::5] ^= 0x55  # isolated outliers: escapes, large errors and large coefficients
+    return noisy
+
+
 def test_cross_built_encoder_writes_the_x86_bytes_at_range_coded_near_lossless_qualities(
         cross_encoder, tiny_bundle, tmp_path_factory, tmp_path, scene_rgb):
     """Near-lossless tiles (§4.8: integer modelling, range coder, channel-difference prediction) on every CPU."""
     import pymars
     from pymars.export.bundle import derive_bundle
 
-    emulator, exe = cross_encoder
     root = tmp_path_factory.mktemp("rc") / "tiny-rc"
     derive_bundle(tiny_bundle.root, root, tile_means=False, nl_from_quality=90, nl_max_error=10, nl_coder="arith")
-    bundle = pymars.open_bundle(str(root))
-    noisy = scene_rgb.copy()
-    noisy[::7, ::5] ^= 0x55  # isolated outliers: escapes and large errors
-    raw = tmp_path / "img.raw"
-    raw.write_bytes(noisy.tobytes())
-    h, w, c = noisy.shape
-    for quality in (90, 97, 100):
-        out = tmp_path / f"out{quality}.pmrs"
-        subprocess.run([emulator, str(exe), str(bundle.blob_path), str(raw), str(w), str(h), str(c), str(quality),
-                        str(out), "64"], check=True, capture_output=True)
-        expected = pymars.encode(noisy, quality, tile_size=64, model=bundle)
-        assert out.read_bytes() == expected, f"{exe.parent.name}: near-lossless q{quality} differs"
+    _assert_cross_bytes(cross_encoder, pymars.open_bundle(str(root)), _with_outliers(scene_rgb), (90, 97, 100),
+                        tmp_path, "near-lossless")
 
 
 @pytest.mark.parametrize("mode", ["whole", "stream"])
@@ -115,21 +126,9 @@ def test_cross_built_encoder_writes_the_x86_bytes_at_wavelet_qualities(
     from pymars.export.bundle import derive_bundle
     from pymars.train.wavelet_priors import count_bins, priors_from_counts
 
-    emulator, exe = cross_encoder
     root = tmp_path_factory.mktemp("wv") / "tiny-wv"
     priors = priors_from_counts(count_bins([scene_rgb[:64, :64]], 3))
     derive_bundle(tiny_bundle.root, root, tile_means=False, wavelet_priors=priors, wv_from_quality=1,
                   wv_max_step=120.0, wv_min_step=1.0, nl_from_quality=100, nl_max_error=0, nl_coder="arith")
-    bundle = pymars.open_bundle(str(root))
-    noisy = scene_rgb.copy()
-    noisy[::7, ::5] ^= 0x55  # isolated outliers: large coefficients and escapes
-    raw = tmp_path / "img.raw"
-    raw.write_bytes(noisy.tobytes())
-    h, w, c = noisy.shape
-    for quality in (1, 50, 99):
-        out = tmp_path / f"out{quality}.pmrs"
-        flags = ["--stream"] if mode == "stream" else []
-        subprocess.run([emulator, str(exe), *flags, str(bundle.blob_path), str(raw), str(w), str(h), str(c),
-                        str(quality), str(out), "64"], check=True, capture_output=True)
-        expected = pymars.encode(noisy, quality, tile_size=64, model=bundle)
-        assert out.read_bytes() == expected, f"{exe.parent.name} ({mode}): wavelet q{quality} differs"
+    _assert_cross_bytes(cross_encoder, pymars.open_bundle(str(root)), _with_outliers(scene_rgb), (1, 50, 99),
+                        tmp_path, "wavelet", ["--stream"] if mode == "stream" else [])

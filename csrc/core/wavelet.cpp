@@ -144,6 +144,23 @@ inline int64_t seam_step(int64_t st, const Band& b, uint32_t y, uint32_t x, uint
   return s3 < 1 ? 1 : s3;
 }
 
+// Calls fn(band, orientation, level, parent or null) for every high band, coarse
+// to fine (levels L..1, orientations HL, LH, HH): the coding order of §4.9.
+template <class Fn>
+void for_each_high_band(uint32_t h, uint32_t w, uint32_t L, Fn fn) {
+  for (uint32_t j = L; j >= 1; --j)
+    for (uint32_t o = 0; o < 3; ++o) {
+      const Band b = band(h, w, j, o);
+      Band parent{};
+      const Band* pb = nullptr;
+      if (j < L) {
+        parent = band(h, w, j + 1, o);
+        pb = &parent;
+      }
+      fn(b, o, j, pb);
+    }
+}
+
 void forward_2d(int32_t* p, uint32_t h, uint32_t w, uint32_t L, int32_t* scratch) {
   uint32_t rh = h, rw = w;
   for (uint32_t l = 0; l < L; ++l) {
@@ -457,11 +474,8 @@ size_t wv_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t
     reset_state(s, priors, plane_kind(channels, c), step_q4);
     e.n = counts ? counts->n[plane_kind(channels, c)] : nullptr;
     // LL: quantise (rounding), then DPCM in raster order.
-    uint32_t lh = h, lw = w;
-    for (uint32_t j = 0; j < L; ++j) {
-      lh = (lh + 1) / 2;
-      lw = (lw + 1) / 2;
-    }
+    uint32_t lh, lw;
+    region(h, w, L + 1, &lh, &lw);  // the LL band after L levels
     const int64_t ll_step = ll_band_step(step_q4, kLLWeight[L], pw);
     for (uint32_t y = 0; y < lh; ++y)
       for (uint32_t x = 0; x < lw; ++x) p[size_t(y) * w + x] = quantise(p[size_t(y) * w + x], ll_step, kRoundLL);
@@ -480,31 +494,23 @@ size_t wv_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t
     // when it is reached: its context reads only coefficients already decided
     // (west, north, north-west, north-east, and the parent one level coarser),
     // so the rate-distortion choice below can use the coder's current state.
-    for (uint32_t j = L; j >= 1; --j)
-      for (uint32_t o = 0; o < 3; ++o) {
-        const Band b = band(h, w, j, o);
-        const int64_t st = band_step(step_q4, kBandWeight[j][o], pw);
-        Band parent{};
-        const Band* pb = nullptr;
-        if (j < L) {
-          parent = band(h, w, j + 1, o);
-          pb = &parent;
-        }
-        const uint32_t lc = level_class(j);
-        for (uint32_t y = 0; y < b.h; ++y)
-          for (uint32_t x = 0; x < b.w; ++x) {
-            int32_t& at = p[size_t(b.y0 + y) * w + b.x0 + x];
-            const Neighbourhood nb = neighbourhood(p, w, b, pb, o, y, x);
-            const uint32_t zero_at = kWvZero + lc * kWvContexts + nb.ctx;
-            const int32_t v = choose_level(at, seam_step(st, b, y, x, seams), *s, zero_at, kWvSign + nb.sign_ctx, kWvMag + nb.ctx * kWvUnary);
-            at = v;
-            e.bit(zero_at, v != 0);
-            if (v) {
-              e.bit(kWvSign + nb.sign_ctx, v < 0);
-              put_magnitude(e, kWvMag + nb.ctx * kWvUnary, absu(v) - 1);
-            }
+    for_each_high_band(h, w, L, [&](const Band& b, uint32_t o, uint32_t j, const Band* pb) {
+      const int64_t st = band_step(step_q4, kBandWeight[j][o], pw);
+      const uint32_t lc = level_class(j);
+      for (uint32_t y = 0; y < b.h; ++y)
+        for (uint32_t x = 0; x < b.w; ++x) {
+          int32_t& at = p[size_t(b.y0 + y) * w + b.x0 + x];
+          const Neighbourhood nb = neighbourhood(p, w, b, pb, o, y, x);
+          const uint32_t zero_at = kWvZero + lc * kWvContexts + nb.ctx, mag_at = kWvMag + nb.ctx * kWvUnary;
+          const int32_t v = choose_level(at, seam_step(st, b, y, x, seams), *s, zero_at, kWvSign + nb.sign_ctx, mag_at);
+          at = v;
+          e.bit(zero_at, v != 0);
+          if (v) {
+            e.bit(kWvSign + nb.sign_ctx, v < 0);
+            put_magnitude(e, mag_at, absu(v) - 1);
           }
-      }
+        }
+    });
   }
   const size_t written = e.rc.finish();
   if (written) return written + 1;
@@ -535,11 +541,8 @@ bool wv_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t
     int32_t* p = work + n * c;
     const int64_t pw = plane_weight(channels, c);
     reset_state(s, priors, plane_kind(channels, c), step_q4);
-    uint32_t lh = h, lw = w;
-    for (uint32_t j = 0; j < L; ++j) {
-      lh = (lh + 1) / 2;
-      lw = (lw + 1) / 2;
-    }
+    uint32_t lh, lw;
+    region(h, w, L + 1, &lh, &lw);  // the LL band after L levels
     for (uint32_t y = 0; y < lh; ++y)
       for (uint32_t x = 0; x < lw; ++x) {
         uint32_t ctx;
@@ -555,45 +558,37 @@ bool wv_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t
         if (rc.failed || v < -int64_t(kMaxMagnitude) || v > int64_t(kMaxMagnitude)) return false;
         p[size_t(y) * w + x] = int32_t(v);
       }
-    for (uint32_t j = L; j >= 1; --j)
-      for (uint32_t o = 0; o < 3; ++o) {
-        const Band b = band(h, w, j, o);
-        Band parent{};
-        const Band* pb = nullptr;
-        if (j < L) {
-          parent = band(h, w, j + 1, o);
-          pb = &parent;
-        }
-        const uint32_t lc = level_class(j);
-        for (uint32_t y = 0; y < b.h; ++y)
-          for (uint32_t x = 0; x < b.w; ++x) {
-            const Neighbourhood nb = neighbourhood(p, w, b, pb, o, y, x);
-            int32_t v = 0;
-            if (rc.bit(&s->bit[kWvZero + lc * kWvContexts + nb.ctx])) {
-              const bool negative = rc.bit(&s->bit[kWvSign + nb.sign_ctx]) != 0;
-              uint32_t m;
-              if (!get_magnitude(rc, s, kWvMag + nb.ctx * kWvUnary, &m)) return false;
-              v = negative ? -int32_t(m + 1) : int32_t(m + 1);
-            }
-            if (rc.failed) return false;
-            p[size_t(b.y0 + y) * w + b.x0 + x] = v;
+    bool ok = true;
+    for_each_high_band(h, w, L, [&](const Band& b, uint32_t o, uint32_t j, const Band* pb) {
+      const uint32_t lc = level_class(j);
+      for (uint32_t y = 0; y < b.h && ok; ++y)
+        for (uint32_t x = 0; x < b.w && ok; ++x) {
+          const Neighbourhood nb = neighbourhood(p, w, b, pb, o, y, x);
+          int32_t v = 0;
+          if (rc.bit(&s->bit[kWvZero + lc * kWvContexts + nb.ctx])) {
+            const bool negative = rc.bit(&s->bit[kWvSign + nb.sign_ctx]) != 0;
+            uint32_t m = 0;
+            ok = get_magnitude(rc, s, kWvMag + nb.ctx * kWvUnary, &m);
+            v = negative ? -int32_t(m + 1) : int32_t(m + 1);
           }
-      }
+          ok = ok && !rc.failed;
+          p[size_t(b.y0 + y) * w + b.x0 + x] = v;
+        }
+    });
+    if (!ok) return false;
     // Every value of the plane is known: dequantise (the parents were needed as
     // quantised values until now) and invert the transform.
     const int64_t ll_step = ll_band_step(step_q4, kLLWeight[L], pw);
     for (uint32_t y = 0; y < lh; ++y)
       for (uint32_t x = 0; x < lw; ++x) p[size_t(y) * w + x] = dequantise(p[size_t(y) * w + x], ll_step);
-    for (uint32_t j = L; j >= 1; --j)
-      for (uint32_t o = 0; o < 3; ++o) {
-        const Band b = band(h, w, j, o);
-        const int64_t st = band_step(step_q4, kBandWeight[j][o], pw);
-        for (uint32_t y = 0; y < b.h; ++y)
-          for (uint32_t x = 0; x < b.w; ++x) {
-            int32_t& v = p[size_t(b.y0 + y) * w + b.x0 + x];
-            v = dequantise(v, seam_step(st, b, y, x, seams));
-          }
-      }
+    for_each_high_band(h, w, L, [&](const Band& b, uint32_t o, uint32_t j, const Band*) {
+      const int64_t st = band_step(step_q4, kBandWeight[j][o], pw);
+      for (uint32_t y = 0; y < b.h; ++y)
+        for (uint32_t x = 0; x < b.w; ++x) {
+          int32_t& v = p[size_t(b.y0 + y) * w + b.x0 + x];
+          v = dequantise(v, seam_step(st, b, y, x, seams));
+        }
+    });
     inverse_2d(p, h, w, L, scratch);
   }
   if (!rc.exhausted_exactly()) return false;
