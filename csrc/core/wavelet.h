@@ -8,7 +8,7 @@
 // the quantised coefficients with the adaptive binary range coder (range_coder.h):
 // zero / sign / magnitude, contexts from the magnitudes of the already-coded
 // neighbours and of the parent in the next coarser band. RGB tiles go through the
-// reversible colour transform of JPEG 2000 first (Y, B - G, R - G).
+// reversible YCoCg-R colour transform first.
 //
 // Why it exists: on the development tiles the learned transforms (rover analysis
 // capped at 15,000 MACs per pixel) stop near 29 dB on Navcam and 33-37 dB on
@@ -47,7 +47,7 @@ struct WvState {
 };
 
 // Prior tables (blob section WVPR): the initial P(bin = 0) of every context, 15-bit,
-// per plane kind (gray or Y; B - G and R - G) and step class, trained on images
+// per plane kind (gray or Y; Co and Cg) and step class, trained on images
 // outside the evaluation tiles (pymars/train/wavelet_priors.py). Without them every
 // context starts at 1/2, and a tile's short bands pay to learn their statistics.
 constexpr uint32_t kWvStepClasses = 6;
