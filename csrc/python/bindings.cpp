@@ -693,7 +693,11 @@ PYBIND11_MODULE(_core, m) {
         const RefLibrary* lib = library_of(library, pm);
         const uint32_t n = expected_tile_count(a.img.width, a.img.height, tile_size ? tile_size : 1);
         std::vector<uint16_t> er = ref_list(entropy_refs, n), dr = ref_list(decoder_refs, n);
-        TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr);
+        // A model whose every quality is coded from the samples (the wavelet defaults)
+        // needs no learned analysis for the rate search.
+        bool samples_only = true;
+        for (uint32_t q = 1; q <= 100 && samples_only; ++q) samples_only = pm->model.sample_coded(q);
+        TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr, samples_only);
         if (te.has_library()) {
           er = te.entropy_refs();
           dr = te.decoder_refs();
