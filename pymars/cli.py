@@ -132,6 +132,11 @@ def _coding_mode(model_id: bytes, quality: int) -> str:
     bundle = bundle_for_model_id(model_id)
     if bundle is None:
         return "unknown model (not installed)"
+    return _bundle_mode(bundle, quality)
+
+
+def _bundle_mode(bundle, quality: int) -> str:
+    """The coding mode of ``quality`` in ``bundle``: learned, wavelet (its step), near-lossless (k) or lossless."""
     k = bundle.core.near_lossless_error(quality)
     if k is None:
         step = bundle.core.wavelet_step(quality)
@@ -188,7 +193,10 @@ def cmd_demo(args) -> int:
         print(f"bytes:   {len(data)}  ({8 * len(data) / (img.shape[0] * img.shape[1]):.4f} bpp)")
         print(f"PSNR:    {psnr:.2f} dB")
         print(f"encode:  {t1 - t0:.2f} s  ({(t1 - t0) / mpx:.2f} s/Mpx, C++ encoder, 1 thread)")
-        print(f"decode:  {t2 - t1:.2f} s  (C++ entropy decoding + ONNX Runtime synthesis)")
+        mode = _bundle_mode(bundle, int(args.quality))
+        how = "C++ entropy decoding + ONNX Runtime synthesis" if mode.startswith("learned") else "C++ core"
+        print(f"mode:    {mode}")
+        print(f"decode:  {t2 - t1:.2f} s  ({how})")
         if sinks:
             sinks["original.png"].write(image_bytes(img, ".png"))
             sinks["decoded.png"].write(image_bytes(out, ".png"))
