@@ -113,7 +113,8 @@ def callgrind_instructions(encoder: Path, blob: Path, image: np.ndarray, quality
         raw.write_bytes(np.ascontiguousarray(image).tobytes())
         out_file = Path(d) / "callgrind.out"
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", "--toggle-collect=marsenc_encode",
-               str(encoder), str(blob), str(raw), str(image.shape[1]), str(image.shape[0]), str(image.shape[2]),
+               str(encoder), str(blob), str(raw), str(image.shape[1]), str(image.shape[0]),
+               str(1 if image.ndim == 2 else image.shape[2]),
                str(quality), str(Path(d) / "out.pmrs"), str(tile)]
         subprocess.run(cmd, check=True, capture_output=True)
         for line in out_file.read_text().splitlines():
@@ -188,7 +189,7 @@ def main(argv=None) -> int:
             print("callgrind: skipped (valgrind or the encoder binary missing: cmake -S . -B build/c && cmake --build build/c)")
         else:
             ipp = ins / px
-            print(f"callgrind: {ins} instructions in marsenc_encode for one {t}x{t} RGB tile = {ipp:.0f} instructions/px")
+            print(f"callgrind: {ins} instructions in marsenc_encode for one {t}x{t} {"gray" if img.ndim == 2 else "RGB"} tile = {ipp:.0f} instructions/px")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
