@@ -189,7 +189,7 @@ def main(argv=None) -> int:
             print("callgrind: skipped (valgrind or the encoder binary missing: cmake -S . -B build/c && cmake --build build/c)")
         else:
             ipp = ins / px
-            print(f"callgrind: {ins} instructions in marsenc_encode for one {t}x{t} {"gray" if img.ndim == 2 else "RGB"} tile = {ipp:.0f} instructions/px")
+            print(f"callgrind: {ins} instructions in marsenc_encode for one {t}x{t} {'gray' if img.ndim == 2 else 'RGB'} tile = {ipp:.0f} instructions/px")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
