@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -129,10 +128,9 @@ def main(argv=None) -> int:
                       f"worst drift {max(r['worst_abs_mean_error']):.2f}"
                       + ("" if bdr is None else f", BD-rate vs {doc['models'][0]['name']} {bdr:+.1f} %"))
     if args.out:
-        from pymars.clio import AtomicOutput
+        from pymars.clio import write_json
 
-        with AtomicOutput(args.out) as out:
-            out.write((json.dumps(doc, indent=1) + "\n").encode())
+        write_json(args.out, doc)
         print(f"wrote {args.out}")
     return 0
 

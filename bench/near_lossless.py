@@ -23,7 +23,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -184,10 +183,9 @@ def main(argv=None) -> int:
     for note in result["notes"]:
         print("note:", note)
     if args.out:
-        from pymars.clio import AtomicOutput
+        from pymars.clio import write_json
 
-        with AtomicOutput(args.out) as out:
-            out.write((json.dumps(result, indent=1) + "\n").encode())
+        write_json(args.out, result)
         print(f"wrote {args.out}")
     return 0
 

@@ -178,7 +178,7 @@ def encode(
         # A gray image stored as RGB: coding it as RGB spends bits on two copies and
         # lets the colour model tint it; it is coded (and decoded) as one channel.
         img = np.ascontiguousarray(img[..., 0])
-    if model is None and refs is None and max_error is not None and near_lossless_bundle(gray=img.ndim == 2):
+    if model is None and refs is None and max_error is not None:
         # The defaults' ladders have near-lossless k = 2 (gray) and 1 (RGB) at most.
         model = near_lossless_bundle(gray=img.ndim == 2)
     if model is None and refs is None and img.ndim == 2 and gray_bundle() is not None:

@@ -407,6 +407,21 @@ class AtomicOutput:
         self._made = []
 
 
+def write_json(path: str | os.PathLike, doc) -> None:
+    """Write ``doc`` as indented JSON to ``path`` atomically (a result file of bench/).
+
+    Example:
+        >>> import tempfile, json
+        >>> p = Path(tempfile.mkdtemp()) / "r.json"
+        >>> write_json(p, {"a": 1}); json.loads(p.read_text())
+        {'a': 1}
+    """
+    import json
+
+    with AtomicOutput(path) as out:
+        out.write((json.dumps(doc, indent=1) + "\n").encode())
+
+
 class AtomicFolder:
     """A folder that appears at ``path`` complete, or not at all (exports of model bundles).
 

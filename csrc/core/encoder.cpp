@@ -74,6 +74,7 @@ TileInput tile_input(const ImageInput& img, uint32_t tile_size, uint32_t index) 
   t.row_stride = img.row_stride ? img.row_stride : size_t(img.width) * img.channels;
   t.h = img.height - y0 < tile_size ? img.height - y0 : tile_size;
   t.w = img.width - x0 < tile_size ? img.width - x0 : tile_size;
+  t.seams = tile_seams(img.width, img.height, tile_size, index);
   const size_t offset = size_t(y0) * t.row_stride + size_t(x0) * img.channels;
   if (img.pixels16)
     t.pixels16 = img.pixels16 + offset;
@@ -90,8 +91,8 @@ EncodeStatus encode_tiles(const Model& m, EncoderWorkspace& ws, const ImageInput
   for (uint32_t i = first; i < first + count; ++i) {
     const uint32_t index = index_base + i;  // the tile's index in the whole image
     TileInput t = tile_input(img, opt.tile_size, i);
-    t.seams = tile_seams(opt.image_width ? opt.image_width : img.width, opt.image_height ? opt.image_height : img.height,
-                         opt.tile_size, index);
+    if (opt.image_width)  // img is a strip: its tiles' seams are those of the whole image
+      t.seams = tile_seams(opt.image_width, opt.image_height, opt.tile_size, index);
     TileDims d;
     ReferenceChoice rc;
     rc.library = opt.library;

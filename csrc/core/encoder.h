@@ -66,7 +66,7 @@ size_t max_encoded_size(const Model& m, uint32_t width, uint32_t height, uint32_
 // The file header that encode_image() writes for these arguments.
 FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeOptions& opt);
 
-// The TileInput of tile `index` of the image.
+// The TileInput of tile `index` of the image (seams: which of its sides meet another tile).
 TileInput tile_input(const ImageInput& img, uint32_t tile_size, uint32_t index);
 
 // Appends the records of tiles first .. first + count - 1 of `img` (raster

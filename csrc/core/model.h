@@ -77,6 +77,11 @@ struct Model {
   // Qualities whose tiles are coded from the samples, with no learned transform.
   bool sample_coded(uint32_t quality) const { return near_lossless(quality) || wavelet(quality); }
   bool has_sample_coders() const { return has_nl || has_wv; }
+  bool all_sample_coded() const {
+    for (uint32_t q = 1; q <= kQualityLevels; ++q)
+      if (!sample_coded(q)) return false;
+    return true;
+  }
   uint32_t z_limit = 0, symbol_limit = 0;
   FloatOp ga[kMaxOps];
   uint32_t n_ga = 0;

@@ -101,9 +101,9 @@ bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, En
   if (m.has_sample_coders()) {
     const size_t samples = size_t(d.H) * d.W * m.in_channels;
     ws->samples = arena.alloc<uint8_t>(samples);
-    ws->nl_capacity = max_size(m.has_nl ? nl_max_bytes(d.H, d.W, m.in_channels) : 0,
+    ws->sample_capacity = max_size(m.has_nl ? nl_max_bytes(d.H, d.W, m.in_channels) : 0,
                                m.has_wv ? wv_max_bytes(d.H, d.W, m.in_channels) : 0);
-    ws->nl_stream = arena.alloc<uint8_t>(ws->nl_capacity);
+    ws->sample_stream = arena.alloc<uint8_t>(ws->sample_capacity);
   }
   if (m.has_nl) {
     ws->nl_recon = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
@@ -278,16 +278,16 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
                size_t* payload_size) {
   if (m.near_lossless(quality)) {
     const size_t n = nl_encode(ws.samples, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
-                               m.nl_k[quality - 1], m.nl_coder, ws.nl_state, ws.nl_stream, ws.nl_capacity, ws.nl_recon);
-    *payload = ws.nl_stream;
+                               m.nl_k[quality - 1], m.nl_coder, ws.nl_state, ws.sample_stream, ws.sample_capacity, ws.nl_recon);
+    *payload = ws.sample_stream;
     *payload_size = n;
     return n != 0;
   }
   if (m.wavelet(quality)) {
     const size_t n = wv_encode(ws.samples, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
-                               m.wv_step[quality - 1], m.wv_priors, ws.wv_state, ws.wv_work, ws.nl_stream,
-                               ws.nl_capacity, nullptr, d.seams);
-    *payload = ws.nl_stream;
+                               m.wv_step[quality - 1], m.wv_priors, ws.wv_state, ws.wv_work, ws.sample_stream,
+                               ws.sample_capacity, nullptr, d.seams);
+    *payload = ws.sample_stream;
     *payload_size = n;
     return n != 0;
   }

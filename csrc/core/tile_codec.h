@@ -60,15 +60,16 @@ struct EncoderWorkspace {
   // The last tile's mean per model input channel, in 1/16 of an 8-bit level
   // (written at the head of the payload when the model has tile_means).
   uint16_t tile_mean[3] = {0, 0, 0};
-  // Near-lossless qualities (models with NLQT): the tile's 8-bit samples
-  // (H x W x in_channels, padded), the coder's state, its reconstruction and stream.
+  // Near-lossless and wavelet qualities: the tile's 8-bit samples (H x W x
+  // in_channels, padded) and the payload; near-lossless: the coder's state and its
+  // reconstruction.
   uint8_t* samples = nullptr;
   NlState* nl_state = nullptr;
   uint8_t* nl_recon = nullptr;
-  uint8_t* nl_stream = nullptr;
-  size_t nl_capacity = 0;
+  uint8_t* sample_stream = nullptr;  // the payload of a near-lossless or wavelet tile
+  size_t sample_capacity = 0;
   // Wavelet qualities (models with WVQT): the transform's planes and the coder's state
-  // (the stream goes to nl_stream, sized for both).
+  // (the stream goes to sample_stream, sized for both).
   int32_t* wv_work = nullptr;
   WvState* wv_state = nullptr;
 };
@@ -113,7 +114,7 @@ void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint
 void load_tile_samples(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims);
 
 // Quantise and entropy-code (or, at a near-lossless or wavelet quality, code
-// ws.samples with that coder); the payload lies inside ws.stream / ws.nl_stream. False if it does not fit.
+// ws.samples with that coder); the payload lies inside ws.stream / ws.sample_stream. False if it does not fit.
 bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
                size_t* payload_size);
 

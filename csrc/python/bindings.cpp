@@ -323,8 +323,7 @@ class TileEncoder {
         rc.forced = (eref && !eref->empty()) || (dref && !dref->empty());
         rc.entropy_ref = eref && !eref->empty() ? (*eref)[i] : kNoReference;
         rc.decoder_ref = dref && !dref->empty() ? (*dref)[i] : kNoReference;
-        TileInput in = tile_input(img_, tile_, i);
-        in.seams = tile_seams(img_.width, img_.height, tile_, i);
+        const TileInput in = tile_input(img_, tile_, i);
         if (samples_only) {
           load_tile_samples(m, in, ws, &s.dims);
           s.entropy_ref = ws.entropy_ref;
@@ -695,9 +694,7 @@ PYBIND11_MODULE(_core, m) {
         std::vector<uint16_t> er = ref_list(entropy_refs, n), dr = ref_list(decoder_refs, n);
         // A model whose every quality is coded from the samples (the wavelet defaults)
         // needs no learned analysis for the rate search.
-        bool samples_only = true;
-        for (uint32_t q = 1; q <= 100 && samples_only; ++q) samples_only = pm->model.sample_coded(q);
-        TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr, samples_only);
+        TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr, pm->model.all_sample_coded());
         if (te.has_library()) {
           er = te.entropy_refs();
           dr = te.decoder_refs();

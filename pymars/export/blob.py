@@ -145,7 +145,7 @@ def quality_gains(model: BaseCodec) -> tuple[np.ndarray, np.ndarray]:
     cfg = getattr(model, "base_cfg", model.cfg)
     first_nl = first_sample_quality(cfg)
     if first_nl:
-        # Learned qualities 1..first_nl-1 spread over levels 0..top; the rest are near-lossless.
+        # Learned qualities 1..first_nl-1 spread over levels 0..top; the rest are coded from the samples.
         top = float(cfg.learned_top_level) if getattr(cfg, "learned_top_level", -1) >= 0 else model.levels - 1
         level = ((q - 1) / max(1, first_nl - 2)).clamp(max=1.0) * top
     else:
@@ -224,7 +224,7 @@ def wavelet_table(cfg) -> np.ndarray | None:
     first = int(getattr(cfg, "wv_from_quality", 0) or 0)
     if not first:
         return None
-    last = int(getattr(cfg, "nl_from_quality", 0) or 0) - 1 if getattr(cfg, "nl_from_quality", 0) else QUALITIES
+    last = (int(getattr(cfg, "nl_from_quality", 0) or 0) or QUALITIES + 1) - 1  # before the near-lossless ones
     if not 1 <= first <= last <= QUALITIES:
         raise ValueError(f"wv_from_quality must be in 1..{last}, got {first}")
     hi, lo = float(cfg.wv_max_step), float(cfg.wv_min_step)
