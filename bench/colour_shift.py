@@ -31,9 +31,6 @@ import argparse
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 
 VARIANTS = {
@@ -67,16 +64,16 @@ def run(models, groups, qualities, progress=True) -> dict:
     """RD per (group, variant, model) and BD-rate against the first model.
 
     Example:
-        >>> from pymars.data.protocol import mars_data_dir
+        >>> from pymars.evaluation.protocol import mars_data_dir
         >>> mars_data_dir() is None or "green" in run(["base-v1-tm"], ["dev_marsdata"], [50], False)["groups"]["dev_marsdata"]
         True
     """
     from tqdm import tqdm
 
     import pymars
-    from pymars.data.protocol import dev_tiles
     from pymars.evaluation.bdrate import bd
     from pymars.evaluation.metrics import psnr
+    from pymars.evaluation.protocol import dev_tiles
 
     bundles = [pymars.open_bundle(m) for m in models]
     doc = {"models": [{"name": b.name, "model_id": b.model_id.hex()} for b in bundles], "variants": VARIANTS,

@@ -15,7 +15,7 @@ The ground synthesis g_s is listed separately. Per layer:
 Run:  python bench/complexity.py [--tile 256] [--image-size 512x768] [--no-callgrind]
 
 Example:
-    >>> from pymars.models.codec import BaseCodec, BaseConfig
+    >>> from pymars.train.codec.network import BaseCodec, BaseConfig
     >>> rows = analytic_macs(BaseCodec(BaseConfig()), 256, 256)
     >>> round(sum(r["macs"] for r in rows if r["part"] != "g_s") / 65536)
     13109
@@ -27,22 +27,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
 from torch import nn
 
-from pymars.models.codec import BaseCodec, BaseConfig
-from pymars.models.integer import FakeQuantConv
-from pymars.models.layers import SimplifiedGDN
+from pymars.train.codec.integer import FakeQuantConv
+from pymars.train.codec.layers import SimplifiedGDN
+from pymars.train.codec.network import BaseCodec
 
 ROVER_PARTS = ("g_a", "h_a", "h_s")
 
@@ -139,7 +136,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     bundle = pymars.open_bundle(args.model)
-    model = bundle.torch_model()
+    from pymars.train.codec.torch_backend import torch_model
+    model = torch_model(bundle)
     t = args.tile
     rows = analytic_macs(model, t, t)
     px = t * t

@@ -58,7 +58,7 @@ import json, sys, time, warnings
 def hwm():
     return int([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]) * 1024
 import pymars
-from pymars.api import DamagedTilesWarning
+from pymars.ground.decode import DamagedTilesWarning
 path, model, warm = sys.argv[1], sys.argv[2], sys.argv[3]
 bundle = pymars.open_bundle(model)
 with warnings.catch_warnings():
@@ -107,7 +107,7 @@ def build_file(model: str, quality: int, bit_depth: int, channels: int, side: in
         (16, True)
     """
     from pymars import _core
-    from pymars.bundle import open_bundle
+    from pymars.bundles import open_bundle
 
     head = _core.write_file_header(side, side, channels=channels, bit_depth=bit_depth, quality=quality,
                                    tile_size=TILE, model_id=bytes(open_bundle(model).model_id))

@@ -37,9 +37,6 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 
 METRICS = ("psnr", "psnr_b", "ssim", "ms_ssim")
@@ -61,11 +58,11 @@ def summarize(records: list[dict]) -> dict:
 def main(argv=None) -> int:
     from tqdm import tqdm
 
-    from pymars.data.protocol import GROUPS, dev_tiles
     from pymars.enhance.cli import resolve_model
     from pymars.enhance.codecs import compress
     from pymars.enhance.dictionary import Dictionary
     from pymars.enhance.inference import Enhancer, load_classifier
+    from pymars.evaluation.protocol import GROUPS, dev_tiles
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="arcnn-jpeg30,dncnn-jpeg30,marsqe-lite-jpeg30,marsqe-jpeg30")
@@ -236,8 +233,8 @@ def reference_variant(enh, mode: str, classifier):
 def finish(records: dict, bias: dict, extra: dict, models: dict, settings: list, n_tiles: int, quick: bool,
            out: str) -> int:
     """Table, BD-rate, JSON and printout from per-tile records (also used by ``--merge``)."""
-    from pymars.data.protocol import GROUPS
     from pymars.evaluation.bdrate import bd
+    from pymars.evaluation.protocol import GROUPS
 
     table = {s: {m: {"all": summarize(r), **{g: summarize([x for x in r if x["group"] == g]) for g in GROUPS}}
                  for m, r in per.items()} for s, per in records.items()}
@@ -408,7 +405,7 @@ def plot_rd(result: dict, out_dir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pymars.data.protocol import GROUPS
+    from pymars.evaluation.protocol import GROUPS
 
     out_dir.mkdir(parents=True, exist_ok=True)
     table, fams = result["table"], families(result)

@@ -31,8 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two images in [0, 1]."""
@@ -43,12 +41,12 @@ def main(argv=None) -> int:
     import torch
     from tqdm import tqdm
 
-    from pymars.data.protocol import GROUPS, dev_tiles
     from pymars.enhance.cli import resolve_model
     from pymars.enhance.codecs import compress
     from pymars.enhance.dictionary import Dictionary
     from pymars.enhance.export import reexport
     from pymars.enhance.inference import Enhancer, load_classifier
+    from pymars.evaluation.protocol import GROUPS, dev_tiles
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="marsqe-jpeg20")

@@ -32,15 +32,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 KINDS = ("payload_bit", "record_header_bit", "multi_bit", "burst", "truncate", "insert", "delete", "file_header_bit")
 
@@ -49,9 +46,9 @@ def micro_bundle(folder: Path):
     """A random-weight micro codec (latent 8) exported as a bundle: a fixture, not a codec."""
     import torch
 
-    from pymars.bundle import ModelBundle
-    from pymars.export.bundle import write_bundle
-    from pymars.models.codec import BaseCodec, BaseConfig
+    from pymars.bundles import ModelBundle
+    from pymars.train.codec.network import BaseCodec, BaseConfig
+    from pymars.train.export.bundle_writer import write_bundle
 
     torch.manual_seed(0)
     cfg = BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8))
@@ -88,7 +85,7 @@ def encoded_files(bundle) -> list[dict]:
 
 
 def decode(data: bytes, bundle):
-    from pymars.api import DamagedTilesWarning, decode_with_report
+    from pymars.ground.decode import DamagedTilesWarning, decode_with_report
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DamagedTilesWarning)
@@ -201,7 +198,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     with tempfile.TemporaryDirectory() as d:
         if args.model:
-            from pymars.bundle import open_bundle
+            from pymars.bundles import open_bundle
 
             bundle = open_bundle(args.model)
         else:

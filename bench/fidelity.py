@@ -24,9 +24,6 @@ import json
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 
 
@@ -62,7 +59,7 @@ def seam_ratio(orig: np.ndarray, dec: np.ndarray, tile: int) -> float:
 
 def seam_windows(group: str, count: int = 8, side: int = 512) -> list[np.ndarray]:
     """``count`` windows of ``side`` x ``side`` (2 x 2 coding tiles) from a group's prepared images."""
-    from pymars.data.protocol import column_rule_windows, group_files, prepared_image
+    from pymars.evaluation.protocol import column_rule_windows, group_files, prepared_image
 
     out = []
     for path in group_files(group):
@@ -76,10 +73,10 @@ def seam_windows(group: str, count: int = 8, side: int = 512) -> list[np.ndarray
 
 
 def run(model, groups, qualities, seam_count: int = 4, progress: bool = True) -> dict:
-    import pymars
     from tqdm import tqdm
 
-    from pymars.data.protocol import dev_tiles
+    import pymars
+    from pymars.evaluation.protocol import dev_tiles
 
     bundle = pymars.open_bundle(model)
     doc = {"model": bundle.name, "model_id": bundle.model_id.hex(), "qualities": list(qualities), "groups": {}}
@@ -108,7 +105,7 @@ def run(model, groups, qualities, seam_count: int = 4, progress: bool = True) ->
 
 
 def main(argv=None) -> int:
-    from pymars.data.protocol import GROUPS
+    from pymars.evaluation.protocol import GROUPS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None)

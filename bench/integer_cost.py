@@ -24,16 +24,11 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse
 import math
-import sys
-from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
 
-from pymars.models.entropy import LOG_SCALE_STEP, SCALE_MAX, SCALE_MIN
+from pymars.train.codec.entropy_model import LOG_SCALE_STEP, SCALE_MAX, SCALE_MIN
 
 
 def ideal_bits_gaussian(sym: np.ndarray, mean_frac: np.ndarray, scale: np.ndarray) -> float:
@@ -54,13 +49,14 @@ def main(argv=None) -> int:
 
     import pymars
     from pymars import _core
-    from pymars.data.protocol import GROUPS, dev_tiles
-    from pymars.entropy.tables import gaussian_table
-    from pymars.models.entropy import SCALES
+    from pymars.evaluation.protocol import GROUPS, dev_tiles
+    from pymars.train.codec.entropy_model import SCALES
+    from pymars.train.export.cdf_tables import gaussian_table
 
     torch.set_num_threads(1)
     bundle = pymars.open_bundle(args.model)
-    model = bundle.torch_model()
+    from pymars.train.codec.torch_backend import torch_model
+    model = torch_model(bundle)
     tables = [gaussian_table(float(s)) for s in SCALES]
     qualities = [int(q) for q in args.qualities.split(",")]
     print(f"{'group':<16}{'q':>4}{'float bpp':>11}{'integer bpp':>13}{'file bpp':>10}{'int/float':>11}{'file/int':>10}")

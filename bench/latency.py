@@ -111,8 +111,8 @@ def _import_pymars() -> None:
 _import_pymars()
 sys.path.insert(0, str(BENCH))
 
-from pymars.data.protocol import GROUPS, TILE, Tile, column_rule_windows, dev_tiles, group_files, load_8bit  # noqa: E402
 from pymars.evaluation.classic import CLASSIC_CODECS, DEFAULT_CODECS, Codec, library_versions  # noqa: E402
+from pymars.evaluation.protocol import GROUPS, TILE, Tile, column_rule_windows, dev_tiles, group_files, load_8bit  # noqa: E402
 
 CROP_HEIGHT, CROP_WIDTH = 448, 1024
 N_CROPS = 4
@@ -156,7 +156,7 @@ def speed_crops(n: int = N_CROPS, root: Path | None = None) -> list[Tile]:
     Needs ``../shared/data/mars`` (or ``$PYMARS_SHARED``).
 
     Example:
-        >>> from pymars.data.protocol import mars_data_dir
+        >>> from pymars.evaluation.protocol import mars_data_dir
         >>> mars_data_dir() is None or [c.tile_id for c in speed_crops(1)] == ["1162_2@y16x0"]
         True
     """
@@ -236,11 +236,12 @@ def single_thread_bundle(model=None):
 
     Example:
         >>> b = single_thread_bundle()
-        >>> not b.available or b.synthesis("onnx").session.get_session_options().intra_op_num_threads
+        >>> from pymars.ground.synthesis import synthesis_backend
+        >>> not b.available or synthesis_backend(b, "onnx").session.get_session_options().intra_op_num_threads
         1
     """
     import pymars
-    from pymars.bundle import ModelBundle
+    from pymars.bundles import ModelBundle
 
     bundle = ModelBundle(pymars.open_bundle(model).root)
     if bundle.available:
@@ -260,7 +261,7 @@ def torch_analysis(bundle, tile: int = TILE) -> Callable[[np.ndarray], None]:
     import torch.nn.functional as F
     from safetensors.torch import load_file
 
-    from pymars.models.codec import STRIDE, Z_LIMIT, BaseCodec, BaseConfig
+    from pymars.train.codec.network import STRIDE, Z_LIMIT, BaseCodec, BaseConfig
 
     torch.set_num_threads(1)
     model = BaseCodec(BaseConfig.from_dict(bundle.config))
@@ -424,9 +425,9 @@ _PRELOAD = {
     "hevc444": "import pillow_heif",
     "hevc420": "import pillow_heif",
     "pymars/encode": "import pymars._core",
-    "pymars-torch/encode": "import torch, safetensors.torch, pymars.models.codec",
+    "pymars-torch/encode": "import torch, safetensors.torch, pymars.train.codec.network",
     "pymars-onnx/decode": "import onnxruntime, pymars._core, pymars.ground.synthesis",
-    "pymars-torch/decode": "import torch, safetensors.torch, pymars._core, pymars.models.codec, pymars.ground.synthesis",
+    "pymars-torch/decode": "import torch, safetensors.torch, pymars._core, pymars.train.codec.network, pymars.ground.synthesis",
 }
 
 
@@ -553,8 +554,9 @@ def encode_raw_footprint(image: Tile, blob: Path, quality: int, encoder: Path = 
 def run(quick: bool = False, classic: Sequence[str] = DEFAULT_CODECS, model=None, memory: bool = True,
         progress: bool = True, root: Path | None = None) -> dict:
     """Measure everything and return the result document (not yet written)."""
-    import pymars
     from tqdm import tqdm
+
+    import pymars
 
     classic = list(dict.fromkeys([ANCHOR, *classic]))  # the anchor is always timed: every ratio needs it
     coders = coder_list(classic)

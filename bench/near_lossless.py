@@ -27,9 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 
 GRAY_GROUPS = ("dev_navcam", "dev_navcam_pds", "dev_marsscapes_gray", "dev_marsdata_gray")
@@ -89,16 +86,16 @@ def run(groups, errors, model_rgb=None, model_gray=None, progress=True) -> dict:
     """Every (group, k, codec): mean bits/sample, mean PSNR, worst error, pymars encode/decode ms per Mpx.
 
     Example:
-        >>> from pymars.data.protocol import mars_data_dir
+        >>> from pymars.evaluation.protocol import mars_data_dir
         >>> mars_data_dir() is None or "pymars" in run(["dev_marsdata"], [4], progress=False)["groups"]["dev_marsdata"]["4"]
         True
     """
     from tqdm import tqdm
 
     import pymars
-    from pymars.bundle import DEFAULT_GRAY_MODEL, DEFAULT_NEAR_LOSSLESS_MODEL
-    from pymars.data.protocol import dev_tiles
+    from pymars.bundles import DEFAULT_GRAY_MODEL, DEFAULT_NEAR_LOSSLESS_MODEL
     from pymars.evaluation.metrics import psnr
+    from pymars.evaluation.protocol import dev_tiles
 
     result = {"groups": {}, "notes": [], "models": {}}
     for group in groups:

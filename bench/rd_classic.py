@@ -2,7 +2,7 @@
 
 Runs every codec of a registry at every point of its quality grid on the
 protocol's development tiles (``dev_marsscapes``: 38 tiles, ``dev_marsdata``:
-31 tiles, from :func:`pymars.data.protocol.dev_tiles`), scores each decoded
+31 tiles, from :func:`pymars.evaluation.protocol.dev_tiles`), scores each decoded
 tile (PSNR, MS-SSIM), writes one JSON file, and prints per group the mean RD
 curves, BD-rates against ``jpeg420``, ``hevc444`` and the bare HEVC stream
 (PSNR and MS-SSIM), speed medians, and the best classic codec::
@@ -64,16 +64,12 @@ import sys
 from pathlib import Path
 from typing import Iterable, Sequence
 
-if __package__ in (None, ""):
-    # Run as `python bench/rd_classic.py`: make the checkout's pymars importable.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 
-from pymars.data.protocol import GRAY_GROUPS, GROUPS, PROTOCOL, dev_tiles
 from pymars.evaluation import bdrate
 from pymars.evaluation.classic import CLASSIC_CODECS, DEFAULT_CODECS, Codec, code_tile, library_versions
 from pymars.evaluation.metrics import ms_ssim, psnr
+from pymars.evaluation.protocol import GRAY_GROUPS, GROUPS, PROTOCOL, dev_tiles
 
 DEFAULT_OUT = Path("bench/results/classic_rd.json")
 QUICK_OUT = Path("bench/results/classic_rd_quick.json")

@@ -29,16 +29,15 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench modules, also when loaded by path
 
 import numpy as np
-
 import rd_classic
-from pymars.data.protocol import GROUPS
+
 from pymars.evaluation import bdrate
 from pymars.evaluation.classic import Codec
 from pymars.evaluation.metrics import psnr
+from pymars.evaluation.protocol import GROUPS
 
 #: The eight trained rate levels sit at these qualities (q = 1 + 99 * level / 7, rounded).
 DEFAULT_QUALITIES = (1, 15, 29, 43, 58, 72, 86, 100)
@@ -69,7 +68,7 @@ def pymars_codec(model=None, qualities=DEFAULT_QUALITIES, backend: str = "onnx")
 def torch_agreement(records_by_group: dict, model=None) -> dict:
     """Max |PSNR(ONNX) - PSNR(PyTorch)| over every coded tile, per group."""
     import pymars
-    from pymars.data.protocol import dev_tiles
+    from pymars.evaluation.protocol import dev_tiles
 
     bundle = pymars.open_bundle(model)
     out = {}

@@ -40,16 +40,16 @@ import sys
 from pathlib import Path
 
 if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling bench modules, also when loaded by path
 
 import numpy as np
-
 import rd_classic
 from rd_pymars import DEFAULT_QUALITIES
-from pymars.data.protocol import GROUPS
+
 from pymars.evaluation import bdrate
 from pymars.evaluation.classic import Codec
+from pymars.evaluation.protocol import GROUPS
+from pymars.ground.synthesis import synthesis_backend
 
 QUALITIES = DEFAULT_QUALITIES  # the base codec's grid, so the curves share their points
 #: "remac" runs before "remac-entropy": both decode the same files, so the second reuses them
@@ -102,14 +102,14 @@ def mismatch_loss(records: list[dict], qualities=(1, 29, 72, 100)) -> dict:
 def remac_codecs(bundle, library, base_bundle, qualities=QUALITIES) -> list[Codec]:
     import pymars
     from pymars import _core
-    from pymars.refs import ReferenceLibrary
+    from pymars.remac import ReferenceLibrary
     from pymars.texture import lbp_histograms, rgb_to_gray
 
-    core_lib = pymars.api.core_library(bundle, library)
+    core_lib = pymars.remac.library.core_library(bundle, library)
     empty = ReferenceLibrary(library.model_id, library.histograms[:0], library.descriptors[:0], library.latents[:0],
                              library.tiles[:0], [])
-    core_empty = pymars.api.core_library(bundle, empty)
-    base_synth = base_bundle.synthesis("onnx")
+    core_empty = pymars.remac.library.core_library(bundle, empty)
+    base_synth = synthesis_backend(base_bundle, "onnx")
     checked: set = set()
     files: dict = {}  # (library, forced, tile, quality) -> bytes: remac and remac-entropy share their files
 
@@ -162,8 +162,8 @@ def remac_codecs(bundle, library, base_bundle, qualities=QUALITIES) -> list[Code
                 dec = _core.decode_latents(bundle.core, data, None, 1, library=lib_core)
                 t = dec["tiles"][0]
                 x = base_synth(t["y_hat"])[:, : t["height"], : t["width"]]
-                img = pymars.api.to_uint8(x).transpose(1, 2, 0)
-                return (img if len(shape) == 3 else pymars.api.gray_from_rgb(img)).reshape(shape)
+                img = pymars.ground.assemble.to_uint8(x).transpose(1, 2, 0)
+                return (img if len(shape) == 3 else pymars.ground.assemble.gray_from_rgb(img)).reshape(shape)
             return pymars.decode(data, model=bundle, refs=lib).reshape(shape)
 
         settings = {"model": bundle.name, "model_id": bundle.model_id.hex(), "library": lib.library_hash.hex(),
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
         return 0
 
     import pymars
-    from pymars.refs import ReferenceLibrary
+    from pymars.remac import ReferenceLibrary
 
     bundle = pymars.open_bundle(args.model)
     library = ReferenceLibrary.load(args.refs)

@@ -48,11 +48,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
@@ -60,7 +56,7 @@ import torch
 
 def bits_per_position(sym_plus_mean: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Ideal code length (bits) of each latent position, summed over channels: (B, M, H, W) -> (B, H, W)."""
-    from pymars.models.entropy import discretized_gaussian
+    from pymars.train.codec.entropy_model import discretized_gaussian
 
     return -torch.log2(discretized_gaussian(sym_plus_mean, mean, scale)).sum(1)
 
@@ -89,9 +85,9 @@ def latent_bank(model, tiles: list[np.ndarray]) -> torch.Tensor:
 
 def measure(model, tiles: list[np.ndarray], banks: dict[str, torch.Tensor], levels: list[int]) -> dict:
     """bpp of y per level for the hyperprior mean and, per bank, the oracle and decoder-side retrieval."""
-    from pymars.models.entropy import LOG_SCALE_STEP, scale_from_index
-    from pymars.models.estimate import pad_to_stride
-    from pymars.models.integer import ACT_FRAC_BITS
+    from pymars.train.codec.entropy_model import LOG_SCALE_STEP, scale_from_index
+    from pymars.train.codec.estimate import pad_to_stride
+    from pymars.train.codec.integer import ACT_FRAC_BITS
 
     res: dict = {}
     pixels = sum(t.shape[0] * t.shape[1] for t in tiles)
@@ -134,7 +130,7 @@ def measure(model, tiles: list[np.ndarray], banks: dict[str, torch.Tensor], leve
 
 def autoencoder_ceiling(model, tiles: list[np.ndarray]) -> float:
     """Mean PSNR (dB) of g_s(y) with the *unquantised* y: the best any rate of this analysis/synthesis pair gives."""
-    from pymars.models.estimate import pad_to_stride
+    from pymars.train.codec.estimate import pad_to_stride
 
     ps = []
     with torch.no_grad():
@@ -154,10 +150,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench/results/remac_retrieval_bound.json")
     args = ap.parse_args(argv)
 
-    from pymars.data.protocol import dev_tiles
-    from pymars.refs import ReferenceLibrary
-    from pymars.refs.build import protocol_candidate_tiles
-    from pymars.remac.train import load_base_model
+    from pymars.evaluation.protocol import dev_tiles
+    from pymars.remac import ReferenceLibrary
+    from pymars.remac.build import protocol_candidate_tiles
+    from pymars.train.remac.loop import load_base_model
 
     torch.set_num_threads(1)
     model = load_base_model("").eval()

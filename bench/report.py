@@ -1,6 +1,6 @@
-"""The benchmark report a person reads, and the one command that makes it (``pymars bench``).
+"""The benchmark report a person reads, and the one command that makes it (``python bench/report.py``).
 
-``pymars bench`` (or ``python bench/report.py``) runs every benchmark of the
+``python bench/report.py`` (in a checkout; bench/ is not part of the installed package) runs every benchmark of the
 project in order and writes a report folder::
 
     1 classic RD   bench/rd_classic.py  -> <results>/classic_rd[_quick].json   (reused when it matches)
@@ -40,7 +40,7 @@ not compute RD figures of its own (those come from ``pymars.evaluation``).
 
 Run::
 
-    pymars bench --quick --report /tmp/report     # < 5 min on a free 2-core machine
+    python bench/report.py --quick --report /tmp/report     # < 5 min on a free 2-core machine
     pymars bench --report bench/results/report    # the full benchmark
     pymars bench --quick --update-results         # ... and regenerate the committed bench/results/*_quick.json
     python bench/report.py --no-run --quick       # rebuild the report from the committed result files
@@ -98,6 +98,7 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 import rd_classic  # noqa: E402
+
 from pymars.evaluation.bdrate import ms_ssim_db  # noqa: E402
 from pymars.evaluation.classic import CLASSIC_CODECS, DEFAULT_CODECS, Codec, code_tile  # noqa: E402
 
@@ -675,8 +676,8 @@ def classic_reusable(path: Path, quick: bool, codecs: Sequence[str] = DEFAULT_CO
     It can when protocol, quick flag, groups, codec settings and quality grids,
     and the codec library versions all equal the current ones.
     """
-    from pymars.data.protocol import GROUPS, PROTOCOL
     from pymars.evaluation.classic import library_versions
+    from pymars.evaluation.protocol import GROUPS, PROTOCOL
 
     if not path.is_file():
         return False, f"{path} does not exist"
@@ -720,9 +721,9 @@ def _load(path: Path) -> dict | None:
 
 def load_crop_inputs(rd: Mapping, model=None) -> tuple[dict, dict]:
     """The crop tiles' pixels (from ../shared) and every codec of the RD document, for re-coding."""
-    from pymars.data.protocol import dev_tiles
-
     import rd_pymars
+
+    from pymars.evaluation.protocol import dev_tiles
 
     tiles = {}
     for group, entry in rd.get("groups", {}).items():
@@ -794,7 +795,7 @@ def run_all(out_dir: Path, results: Path, quick: bool = False, skip_classic: boo
     (bench/results) is read for a reusable classic RD file and for the
     previous RD records, never written.
     """
-    from pymars.data.protocol import mars_data_dir
+    from pymars.evaluation.protocol import mars_data_dir
 
     if run and mars_data_dir() is None:
         raise FileNotFoundError("the benchmarks need the development images in ../shared/data/mars "
@@ -883,8 +884,8 @@ def run_all(out_dir: Path, results: Path, quick: bool = False, skip_classic: boo
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    """Command line entry point (``pymars bench`` calls it with the same options)."""
-    ap = argparse.ArgumentParser(prog="pymars bench", description=__doc__.split("\n\n")[0])
+    """Command line entry point (``python bench/report.py``)."""
+    ap = argparse.ArgumentParser(prog="bench/report.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="quick subsets of every step (< 5 min on 2 free cores)")
     ap.add_argument("--report", type=Path, default=None,
                     help="report folder (default bench/results/report, or report_quick with --quick); the "
@@ -911,7 +912,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         return run_all(out, results, args.quick, args.skip_classic, args.model, run=not args.no_run,
                        progress=not args.no_progress, committed=committed)
     except FileNotFoundError as e:
-        print(f"pymars bench: error: {e}", file=sys.stderr)
+        print(f"bench/report.py: error: {e}", file=sys.stderr)
         return 2
 
 

@@ -41,7 +41,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from pymars.spectral.evaluate import evaluate_weights, format_table, held_out_pairs, score_predictions  # noqa: E402
 from pymars.spectral.pairs import pairs_dir  # noqa: E402

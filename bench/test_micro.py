@@ -66,7 +66,7 @@ def rans_case(kind: str, n: int = N_SYMBOLS, seed: int = 7):
     tables, one chosen uniformly per symbol). Values stay inside each table's
     range (no escapes), so constriction can code the same symbols.
     """
-    from pymars.entropy.tables import gaussian_table
+    from pymars.train.export.cdf_tables import gaussian_table
 
     scales = [IID_SCALE] if kind == "iid" else list(MIXED_SCALES)
     tables = [gaussian_table(float(s)) for s in scales]

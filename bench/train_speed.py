@@ -21,9 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 #: engine name -> (autocast to bf16, channels_last)
 ENGINES = {"fp32-nchw": (False, False), "bf16-channels-last": (True, True)}
 
@@ -32,8 +29,8 @@ def time_engine(preset: str, bf16: bool, channels_last: bool, steps: int, warmup
     import numpy as np
     import torch
 
-    from pymars.models.codec import BaseCodec, rd_loss
-    from pymars.train.loop import MODEL_PRESETS
+    from pymars.train.codec.loop import MODEL_PRESETS
+    from pymars.train.codec.network import BaseCodec, rd_loss
 
     torch.manual_seed(0)
     cfg = copy.deepcopy(MODEL_PRESETS[preset])

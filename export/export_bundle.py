@@ -4,7 +4,7 @@
         [--rd bench/results/pymars_rd.json] [--complexity bench/results/complexity.json]
 
 The bundle (encoder.pmw, synthesis.onnx, model.safetensors, model.json) comes
-from pymars.export.bundle; the card states the training data, steps, hardware
+from pymars.train.export.bundle_writer; the card states the training data, steps, hardware
 and time read from the checkpoint, and the RD and complexity figures read from
 the benchmark result files (so no figure in the card is typed by hand).
 Re-running on the same checkpoint reproduces the same files byte for byte.
@@ -18,11 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def card_rd_table(rd: dict) -> str:
@@ -110,7 +106,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from pymars.export.bundle import load_checkpoint_model, write_bundle
+    from pymars.train.export.bundle_writer import load_checkpoint_model, write_bundle
 
     model, ck = load_checkpoint_model(args.checkpoint)
     if args.tile_means:
@@ -157,7 +153,7 @@ def main(argv=None) -> int:
                      "evaluation tile (2x downsampled), MarsData drawn 20 % of the time.")
     start = ""
     if prov.get("warm_start") or prov.get("init_from"):
-        start = f"Started from `{prov.get('warm_start') or prov.get('init_from')}` (pymars.train.loop.warm_start). "
+        start = f"Started from `{prov.get('warm_start') or prov.get('init_from')}` (pymars.train.codec.loop.warm_start). "
     run_flags = f"--model {prov['model']} " if prov.get("model", "base") != "base" else ""
     run_flags += f"--warm-start {prov['warm_start']} " if prov.get("warm_start") else ""
     lines = [

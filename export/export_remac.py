@@ -3,7 +3,7 @@
     python export/export_remac.py runs/remac/checkpoint.pt -o pymars/weights/remac-v1 \
         [--rd bench/results/remac_rd.json] [--card-only]
 
-The bundle comes from pymars.remac.export (encoder.pmw with the reference
+The bundle comes from pymars.train.remac.export (encoder.pmw with the reference
 branch, the ref-decoder ONNX, safetensors, model.json); the card takes the
 training facts from the checkpoint and its log, and every RD / cost figure
 from the benchmark result file (nothing typed by hand).
@@ -17,11 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def card_rd_section(rd: dict) -> str:
@@ -70,7 +66,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from pymars.remac.export import load_remac_checkpoint, write_remac_bundle
+    from pymars.train.remac.export import load_remac_checkpoint, write_remac_bundle
 
     out = Path(args.output)
     ck_path = Path(args.checkpoint)

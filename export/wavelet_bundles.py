@@ -20,11 +20,7 @@ Example:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 #: Quality ladders of the two bundles. Where the near-lossless coder starts is
 #: where it stops costing more than the wavelet coder at the same PSNR on the
@@ -39,8 +35,8 @@ LADDERS = {
 
 
 def main(argv=None) -> None:
-    from pymars.export.bundle import derive_bundle
-    from pymars.train.wavelet_priors import train_priors
+    from pymars.train.codec.wavelet_priors import train_priors
+    from pymars.train.export.bundle_writer import derive_bundle
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--crops", type=int, default=400, help="training crops for the priors")

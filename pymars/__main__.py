@@ -1,6 +1,6 @@
 """``python -m pymars``: the command line (see pymars.cli)."""
 import sys
 
-from .cli import main
+from pymars.cli import main
 
 sys.exit(main())

@@ -26,7 +26,7 @@ import numpy as np
 
 #: Encodes of at least this many tiles show a progress bar (smaller ones take a second or two).
 PROGRESS_TILES = 16
-#: pymars.api.DEFAULT_MAX_PIXELS, repeated so that building the parser does not import the codec.
+#: pymars.ground.decode.DEFAULT_MAX_PIXELS, repeated so that building the parser does not import the codec.
 DEFAULT_MAX_PIXELS = 1 << 28
 
 
@@ -127,7 +127,7 @@ def cmd_info(args) -> int:
 
 def _coding_mode(model_id: bytes, quality: int) -> str:
     """How a file's tiles are coded, from its model's table for its quality (or "unknown model")."""
-    from pymars.bundle import bundle_for_model_id
+    from pymars.bundles import bundle_for_model_id
 
     bundle = bundle_for_model_id(model_id)
     if bundle is None:
@@ -207,7 +207,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from pymars.train.loop import TrainConfig, train
+    from pymars.train.codec.loop import TrainConfig, train
 
     cfg = TrainConfig(
         out=args.out,
@@ -236,7 +236,7 @@ def cmd_train(args) -> int:
 
 def cmd_export(args) -> int:
     from pymars.clio import AtomicFolder, check_output_folder
-    from pymars.export.bundle import load_checkpoint_model, write_bundle
+    from pymars.train.export.bundle_writer import load_checkpoint_model, write_bundle
 
     out = check_output_folder(args.output, [args.checkpoint])
     model, ck = load_checkpoint_model(args.checkpoint)
@@ -248,45 +248,12 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _find_checkout() -> Path:
-    """The source checkout whose ``bench/`` holds the benchmark scripts (not part of the installed package).
-
-    Walks up from the current directory, then from pymars' own location.
-    """
-    import pymars
-
-    starts = [Path.cwd().resolve(), Path(pymars.__file__).resolve().parent]
-    for start in starts:
-        for folder in (start, *start.parents):
-            if (folder / "bench" / "report.py").is_file() and (folder / "pymars").is_dir():
-                return folder
-    raise FileNotFoundError(
-        "pymars bench needs a source checkout of pymars (its bench/ folder is not installed with the package): "
-        "run it inside a clone of the repository"
-    )
-
-
-def cmd_bench(args) -> int:
-    import importlib.util
-
-    checkout = _find_checkout()
-    spec = importlib.util.spec_from_file_location("pymars_bench_report", checkout / "bench" / "report.py")
-    report = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = report  # dataclasses look their module up in sys.modules
-    spec.loader.exec_module(report)
-    argv = ["--quick"] * args.quick + ["--skip-classic"] * args.skip_classic
-    argv += ["--report", args.report] if args.report else []
-    argv += ["--model", args.model] if args.model else []
-    argv += ["--update-results"] * args.update_results
-    return report.main(argv)
-
-
 def cmd_refs_build(args) -> int:
     import contextlib
 
-    from pymars.bundle import DEFAULT_REMAC_MODEL
+    from pymars.bundles import DEFAULT_REMAC_MODEL
     from pymars.clio import AtomicOutput, CommandError, check_output
-    from pymars.refs import build_library, ground_path
+    from pymars.remac import build_library, ground_path
 
     if (args.folder is None) == (not args.protocol):
         raise CommandError("refs build: give a FOLDER of images or --protocol (not both)")
@@ -309,7 +276,7 @@ def cmd_refs_build(args) -> int:
 
 
 def cmd_refs_info(args) -> int:
-    from pymars.refs import ReferenceLibrary
+    from pymars.remac import ReferenceLibrary
 
     lib = ReferenceLibrary.load(args.library, ground=not args.rover_only)
     info = {"references": len(lib), "library_hash": lib.library_hash.hex(), "sha256": lib.sha256.hex(),
@@ -320,7 +287,7 @@ def cmd_refs_info(args) -> int:
 
 
 def cmd_remac_train(args) -> int:
-    from pymars.remac.train import RemacTrainConfig, train_remac
+    from pymars.train.remac.loop import RemacTrainConfig, train_remac
 
     cfg = RemacTrainConfig(out=args.out, base=args.base or "", library=args.library, steps=args.steps, batch=args.batch,
                            crop=args.crop, lr=args.lr, lr_final=args.lr_final, decay_from=args.decay_from,
@@ -414,18 +381,6 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("checkpoint")
     x.add_argument("-o", "--output", required=True)
     x.set_defaults(func=cmd_export)
-
-    b = sub.add_parser("bench", help="run the benchmarks (RD, complexity, latency, memory) and write a report "
-                                     "(needs a source checkout and ../shared)")
-    b.add_argument("--quick", action="store_true", help="quick subsets of every step (< 5 min on 2 free cores)")
-    b.add_argument("--report", help="report folder; every result file goes to its data/ folder "
-                                    "(default bench/results/report[_quick])")
-    b.add_argument("--skip-classic", action="store_true",
-                   help="do not run the classic codecs' RD (reuse bench/results if it matches); time only JPEG")
-    b.add_argument("--model", help="model bundle name or folder (default: the shipped one)")
-    b.add_argument("--update-results", action="store_true",
-                   help="also rewrite the committed bench/results/*.json (they record the model id they were made with)")
-    b.set_defaults(func=cmd_bench)
 
     r = sub.add_parser("refs", help="REMAC reference libraries (build, info)")
     rsub = r.add_subparsers(dest="refs_command", required=True)

@@ -60,7 +60,8 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .errors import PymarsError
+from pymars import _core
+from pymars.errors import PymarsError
 
 #: The name that means standard input (as an input) or standard output (as an output).
 STDIO = "-"
@@ -360,6 +361,13 @@ class AtomicOutput:
             raise _write_error(p, e) from None
         return self
 
+    @property
+    def temp_path(self) -> Path:
+        """The hidden temporary file (for writers that take a path: torch.save, safetensors, ONNX)."""
+        if self._temp is None:
+            raise ValueError(f"{self.path}: standard output or a device has no temporary file")
+        return self._temp
+
     def write(self, data: bytes) -> None:
         if self._chunks is not None:
             self._chunks.append(bytes(data))
@@ -405,6 +413,40 @@ class AtomicOutput:
             self._temp = None
         _remove_folders(self._made)
         self._made = []
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """A temporary path next to ``path`` that replaces ``path`` when the block ends without an exception.
+
+    The project's one way to write a file that appears complete or not at all
+    (checkpoints, weights, ONNX graphs, caches) when the writer wants a path;
+    :class:`AtomicOutput` when it writes bytes. On an exception (Ctrl-C
+    included) the temporary file is removed and ``path`` is left as it was.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "ck.bin"
+        >>> with atomic_path(p) as tmp:
+        ...     _ = tmp.write_bytes(b"step 1")
+        >>> p.read_bytes()
+        b'step 1'
+    """
+    with AtomicOutput(path) as out:
+        yield out.temp_path
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "a.json"
+        >>> atomic_write(p, b"{}"); p.read_bytes()
+        b'{}'
+    """
+    with AtomicOutput(path) as out:
+        out.write(data)
 
 
 def write_json(path: str | os.PathLike, doc) -> None:
@@ -506,8 +548,6 @@ def tile_progress(tiles: int, desc: str, enabled: bool = True):
         yield
         return
     from tqdm import tqdm
-
-    from . import _core
 
     bar = tqdm(total=tiles, desc=desc, unit="tile", leave=False, file=sys.stderr, dynamic_ncols=True,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} tiles [{elapsed}<{remaining}]")

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputImageError
+from pymars.clio import AtomicOutput, read_input
+from pymars.errors import InputImageError
 
 SUFFIXES = {".png", ".tif", ".tiff"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -54,7 +55,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         ...
         FileNotFoundError: no-such-file.png: file not found
     """
-    from .clio import read_input
 
     return image_from_bytes(read_input(path), "standard input" if str(path) == "-" else str(path))
 
@@ -153,7 +153,6 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         >>> write_image(p, np.zeros((2, 2), np.uint16)); read_image(p).dtype
         dtype('uint16')
     """
-    from .clio import AtomicOutput
 
     path = Path(path)
     data = image_bytes(image, path.suffix)  # refuses a bad suffix before any file is made

@@ -33,7 +33,7 @@ case "$cmd" in
     .venv/bin/python - "$family" "$run" "$pack" <<'PY'
 import sys, torch
 from pymars.train.dataset import gray_training_pool, mars_training_pool, save_pool
-from pymars.train.loop import MODEL_PRESETS
+from pymars.train.codec.loop import MODEL_PRESETS
 family, run, pack = sys.argv[1:4]
 gray = MODEL_PRESETS[family].channels == 1
 wide = MODEL_PRESETS[family].latent >= 256
@@ -54,7 +54,7 @@ PY
     nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$out/gpu.txt" || true
     python3 - "$family" "$seconds" "$pack" "$out" <<'PY' 2>&1 | tee "$out/train.log"
 import sys, time, torch
-from pymars.train.loop import TrainConfig, train
+from pymars.train.codec.loop import TrainConfig, train
 import os
 family, seconds, pack, out = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
 DEVICE = os.environ.get("DEVICE", "cuda")  # DEVICE=cpu BATCH=2 checks this script on a machine without a GPU

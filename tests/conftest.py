@@ -8,6 +8,9 @@ are all exercised end to end in seconds.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,6 +18,10 @@ from pymars.data.synthetic import mars_like_scene
 
 
 def pytest_configure(config):
+    # The installed wheel has no training weights (model.safetensors); the tests that
+    # need them (PyTorch paths, re-export) find them in this checkout, also from the
+    # subprocesses that run the CLI outside it.
+    os.environ.setdefault("PYMARS_CHECKOUT", str(Path(__file__).resolve().parents[1]))
     # CI has 2 cores; OpenMP spin-waiting of two busy processes (e.g. pytest-xdist
     # or a training run beside the tests) slows tiny models down 25x. One thread
     # is plenty for the tiny models used here.
@@ -30,9 +37,9 @@ def pytest_configure(config):
 def tiny_bundle(tmp_path_factory):
     import torch
 
-    from pymars.bundle import ModelBundle
-    from pymars.export.bundle import load_checkpoint_model, write_bundle
-    from pymars.train.loop import TrainConfig, train
+    from pymars.bundles import ModelBundle
+    from pymars.train.codec.loop import TrainConfig, train
+    from pymars.train.export.bundle_writer import load_checkpoint_model, write_bundle
 
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("tiny_run")
@@ -65,10 +72,10 @@ def tiny_remac(tmp_path_factory):
     refinement have random (non-zero) weights, so references change the tables and the reconstruction."""
     import torch
 
-    from pymars.bundle import ModelBundle
-    from pymars.remac.export import write_remac_bundle
-    from pymars.remac.model import RemacCodec, RemacConfig
-    from pymars.remac.train import load_base_model
+    from pymars.bundles import ModelBundle
+    from pymars.train.remac.export import write_remac_bundle
+    from pymars.train.remac.loop import load_base_model
+    from pymars.train.remac.model import RemacCodec, RemacConfig
 
     torch.manual_seed(3)
     model = RemacCodec(load_base_model(synthetic=True),
@@ -87,8 +94,8 @@ def tiny_remac(tmp_path_factory):
 def make_remac_library(bundle, seeds=(11, 12, 13)):
     """A library of synthetic reference tiles for ``bundle``; their latents are replaced by large
     random ones (the random tiny analysis gives latents near zero, so every reference would look alike)."""
-    from pymars.refs import ReferenceLibrary
-    from pymars.refs.library import reference_entry
+    from pymars.remac import ReferenceLibrary
+    from pymars.remac.library import reference_entry
     from pymars.remac.selection import latent_descriptor
 
     tiles = [mars_like_scene(256, 256, seed=s) for s in seeds]
@@ -109,8 +116,8 @@ def remac_library(tiny_remac):
 def gray_bundle_dir(tmp_path_factory):
     """A tiny gray model (two steps on synthetic scenes) exported with tile means."""
     pytest.importorskip("torch")
-    from pymars.export.bundle import load_checkpoint_model, write_bundle
-    from pymars.train.loop import TrainConfig, train
+    from pymars.train.codec.loop import TrainConfig, train
+    from pymars.train.export.bundle_writer import load_checkpoint_model, write_bundle
 
     run = tmp_path_factory.mktemp("run")
     train(TrainConfig(out=str(run), steps=2, batch=2, crop=64, synthetic=True, model="tiny-gray",

@@ -46,9 +46,9 @@ def fuzz_bundle(folder: str | Path):
     """Export a random-weight micro codec (latent 8) into ``folder``; returns its ModelBundle."""
     import torch
 
-    from pymars.bundle import ModelBundle
-    from pymars.export.bundle import write_bundle
-    from pymars.models.codec import BaseCodec, BaseConfig
+    from pymars.bundles import ModelBundle
+    from pymars.train.codec.network import BaseCodec, BaseConfig
+    from pymars.train.export.bundle_writer import write_bundle
 
     torch.manual_seed(0)
     cfg = BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8))
@@ -73,8 +73,8 @@ def check_one_input(data: bytes, bundle) -> str:
     Raises AssertionError when a promise is broken (any other exception escaping is a bug too).
     """
     import pymars
-    from pymars.api import DamagedTilesWarning, decode_with_report
     from pymars.errors import BitstreamError, ModelMismatchError
+    from pymars.ground.decode import DamagedTilesWarning, decode_with_report
 
     outcome = "refused"
     for candidate in dict.fromkeys((data, patched_for_model(data, bundle.model_id))):
@@ -178,7 +178,7 @@ def _bundle(folder: str):
     import os
 
     if os.environ.get("PYMARS_FUZZ_BUNDLE"):
-        from pymars.bundle import ModelBundle
+        from pymars.bundles import ModelBundle
 
         return ModelBundle(Path(os.environ["PYMARS_FUZZ_BUNDLE"]))
     return fuzz_bundle(folder)
@@ -197,7 +197,7 @@ def main(argv: list[str]) -> int:
 
         with atheris.instrument_imports():
             import pymars  # noqa: F401
-            import pymars.api  # noqa: F401
+            import pymars.ground.decode  # noqa: F401
         bundle = _bundle(d)
         atheris.Setup(argv, lambda data: check_one_input(bytes(data), bundle))
         atheris.Fuzz()

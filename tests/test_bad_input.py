@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import pymars
-from pymars.api import DamagedTilesWarning, decode_with_report
 from pymars.errors import BitstreamError, InputImageError, ModelMismatchError
+from pymars.ground.decode import DamagedTilesWarning, decode_with_report
 
 
 @pytest.mark.parametrize(

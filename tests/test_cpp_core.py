@@ -145,3 +145,33 @@ def test_c_example_streams_16_bit_samples_as_python_encodes_them(cpp_build, tiny
     subprocess.run([str(cpp_build / "encode_raw"), "--stream", "--bits", "12", str(tiny_bundle.blob_path), str(raw),
                     str(w), str(h), "1", "70", str(out), "32"], check=True, capture_output=True)
     assert out.read_bytes() == pymars.encode(img16, 70, tile_size=32, bit_depth=12, model=tiny_bundle)
+
+
+@pytest.mark.parametrize("bundle_name", ["tiny", "base-v1-nl"])
+def test_c_rate_control_encodes_what_python_encodes(cpp_build, tiny_bundle, tmp_path, scene_rgb, bundle_name):
+    """marsenc_encode_to_size (encode_raw --target) picks the quality of pymars.encode(target_bytes=N) and
+    writes its bytes; base-v1-nl's top qualities are near-lossless (a model with both kinds of tile)."""
+    import pymars
+    from pymars import _core
+
+    bundle = tiny_bundle if bundle_name == "tiny" else pymars.open_bundle(bundle_name)
+    if not bundle.available:
+        pytest.skip(f"{bundle_name} is not installed")
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(scene_rgb.tobytes())
+    h, w, c = scene_rgb.shape
+    size = {q: len(pymars.encode(scene_rgb, q, tile_size=64, model=bundle)) for q in (1, 50, 100)}
+    for target in (size[1], (size[1] + size[50]) // 2, size[50], size[100] - 1, size[100] + 1000):
+        out = tmp_path / f"t{target}.pmrs"
+        r = subprocess.run([str(cpp_build / "encode_raw"), "--target", str(target), str(bundle.blob_path), str(raw),
+                            str(w), str(h), str(c), "0", str(out), "64"], check=True, capture_output=True, text=True)
+        want, quality = _core.encode_to_target(bundle.core, scene_rgb, target, 64)
+        assert out.read_bytes() == want == pymars.encode(scene_rgb, target_bytes=target, tile_size=64, model=bundle)
+        assert f"quality {quality}\n" in r.stdout and len(want) <= target
+    # Below quality 1's file both refuse, and the example leaves no output.
+    out = tmp_path / "small.pmrs"
+    r = subprocess.run([str(cpp_build / "encode_raw"), "--target", str(size[1] - 1), str(bundle.blob_path), str(raw),
+                        str(w), str(h), str(c), "0", str(out), "64"], capture_output=True, text=True)
+    assert r.returncode == 1 and "quality 1" in r.stderr and not out.exists()
+    with pytest.raises(ValueError, match="target_bytes too small: quality 1 needs"):
+        pymars.encode(scene_rgb, target_bytes=size[1] - 1, tile_size=64, model=bundle)

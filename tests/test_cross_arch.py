@@ -109,7 +109,7 @@ def test_cross_built_encoder_writes_the_x86_bytes_at_range_coded_near_lossless_q
         cross_encoder, tiny_bundle, tmp_path_factory, tmp_path, scene_rgb):
     """Near-lossless tiles (§4.8: integer modelling, range coder, channel-difference prediction) on every CPU."""
     import pymars
-    from pymars.export.bundle import derive_bundle
+    from pymars.train.export.bundle_writer import derive_bundle
 
     root = tmp_path_factory.mktemp("rc") / "tiny-rc"
     derive_bundle(tiny_bundle.root, root, tile_means=False, nl_from_quality=90, nl_max_error=10, nl_coder="arith")
@@ -123,8 +123,8 @@ def test_cross_built_encoder_writes_the_x86_bytes_at_wavelet_qualities(
     """Wavelet tiles (§4.9: integer lifting, rate-distortion choice of levels, priors, range coder, finer steps
     at seams) on every CPU, whole images and tile rows streamed (a strip must know its seams)."""
     import pymars
-    from pymars.export.bundle import derive_bundle
-    from pymars.train.wavelet_priors import count_bins, priors_from_counts
+    from pymars.train.codec.wavelet_priors import count_bins, priors_from_counts
+    from pymars.train.export.bundle_writer import derive_bundle
 
     root = tmp_path_factory.mktemp("wv") / "tiny-wv"
     priors = priors_from_counts(count_bins([scene_rgb[:64, :64]], 3))

@@ -35,8 +35,8 @@ from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import pymars  # noqa: E402
-from pymars.api import DamagedTilesWarning, decode_with_report  # noqa: E402
 from pymars.errors import BitstreamError, ModelMismatchError  # noqa: E402
+from pymars.ground.decode import DamagedTilesWarning, decode_with_report  # noqa: E402
 
 EXAMPLES = int(os.environ.get("PYMARS_HYPOTHESIS_EXAMPLES", "150"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pymars.data.protocol import mars_data_dir
 from pymars.data.synthetic import mars_like_scene
 from pymars.evaluation import bdrate, classic, metrics
+from pymars.evaluation.protocol import mars_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -157,7 +157,7 @@ def test_ms_ssim_agrees_with_pytorch_msssim_within_5e_6(torch_ms_ssim, shape):
 def test_ms_ssim_agrees_with_pytorch_msssim_on_development_tiles(torch_ms_ssim):
     if mars_data_dir() is None:
         pytest.skip("../shared/data/mars is absent (set PYMARS_SHARED): real development tiles needed")
-    from pymars.data.protocol import dev_tiles
+    from pymars.evaluation.protocol import dev_tiles
 
     for group in ("dev_marsdata",):
         for tile in dev_tiles(group)[::10]:
@@ -429,7 +429,7 @@ def test_benchmark_quick_grid_keeps_both_ends_of_every_grid(rd_classic):
 def test_development_groups_have_38_and_31_tiles():
     if mars_data_dir() is None:
         pytest.skip("../shared/data/mars is absent (set PYMARS_SHARED): tile counts need the development set")
-    from pymars.data.protocol import selected_windows
+    from pymars.evaluation.protocol import selected_windows
 
     assert len(selected_windows("dev_marsscapes")) == 38
     assert len(selected_windows("dev_marsdata")) == 31

@@ -11,6 +11,7 @@ import pytest
 import pymars
 from pymars.data.synthetic import mars_like_scene
 from pymars.errors import InputImageError
+from pymars.ground.synthesis import synthesis_backend
 
 
 def _gray(h=48, w=72, seed=3):
@@ -68,8 +69,8 @@ def test_warm_start_from_rgb_keeps_the_rgb_models_behaviour_on_gray_input():
 
     from safetensors.torch import save_file
 
-    from pymars.models.codec import BaseCodec
-    from pymars.train.loop import MODEL_PRESETS, warm_start
+    from pymars.train.codec.loop import MODEL_PRESETS, warm_start
+    from pymars.train.codec.network import BaseCodec
 
     torch.manual_seed(0)
     rgb = BaseCodec(MODEL_PRESETS["tiny"]).eval()
@@ -86,8 +87,8 @@ def test_warm_start_from_rgb_keeps_the_rgb_models_behaviour_on_gray_input():
 
 def test_bf16_training_step_runs_and_matches_fp32_loss_roughly():
     torch = pytest.importorskip("torch")
-    from pymars.models.codec import BaseCodec, rd_loss
-    from pymars.train.loop import MODEL_PRESETS
+    from pymars.train.codec.loop import MODEL_PRESETS
+    from pymars.train.codec.network import BaseCodec, rd_loss
 
     torch.manual_seed(0)
     m = BaseCodec(MODEL_PRESETS["tiny-gray"]).to(memory_format=torch.channels_last)
@@ -106,7 +107,7 @@ def test_bf16_training_step_runs_and_matches_fp32_loss_roughly():
 
 def test_tile_means_travel_exactly_and_the_decoder_restores_them(gray_bundle_dir):
     from pymars import _core
-    from pymars.bundle import open_bundle
+    from pymars.bundles import open_bundle
 
     bundle = open_bundle(str(gray_bundle_dir))
     assert bundle.core.tile_means
@@ -117,14 +118,14 @@ def test_tile_means_travel_exactly_and_the_decoder_restores_them(gray_bundle_dir
         a = img[t["y0"] : t["y0"] + t["height"], t["x0"] : t["x0"] + t["width"]].astype(np.int64)
         assert t["tile_mean"] == [(16 * int(a.sum()) + a.size // 2) // a.size]
         # The synthesis output, shifted as decode() does, has the sent mean (before clipping).
-        x = pymars.api.restore_tile_mean(bundle.synthesis("onnx")(t["y_hat"])[:, : t["height"], : t["width"]],
+        x = pymars.ground.assemble.restore_tile_mean(synthesis_backend(bundle, "onnx")(t["y_hat"])[:, : t["height"], : t["width"]],
                                          t["tile_mean"])
         assert abs(float(x.mean()) * 255 - a.mean()) < 1 / 16
 
 
 def test_a_tile_mean_above_255_levels_makes_the_payload_damaged(gray_bundle_dir):
     from pymars import _core
-    from pymars.bundle import open_bundle
+    from pymars.bundles import open_bundle
 
     core = open_bundle(str(gray_bundle_dir)).core
     data = pymars.encode(_gray(32, 32, seed=2), quality=50, model=str(gray_bundle_dir), tile_size=32)
@@ -137,9 +138,9 @@ def test_a_tile_mean_above_255_levels_makes_the_payload_damaged(gray_bundle_dir)
 
 def test_a_blob_without_tile_means_keeps_its_bytes():
     pytest.importorskip("torch")
-    from pymars.export.blob import model_blob
-    from pymars.models.codec import BaseCodec, BaseConfig
-    from pymars.train.loop import MODEL_PRESETS
+    from pymars.train.codec.loop import MODEL_PRESETS
+    from pymars.train.codec.network import BaseCodec, BaseConfig
+    from pymars.train.export.blob import model_blob
 
     m = BaseCodec(MODEL_PRESETS["tiny"])
     assert "tile_means" not in m.cfg.to_dict()
@@ -152,10 +153,10 @@ def test_a_blob_without_tile_means_keeps_its_bytes():
 def nl_bundle_dir(tmp_path_factory, gray_bundle_dir):
     """The tiny gray model with qualities 90..100 near-lossless (max error 10 .. 0)."""
     pytest.importorskip("torch")
-    from pymars.bundle import open_bundle
-    from pymars.export.bundle import write_bundle
-
-    model = open_bundle(str(gray_bundle_dir)).torch_model()
+    from pymars.bundles import open_bundle
+    from pymars.train.codec.torch_backend import torch_model
+    from pymars.train.export.bundle_writer import write_bundle
+    model = torch_model(open_bundle(str(gray_bundle_dir)))
     model.cfg.nl_from_quality = 90
     out = tmp_path_factory.mktemp("bundle") / "tiny-gray-nl"
     write_bundle(model, out, {"steps": 2})
@@ -164,7 +165,7 @@ def nl_bundle_dir(tmp_path_factory, gray_bundle_dir):
 
 @pytest.mark.parametrize("quality", [90, 95, 99, 100])
 def test_near_lossless_qualities_keep_every_sample_within_k(nl_bundle_dir, quality):
-    from pymars.bundle import open_bundle
+    from pymars.bundles import open_bundle
 
     bundle = open_bundle(str(nl_bundle_dir))
     k = bundle.core.near_lossless_error(quality)
@@ -177,7 +178,7 @@ def test_near_lossless_qualities_keep_every_sample_within_k(nl_bundle_dir, quali
 
 
 def test_quality_100_is_lossless_and_learned_qualities_still_decode(nl_bundle_dir):
-    from pymars.bundle import open_bundle
+    from pymars.bundles import open_bundle
 
     bundle = open_bundle(str(nl_bundle_dir))
     img = _gray(64, 64, seed=11)
@@ -188,7 +189,7 @@ def test_quality_100_is_lossless_and_learned_qualities_still_decode(nl_bundle_di
 
 def test_a_truncated_near_lossless_payload_is_damaged(nl_bundle_dir):
     from pymars import _core
-    from pymars.bundle import open_bundle
+    from pymars.bundles import open_bundle
 
     core = open_bundle(str(nl_bundle_dir)).core
     data = pymars.encode(_gray(32, 32, seed=4), quality=95, model=str(nl_bundle_dir), tile_size=32)

@@ -322,6 +322,7 @@ def test_info_on_a_header_only_bomb_allocates_nothing_per_tile(tmp_path, tiny_bu
 
 
 def test_the_cli_and_api_default_pixel_limits_agree():
-    from pymars import api, cli
+    from pymars import cli
+    from pymars.ground import decode as api
 
     assert cli.DEFAULT_MAX_PIXELS == api.DEFAULT_MAX_PIXELS == BOMB_SIDE * BOMB_SIDE

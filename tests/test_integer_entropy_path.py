@@ -13,12 +13,13 @@ import pytest
 import torch
 
 from pymars import _core
-from pymars.export.blob import int_ops
-from pymars.models.integer import IntegerHyperSynthesis, run_integer_numpy
+from pymars.train.codec.integer import IntegerHyperSynthesis, run_integer_numpy
+from pymars.train.export.blob import int_ops
 
 
 def _exported_layers(bundle):
-    return bundle.torch_model()
+    from pymars.train.codec.torch_backend import torch_model
+    return torch_model(bundle)
 
 
 def test_cpp_hyper_synthesis_matches_numpy_reference_exactly(tiny_bundle):

@@ -18,7 +18,7 @@ HEADER, RECORD = 40, 24  # file header and tile record header (docs/bitstream.md
 
 
 def _derive(source, tmp_path_factory, name, **options):
-    from pymars.export.bundle import derive_bundle
+    from pymars.train.export.bundle_writer import derive_bundle
 
     out = tmp_path_factory.mktemp("bundle") / name
     derive_bundle(source, out, tile_means=False, nl_from_quality=90, nl_max_error=10, **options)
@@ -49,9 +49,9 @@ def _max_error(a, b):
 
 
 def test_the_blob_names_its_near_lossless_coder(rgb_rc, rgb_golomb):
-    from pymars.export.blob import dims_flags
-
-    assert dims_flags(rgb_rc.torch_model().cfg) == 2 and dims_flags(rgb_golomb.torch_model().cfg) == 0
+    from pymars.train.codec.torch_backend import torch_model
+    from pymars.train.export.blob import dims_flags
+    assert dims_flags(torch_model(rgb_rc).cfg) == 2 and dims_flags(torch_model(rgb_golomb).cfg) == 0
     assert rgb_rc.model_id != rgb_golomb.model_id
     assert rgb_rc.core.near_lossless_error(90) == rgb_golomb.core.near_lossless_error(90) == 10
 
@@ -144,8 +144,8 @@ def test_target_bytes_reaches_lossless(rgb_rc):
 
 
 def test_max_error_picks_the_cheapest_quality_within_k(rgb_rc, tiny_bundle):
-    from pymars.api import quality_for_max_error
     from pymars.errors import InputImageError, ModelMismatchError
+    from pymars.rover.encode import quality_for_max_error
 
     img = _rgb(48, 64, seed=2)
     for k in (0, 3, 10, 40):
@@ -167,7 +167,7 @@ def test_cli_lossless_round_trip_and_info_mode(rgb_rc, tmp_path):
     import subprocess
     import sys
 
-    from pymars.bundle import gray_bundle, near_lossless_bundle
+    from pymars.bundles import gray_bundle, near_lossless_bundle
     from pymars.imageio import image_bytes
 
     img = _rgb(40, 56, seed=6)

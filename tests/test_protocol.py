@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pymars.data import protocol
+from pymars.evaluation import protocol
 
 
 def test_box_downsample_rounds_half_up_and_drops_odd_edges():

@@ -25,7 +25,6 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 #: Commands left out, and why (checked against the README: a stale entry fails the test).
 SKIPPED = {
-    "bench": "needs ../shared and minutes of CPU",
     "--protocol": "needs ../shared/data/mars",
     "remac train": "trains for an hour on ../shared",
 }
@@ -102,7 +101,7 @@ def test_refs_build_reads_sub_folders_and_says_how_k_was_chosen(readme_folder, c
     text = capsys.readouterr().out
     assert "7 candidate tiles from 4 images (sub-folders included); k = 1 reference (" in text
     assert "a quarter of them" in text and "; )" not in text
-    from pymars.refs import ReferenceLibrary
+    from pymars.remac import ReferenceLibrary
 
     lib = ReferenceLibrary.load("refs/mars.pmrl")
     assert lib.model_id == pymars.open_bundle("remac-v1").model_id

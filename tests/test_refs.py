@@ -11,9 +11,9 @@ from PIL import Image
 from pymars.cli import main as cli_main
 from pymars.data.synthetic import mars_like_scene
 from pymars.errors import ModelMismatchError
-from pymars.refs import ReferenceLibrary, ReferenceLibraryError, build_library, ground_path, reference_entry
-from pymars.refs.build import calinski_harabasz, js_matrix, k_medoids
+from pymars.remac import ReferenceLibrary, ReferenceLibraryError, build_library, ground_path, reference_entry
 from pymars.texture import lbp_histograms, rgb_to_gray
+from pymars.texture.clustering import calinski_harabasz, js_matrix, k_medoids
 
 
 @pytest.fixture(scope="module")

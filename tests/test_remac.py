@@ -8,16 +8,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import make_remac_library as _library
 
 import pymars
 from pymars import _core
 from pymars.data.synthetic import mars_like_scene
 from pymars.errors import ModelMismatchError
-from pymars.models.integer import run_integer_numpy
-from pymars.refs import ReferenceLibrary
-from conftest import make_remac_library as _library
-from pymars.remac.selection import NO_REFERENCE, decoder_reference, entropy_reference, latent_descriptor, quantise_latent
+from pymars.ground.synthesis import synthesis_backend
+from pymars.remac import ReferenceLibrary
+from pymars.remac.selection import (
+    NO_REFERENCE,
+    decoder_reference,
+    entropy_reference,
+    latent_descriptor,
+    quantise_latent,
+)
 from pymars.texture import rgb_to_gray
+from pymars.train.codec.integer import run_integer_numpy
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +59,7 @@ def test_reference_hs_in_cpp_equals_numpy_int64(tiny):
 
 def test_rover_selection_equals_numpy_rules(tiny, library):
     bundle, _ = tiny
-    core_lib = pymars.api.core_library(bundle, library)
+    core_lib = pymars.remac.library.core_library(bundle, library)
     for seed, shape in [(21, (256, 256, 3)), (22, (200, 136, 3)), (23, (256, 256, 3))]:
         tile = mars_like_scene(*shape[:2], seed=seed)
         e, d, desc = _core.select_references(bundle.core, core_lib, tile)
@@ -72,7 +79,7 @@ def test_quantise_latent_matches_core_rounding():
 
 def test_coding_with_references_is_bit_exact_per_tile(tiny, library):
     bundle, _ = tiny
-    core_lib = pymars.api.core_library(bundle, library)
+    core_lib = pymars.remac.library.core_library(bundle, library)
     tile = mars_like_scene(256, 256, seed=31)
     for forced in (None, 2, 0):
         enc = _core.analyse_tile(bundle.core, tile, 60, library=core_lib, entropy_ref=forced,
@@ -104,7 +111,7 @@ def test_api_roundtrip_with_refs_threads_and_refusals(tiny, library, tmp_path):
     again = pymars.decode(data, model=bundle, refs=library, backend="torch")
     assert np.abs(again.astype(int) - out.astype(int)).max() <= 1
     # Every record names references the rover selected.
-    dec = _core.decode_latents(bundle.core, data, None, 1, library=pymars.api.core_library(bundle, library))
+    dec = _core.decode_latents(bundle.core, data, None, 1, library=pymars.remac.library.core_library(bundle, library))
     assert all(t["entropy_ref"] < len(library) and t["decoder_ref"] < len(library) for t in dec["tiles"])
     with pytest.raises(ModelMismatchError, match="pass refs"):
         pymars.decode(data, model=bundle)
@@ -124,11 +131,11 @@ def test_empty_library_and_unrelated_references_decode(tiny, library):
                              np.zeros((0, bundle.latent_channels), np.uint16),
                              np.zeros((0, bundle.latent_channels, 16, 16), np.int8), np.zeros((0, 256, 256, 3), np.uint8), [])
     data = pymars.encode(img, 40, model=bundle, refs=empty)
-    dec = _core.decode_latents(bundle.core, data, None, 1, library=pymars.api.core_library(bundle, empty))
+    dec = _core.decode_latents(bundle.core, data, None, 1, library=pymars.remac.library.core_library(bundle, empty))
     assert {(t["entropy_ref"], t["decoder_ref"]) for t in dec["tiles"]} == {(NO_REFERENCE, NO_REFERENCE)}
     assert pymars.decode(data, model=bundle, refs=empty).shape == img.shape
     # Forced ids (the mismatch experiment): still a valid, decodable file.
-    core_lib = pymars.api.core_library(bundle, library)
+    core_lib = pymars.remac.library.core_library(bundle, library)
     forced = _core.encode(bundle.core, img, 40, 256, 0, 1, None, [2, 2], [0, 0], core_lib)
     dec = _core.decode_latents(bundle.core, forced, None, 1, library=core_lib)
     assert [(t["entropy_ref"], t["decoder_ref"], t["status"]) for t in dec["tiles"]] == [(2, 0, "ok")] * 2
@@ -138,10 +145,10 @@ def test_ref_decoder_onnx_equals_torch(tiny, library):
     bundle, _ = tiny
     y = np.random.default_rng(5).normal(0, 2, (bundle.latent_channels, 16, 16)).astype(np.float32)
     ref = library.tiles[0].transpose(2, 0, 1).astype(np.float32) / 255
-    a, b = bundle.synthesis("onnx")(y, ref), bundle.synthesis("torch")(y, ref)
+    a, b = synthesis_backend(bundle, "onnx")(y, ref), synthesis_backend(bundle, "torch")(y, ref)
     assert a.shape == (3, 256, 256) and np.abs(a - b).max() < 1e-3
     # The reference reaches the output (the fusion weights are not zero here).
-    assert np.abs(bundle.synthesis("onnx")(y, None) - a).max() > 1e-6
+    assert np.abs(synthesis_backend(bundle, "onnx")(y, None) - a).max() > 1e-6
 
 
 def test_cli_encode_decode_with_refs(tiny, library, tmp_path, capsys):
@@ -164,11 +171,11 @@ def test_cli_encode_decode_with_refs(tiny, library, tmp_path, capsys):
 
 
 def test_protocol_library_holds_out_evaluation_tiles():
-    from pymars.data.protocol import mars_data_dir, selected_windows
+    from pymars.evaluation.protocol import mars_data_dir, selected_windows
 
     if mars_data_dir() is None:
         pytest.skip("needs ../shared/data/mars (the development set)")
-    from pymars.refs.build import protocol_candidate_tiles
+    from pymars.remac.build import protocol_candidate_tiles
 
     tiles, names, _ = protocol_candidate_tiles(max_per_image=2)
     held = {(f"{g}/{p.relative_to(mars_data_dir())}", y, x) for g in ("dev_marsscapes", "dev_marsdata")
@@ -184,7 +191,7 @@ def test_protocol_library_holds_out_evaluation_tiles():
 
 def test_shipped_remac_bundle_keeps_the_base_encoder():
     """remac-v1 must not change the rover's analysis (equal encoder cost and equal latents)."""
-    from pymars.bundle import WEIGHTS_DIR, default_bundle, open_bundle
+    from pymars.bundles import WEIGHTS_DIR, default_bundle, open_bundle
 
     if not (WEIGHTS_DIR / "remac-v1" / "model.json").is_file():
         pytest.skip("pymars/weights/remac-v1 is not exported in this checkout")
@@ -194,7 +201,7 @@ def test_shipped_remac_bundle_keeps_the_base_encoder():
     assert np.array_equal(_core.analyse_tile(remac.core, tile)["y"], _core.analyse_tile(base.core, tile)["y"])
     y = _core.analyse_tile(remac.core, tile)["y"]
     ref = tile.transpose(2, 0, 1).astype(np.float32) / 255
-    assert np.abs(remac.synthesis("onnx")(y, ref) - remac.synthesis("torch")(y, ref)).max() < 1e-3
+    assert np.abs(synthesis_backend(remac, "onnx")(y, ref) - synthesis_backend(remac, "torch")(y, ref)).max() < 1e-3
 
 
 def test_corrupt_libraries_and_blobs_are_refused_clearly(tiny, library):
@@ -267,7 +274,7 @@ def test_random_library_and_hsrf_corruptions_are_refused_or_code_cleanly(tiny, l
 def test_training_grows_a_model_and_trains_the_decoder_alone(tmp_path):
     """--init-from a run without refinement blocks, --refine-blocks 1 --decoder-only:
     the new blocks start at zero (the grown model equals its parent), the h_s stays frozen."""
-    from pymars.remac.train import RemacTrainConfig, train_remac
+    from pymars.train.remac.loop import RemacTrainConfig, train_remac
 
     common = dict(batch=2, crop=64, synthetic=True, progress=False, validate_every=0)
     train_remac(RemacTrainConfig(out=str(tmp_path / "a"), steps=1, **common))

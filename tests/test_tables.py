@@ -13,7 +13,7 @@ import pytest
 from scipy.special import ndtr
 
 from pymars import _core
-from pymars.entropy.tables import TOTAL, gaussian_table, quantize_pmf
+from pymars.train.export.cdf_tables import TOTAL, gaussian_table, quantize_pmf
 
 
 @pytest.mark.parametrize("pmf", [np.ones(3), np.r_[1.0, np.zeros(4000)], np.geomspace(1, 1e-30, 300)])

@@ -1,7 +1,7 @@
 """The C++ texture matcher (``pymars._core``) against its NumPy oracle.
 
 Specification of docs/texture-matcher.md, checked against
-``pymars.texture.reference`` (written independently in NumPy / Python ints):
+``pymars.texture.oracle`` (written independently in NumPy / Python ints):
 
 * LBP codes and histograms agree *exactly* on random images of many sizes
   (1x1, 2x3, odd, wide), on non-contiguous views and on real Mars images;
@@ -27,7 +27,7 @@ import pytest
 
 import pymars.texture
 from pymars import _core  # the C++ module must be built: no skip hides a missing core
-from pymars.texture import reference as ref
+from pymars.texture import oracle as ref
 
 VARIANTS = ("default", "uniform", "riu2")
 SIZES = [(1, 1), (1, 7), (7, 1), (2, 3), (3, 2), (2, 2), (17, 31), (64, 64), (101, 257), (5, 600)]
@@ -123,7 +123,7 @@ def test_rgb_to_gray_equals_the_integer_formula():
 
 
 def _real_images(count=3):
-    from pymars.data.protocol import load_8bit, mars_data_dir
+    from pymars.evaluation.protocol import load_8bit, mars_data_dir
 
     root = mars_data_dir()
     if root is None:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from pymars.data import protocol
-from pymars.models.codec import BaseCodec
-from pymars.models.entropy import LOG_SCALE_STEP
-from pymars.train.loop import MODEL_PRESETS, TrainConfig, learning_rate, train
+from pymars.evaluation import protocol
+from pymars.train.codec.entropy_model import LOG_SCALE_STEP
+from pymars.train.codec.loop import MODEL_PRESETS, TrainConfig, learning_rate, train
+from pymars.train.codec.network import BaseCodec
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path):

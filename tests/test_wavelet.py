@@ -14,18 +14,18 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import psnr
 
 import pymars
+import pymars.ground.decode
 from pymars.data.synthetic import mars_like_scene
 from pymars.errors import BitstreamError
-
-from conftest import psnr
 
 HEADER, RECORD = 40, 24  # file header and tile record header (docs/bitstream.md)
 
 
 def _derive(source, tmp_path_factory, name, priors=None, **options):
-    from pymars.export.bundle import derive_bundle
+    from pymars.train.export.bundle_writer import derive_bundle
 
     out = tmp_path_factory.mktemp("bundle") / name
     opts = dict(tile_means=False, wv_from_quality=1, wv_max_step=120.0, wv_min_step=2.0, nl_from_quality=99,
@@ -36,7 +36,7 @@ def _derive(source, tmp_path_factory, name, priors=None, **options):
 
 
 def _priors(channels, seeds=(1, 2, 3)):
-    from pymars.train.wavelet_priors import count_bins, priors_from_counts
+    from pymars.train.codec.wavelet_priors import count_bins, priors_from_counts
 
     tiles = [mars_like_scene(64, 64, seed=s, channels=channels) for s in seeds]
     return priors_from_counts(count_bins(tiles, channels))
@@ -145,7 +145,7 @@ def test_wavelet_files_decode_without_the_onnx_synthesis(gray_wv, monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a wavelet file must not load the synthesis")
 
-    monkeypatch.setattr(type(gray_wv), "synthesis", refuse)
+    monkeypatch.setattr(pymars.ground.decode, "synthesis_backend", refuse)
     assert pymars.decode(data, model=gray_wv).shape == img.shape
 
 
@@ -158,7 +158,7 @@ def test_damaged_payloads_are_reported_not_crashing(gray_wv):
         for _ in range(3):
             bad[HEADER + RECORD + int(rng.integers(1, len(data) - HEADER - RECORD))] ^= int(rng.integers(1, 256))
         try:
-            out, report = pymars.api.decode_with_report(bytes(bad), model=gray_wv)
+            out, report = pymars.ground.decode.decode_with_report(bytes(bad), model=gray_wv)
         except BitstreamError:
             continue
         except Exception as e:  # noqa: BLE001
@@ -211,7 +211,7 @@ def test_malformed_wavelet_sections_are_refused(gray_wv):
 
 def test_bin_counts_and_priors():
     from pymars import _core
-    from pymars.train.wavelet_priors import priors_from_counts
+    from pymars.train.codec.wavelet_priors import priors_from_counts
 
     tile = mars_like_scene(64, 64, seed=14, channels=1)
     counts, size = _core.wavelet_bin_counts(tile, 16 * 8)

@@ -6,6 +6,7 @@
 
 #include "bytes.h"
 #include "crc32.h"
+#include "limits.h"
 
 namespace pymars {
 namespace {
@@ -34,10 +35,6 @@ constexpr size_t kOffRecEntropyRef = 12;
 constexpr size_t kOffRecDecoderRef = 14;
 constexpr size_t kOffRecPayloadCrc = 16;
 constexpr size_t kOffRecRecordCrc = 20;
-
-constexpr uint32_t kMaxImageSide = 65535;
-constexpr uint32_t kMinTileSize = 16;
-constexpr uint32_t kMaxTileSize = 4096;
 
 // CRC-32 arithmetic modulo the polynomial, in the reflected bit order of
 // crc32.cpp (zlib's multmodp / x2nmodp): what crc32_range() needs to remove a
@@ -142,13 +139,12 @@ const char* parse_status_message(ParseStatus status) {
 }
 
 const char* file_header_field_out_of_range(const FileHeader& h) {
-  if (h.width < 1 || h.width > kMaxImageSide) return "width";
-  if (h.height < 1 || h.height > kMaxImageSide) return "height";
+  if (!valid_image_side(h.width)) return "width";
+  if (!valid_image_side(h.height)) return "height";
   if (h.channels != 1 && h.channels != 3) return "channels";
   if (h.bit_depth != 8 && h.bit_depth != 12 && h.bit_depth != 16) return "bit_depth";
-  if (h.quality < 1 || h.quality > 100) return "quality";
-  if (h.tile_size < kMinTileSize || h.tile_size > kMaxTileSize || h.tile_size % 16 != 0)
-    return "tile_size";
+  if (!valid_quality(h.quality)) return "quality";
+  if (!valid_tile_size(h.tile_size)) return "tile_size";
   return nullptr;
 }
 

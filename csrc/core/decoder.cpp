@@ -22,11 +22,16 @@ OpenStatus open_stream(const Model& m, const uint8_t* data, size_t len, const ui
                        uint32_t max_tile_size, FileHeader* header, ParseStatus* parse_status) {
   *parse_status = parse_file_header(data, len, header);
   if (*parse_status != ParseStatus::kOk) return OpenStatus::BadHeader;
-  if (std::memcmp(header->model_id, m.sha256, 8) != 0) return OpenStatus::ModelMismatch;
-  const bool has_lib = (header->flags & kFlagLibraryHash) != 0;
-  if (has_lib != (library_hash != nullptr) || (has_lib && std::memcmp(header->library_hash, library_hash, 8) != 0))
+  return check_stream_header(m, *header, library_hash, max_tile_size);
+}
+
+OpenStatus check_stream_header(const Model& m, const FileHeader& header, const uint8_t* library_hash,
+                               uint32_t max_tile_size) {
+  if (std::memcmp(header.model_id, m.sha256, 8) != 0) return OpenStatus::ModelMismatch;
+  const bool has_lib = (header.flags & kFlagLibraryHash) != 0;
+  if (has_lib != (library_hash != nullptr) || (has_lib && std::memcmp(header.library_hash, library_hash, 8) != 0))
     return OpenStatus::LibraryMismatch;
-  if (header->tile_size > max_tile_size) return OpenStatus::TileTooLarge;
+  if (header.tile_size > max_tile_size) return OpenStatus::TileTooLarge;
   return OpenStatus::Ok;
 }
 

@@ -32,6 +32,13 @@ const char* open_status_message(OpenStatus s);
 OpenStatus open_stream(const Model& m, const uint8_t* data, size_t len, const uint8_t* library_hash,
                        uint32_t max_tile_size, FileHeader* header, ParseStatus* parse_status);
 
+// The checks of open_stream() after the parse, for a header that
+// parse_file_header() already accepted (a caller that read the header first,
+// e.g. to pick the model, need not parse it twice): model id, library hash,
+// tile size.
+OpenStatus check_stream_header(const Model& m, const FileHeader& header, const uint8_t* library_hash,
+                               uint32_t max_tile_size);
+
 // Geometry of tile `index` (pixel origin and size) in a file with header h.
 void tile_origin(const FileHeader& h, uint32_t index, uint32_t* y0, uint32_t* x0, uint32_t* th, uint32_t* tw);
 

@@ -5,11 +5,20 @@
 // then one record per tile. It uses only the Model and the EncoderWorkspace it
 // is given (both carved from the caller's arena), so it never allocates, and
 // it stops with a status instead of ever writing past `capacity`.
+//
+// This is the one encoder orchestration: the C API (marsenc.cpp) and the
+// Python binding (csrc/python/bindings.cpp) both build on the functions
+// below. The tile loop body is prepare_tile() + code_tile_record(), the
+// record and header layout is written only here and in container.cpp, and
+// the rate search (search_quality(), used by encode_to_size() and by the
+// binding's threaded rate control) exists once, so every caller picks the
+// same quality and writes the same bytes.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 
 #include "container.h"
+#include "limits.h"
 #include "model.h"
 #include "reference.h"
 #include "tile_codec.h"
@@ -26,8 +35,8 @@ struct ImageInput {
 };
 
 struct EncodeOptions {
-  uint32_t quality = 75;     // 1..100
-  uint32_t tile_size = 256;  // multiple of 16, 16..4096, at most the workspace's tile size
+  uint32_t quality = 75;     // kMinQuality..kMaxQuality (limits.h)
+  uint32_t tile_size = 256;  // valid_tile_size() (limits.h), at most the workspace's tile size
   const uint8_t* library_hash = nullptr;  // 8 bytes, or null for none (ignored when `library` is set)
   // REMAC: the reference library (reference.h). With a library each tile's
   // references are selected by the rover rules, or taken from entropy_refs /
@@ -50,6 +59,8 @@ enum class EncodeStatus {
   BadTileSize,     // not a multiple of 16 in 16..4096, or larger than the workspace
   OutputTooSmall,  // capacity exhausted (use max_encoded_size())
   StreamOverflow,  // a tile's rANS stream outgrew the workspace (cannot happen for valid models)
+  TargetTooSmall,  // encode_to_size(): even the lowest quality's file exceeds the target size
+  Cancelled,       // a QualityProbe stopped the rate search (the Python binding on Ctrl-C)
 };
 
 const char* encode_status_message(EncodeStatus s);
@@ -68,6 +79,84 @@ FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeO
 
 // The TileInput of tile `index` of the image (seams: which of its sides meet another tile).
 TileInput tile_input(const ImageInput& img, uint32_t tile_size, uint32_t index);
+
+// Upper bound of one tile record (record header + the largest payload of a
+// tile_size x tile_size tile at any quality): the per-tile term of max_encoded_size().
+size_t max_tile_record_bytes(const Model& m, uint32_t tile_size);
+
+// ---- The tile loop body, in two halves -------------------------------------
+// encode_tiles() runs prepare_tile() and code_tile_record() for each tile. A
+// caller that codes one analysis at several qualities (rate control) or runs
+// tiles on threads (the Python binding) calls them itself, so the tile
+// geometry, the reference choice and the record come from this code alone.
+
+// What prepare_tile() leaves for code_tile_record() besides the workspace state.
+struct PreparedTile {
+  TileDims dims;
+  uint32_t index = 0;  // the tile's index in the whole image
+  // The references the record names: selected by analyse_tile() with a library,
+  // else the ids given in EncodeOptions (or none).
+  uint16_t entropy_ref = kNoReference, decoder_ref = kNoReference;
+  bool library = false;   // EncodeOptions::library was set
+  bool analysed = false;  // the learned analysis ran: any quality can be coded
+};
+
+// True when coding at `quality` needs the learned analysis (g_a, h_a, h_s);
+// near-lossless and wavelet qualities are coded from the samples alone.
+inline bool needs_analysis(const Model& m, uint32_t quality) { return !m.sample_coded(quality); }
+
+// Loads tile i of img (index_base + i in the whole image, as for
+// encode_tiles()) into ws. `analyse`: also run the learned analysis and the
+// reference selection (then every quality can be coded); false: the samples
+// only (sample-coded qualities only; cheaper). Arguments must have passed
+// check_encode_arguments().
+void prepare_tile(const Model& m, EncoderWorkspace& ws, const ImageInput& img, const EncodeOptions& opt, uint32_t i,
+                  uint32_t index_base, bool analyse, PreparedTile* tile);
+
+// Codes the tile prepared in ws at `quality` and writes its record (24-byte
+// record header, then the payload) to out[0, capacity); *written: its size,
+// 0 on failure. May be called again for another quality: it reads the
+// prepared state and never changes it. At a sample-coded quality a tile coded
+// with a library names no reference (as if it had been prepared without
+// analysis), so the record depends on the quality only, not on how the tile
+// was prepared. BadQuality: `quality` needs an analysis the tile did not get.
+EncodeStatus code_tile_record(const Model& m, EncoderWorkspace& ws, const PreparedTile& tile, uint32_t quality,
+                              uint8_t* out, size_t capacity, size_t* written);
+
+// The workspace state code_tile_record() reads, so that a caller with fewer
+// workspaces than tiles (the Python binding's threads) can keep each tile's
+// analysis and code it again at another quality: tile_analysis_bytes() of
+// memory per tile, filled by save_tile_analysis() right after prepare_tile()
+// and put back by restore_tile_analysis() before code_tile_record().
+size_t tile_analysis_bytes(const Model& m, const PreparedTile& tile);
+void save_tile_analysis(const Model& m, const EncoderWorkspace& ws, const PreparedTile& tile, uint8_t* dst);
+void restore_tile_analysis(const Model& m, EncoderWorkspace& ws, const PreparedTile& tile, const uint8_t* src);
+
+// ---- Rate control ------------------------------------------------------------
+
+// Codes the whole file at `quality`. Ok: *bytes is the file's size (it may
+// exceed the target); OutputTooSmall: the file does not fit (size unknown);
+// any other status stops the search and is returned.
+using QualityProbe = EncodeStatus (*)(void* context, uint32_t quality, size_t* bytes);
+
+// The highest quality in kMinQuality..kMaxQuality whose file fits
+// target_bytes. File size grows with quality (the gains only grow), so a
+// binary search (lo = 1, hi = 100, mid = (lo + hi + 1) / 2, quality 1 first)
+// needs at most 8 probes. TargetTooSmall when quality 1 does not fit; then
+// *min_bytes is its size (0 if the probe could not tell). The last probe is
+// not necessarily the chosen quality's.
+EncodeStatus search_quality(size_t target_bytes, QualityProbe probe, void* context, uint32_t* quality,
+                            size_t* min_bytes);
+
+// Rate control of the whole file: encode_image() at the highest quality whose
+// complete file (header included) has at most target_bytes (opt.quality is
+// ignored). Every probe re-encodes into out (no memory besides ws), stopping
+// as soon as the budget is exceeded. `capacity` must be at least
+// min(target_bytes, max_encoded_size()), so that the buffer never decides
+// the quality (else OutputTooSmall). TargetTooSmall when even quality 1 does
+// not fit. On success out holds the file, *written its size, *quality the quality.
+EncodeStatus encode_to_size(const Model& m, EncoderWorkspace& ws, const ImageInput& img, const EncodeOptions& opt,
+                            size_t target_bytes, uint8_t* out, size_t capacity, size_t* written, uint32_t* quality);
 
 // Appends the records of tiles first .. first + count - 1 of `img` (raster
 // order of img's own tile grid) to out[0, capacity). `index_base` is added to

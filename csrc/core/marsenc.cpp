@@ -5,6 +5,7 @@
 
 #include "core/arena.h"
 #include "core/encoder.h"
+#include "core/limits.h"
 #include "core/model.h"
 #include "core/reference.h"
 #include "core/texture.h"
@@ -33,7 +34,7 @@ struct marsenc_encoder {
 
 namespace {
 
-bool valid_tile_size(uint32_t t) { return t >= 16 && t <= 4096 && t % 16 == 0; }
+using pymars::valid_tile_size;
 
 int to_marsenc_status(pymars::EncodeStatus st) {
   switch (st) {
@@ -43,6 +44,8 @@ int to_marsenc_status(pymars::EncodeStatus st) {
     case pymars::EncodeStatus::BadTileSize: return MARSENC_ERR_ARGUMENT;
     case pymars::EncodeStatus::OutputTooSmall: return MARSENC_ERR_OUTPUT_FULL;
     case pymars::EncodeStatus::StreamOverflow: return MARSENC_ERR_INTERNAL;
+    case pymars::EncodeStatus::TargetTooSmall: return MARSENC_ERR_TARGET;
+    case pymars::EncodeStatus::Cancelled: return MARSENC_ERR_INTERNAL;  // the C API's probe never cancels
   }
   return MARSENC_ERR_INTERNAL;
 }
@@ -78,9 +81,34 @@ int setup(pymars::Arena& arena, const uint8_t* blob, size_t blob_size, uint32_t 
   return MARSENC_OK;
 }
 
+// The core's image and options for a whole-image encode by this encoder.
+pymars::ImageInput image_input(const marsenc_image* image) {
+  pymars::ImageInput img;
+  img.pixels8 = image->pixels8;
+  img.pixels16 = image->pixels16;
+  img.width = image->width;
+  img.height = image->height;
+  img.channels = image->channels;
+  img.bit_depth = image->bit_depth;
+  img.row_stride = image->row_stride;
+  return img;
+}
+
+pymars::EncodeOptions encode_options(const marsenc_encoder* encoder, uint32_t quality) {
+  pymars::EncodeOptions opt;
+  opt.quality = quality;
+  opt.tile_size = encoder->tile_size;
+  opt.library = encoder->has_library ? &encoder->library : nullptr;
+  return opt;
+}
+
+bool valid_quality(int quality) { return quality >= 0 && pymars::valid_quality(uint32_t(quality)); }
+
 }  // namespace
 
 extern "C" {
+
+int marsenc_abi_version(void) { return MARSENC_ABI_VERSION; }
 
 size_t marsenc_arena_size(const uint8_t* blob, size_t blob_size, uint32_t tile_size) {
   if (!blob || !valid_tile_size(tile_size)) return 0;
@@ -123,21 +151,24 @@ int marsenc_encode(marsenc_encoder* encoder, const marsenc_image* image, int qua
                    size_t capacity, size_t* written) {
   if (!encoder || !image || !out || !written) return MARSENC_ERR_ARGUMENT;
   *written = 0;
-  if (quality < 1 || quality > 100) return MARSENC_ERR_QUALITY;
-  pymars::ImageInput img;
-  img.pixels8 = image->pixels8;
-  img.pixels16 = image->pixels16;
-  img.width = image->width;
-  img.height = image->height;
-  img.channels = image->channels;
-  img.bit_depth = image->bit_depth;
-  img.row_stride = image->row_stride;
+  if (!valid_quality(quality)) return MARSENC_ERR_QUALITY;
   if (encoder->stream.open) return MARSENC_ERR_SEQUENCE;
-  pymars::EncodeOptions opt;
-  opt.quality = uint32_t(quality);
-  opt.tile_size = encoder->tile_size;
-  opt.library = encoder->has_library ? &encoder->library : nullptr;
-  return to_marsenc_status(pymars::encode_image(encoder->model, encoder->workspace, img, opt, out, capacity, written));
+  return to_marsenc_status(pymars::encode_image(encoder->model, encoder->workspace, image_input(image),
+                                                encode_options(encoder, uint32_t(quality)), out, capacity, written));
+}
+
+int marsenc_encode_to_size(marsenc_encoder* encoder, const marsenc_image* image, size_t target_bytes, uint8_t* out,
+                           size_t capacity, size_t* written, int* quality) {
+  if (!encoder || !image || !out || !written || !quality) return MARSENC_ERR_ARGUMENT;
+  *written = 0;
+  *quality = 0;
+  if (encoder->stream.open) return MARSENC_ERR_SEQUENCE;
+  uint32_t q;
+  const pymars::EncodeStatus st =
+      pymars::encode_to_size(encoder->model, encoder->workspace, image_input(image),
+                             encode_options(encoder, pymars::kMinQuality), target_bytes, out, capacity, written, &q);
+  if (st == pymars::EncodeStatus::Ok) *quality = int(q);
+  return to_marsenc_status(st);
 }
 
 int marsenc_begin(marsenc_encoder* encoder, const marsenc_geometry* geometry, int quality, uint8_t* out,
@@ -145,7 +176,7 @@ int marsenc_begin(marsenc_encoder* encoder, const marsenc_geometry* geometry, in
   if (!encoder || !geometry || !out || !written) return MARSENC_ERR_ARGUMENT;
   *written = 0;
   if (encoder->stream.open) return MARSENC_ERR_SEQUENCE;
-  if (quality < 1 || quality > 100) return MARSENC_ERR_QUALITY;
+  if (!valid_quality(quality)) return MARSENC_ERR_QUALITY;
   pymars::ImageInput g;
   g.width = geometry->width;
   g.height = geometry->height;
@@ -156,10 +187,7 @@ int marsenc_begin(marsenc_encoder* encoder, const marsenc_geometry* geometry, in
   const uint16_t placeholder[1] = {0};
   g.pixels8 = g.bit_depth == 8 ? reinterpret_cast<const uint8_t*>(placeholder) : nullptr;
   g.pixels16 = g.bit_depth == 8 ? nullptr : placeholder;
-  pymars::EncodeOptions opt;
-  opt.quality = uint32_t(quality);
-  opt.tile_size = encoder->tile_size;
-  opt.library = encoder->has_library ? &encoder->library : nullptr;
+  const pymars::EncodeOptions opt = encode_options(encoder, uint32_t(quality));
   const pymars::EncodeStatus st = pymars::check_encode_arguments(g, opt, encoder->workspace.tile_size, encoder->model.in_channels);
   if (st != pymars::EncodeStatus::Ok) return to_marsenc_status(st);
   const size_t n = pymars::write_file_header(pymars::make_file_header(encoder->model, g, opt), out, capacity);
@@ -206,10 +234,7 @@ int marsenc_encode_tile_row(marsenc_encoder* encoder, const void* rows, size_t r
     strip.pixels8 = static_cast<const uint8_t*>(rows);
   else
     strip.pixels16 = static_cast<const uint16_t*>(rows);
-  pymars::EncodeOptions opt;
-  opt.quality = s.quality;
-  opt.tile_size = encoder->tile_size;
-  opt.library = encoder->has_library ? &encoder->library : nullptr;
+  pymars::EncodeOptions opt = encode_options(encoder, s.quality);
   opt.image_width = s.geometry.width;
   opt.image_height = s.geometry.height;
   pymars::EncodeStatus st = pymars::check_encode_arguments(strip, opt, encoder->workspace.tile_size,
@@ -248,6 +273,7 @@ const char* marsenc_status_message(int status) {
     case MARSENC_ERR_INTERNAL: return "internal error";
     case MARSENC_ERR_SEQUENCE: return "streaming call out of order (marsenc_begin, one call per tile row, marsenc_end)";
     case MARSENC_ERR_LIBRARY: return "invalid reference library, built for another model, or the model has no reference branch";
+    case MARSENC_ERR_TARGET: return "target size too small: even quality 1 does not fit";
   }
   return "unknown status";
 }

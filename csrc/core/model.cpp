@@ -279,8 +279,8 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
     if ((t & 0xFF) == 'X') continue;
     if (t == kTagNlqt && next >= 2 && !model->has_nl) {
       // Optional, anywhere after DIMS: the near-lossless qualities.
-      if (len != 100 || model->qualities != 100) return BlobStatus::BadDims;
-      for (uint32_t q = 0; q < 100; ++q) {
+      if (len != kQualityLevels || model->qualities != kQualityLevels) return BlobStatus::BadDims;
+      for (uint32_t q = 0; q < kQualityLevels; ++q) {
         const uint8_t k = sec.data[q];
         if (k != 0xFF && k > kNlMaxError) return BlobStatus::BadDims;
         model->nl_k[q] = k;
@@ -291,8 +291,8 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
     if (t == kTagWvqt && next >= 2 && !model->has_wv) {
       // Optional, anywhere after DIMS: the wavelet qualities (u16 step per quality,
       // 1/16 level; 0 = not a wavelet quality).
-      if (len != 200 || model->qualities != 100) return BlobStatus::BadDims;
-      for (uint32_t q = 0; q < 100; ++q) model->wv_step[q] = sec.u16();
+      if (len != 2 * kQualityLevels || model->qualities != kQualityLevels) return BlobStatus::BadDims;
+      for (uint32_t q = 0; q < kQualityLevels; ++q) model->wv_step[q] = sec.u16();
       if (sec.failed) return BlobStatus::Truncated;
       model->has_wv = true;
       continue;

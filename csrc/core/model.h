@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "arena.h"
+#include "limits.h"
 #include "nearlossless.h"
 #include "wavelet.h"
 #include "rans.h"
@@ -48,7 +49,9 @@ constexpr uint32_t kRefLatentSide = 16;
 constexpr int32_t kRefLatentLimit = 127;
 // The reference branch's outputs are QReLU activations (0..255).
 constexpr int32_t kRefOutLimit = 255;
-constexpr uint32_t kQualityLevels = 100;
+// One entry per quality of limits.h in the blob's quality tables.
+constexpr uint32_t kQualityLevels = kMaxQuality;
+static_assert(kMinQuality == 1, "quality q is table entry q - 1");
 
 struct Model {
   uint32_t in_channels = 0, latent = 0, hyper = 0, scale_levels = 0, qualities = 0;
@@ -59,20 +62,20 @@ struct Model {
   // Optional NLQT section: per quality, 0xFF = the learned path, else the maximum
   // error k (0..32) of the near-lossless coder (nearlossless.h, docs/bitstream.md §4.7).
   bool has_nl = false;
-  uint8_t nl_k[100] = {};
+  uint8_t nl_k[kQualityLevels] = {};
   // DIMS flag bit 1: near-lossless tiles use the range coder (docs/bitstream.md §4.8),
   // not the Golomb codes of §4.7 (base-v2-gray's files).
   NlCoder nl_coder = NlCoder::Golomb;
-  bool near_lossless(uint32_t quality) const { return has_nl && quality >= 1 && quality <= 100 && nl_k[quality - 1] != 0xFF; }
+  bool near_lossless(uint32_t quality) const { return has_nl && valid_quality(quality) && nl_k[quality - 1] != 0xFF; }
   // Optional WVQT section: per quality, 0 = not a wavelet quality, else the
   // quantiser step of the wavelet coder in 1/16 of an 8-bit level (wavelet.h,
   // docs/bitstream.md §4.9). A near-lossless entry of the same quality wins.
   bool has_wv = false;
-  uint16_t wv_step[100] = {};
+  uint16_t wv_step[kQualityLevels] = {};
   // Optional WVPR section: the wavelet coder's trained initial probabilities.
   WvPriors wv_priors;
   bool wavelet(uint32_t quality) const {
-    return has_wv && quality >= 1 && quality <= 100 && wv_step[quality - 1] != 0 && !near_lossless(quality);
+    return has_wv && valid_quality(quality) && wv_step[quality - 1] != 0 && !near_lossless(quality);
   }
   // Qualities whose tiles are coded from the samples, with no learned transform.
   bool sample_coded(uint32_t quality) const { return near_lossless(quality) || wavelet(quality); }

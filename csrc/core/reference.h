@@ -1,7 +1,7 @@
 // reference.h - the REMAC reference library's rover part, and per-tile reference selection.
 //
 // What it is for: the rover holds the rover part of a reference library
-// (pymars/refs/library.py gives the normative layout: "PMRL" v1, per
+// (pymars/remac/library.py gives the normative layout: "PMRL" v1, per
 // reference a uniform LBP histogram, a latent descriptor and an int8 latent)
 // and picks, per tile, one reference for the entropy model and one for the
 // ground decoder (docs/remac.md). Both choices are integer computations on
@@ -21,7 +21,7 @@
 
 #include "arena.h"
 #include "model.h"
-#include "tile_codec.h"
+#include "tile.h"
 
 namespace pymars {
 

@@ -13,7 +13,7 @@
 // What it must not do: allocate (all outputs are caller buffers, scratch is a
 // small fixed stack array), throw, or depend on anything but its arguments.
 // The full definitions, tables and fixed-point format are in
-// docs/texture-matcher.md; pymars/texture/reference.py is the NumPy oracle and
+// docs/texture-matcher.md; pymars/texture/oracle.py is the NumPy oracle and
 // a pure-integer Python twin of the fixed-point divergences.
 //
 // Example (whole-image riu2 histogram, then a match against a dictionary):

@@ -6,27 +6,6 @@
 
 namespace pymars {
 
-TileDims tile_dims(uint32_t h, uint32_t w) {
-  TileDims d;
-  d.h = h;
-  d.w = w;
-  d.H = (h + 15) / 16 * 16;
-  d.W = (w + 15) / 16 * 16;
-  d.hy = d.H / 16;
-  d.wy = d.W / 16;
-  d.hz = ((d.hy + 1) / 2 + 1) / 2;
-  d.wz = ((d.wy + 1) / 2 + 1) / 2;
-  return d;
-}
-
-uint32_t tile_seams(uint32_t width, uint32_t height, uint32_t tile_size, uint32_t index) {
-  if (tile_size == 0) return 0;
-  const uint32_t tiles_x = (width + tile_size - 1) / tile_size, tiles_y = (height + tile_size - 1) / tile_size;
-  const uint32_t tx = tiles_x ? index % tiles_x : 0, ty = tiles_x ? index / tiles_x : 0;
-  return (tx > 0 ? kWvSeamLeft : 0u) | (ty > 0 ? kWvSeamTop : 0u) | (tx + 1 < tiles_x ? kWvSeamRight : 0u) |
-         (ty + 1 < tiles_y ? kWvSeamBottom : 0u);
-}
-
 namespace {
 
 size_t max_size(size_t a, size_t b) { return a > b ? a : b; }

@@ -13,32 +13,11 @@
 #include "arena.h"
 #include "model.h"
 #include "nearlossless.h"
+#include "tile.h"
 #include "wavelet.h"
 #include "transforms.h"
 
 namespace pymars {
-
-// Geometry of one tile: pixels h x w, padded H x W, latent hy x wy, hyper-latent hz x wz.
-struct TileDims {
-  uint32_t h = 0, w = 0, H = 0, W = 0, hy = 0, wy = 0, hz = 0, wz = 0;
-  // Sides of the tile that touch another tile of the image (kSeam* bits): the
-  // wavelet coder quantises coefficients there finer (docs/bitstream.md §4.9).
-  uint32_t seams = 0;
-};
-TileDims tile_dims(uint32_t h, uint32_t w);
-// Which sides of tile `index` of a width x height image cut into tile_size tiles touch another tile.
-uint32_t tile_seams(uint32_t width, uint32_t height, uint32_t tile_size, uint32_t index);
-
-// Where a tile's samples are: interleaved channels, `row_stride` samples per row.
-struct TileInput {
-  const uint8_t* pixels8 = nullptr;    // one of pixels8 / pixels16 is set
-  const uint16_t* pixels16 = nullptr;  // 12- or 16-bit samples (bit_depth)
-  uint32_t bit_depth = 8;
-  uint32_t channels = 3;  // 1 or 3
-  size_t row_stride = 0;  // in samples
-  uint32_t h = 0, w = 0;
-  uint32_t seams = 0;  // tile_seams() of the tile in its image
-};
 
 struct RefLibrary;  // reference.h
 

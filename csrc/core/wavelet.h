@@ -48,7 +48,7 @@ struct WvState {
 
 // Prior tables (blob section WVPR): the initial P(bin = 0) of every context, 15-bit,
 // per plane kind (gray or Y; Co and Cg) and step class, trained on images
-// outside the evaluation tiles (pymars/train/wavelet_priors.py). Without them every
+// outside the evaluation tiles (pymars/train/codec/wavelet_priors.py). Without them every
 // context starts at 1/2, and a tile's short bands pay to learn their statistics.
 constexpr uint32_t kWvStepClasses = 6;
 

@@ -7,7 +7,7 @@
  * scripts/cross_arch_check.sh for byte identity across CPUs, and by
  * scripts/memory_figures.sh for peak memory.
  *
- *   encode_raw [--stream] [--bits B] [--refs LIB] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]
+ *   encode_raw [--stream] [--bits B] [--refs LIB] [--target BYTES] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]
  *
  * --bits B   samples are 8 (default: one byte each), 12 or 16 bits (two bytes
  *            each, little-endian in the file, whatever the CPU's byte order).
@@ -17,6 +17,9 @@
  *            Without it, the whole image and the whole output are in memory.
  * --refs LIB REMAC: the rover part of a reference library (LIB.pmrl) for a
  *            REMAC blob; each tile selects and codes with its references.
+ * --target BYTES  rate control (marsenc_encode_to_size): the highest quality
+ *            whose file has at most BYTES; QUALITY is ignored (give 0) and the
+ *            quality chosen is printed. Whole image only (not with --stream).
  *
  * OUT is written as OUT.part and renamed to OUT only when complete: a refused
  * argument, a short raw file or a full disk never leaves an empty or partial
@@ -84,7 +87,14 @@ int main(int argc, char** argv) {
   int stream = 0;
   uint32_t bits = 8;
   const char* refs_path = NULL;
+  long long target = -1; /* --target: the byte budget; -1: encode at QUALITY */
   int a = 1;
+  /* The library linked must be the one this header describes. */
+  if (marsenc_abi_version() != MARSENC_ABI_VERSION) {
+    fprintf(stderr, "libmarscore has ABI %d, marsenc.h %d: rebuild against the installed header\n",
+            marsenc_abi_version(), MARSENC_ABI_VERSION);
+    return 2;
+  }
   for (; a < argc && argv[a][0] == '-' && argv[a][1] == '-'; ++a) {
     if (strcmp(argv[a], "--stream") == 0) {
       stream = 1;
@@ -92,12 +102,17 @@ int main(int argc, char** argv) {
       bits = (uint32_t)atoi(argv[++a]);
     } else if (strcmp(argv[a], "--refs") == 0 && a + 1 < argc) {
       refs_path = argv[++a];
+    } else if (strcmp(argv[a], "--target") == 0 && a + 1 < argc) {
+      target = atoll(argv[++a]);
     } else {
       break;
     }
   }
-  if (argc - a < 7 || (bits != 8 && bits != 12 && bits != 16)) {
-    fprintf(stderr, "usage: %s [--stream] [--bits 8|12|16] [--refs LIB] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]\n",
+  if (argc - a < 7 || (bits != 8 && bits != 12 && bits != 16) || (target >= 0 && stream) || target == 0 ||
+      target < -1) {
+    fprintf(stderr,
+            "usage: %s [--stream] [--bits 8|12|16] [--refs LIB] [--target BYTES] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY "
+            "OUT [TILE]\n",
             argv[0]);
     return 2;
   }
@@ -112,7 +127,7 @@ int main(int argc, char** argv) {
   const size_t row_samples = (size_t)width * channels;
   /* Refused before anything is read or written (the encoder would refuse them too, but only after
      the output file exists). */
-  if (quality < 1 || quality > 100) {
+  if (target < 0 && (quality < 1 || quality > 100)) {
     fprintf(stderr, "quality must be in 1..100, got %s\n", argv[a + 5]);
     return 2;
   }
@@ -170,8 +185,14 @@ int main(int argc, char** argv) {
     size_t cap = marsenc_max_output_size(enc, width, height);
     unsigned char* out = (unsigned char*)malloc(cap);
     out_capacity = cap;
-    st = marsenc_encode(enc, &img, quality, out, cap, &total);
-    if (st != MARSENC_OK) return fail("encode", st);
+    if (target > 0) {
+      st = marsenc_encode_to_size(enc, &img, (size_t)target, out, cap, &total, &quality);
+      if (st != MARSENC_OK) return fail("encode to size", st);
+      printf("quality %d\n", quality);
+    } else {
+      st = marsenc_encode(enc, &img, quality, out, cap, &total);
+      if (st != MARSENC_OK) return fail("encode", st);
+    }
     if (fwrite(out, 1, total, out_file) != total) return fail("write", MARSENC_ERR_INTERNAL);
     free(out);
     free(raw);

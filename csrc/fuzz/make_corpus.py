@@ -3,7 +3,7 @@
 The fuzz targets need a real model to reach the entropy decoder, and a model
 that is small enough for thousands of decodes per second: ``tiny.pmw`` is a
 randomly initialised (untrained) micro codec (latent 8, hyper 4) exported
-exactly as a trained one is (pymars.export.blob). It is a test fixture, not a
+exactly as a trained one is (pymars.train.export.blob). It is a test fixture, not a
 codec: its pictures are noise, but its blob, tables and integer h_s are real.
 
 Seeds (each a few hundred bytes):
@@ -34,8 +34,8 @@ sys.path.insert(0, str(HERE.parents[1]))
 def tiny_blob() -> bytes:
     import torch
 
-    from pymars.export.blob import model_blob
-    from pymars.models.codec import BaseCodec, BaseConfig
+    from pymars.train.codec.network import BaseCodec, BaseConfig
+    from pymars.train.export.blob import model_blob
 
     torch.manual_seed(0)
     cfg = BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8))

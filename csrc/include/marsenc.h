@@ -34,12 +34,29 @@
  *       store(out, len);
  *     }
  *     st = marsenc_end(enc);
+ *
+ * Rate control (the highest quality whose file fits a downlink budget):
+ *     int q;
+ *     st = marsenc_encode_to_size(enc, &img, 200000, out, cap, &len, &q);
+ *
+ * Version: a flight build checks the library it links against the header it
+ * was compiled with:
+ *     if (marsenc_abi_version() != MARSENC_ABI_VERSION) refuse();
  */
 #ifndef MARSENC_H
 #define MARSENC_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The pymars release this header belongs to (the CMake project version). */
+#define MARSENC_VERSION_MAJOR 0
+#define MARSENC_VERSION_MINOR 1
+#define MARSENC_VERSION_PATCH 0
+/* The binary interface: raised whenever a change breaks a program compiled
+ * against an older header (a struct layout, a signature, a status meaning).
+ * Adding a function or a status code does not change it. */
+#define MARSENC_ABI_VERSION 1
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,9 +72,13 @@ enum {
   MARSENC_ERR_OUTPUT_FULL = 6,   /* output capacity too small (see marsenc_max_output_size) */
   MARSENC_ERR_INTERNAL = 7,
   MARSENC_ERR_SEQUENCE = 8,      /* streaming calls out of order (begin, tile rows, end) */
-  MARSENC_ERR_LIBRARY = 9        /* the reference library is invalid, for another model, or the model has no
+  MARSENC_ERR_LIBRARY = 9,       /* the reference library is invalid, for another model, or the model has no
                                     reference branch */
+  MARSENC_ERR_TARGET = 10        /* marsenc_encode_to_size: even quality 1 does not fit target_bytes */
 };
+
+/* MARSENC_ABI_VERSION of the compiled library (compare with the header's). */
+int marsenc_abi_version(void);
 
 typedef struct marsenc_encoder marsenc_encoder;
 
@@ -101,6 +122,24 @@ size_t marsenc_max_output_size(const marsenc_encoder* encoder, uint32_t width, u
  * MARSENC_ERR_SEQUENCE while a tile-row stream is open. */
 int marsenc_encode(marsenc_encoder* encoder, const marsenc_image* image, int quality, uint8_t* out,
                    size_t capacity, size_t* written);
+
+/* Rate control: encodes the whole image at the highest quality (1..100)
+ * whose complete file, header included, has at most target_bytes, into
+ * out[0, capacity); *written gets the file size and *quality the quality
+ * chosen. File size grows with quality, so a binary search (quality 1 first,
+ * then lo = 1, hi = 100, mid = (lo + hi + 1) / 2) re-encodes the image at most
+ * 8 times, plus once more when the last try did not fit; each try stops as
+ * soon as it exceeds the budget, and the arena is all the memory it uses. The
+ * result equals marsenc_encode at *quality, and pymars.encode(image,
+ * target_bytes=N) with the same blob and tile size, byte for byte (one search
+ * in the core serves both). capacity must be at least
+ * min(target_bytes, marsenc_max_output_size(...)) (else MARSENC_ERR_OUTPUT_FULL:
+ * the buffer, not the target, would choose the quality). MARSENC_ERR_TARGET
+ * when even quality 1 does not fit. On any failure *written and *quality are
+ * 0 and out holds no valid file. MARSENC_ERR_SEQUENCE while a tile-row stream
+ * is open. */
+int marsenc_encode_to_size(marsenc_encoder* encoder, const marsenc_image* image, size_t target_bytes, uint8_t* out,
+                           size_t capacity, size_t* written, int* quality);
 
 /* ---- Tile-row streaming ------------------------------------------------
  * begin writes the file header; each encode_tile_row call takes the next

@@ -42,6 +42,27 @@ py::dict header_as_dict(const FileHeader& h) {
   return d;
 }
 
+FileHeader parse_header_or_throw(const uint8_t* data, size_t len) {
+  FileHeader h;
+  const ParseStatus status = parse_file_header(data, len, &h);
+  if (status == ParseStatus::kOk) return h;
+  std::string message = parse_status_message(status);
+  if (status == ParseStatus::kFieldOutOfRange && len >= kFileHeaderBytes) {
+    // Re-read the raw fields only to name the culprit for the user.
+    FileHeader raw;
+    const uint8_t* p = data;
+    raw.width = uint32_t(p[16]) | uint32_t(p[17]) << 8 | uint32_t(p[18]) << 16 | uint32_t(p[19]) << 24;
+    raw.height = uint32_t(p[20]) | uint32_t(p[21]) << 8 | uint32_t(p[22]) << 16 | uint32_t(p[23]) << 24;
+    raw.channels = p[24];
+    raw.bit_depth = p[25];
+    raw.quality = p[26];
+    raw.tile_size = uint16_t(p[28] | p[29] << 8);
+    const char* field = file_header_field_out_of_range(raw);
+    message += std::string(": ") + (field ? field : "reserved");
+  }
+  throw py::value_error(message);
+}
+
 namespace {
 
 // Tables copied out of Python so that the coder can run without the GIL.
@@ -146,24 +167,7 @@ py::array_t<int32_t> rans_decode_values(const py::bytes& data, const py::array& 
 
 py::dict parse_header(const py::bytes& data) {
   const std::string d = data;
-  FileHeader h;
-  const ParseStatus status = parse_file_header(byte_ptr(d), d.size(), &h);
-  if (status == ParseStatus::kOk) return header_as_dict(h);
-  std::string message = parse_status_message(status);
-  if (status == ParseStatus::kFieldOutOfRange && d.size() >= kFileHeaderBytes) {
-    // Re-read the raw fields only to name the culprit for the user.
-    FileHeader raw;
-    const uint8_t* p = byte_ptr(d);
-    raw.width = uint32_t(p[16]) | uint32_t(p[17]) << 8 | uint32_t(p[18]) << 16 | uint32_t(p[19]) << 24;
-    raw.height = uint32_t(p[20]) | uint32_t(p[21]) << 8 | uint32_t(p[22]) << 16 | uint32_t(p[23]) << 24;
-    raw.channels = p[24];
-    raw.bit_depth = p[25];
-    raw.quality = p[26];
-    raw.tile_size = uint16_t(p[28] | p[29] << 8);
-    const char* field = file_header_field_out_of_range(raw);
-    message += std::string(": ") + (field ? field : "reserved");
-  }
-  throw py::value_error(message);
+  return header_as_dict(parse_header_or_throw(byte_ptr(d), d.size()));
 }
 
 template <size_t N>

@@ -3,7 +3,7 @@
 // nearest-neighbour search.
 //
 // What it is for: the ground tools and the tests (against the NumPy oracle in
-// pymars/texture/reference.py) call exactly the code the rover runs. It only
+// pymars/texture/oracle.py) call exactly the code the rover runs. It only
 // checks and converts arrays; every definition lives in the C++ core, so
 // nothing here may change a code, a count or a divergence. Wrong dtypes or
 // shapes raise TypeError / ValueError instead of being cast silently (a float

@@ -5,6 +5,8 @@
 // thread pool (results are assembled in tile order, so the bytes do not depend
 // on the thread count) and turns status codes into Python exceptions. It may
 // allocate (ground / test side); the flight path is csrc/core + marsenc.h.
+// Encoding is the core's orchestration (encoder.h), the one marsenc.h runs:
+// this file only spreads its tiles over threads.
 #include <array>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -15,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -27,6 +30,7 @@
 #include "core/container.h"
 #include "core/decoder.h"
 #include "core/encoder.h"
+#include "core/limits.h"
 #include "core/wavelet.h"
 #include "core/model.h"
 #include "core/reference.h"
@@ -92,6 +96,16 @@ const RefLibrary* library_of(const py::object& library, const std::shared_ptr<Py
   return &pl->lib;
 }
 
+// The 8-byte library hash a file names: the library's, else `library_hash`
+// (bytes or None). Empty: none.
+std::string library_hash_of(const RefLibrary* library, const py::object& library_hash) {
+  if (library) return std::string(reinterpret_cast<const char*>(library->hash), 8);
+  if (library_hash.is_none()) return std::string();
+  std::string h = library_hash.cast<py::bytes>();
+  if (h.size() != 8) throw py::value_error("library_hash must be 8 bytes");
+  return h;
+}
+
 // A workspace with its own memory (one per worker thread).
 template <typename WS>
 struct OwnedWorkspace {
@@ -99,25 +113,19 @@ struct OwnedWorkspace {
   WS ws;
 };
 
-std::unique_ptr<OwnedWorkspace<EncoderWorkspace>> encoder_workspace(const Model& m, uint32_t tile) {
-  auto o = std::make_unique<OwnedWorkspace<EncoderWorkspace>>();
+template <typename WS>
+std::unique_ptr<OwnedWorkspace<WS>> owned_workspace(const Model& m, uint32_t tile,
+                                                    bool (*make)(const Model&, uint32_t, Arena&, WS*)) {
+  auto o = std::make_unique<OwnedWorkspace<WS>>();
   Arena counting;
-  make_encoder_workspace(m, tile, counting, &o->ws);
+  make(m, tile, counting, &o->ws);
   o->memory.resize(counting.used());
   Arena a(o->memory.data(), o->memory.size());
-  if (!make_encoder_workspace(m, tile, a, &o->ws)) throw std::runtime_error("workspace set-up failed");
+  if (!make(m, tile, a, &o->ws)) throw std::runtime_error("workspace set-up failed");
   return o;
 }
-
-std::unique_ptr<OwnedWorkspace<DecoderWorkspace>> decoder_workspace(const Model& m, uint32_t tile) {
-  auto o = std::make_unique<OwnedWorkspace<DecoderWorkspace>>();
-  Arena counting;
-  make_decoder_workspace(m, tile, counting, &o->ws);
-  o->memory.resize(counting.used());
-  Arena a(o->memory.data(), o->memory.size());
-  if (!make_decoder_workspace(m, tile, a, &o->ws)) throw std::runtime_error("workspace set-up failed");
-  return o;
-}
+auto encoder_workspace(const Model& m, uint32_t tile) { return owned_workspace(m, tile, make_encoder_workspace); }
+auto decoder_workspace(const Model& m, uint32_t tile) { return owned_workspace(m, tile, make_decoder_workspace); }
 
 // Ctrl-C and progress while a tile loop runs with the GIL released.
 //
@@ -237,43 +245,10 @@ ImageArg image_arg(py::array array, int bit_depth) {
   a.img.width = uint32_t(array.shape(1));
   a.img.channels = array.ndim() == 3 ? uint32_t(array.shape(2)) : 1;
   if (array.shape(0) == 0 || array.shape(1) == 0) throw py::value_error("image is empty");
-  if (array.shape(0) > 65535 || array.shape(1) > 65535) throw py::value_error("image side above 65535 pixels");
+  if (array.shape(0) > kMaxImageSide || array.shape(1) > kMaxImageSide) throw py::value_error("image side above 65535 pixels");
   if (a.img.channels != 1 && a.img.channels != 3)
     throw py::value_error("image must have 1 or 3 channels, got " + std::to_string(a.img.channels));
   return a;
-}
-
-// Per-tile analysis results kept for rate control.
-struct TileAnalysis {
-  TileDims dims;
-  uint16_t entropy_ref = kNoReference, decoder_ref = kNoReference;
-  uint16_t tile_mean[3] = {0, 0, 0};  // written in front of the payload by models with tile_means
-  std::vector<uint8_t> samples;       // the tile's samples (models with near-lossless qualities)
-  std::vector<float> y;
-  std::vector<int32_t> z_hat, mean_q4, raw_index;
-};
-
-struct Encoded {
-  FileHeader header;
-  std::vector<std::vector<uint8_t>> payloads;
-};
-
-// Assembles header + records in tile order.
-py::bytes assemble(const Encoded& e, const std::vector<uint16_t>& eref, const std::vector<uint16_t>& dref) {
-  size_t total = e.header.header_length;
-  for (auto& p : e.payloads) total += kTileRecordHeaderBytes + p.size();
-  std::string out(total, '\0');
-  uint8_t* o = reinterpret_cast<uint8_t*>(&out[0]);
-  size_t pos = write_file_header(e.header, o, total);
-  for (uint32_t i = 0; i < e.payloads.size(); ++i) {
-    const auto& p = e.payloads[i];
-    TileRecordHeader rh = make_tile_record_header(i, eref.empty() ? kNoReference : eref[i],
-                                                  dref.empty() ? kNoReference : dref[i], p.data(), uint32_t(p.size()));
-    pos += write_tile_record_header(rh, o + pos, total - pos);
-    std::memcpy(o + pos, p.data(), p.size());
-    pos += p.size();
-  }
-  return py::bytes(out);
 }
 
 std::vector<uint16_t> ref_list(py::object refs, uint32_t tiles) {
@@ -284,132 +259,147 @@ std::vector<uint16_t> ref_list(py::object refs, uint32_t tiles) {
   return v;
 }
 
-// Analyses every tile once; then codes them at one or several qualities.
-class TileEncoder {
+// The core's encoder orchestration (encoder.h) on the thread pool: every tile
+// goes through prepare_tile() / code_tile_record() in a worker with its own
+// workspace, the records are kept per tile (so the bytes do not depend on the
+// thread count) and joined behind the core's file header, and rate control is
+// the core's search_quality(). Only threads, buffers and exceptions are added here.
+class ImageEncoder {
  public:
-  // samples_only: the caller codes one near-lossless quality, which needs the tile
-  // samples and no transform (as encoder.cpp does): the analysis is skipped.
-  TileEncoder(std::shared_ptr<PyModel> pm, ImageArg& a, uint32_t tile, int threads, py::object lib,
-              const RefLibrary* library = nullptr, const std::vector<uint16_t>* eref = nullptr,
-              const std::vector<uint16_t>* dref = nullptr, bool samples_only = false)
-      : pm_(pm), img_(a.img), tile_(tile), threads_(threads), library_(library) {
-    if (library_) {
-      std::memcpy(lib_, library_->hash, 8);
-      has_lib_ = true;
-    } else if (!lib.is_none()) {
-      std::string h = lib.cast<py::bytes>();
-      if (h.size() != 8) throw py::value_error("library_hash must be 8 bytes");
-      std::memcpy(lib_, h.data(), 8);
-      has_lib_ = true;
-    }
-    EncodeOptions opt;
-    opt.tile_size = tile;
-    opt.quality = 1;
-    EncodeStatus st = check_encode_arguments(img_, opt, 4096, pm_->model.in_channels);
+  ImageEncoder(std::shared_ptr<PyModel> pm, py::array image, uint32_t tile_size, int bit_depth, int threads,
+               py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library)
+      : pm_(std::move(pm)), arg_(image_arg(image, bit_depth)), threads_(threads) {
+    const Model& m = pm_->model;
+    opt_.quality = kMinQuality;  // a placeholder for the argument check: encode() checks the real one
+    opt_.tile_size = tile_size;
+    opt_.library = library_of(library, pm_);
+    n_ = expected_tile_count(arg_.img.width, arg_.img.height, tile_size ? tile_size : 1);
+    eref_ = ref_list(entropy_refs, n_);
+    dref_ = ref_list(decoder_refs, n_);
+    opt_.entropy_refs = eref_.empty() ? nullptr : eref_.data();
+    opt_.decoder_refs = dref_.empty() ? nullptr : dref_.data();
+    library_hash_ = library_hash_of(opt_.library, library_hash);
+    if (!library_hash_.empty()) opt_.library_hash = reinterpret_cast<const uint8_t*>(library_hash_.data());
+    const EncodeStatus st = check_encode_arguments(arg_.img, opt_, kMaxTileSize, m.in_channels);
     if (st != EncodeStatus::Ok) throw py::value_error(encode_status_message(st));
-    n_ = expected_tile_count(img_.width, img_.height, tile);
-    tiles_.resize(n_);
+    records_.resize(n_);
     for (int t = 0; t < std::max(1, std::min<int>(threads, int(n_))); ++t)
-      workspaces_.push_back(encoder_workspace(pm_->model, tile));
+      workers_.push_back(Worker{encoder_workspace(m, tile_size),
+                                std::vector<uint8_t>(max_tile_record_bytes(m, tile_size))});
+  }
+
+  // One quality: each tile prepared and coded in one pass (encode_image()'s loop).
+  py::bytes encode(int quality) {
+    if (quality < 0 || !valid_quality(uint32_t(quality)))
+      throw py::value_error(encode_status_message(EncodeStatus::BadQuality));
+    const bool analyse = needs_analysis(pm_->model, uint32_t(quality));
+    run_tiles([&](uint32_t i, Worker& w) {
+      PreparedTile t;
+      prepare_tile(pm_->model, w.ws->ws, arg_.img, opt_, i, 0, analyse, &t);
+      return code_record(i, w, t, uint32_t(quality));
+    });
+    return assemble(uint32_t(quality));
+  }
+
+  // Rate control: each tile prepared once (its analysis kept), then coded at
+  // the qualities search_quality() asks for. Returns (bytes, quality).
+  py::tuple encode_to_size(size_t target_bytes) {
     const Model& m = pm_->model;
-    TileLoopControl control;
-    {
-      py::gil_scoped_release nogil;
-      parallel_tiles(n_, threads_, [&](uint32_t i, int w) {
-        EncoderWorkspace& ws = workspaces_[w]->ws;
-        TileAnalysis& s = tiles_[i];
-        ReferenceChoice rc;
-        rc.library = library_;
-        rc.forced = (eref && !eref->empty()) || (dref && !dref->empty());
-        rc.entropy_ref = eref && !eref->empty() ? (*eref)[i] : kNoReference;
-        rc.decoder_ref = dref && !dref->empty() ? (*dref)[i] : kNoReference;
-        const TileInput in = tile_input(img_, tile_, i);
-        if (samples_only) {
-          load_tile_samples(m, in, ws, &s.dims);
-          s.entropy_ref = ws.entropy_ref;
-          s.decoder_ref = ws.decoder_ref;
-          s.samples.assign(ws.samples, ws.samples + size_t(s.dims.H) * s.dims.W * m.in_channels);
-          return;
-        }
-        analyse_tile(m, in, ws, &s.dims, rc);
-        s.entropy_ref = ws.entropy_ref;
-        s.decoder_ref = ws.decoder_ref;
-        std::copy(ws.tile_mean, ws.tile_mean + 3, s.tile_mean);
-        if (m.has_sample_coders()) s.samples.assign(ws.samples, ws.samples + size_t(s.dims.H) * s.dims.W * m.in_channels);
-        const size_t ny = size_t(m.latent) * s.dims.hy * s.dims.wy, nz = size_t(m.hyper) * s.dims.hz * s.dims.wz;
-        s.y.assign(ws.y, ws.y + ny);
-        s.z_hat.assign(ws.z_hat, ws.z_hat + nz);
-        s.mean_q4.assign(ws.mean_q4, ws.mean_q4 + ny);
-        s.raw_index.assign(ws.raw_index, ws.raw_index + ny);
-      }, &control);
-    }
-    control.rethrow_if_failed();
-  }
-
-  Encoded code(uint32_t quality) {
-    if (quality < 1 || quality > 100) throw py::value_error("quality must be in 1..100");
-    Encoded e;
-    EncodeOptions opt;
-    opt.quality = quality;
-    opt.tile_size = tile_;
-    opt.library_hash = has_lib_ ? lib_ : nullptr;
-    e.header = make_file_header(pm_->model, img_, opt);
-    e.payloads.resize(n_);
-    const Model& m = pm_->model;
-    bool ok = true;
-    TileLoopControl control;
-    {
-      py::gil_scoped_release nogil;
-      parallel_tiles(n_, threads_, [&](uint32_t i, int w) {
-        EncoderWorkspace& ws = workspaces_[w]->ws;
-        const TileAnalysis& s = tiles_[i];
-        std::copy(s.y.begin(), s.y.end(), ws.y);
-        std::copy(s.z_hat.begin(), s.z_hat.end(), ws.z_hat);
-        std::copy(s.mean_q4.begin(), s.mean_q4.end(), ws.mean_q4);
-        std::copy(s.raw_index.begin(), s.raw_index.end(), ws.raw_index);
-        std::copy(s.tile_mean, s.tile_mean + 3, ws.tile_mean);
-        if (m.has_sample_coders()) std::copy(s.samples.begin(), s.samples.end(), ws.samples);
-        const uint8_t* p;
-        size_t len;
-        if (!code_tile(m, ws, s.dims, quality, &p, &len)) ok = false;
-        else e.payloads[i].assign(p, p + len);
-      }, &control);
-    }
-    control.rethrow_if_failed();
-    if (!ok) throw std::runtime_error("tile stream overflow");
-    return e;
-  }
-
-  static size_t size_of(const Encoded& e) {
-    size_t total = e.header.header_length;
-    for (auto& p : e.payloads) total += kTileRecordHeaderBytes + p.size();
-    return total;
-  }
-
-  uint32_t tiles() const { return n_; }
-  bool has_library() const { return library_ != nullptr; }
-  std::vector<uint16_t> entropy_refs() const {
-    std::vector<uint16_t> v;
-    for (auto& t : tiles_) v.push_back(t.entropy_ref);
-    return v;
-  }
-  std::vector<uint16_t> decoder_refs() const {
-    std::vector<uint16_t> v;
-    for (auto& t : tiles_) v.push_back(t.decoder_ref);
-    return v;
+    const bool analyse = !m.all_sample_coded();  // the wavelet defaults need no learned analysis
+    tiles_.assign(n_, PreparedTile{});
+    saved_.assign(n_, std::vector<uint8_t>());
+    run_tiles([&](uint32_t i, Worker& w) {
+      prepare_tile(m, w.ws->ws, arg_.img, opt_, i, 0, analyse, &tiles_[i]);
+      saved_[i].resize(tile_analysis_bytes(m, tiles_[i]));
+      save_tile_analysis(m, w.ws->ws, tiles_[i], saved_[i].data());
+      return EncodeStatus::Ok;
+    });
+    // No exception may cross the core (built without them): the probe keeps it for after the search.
+    auto probe = [](void* self, uint32_t quality, size_t* bytes) {
+      ImageEncoder& e = *static_cast<ImageEncoder*>(self);
+      try {
+        *bytes = e.code_all(quality);
+        return EncodeStatus::Ok;
+      } catch (...) {
+        e.error_ = std::current_exception();
+        return EncodeStatus::Cancelled;
+      }
+    };
+    uint32_t q;
+    size_t min_bytes;
+    const EncodeStatus st = search_quality(target_bytes, probe, this, &q, &min_bytes);
+    if (st == EncodeStatus::Cancelled) std::rethrow_exception(error_);  // Ctrl-C, the progress callback, memory
+    if (st == EncodeStatus::TargetTooSmall)
+      throw py::value_error("target_bytes too small: quality 1 needs " + std::to_string(min_bytes) + " bytes");
+    if (st != EncodeStatus::Ok) throw std::runtime_error(encode_status_message(st));
+    if (coded_ != q) code_all(q);  // the last probe was another quality
+    return py::make_tuple(assemble(q), q);
   }
 
  private:
+  struct Worker {
+    std::unique_ptr<OwnedWorkspace<EncoderWorkspace>> ws;
+    std::vector<uint8_t> record;  // room for one record (max_tile_record_bytes())
+  };
+
+  // fn(tile, worker) -> EncodeStatus on every tile with the GIL released;
+  // raises the first failure in tile order, or what Ctrl-C / the progress callback raised.
+  template <typename Fn>
+  void run_tiles(Fn fn) {
+    std::vector<EncodeStatus> status(n_, EncodeStatus::Ok);
+    TileLoopControl control;
+    {
+      py::gil_scoped_release nogil;
+      parallel_tiles(n_, threads_, [&](uint32_t i, int w) { status[i] = fn(i, workers_[size_t(w)]); }, &control);
+    }
+    control.rethrow_if_failed();
+    for (EncodeStatus s : status)
+      if (s != EncodeStatus::Ok) throw std::runtime_error(encode_status_message(s));
+  }
+
+  EncodeStatus code_record(uint32_t i, Worker& w, const PreparedTile& t, uint32_t quality) {
+    size_t n;
+    const EncodeStatus st = code_tile_record(pm_->model, w.ws->ws, t, quality, w.record.data(), w.record.size(), &n);
+    records_[i].assign(w.record.data(), w.record.data() + n);
+    return st;
+  }
+
+  // Every kept tile coded at `quality` into records_; returns the file's size.
+  size_t code_all(uint32_t quality) {
+    run_tiles([&](uint32_t i, Worker& w) {
+      restore_tile_analysis(pm_->model, w.ws->ws, tiles_[i], saved_[i].data());
+      return code_record(i, w, tiles_[i], quality);
+    });
+    coded_ = quality;
+    size_t total = make_file_header(pm_->model, arg_.img, opt_).header_length;  // whatever the quality
+    for (const auto& r : records_) total += r.size();
+    return total;
+  }
+
+  // The core's file header, then the records in tile order.
+  py::bytes assemble(uint32_t quality) const {
+    EncodeOptions o = opt_;
+    o.quality = quality;
+    const FileHeader h = make_file_header(pm_->model, arg_.img, o);
+    std::string out(h.header_length, '\0');
+    write_file_header(h, reinterpret_cast<uint8_t*>(&out[0]), out.size());
+    for (const auto& r : records_) out.append(reinterpret_cast<const char*>(r.data()), r.size());
+    return py::bytes(out);
+  }
+
   std::shared_ptr<PyModel> pm_;
-  ImageInput img_;
-  uint32_t tile_;
+  ImageArg arg_;  // keeps the pixels alive
   int threads_;
-  const RefLibrary* library_ = nullptr;
+  EncodeOptions opt_;
+  std::string library_hash_;
+  std::vector<uint16_t> eref_, dref_;
   uint32_t n_ = 0;
-  uint8_t lib_[8] = {};
-  bool has_lib_ = false;
-  std::vector<TileAnalysis> tiles_;
-  std::vector<std::unique_ptr<OwnedWorkspace<EncoderWorkspace>>> workspaces_;
+  std::vector<Worker> workers_;
+  std::vector<std::vector<uint8_t>> records_;  // per tile, at quality coded_
+  std::vector<PreparedTile> tiles_;            // rate control: per tile, prepare_tile()'s result
+  std::vector<std::vector<uint8_t>> saved_;    // and its save_tile_analysis()
+  uint32_t coded_ = 0;
+  std::exception_ptr error_;
 };
 
 template <typename T>
@@ -424,21 +414,20 @@ py::array_t<T> array3(const T* data, uint32_t c, uint32_t h, uint32_t w) {
 // place: no copy of the file is made.
 class DecodeStream {
  public:
-  DecodeStream(std::shared_ptr<PyModel> pm, py::bytes data, py::object library_hash, py::object library)
+  // `parsed`: the header of `data` as parse_file_header() gave it (ParsedFile),
+  // so that it is not parsed again; null: parse it here.
+  DecodeStream(std::shared_ptr<PyModel> pm, py::bytes data, const FileHeader* parsed, py::object library_hash,
+               py::object library)
       : pm_(std::move(pm)), data_(std::move(data)), library_(library) {
     bytes_ = reinterpret_cast<const uint8_t*>(PYBIND11_BYTES_AS_STRING(data_.ptr()));
     len_ = size_t(PYBIND11_BYTES_SIZE(data_.ptr()));
     reflib_ = library_of(library, pm_);
-    std::string lib;
-    if (reflib_) {
-      lib.assign(reinterpret_cast<const char*>(reflib_->hash), 8);
-    } else if (!library_hash.is_none()) {
-      lib = library_hash.cast<py::bytes>();
-      if (lib.size() != 8) throw py::value_error("library_hash must be 8 bytes");
-    }
-    ParseStatus ps;
-    const OpenStatus os = open_stream(pm_->model, bytes_, len_,
-                                      lib.empty() ? nullptr : reinterpret_cast<const uint8_t*>(lib.data()), 4096, &h_, &ps);
+    const std::string lib = library_hash_of(reflib_, library_hash);
+    const uint8_t* lib_hash = lib.empty() ? nullptr : reinterpret_cast<const uint8_t*>(lib.data());
+    ParseStatus ps = ParseStatus::kOk;
+    if (parsed) h_ = *parsed;
+    const OpenStatus os = parsed ? check_stream_header(pm_->model, h_, lib_hash, kMaxTileSize)
+                                 : open_stream(pm_->model, bytes_, len_, lib_hash, kMaxTileSize, &h_, &ps);
     if (os == OpenStatus::BadHeader)
       throw py::value_error(std::string("not a valid pymars file: ") + parse_status_message(ps));
     if (os != OpenStatus::Ok) throw py::value_error(open_status_message(os));
@@ -570,6 +559,14 @@ class DecodeStream {
   std::vector<std::unique_ptr<OwnedWorkspace<DecoderWorkspace>>> workspaces_;
 };
 
+// A file whose header is parsed once (pymars._core.open_file): the header
+// dict for the caller's checks (model, library, pixel limit), then a
+// DecodeStream over the same bytes without a second parse.
+struct ParsedFile {
+  py::bytes data;  // the whole file, kept alive, never copied
+  FileHeader header;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -579,6 +576,13 @@ PYBIND11_MODULE(_core, m) {
   m.attr("tile_progress") = py::none();
   bind_entropy(m);
   bind_texture(m);
+  // The parameter ranges of limits.h, so that Python checks what the core checks.
+  m.attr("MIN_QUALITY") = kMinQuality;
+  m.attr("MAX_QUALITY") = kMaxQuality;
+  m.attr("MAX_SIDE") = kMaxImageSide;
+  m.attr("MIN_TILE_SIZE") = kMinTileSize;
+  m.attr("MAX_TILE_SIZE") = kMaxTileSize;
+  m.attr("TILE_SIZE_STEP") = kTileSizeStep;
 
   py::class_<PyModel, std::shared_ptr<PyModel>>(m, "Model", "A parsed encoder weight blob (*.pmw)")
       .def(py::init(&load), py::arg("blob"))
@@ -617,7 +621,7 @@ PYBIND11_MODULE(_core, m) {
       "select_references",
       [](std::shared_ptr<PyModel> pm, std::shared_ptr<PyLibrary> pl, py::array tile) {
         ImageArg a = image_arg(tile, 0);
-        if (a.img.width > 4096 || a.img.height > 4096) throw py::value_error("tile larger than 4096");
+        if (a.img.width > kMaxTileSize || a.img.height > kMaxTileSize) throw py::value_error("tile larger than 4096");
         const Model& m = pm->model;
         if (!m.has_ref) throw py::value_error("the model has no reference branch");
         uint32_t side = (std::max(a.img.width, a.img.height) + 15) / 16 * 16;
@@ -642,7 +646,8 @@ PYBIND11_MODULE(_core, m) {
         if (tile.ndim() != 2 && !(tile.ndim() == 3 && tile.shape(2) == 3))
           throw py::value_error("tile must be (H, W) or (H, W, 3) uint8");
         const uint32_t h = uint32_t(tile.shape(0)), w = uint32_t(tile.shape(1)), c = tile.ndim() == 3 ? 3u : 1u;
-        if (h == 0 || w == 0 || h > 4096 || w > 4096) throw py::value_error("tile must be 1..4096 on each side");
+        if (h == 0 || w == 0 || h > kMaxTileSize || w > kMaxTileSize)
+          throw py::value_error("tile must be 1..4096 on each side");
         if (step_q4 == 0 || step_q4 > 65535) throw py::value_error("step_q4 must be in 1..65535");
         std::vector<int32_t> work(wv_work_ints(h, w, c));
         std::vector<uint8_t> out(wv_max_bytes(h, w, c));
@@ -667,15 +672,8 @@ PYBIND11_MODULE(_core, m) {
       "encode",
       [](std::shared_ptr<PyModel> pm, py::array image, int quality, uint32_t tile_size, int bit_depth, int threads,
          py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library) {
-        ImageArg a = image_arg(image, bit_depth);
-        const RefLibrary* lib = library_of(library, pm);
-        const uint32_t n = expected_tile_count(a.img.width, a.img.height, tile_size ? tile_size : 1);
-        std::vector<uint16_t> er = ref_list(entropy_refs, n), dr = ref_list(decoder_refs, n);
-        const bool nl = quality >= 1 && quality <= 100 && pm->model.sample_coded(uint32_t(quality));
-        TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr, nl);
-        Encoded e = te.code(uint32_t(quality));
-        if (te.has_library()) return assemble(e, te.entropy_refs(), te.decoder_refs());
-        return assemble(e, er, dr);
+        return ImageEncoder(std::move(pm), image, tile_size, bit_depth, threads, library_hash, entropy_refs,
+                            decoder_refs, library).encode(quality);
       },
       py::arg("model"), py::arg("image"), py::arg("quality") = 75, py::arg("tile_size") = 256,
       py::arg("bit_depth") = 0, py::arg("threads") = 1, py::arg("library_hash") = py::none(),
@@ -688,40 +686,14 @@ PYBIND11_MODULE(_core, m) {
       "encode_to_target",
       [](std::shared_ptr<PyModel> pm, py::array image, size_t target_bytes, uint32_t tile_size, int bit_depth,
          int threads, py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library) {
-        ImageArg a = image_arg(image, bit_depth);
-        const RefLibrary* lib = library_of(library, pm);
-        const uint32_t n = expected_tile_count(a.img.width, a.img.height, tile_size ? tile_size : 1);
-        std::vector<uint16_t> er = ref_list(entropy_refs, n), dr = ref_list(decoder_refs, n);
-        // A model whose every quality is coded from the samples (the wavelet defaults)
-        // needs no learned analysis for the rate search.
-        TileEncoder te(pm, a, tile_size, threads, library_hash, lib, &er, &dr, pm->model.all_sample_coded());
-        if (te.has_library()) {
-          er = te.entropy_refs();
-          dr = te.decoder_refs();
-        }
-        // Size grows with quality (gains only grow): binary search for the
-        // highest quality whose file fits.
-        uint32_t lo = 1, hi = 100;
-        Encoded best = te.code(1);
-        if (TileEncoder::size_of(best) > target_bytes)
-          throw py::value_error("target_bytes too small: quality 1 needs " + std::to_string(TileEncoder::size_of(best)) +
-                                " bytes");
-        while (lo < hi) {
-          uint32_t mid = (lo + hi + 1) / 2;
-          Encoded e = te.code(mid);
-          if (TileEncoder::size_of(e) <= target_bytes) {
-            lo = mid;
-            best = std::move(e);
-          } else {
-            hi = mid - 1;
-          }
-        }
-        return py::make_tuple(assemble(best, er, dr), lo);
+        return ImageEncoder(std::move(pm), image, tile_size, bit_depth, threads, library_hash, entropy_refs,
+                            decoder_refs, library).encode_to_size(target_bytes);
       },
       py::arg("model"), py::arg("image"), py::arg("target_bytes"), py::arg("tile_size") = 256,
       py::arg("bit_depth") = 0, py::arg("threads") = 1, py::arg("library_hash") = py::none(),
       py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(), py::arg("library") = py::none(),
-      "Encode at the highest quality whose file fits target_bytes; returns (bytes, quality).");
+      "Encode at the highest quality whose file fits target_bytes; returns (bytes, quality). The\n"
+      "search and the bytes are those of the C API's marsenc_encode_to_size.");
 
   py::class_<DecodeStream>(m, "DecodeStream",
                            "A pymars file opened for decoding tile range by tile range (pymars.api.decode_with_report).\n"
@@ -729,8 +701,10 @@ PYBIND11_MODULE(_core, m) {
                            "valid tile record (ValueError) before anything sized by the header is allocated; then the\n"
                            "records are scanned once. decode(first, count, threads) entropy-decodes one range of tiles,\n"
                            "so memory holds one range of latents, never the whole image's.")
-      .def(py::init<std::shared_ptr<PyModel>, py::bytes, py::object, py::object>(), py::arg("model"), py::arg("data"),
-           py::arg("library_hash") = py::none(), py::arg("library") = py::none())
+      .def(py::init([](std::shared_ptr<PyModel> pm, py::bytes data, py::object library_hash, py::object library) {
+             return std::make_unique<DecodeStream>(std::move(pm), std::move(data), nullptr, library_hash, library);
+           }),
+           py::arg("model"), py::arg("data"), py::arg("library_hash") = py::none(), py::arg("library") = py::none())
       .def_property_readonly("header", &DecodeStream::header, "The file header as a dict (as pymars.info).")
       .def_property_readonly("summary", &DecodeStream::summary,
                              "What the record scan found: tiles_present, records_damaged, records_ignored,\n"
@@ -739,10 +713,30 @@ PYBIND11_MODULE(_core, m) {
            "Entropy-decode tiles first .. first+count-1: a list of tile dicts (index, y0, x0, height, width,\n"
            "status 'ok' / 'missing' / 'damaged', y_hat or pixels, tile_mean, entropy_ref, decoder_ref).");
 
+  py::class_<ParsedFile>(m, "ParsedFile", "A file whose header is parsed (open_file): .header, then .decode_stream().")
+      .def_property_readonly("header", [](const ParsedFile& f) { return header_as_dict(f.header); },
+                             "The file header as a dict (as pymars.info / parse_file_header).")
+      .def(
+          "decode_stream",
+          [](const ParsedFile& f, std::shared_ptr<PyModel> pm, py::object library_hash, py::object library) {
+            return std::make_unique<DecodeStream>(std::move(pm), f.data, &f.header, library_hash, library);
+          },
+          py::arg("model"), py::arg("library_hash") = py::none(), py::arg("library") = py::none(),
+          "DecodeStream(model, data, library_hash, library) over this file, without parsing its header again.");
+  m.def(
+      "open_file",
+      [](py::bytes data) {
+        const auto* p = reinterpret_cast<const uint8_t*>(PYBIND11_BYTES_AS_STRING(data.ptr()));
+        return ParsedFile{data, parse_header_or_throw(p, size_t(PYBIND11_BYTES_SIZE(data.ptr())))};
+      },
+      py::arg("data"),
+        "Parse a file's header once: a ParsedFile with .header (dict) and .decode_stream(model, library=...).\n"
+        "Raises ValueError naming the first problem of the header, as parse_file_header does.");
+
   m.def(
       "decode_latents",
       [](std::shared_ptr<PyModel> pm, py::bytes data, py::object library_hash, int threads, py::object library) {
-        DecodeStream stream(pm, data, library_hash, library);
+        DecodeStream stream(pm, data, nullptr, library_hash, library);
         py::list tiles = stream.decode(0, stream.tile_count(), threads);
         py::dict out = stream.header();
         out["tiles"] = tiles;
@@ -761,7 +755,7 @@ PYBIND11_MODULE(_core, m) {
       [](std::shared_ptr<PyModel> pm, py::array tile, int quality, py::object library, py::object entropy_ref,
          py::object decoder_ref) {
         ImageArg a = image_arg(tile, 0);
-        if (a.img.width > 4096 || a.img.height > 4096) throw py::value_error("tile larger than 4096");
+        if (a.img.width > kMaxTileSize || a.img.height > kMaxTileSize) throw py::value_error("tile larger than 4096");
         const Model& m = pm->model;
         uint32_t side = std::max(a.img.width, a.img.height);
         side = (side + 15) / 16 * 16;
@@ -803,8 +797,9 @@ PYBIND11_MODULE(_core, m) {
         const RefLibrary* lib = library_of(library, pm);
         const int8_t* ref = entropy_ref.is_none() ? nullptr : reference_latent(lib, entropy_ref.cast<uint16_t>());
         if (!entropy_ref.is_none() && !ref) throw py::value_error("entropy_ref is not in the library");
-        if (height == 0 || width == 0 || height > 4096 || width > 4096) throw py::value_error("bad tile size");
-        if (quality < 1 || quality > 100) throw py::value_error("quality must be in 1..100");
+        if (height == 0 || width == 0 || height > kMaxTileSize || width > kMaxTileSize) throw py::value_error("bad tile size");
+        if (quality < 0 || !valid_quality(uint32_t(quality)))
+          throw py::value_error(encode_status_message(EncodeStatus::BadQuality));
         uint32_t side = (std::max(height, width) + 15) / 16 * 16;
         auto ow = decoder_workspace(m, side);
         DecoderWorkspace& ws = ow->ws;

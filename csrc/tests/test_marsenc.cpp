@@ -6,8 +6,11 @@
 // and a damaged blob are refused with their status; encoding is
 // deterministic; bad arguments give status codes (never an abort); the output
 // capacity is never exceeded; no heap allocation happens after init; the
-// tile-row streaming calls give the bytes of the whole-image call; and the
-// entropy decoder re-derives every symbol and table index of every tile.
+// tile-row streaming calls give the bytes of the whole-image call; rate
+// control (marsenc_encode_to_size) picks the quality of the binary search and
+// writes marsenc_encode's bytes for it; the version macros match the library;
+// and the entropy decoder re-derives every symbol and table index of every tile.
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -184,6 +187,85 @@ static void check_streaming(marsenc_encoder* enc, uint32_t tile) {
   CHECK(marsenc_end(enc) == MARSENC_ERR_SEQUENCE);
 }
 
+// Rate control: the quality is the one a binary search over the file sizes
+// of marsenc_encode picks (quality 1 first, then lo = 1, hi = 100, mid =
+// (lo + hi + 1) / 2, as pymars.encode(target_bytes=...) does), the bytes are
+// marsenc_encode's at that quality, nothing is allocated, and too small a
+// target or buffer gives its status.
+static void check_encode_to_size(marsenc_encoder* enc) {
+  const uint32_t w = 80, h = 40;  // 2 tiles of 64, the second partial (few tiles: qemu runs this too)
+  std::vector<uint8_t> rgb = test_image(w, h, 3);
+  marsenc_image im = {rgb.data(), nullptr, w, h, 3, 8, 0};
+  const size_t cap = marsenc_max_output_size(enc, w, h);
+  std::vector<uint8_t> out(cap), want(cap);
+  size_t sizes[101] = {};  // file size per quality, measured on demand
+  auto size_at = [&](int q) {
+    size_t n = 0;
+    if (!sizes[q]) {
+      CHECK(marsenc_encode(enc, &im, q, want.data(), cap, &n) == MARSENC_OK);
+      sizes[q] = n;
+    }
+    return sizes[q];
+  };
+  // An independent statement of the search the C API must run.
+  auto expected_quality = [&](size_t target) {
+    if (size_at(1) > target) return 0;
+    int lo = 1, hi = 100;
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (size_at(mid) <= target) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  };
+  // SIZE_MAX: no budget at all (the largest size_t, 32 bits on PowerPC).
+  const size_t targets[] = {size_at(1), (size_at(1) + size_at(100)) / 2, size_at(60) - 1, size_at(100), SIZE_MAX};
+  for (size_t target : targets) {
+    const int q_want = expected_quality(target);
+    CHECK(q_want >= 1);
+    size_t n = 0, n_want = 0;
+    int q = -1;
+    const long before = g_allocations;
+    // The buffer is the smaller of the target and the worst-case size: enough.
+    const size_t buf = target < cap ? target : cap;
+    CHECK(marsenc_encode_to_size(enc, &im, target, out.data(), buf, &n, &q) == MARSENC_OK);
+    CHECK(g_allocations == before);  // no heap in the rate search either
+    CHECK(q == q_want && n <= target);
+    CHECK(marsenc_encode(enc, &im, q_want, want.data(), cap, &n_want) == MARSENC_OK);
+    CHECK(n == n_want && std::memcmp(out.data(), want.data(), n) == 0);
+  }
+  // Quality 1 does not fit: MARSENC_ERR_TARGET, nothing reported.
+  size_t n = 99;
+  int q = 99;
+  CHECK(marsenc_encode_to_size(enc, &im, size_at(1) - 1, out.data(), cap, &n, &q) == MARSENC_ERR_TARGET);
+  CHECK(n == 0 && q == 0);
+  CHECK(marsenc_encode_to_size(enc, &im, 0, out.data(), cap, &n, &q) == MARSENC_ERR_TARGET);
+  // A buffer below both the target and the worst case could decide the quality: refused.
+  CHECK(marsenc_encode_to_size(enc, &im, size_at(60), out.data(), size_at(60) - 1, &n, &q) == MARSENC_ERR_OUTPUT_FULL);
+  // Bad arguments and images, as for marsenc_encode.
+  CHECK(marsenc_encode_to_size(enc, &im, size_at(60), out.data(), cap, &n, nullptr) == MARSENC_ERR_ARGUMENT);
+  CHECK(marsenc_encode_to_size(enc, nullptr, size_at(60), out.data(), cap, &n, &q) == MARSENC_ERR_ARGUMENT);
+  marsenc_image bad_im = im;
+  bad_im.channels = 2;
+  CHECK(marsenc_encode_to_size(enc, &bad_im, size_at(60), out.data(), cap, &n, &q) == MARSENC_ERR_IMAGE);
+  // Not while a tile-row stream is open.
+  marsenc_geometry g = {w, h, 3, 8};
+  CHECK(marsenc_begin(enc, &g, 50, out.data(), cap, &n) == MARSENC_OK);
+  CHECK(marsenc_encode_to_size(enc, &im, size_at(60), out.data(), cap, &n, &q) == MARSENC_ERR_SEQUENCE);
+  CHECK(marsenc_end(enc) == MARSENC_ERR_SEQUENCE);  // closes the incomplete stream
+  CHECK(std::strstr(marsenc_status_message(MARSENC_ERR_TARGET), "quality 1") != nullptr);
+}
+
+// The header's version macros are the project's (CMakeLists.txt), and the
+// library reports the header's ABI number.
+static void check_version() {
+  CHECK(marsenc_abi_version() == MARSENC_ABI_VERSION);
+#ifdef PYMARS_PROJECT_VERSION_MAJOR
+  CHECK(MARSENC_VERSION_MAJOR == PYMARS_PROJECT_VERSION_MAJOR);
+  CHECK(MARSENC_VERSION_MINOR == PYMARS_PROJECT_VERSION_MINOR);
+  CHECK(MARSENC_VERSION_PATCH == PYMARS_PROJECT_VERSION_PATCH);
+#endif
+}
+
 // The arena does not depend on the image: one arena encodes a 4096 x 4096
 // image's worth of tiles as well as a 64 x 64 one (sizes are checked, and a
 // tall strip image is streamed through the same arena).
@@ -282,6 +364,8 @@ int main(int argc, char** argv) {
   CHECK(marsenc_encode(enc, &im16, 50, out2.data(), cap, &n) == MARSENC_OK);
 
   check_streaming(enc, tile);
+  check_encode_to_size(enc);
+  check_version();
   check_arena_is_image_independent(blob, tile);
 
   // The decoder re-derives every table index and symbol of every tile.

@@ -1,2 +1,5 @@
-"""Data: the `mars-rd-1` evaluation protocol (`protocol`) and procedural test scenes (`synthetic`)."""
-from . import protocol, synthetic
+"""Procedural Mars-like test scenes (`synthetic`): what the tests and examples code when ../shared is absent.
+
+The evaluation protocol (which real tiles) is :mod:`pymars.evaluation.protocol`.
+"""
+from pymars.data import synthetic

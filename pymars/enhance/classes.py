@@ -48,6 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pymars.evaluation.protocol import black_mask, group_files, load_8bit, mars_data_dir, selected_windows
+from pymars.texture import lbp_histograms, rgb_to_gray
+
 #: The K = 4 classes, in index order.
 CLASS_NAMES = ("sand", "soil", "rock", "sky")
 SAND, SOIL, ROCK, SKY = range(4)
@@ -122,14 +125,12 @@ def labelled_patches(stride: int = 64, margin: int = 64, held_out: bool = True, 
     pixels are dropped.
 
     Example:
-        >>> from pymars.data.protocol import mars_data_dir
+        >>> from pymars.evaluation.protocol import mars_data_dir
         >>> mars_data_dir() is None or len(labelled_patches(progress=False)[0]) > 1000
         True
     """
     from PIL import Image
     from tqdm import tqdm
-
-    from ..data.protocol import black_mask, group_files, load_8bit, mars_data_dir, selected_windows
 
     root = root or mars_data_dir()
     if root is None:
@@ -187,7 +188,6 @@ def patch_features(patches: np.ndarray) -> np.ndarray:
         >>> f.shape, round(float(f[0, 0]), 3), float(f[0, 6])
         ((2, 18), 0.502, 0.0)
     """
-    from ..texture import lbp_histograms, rgb_to_gray
 
     patches = np.asarray(patches)
     if patches.ndim != 4 or patches.shape[3] != 3 or patches.dtype != np.uint8:

@@ -28,6 +28,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pymars.bundles import training_file
+
 DEFAULT_MODEL = "marsqe-jpeg30"
 RUNS = Path("runs/enhance")
 
@@ -41,7 +43,7 @@ def resolve_model(name: str) -> Path:
         ...
         FileNotFoundError: enhancer 'no-such-model' not found (neither a folder nor pymars/weights/enhance-no-such-model)
     """
-    from .inference import WEIGHTS
+    from pymars.enhance.inference import WEIGHTS
 
     p = Path(name)
     if p.is_dir():
@@ -55,9 +57,9 @@ def resolve_model(name: str) -> Path:
 def cmd_enhance(args) -> int:
     import time
 
-    from ..clio import AtomicOutput, check_output, read_input
-    from ..imageio import image_bytes, image_from_bytes
-    from .inference import Enhancer
+    from pymars.clio import AtomicOutput, check_output, read_input
+    from pymars.enhance.inference import Enhancer
+    from pymars.imageio import image_bytes, image_from_bytes
 
     out = Path(args.output)
     if out.suffix.lower() not in (".png", ".tif", ".tiff") and not out.is_dir():
@@ -84,8 +86,8 @@ def cmd_train(args) -> int:
 
     RUNS.mkdir(parents=True, exist_ok=True)
     if args.what == "classifier":
-        from .classes import labelled_patches
-        from .training import train_patch_classifier
+        from pymars.enhance.classes import labelled_patches
+        from pymars.enhance.training import train_patch_classifier
 
         for name, held, stride in (("labelled_train", True, 64), ("labelled_dev", False, 128)):
             f = RUNS / f"{name}.npz"
@@ -93,7 +95,7 @@ def cmd_train(args) -> int:
                 p, lab, n = labelled_patches(stride=stride, held_out=held)
                 np.savez(f, patches=p, labels=lab, names=np.array(n))
         clf, rep = train_patch_classifier(str(RUNS / "labelled_train.npz"), str(RUNS / "labelled_dev.npz"))
-        from .inference import CLASSIFIER
+        from pymars.enhance.inference import CLASSIFIER
 
         CLASSIFIER.mkdir(parents=True, exist_ok=True)
         (CLASSIFIER / "classifier.json").write_text(json.dumps(clf.to_json(), indent=1))
@@ -101,7 +103,7 @@ def cmd_train(args) -> int:
         print(json.dumps(rep))
         return 0
     if args.what == "dictionary":
-        from .dictionary import choose_references
+        from pymars.enhance.dictionary import choose_references
 
         with np.load(RUNS / "labelled_train.npz") as z:
             dicts, ch = choose_references(z["patches"], z["labels"], [str(s) for s in z["names"]],
@@ -113,9 +115,9 @@ def cmd_train(args) -> int:
         print("Calinski-Harabasz by N_k:", {k: round(v, 1) for k, v in ch.items()})
         return 0
     if args.what == "cache":
-        from .dictionary import Dictionary
-        from .inference import load_classifier
-        from .patches import build_cache
+        from pymars.enhance.dictionary import Dictionary
+        from pymars.enhance.inference import load_classifier
+        from pymars.enhance.patches import build_cache
 
         specs = args.setting.split(",")
         ref = args.reference_setting or ""
@@ -127,7 +129,7 @@ def cmd_train(args) -> int:
         print(f"{out}: {len(cache)} regions, settings {specs}, class shares "
               f"{np.bincount(cache.classes.ravel(), minlength=4).tolist()}")
         return 0
-    from .training import EnhancerConfig, train_enhancer
+    from pymars.enhance.training import EnhancerConfig, train_enhancer
 
     tag = args.setting.replace(":", "").replace(",", "+")
     cfg = EnhancerConfig(kind=args.kind, cache=args.cache or str(RUNS / f"cache-{tag}.npz"),
@@ -142,22 +144,21 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .dictionary import Dictionary
-    from .export import export_enhancer
-    from .training import load_enhancer
-
-    from ..clio import AtomicFolder, check_output_folder
+    from pymars.clio import AtomicFolder, check_output_folder
+    from pymars.enhance.dictionary import Dictionary
+    from pymars.enhance.export import export_enhancer
+    from pymars.enhance.training import load_enhancer
 
     if args.tem_margin is None:
-        from .networks import TIE_MARGIN
+        from pymars.enhance.networks import TIE_MARGIN
 
         args.tem_margin = TIE_MARGIN
     in_place = Path(args.output).resolve() == Path(args.checkpoint).resolve()
     # A weights folder may be re-exported in place: the old one stays until the new one is complete.
     out = check_output_folder(args.output, [] if in_place else [args.checkpoint], what="weights folder")
-    if (Path(args.checkpoint) / "model.safetensors").is_file():
+    if training_file(Path(args.checkpoint) / "model.safetensors").is_file():
         # Re-export of a weights folder (e.g. with another TEM margin): its record stays as it was.
-        from .export import reexport
+        from pymars.enhance.export import reexport
 
         with AtomicFolder(out) as folder:
             errs = reexport(args.checkpoint, folder, tem_margin=args.tem_margin, setting=args.setting)
@@ -186,14 +187,14 @@ def cmd_export(args) -> int:
 
 
 def _reference_setting_of(cfg: dict) -> str:
-    from .patches import TrainingCache
+    from pymars.enhance.patches import TrainingCache
 
     cache = cfg.get("cache", "")
     return TrainingCache.load(cache).ref_spec if Path(cache).is_file() else ""
 
 
 def _setting_of(cfg: dict) -> str:
-    from .patches import TrainingCache
+    from pymars.enhance.patches import TrainingCache
 
     cache = cfg.get("cache", "")
     if Path(cache).is_file():

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pymars.evaluation.classic import jpeg420
+
 KINDS = ("jpeg", "pymars")
 
 
@@ -37,7 +39,6 @@ def compress(image: np.ndarray, spec: str) -> tuple[np.ndarray, int]:
     """(decoded uint8 image, bytes) of ``image`` under the setting ``spec``."""
     kind, q = parse(spec)
     if kind == "jpeg":
-        from ..evaluation.classic import jpeg420
 
         coded = jpeg420(image, q)
         return coded.decoded, coded.n_bytes

@@ -9,7 +9,7 @@ reference and copies blocks of the raw one).
   class (pymars.enhance.classes) are described by their uniform LBP histogram
   of the gray patch (the project's C++ matcher, pymars.texture), clustered by
   k-medoids on the fixed-point Jensen-Shannon divergence (the same routine as
-  REMAC's library, pymars.refs.build), and the N_k medoids become the class's
+  REMAC's library, pymars.remac.build), and the N_k medoids become the class's
   references. The Calinski-Harabasz index of the joint clustering (all
   classes, Hellinger embedding of the histograms) is reported for every N_k
   tried, as the paper does to justify N_k = 6.
@@ -42,7 +42,11 @@ from typing import Callable
 
 import numpy as np
 
-from .classes import CLASS_NAMES
+from pymars.clio import atomic_path
+from pymars.enhance.classes import CLASS_NAMES, PATCH
+from pymars.evaluation.protocol import load_8bit, mars_data_dir, shared_dir
+from pymars.texture import lbp_histograms, nearest_histogram, rgb_to_gray
+from pymars.texture.clustering import calinski_harabasz, js_matrix, k_medoids
 
 #: LBP variant used for matching (59 bins: rotation-variant uniform patterns).
 LBP_VARIANT = "uniform"
@@ -55,7 +59,6 @@ def lbp_histogram(patch: np.ndarray) -> np.ndarray:
         >>> int(lbp_histogram(np.zeros((8, 8, 3), np.uint8)).sum())
         64
     """
-    from ..texture import lbp_histograms, rgb_to_gray
 
     gray = rgb_to_gray(np.ascontiguousarray(patch)) if patch.ndim == 3 else np.ascontiguousarray(patch)
     return np.asarray(lbp_histograms(gray, LBP_VARIANT), np.uint32)
@@ -96,7 +99,6 @@ class Dictionary:
         A class with no reference falls back to the whole dictionary, so that
         a reduced dictionary (the ablations) still answers.
         """
-        from ..texture import nearest_histogram
 
         if self.histograms is None:
             raise RuntimeError("call Dictionary.compress(codec) before matching")
@@ -118,9 +120,8 @@ class Dictionary:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the raw patches, classes and names to an .npz (under runs/: never commit it)."""
-        tmp = str(path) + ".part.npz"
-        np.savez(tmp, raw=self.raw, classes=self.classes, names=np.array(self.names))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, raw=self.raw, classes=self.classes, names=np.array(self.names))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Dictionary":
@@ -142,7 +143,6 @@ def calinski_harabasz_by_size(histograms: np.ndarray, labels: np.ndarray, sizes=
         >>> ch[2] > 10, sorted(len(m) for m in med[2].values())
         (True, [2, 2])
     """
-    from ..refs.build import calinski_harabasz, js_matrix, k_medoids
 
     per_class = {}
     for k in np.unique(labels):
@@ -197,12 +197,9 @@ def from_recipe(recipe: list[dict], root: Path | None = None) -> Dictionary:
     Each name is ``<panorama file>:<y>,<x>`` in a MarsScapes panorama at native
     resolution; the patch side is 128.
     """
-    from ..data.protocol import load_8bit, mars_data_dir
-    from .classes import PATCH
 
     root = root or mars_data_dir()
     if root is None:
-        from ..data.protocol import shared_dir
 
         raise FileNotFoundError(
             f"MarsQE rebuilds its reference dictionary from the shared data set, not found at {shared_dir()}/data/mars: "

@@ -10,7 +10,7 @@ multiples of 16 for MarsQE). Every graph is checked against PyTorch on random
 inputs before it is written (the returned errors are max |ONNX - PyTorch|).
 
 Export uses the TorchScript exporter (``dynamo=False``, opset 17), like
-pymars.export.onnx_export, and keeps float32 weights (the files are small).
+pymars.train.export.onnx_export, and keeps float32 weights (the files are small).
 
 Example:
     >>> import tempfile, torch
@@ -30,8 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..export.onnx_export import OPSET
-from .networks import PLAIN_KINDS, TIE_MARGIN
+from pymars.bundles import training_file
+from pymars.clio import atomic_path, atomic_write
+from pymars.enhance.networks import PLAIN_KINDS, TIE_MARGIN
+from pymars.enhance.training import load_enhancer
+from pymars.train.export.onnx_export import OPSET
 
 
 class _Main(torch.nn.Module):
@@ -56,22 +59,22 @@ def _export(module, inputs: dict, outputs: list[str], path: Path, check: dict) -
     import onnxruntime as ort
 
     module = module.eval()
-    tmp = str(path) + ".part"
-    dyn = {name: {0: "batch", 2: f"h_{name}", 3: f"w_{name}"} for name in inputs}
-    for o in outputs:
-        dyn[o] = {0: "batch", 2: f"h_{o}", 3: f"w_{o}"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, tuple(inputs.values()), tmp, input_names=list(inputs), output_names=outputs,
-                          dynamic_axes=dyn, opset_version=OPSET, dynamo=False)
-    sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-    with torch.no_grad():
-        ref = module(*check.values())
-    ref = ref if isinstance(ref, tuple) else (ref,)
-    names = {i.name for i in sess.get_inputs()}  # an input the graph does not use (no-reference ablation) is dropped
-    got = sess.run(None, {k: v.numpy() for k, v in check.items() if k in names})
-    err = max(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp = str(tmp)
+        dyn = {name: {0: "batch", 2: f"h_{name}", 3: f"w_{name}"} for name in inputs}
+        for o in outputs:
+            dyn[o] = {0: "batch", 2: f"h_{o}", 3: f"w_{o}"}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, tuple(inputs.values()), tmp, input_names=list(inputs), output_names=outputs,
+                              dynamic_axes=dyn, opset_version=OPSET, dynamo=False)
+        sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+        with torch.no_grad():
+            ref = module(*check.values())
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        names = {i.name for i in sess.get_inputs()}  # an input the graph does not use (no-reference ablation) is dropped
+        got = sess.run(None, {k: v.numpy() for k, v in check.items() if k in names})
+        err = max(float(np.abs(r.numpy() - g).max()) for r, g in zip(ref, got))
     return err
 
 
@@ -112,14 +115,12 @@ def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike,
             errors["post.onnx"] = _export(_Post(net), pex, ["plus"], folder / "post.onnx", pchk)
         else:
             (folder / "post.onnx").unlink(missing_ok=True)
-    tmp = folder / "model.safetensors.part"
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    os.replace(tmp, folder / "model.safetensors")
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
     meta = dict(meta, kind=kind, width=getattr(net, "width", None), onnx_check_max_abs=errors)
     if hasattr(net, "tem"):
         meta["tem_margin"] = net.tem.margin
-    (folder / "model.json.part").write_text(json.dumps(meta, indent=1))
-    os.replace(folder / "model.json.part", folder / "model.json")
+    atomic_write(folder / "model.json", json.dumps(meta, indent=1).encode())
     return errors
 
 
@@ -139,7 +140,6 @@ def reexport(folder: str | os.PathLike, out: str | os.PathLike, tem_margin: floa
         >>> json.loads((Path(d) / "model.json").read_text())["trained"]["steps"] > 0
         True
     """
-    from .training import load_enhancer
 
     net, kind, meta = load_enhancer(folder)
     meta = {k: v for k, v in meta.items() if k not in ("kind", "width", "onnx_check_max_abs", "tem_margin")}
@@ -164,7 +164,7 @@ def write_model_card(folder: str | os.PathLike, bench: dict | None = None, comma
     t = meta.get("trained", {})
     from safetensors.numpy import load_file
 
-    params = sum(v.size for v in load_file(str(folder / "model.safetensors")).values())
+    params = sum(v.size for v in load_file(str(training_file(folder / "model.safetensors"))).values())
     lines = [f"# Model card: enhance-{name}", "",
              f"- **Architecture:** `{meta['kind']}` (pymars/enhance/networks.py)"
              + (f", width {meta['width']}" if meta.get("width") else "") + f", {params} parameters; ONNX graphs: {', '.join(sorted(p.name for p in folder.glob('*.onnx')))}.",
@@ -215,7 +215,5 @@ def write_model_card(folder: str | os.PathLike, bench: dict | None = None, comma
     if notes:
         lines += [f"- {n}" for n in notes.strip().split("\n")]
     path = folder / "MODEL_CARD.md"
-    tmp = folder / "MODEL_CARD.md.part"
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    atomic_write(path, ("\n".join(lines) + "\n").encode())
     return path

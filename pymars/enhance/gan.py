@@ -49,6 +49,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pymars.bundles import open_bundle
+from pymars.train.codec.torch_backend import torch_model
+
 
 def deviation(s_cr: float, s_ce: float, s_re: float) -> float:
     """Eq. 1 of the bias paper, in percent."""
@@ -66,9 +69,8 @@ class FeatureNet(nn.Module):
 
     def __init__(self, model=None):
         super().__init__()
-        from ..bundle import open_bundle
 
-        self.layers = open_bundle(model).torch_model().g_a.layers
+        self.layers = torch_model(open_bundle(model)).g_a.layers
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()

@@ -40,7 +40,9 @@ from typing import Callable
 
 import numpy as np
 
-from .classes import PATCH
+from pymars.enhance.classes import PATCH, PatchClassifier
+from pymars.enhance.patches import patch_grid
+from pymars.enhance.training import load_enhancer
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 CLASSIFIER = WEIGHTS / "enhance-classifier"
@@ -127,7 +129,6 @@ def load_classifier(folder: str | os.PathLike = CLASSIFIER):
         >>> clf(np.zeros((1, 128, 128, 3), np.uint8)).shape
         (1,)
     """
-    from .classes import PatchClassifier
 
     path = Path(folder) / "classifier.json"
     if not path.is_file():
@@ -194,20 +195,19 @@ class Enhancer:
         self.threads = threads
         net = None
         if backend == "torch":
-            from .training import load_enhancer
 
             net = load_enhancer(folder)[0]
         if self.kind in ("arcnn", "dncnn"):
             self.net = session(folder / "model.onnx", threads) if net is None else TorchGraph(net, 1)
             return
-        from .codecs import compress
-        from .dictionary import Dictionary, from_recipe
+        from pymars.enhance.codecs import compress
+        from pymars.enhance.dictionary import Dictionary, from_recipe
 
         if net is None:
             self.main = session(folder / "main.onnx", threads)
             self.post = session(folder / "post.onnx", threads) if (folder / "post.onnx").is_file() else None
         else:
-            from .export import _Main, _Post
+            from pymars.enhance.export import _Main, _Post
 
             self.main = TorchGraph(_Main(net), 2)
             self.post = TorchGraph(_Post(net), 1) if net.post_enabled else None
@@ -239,7 +239,6 @@ class Enhancer:
 
     def patch_classes_and_refs(self, padded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per 128x128 patch of a padded compressed image: class (classifier) and Eq. 4 reference index."""
-        from .patches import patch_grid
 
         grid = patch_grid(padded)
         rows, cols = grid.shape[:2]

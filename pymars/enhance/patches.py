@@ -37,7 +37,10 @@ from typing import Callable
 
 import numpy as np
 
-from .classes import PATCH
+from pymars.clio import atomic_path
+from pymars.enhance.classes import PATCH
+from pymars.enhance.codecs import compress
+from pymars.train.dataset import mars_training_pool
 
 REGION = 256
 
@@ -61,11 +64,10 @@ class TrainingCache:
         return len(self.raw)
 
     def save(self, path: str | os.PathLike) -> None:
-        tmp = str(path) + ".part.npz"
-        np.savez(tmp, **{k: getattr(self, k) for k in ("raw", "comp", "classes", "refs", "spec_index", "dict_raw",
-                                                         "dict_comp", "dict_classes")}, specs=np.array(self.specs),
-                 ref_spec=np.array(self.ref_spec))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{k: getattr(self, k) for k in ("raw", "comp", "classes", "refs", "spec_index", "dict_raw",
+                                                           "dict_comp", "dict_classes")}, specs=np.array(self.specs),
+                     ref_spec=np.array(self.ref_spec))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainingCache":
@@ -132,9 +134,6 @@ def build_cache(specs: list[str], regions: int, classify: Callable[[np.ndarray],
     from dataclasses import replace
 
     from tqdm import tqdm
-
-    from ..train.dataset import mars_training_pool
-    from .codecs import compress
 
     pool = mars_training_pool(REGION, progress=progress)
     rng = np.random.default_rng(seed)

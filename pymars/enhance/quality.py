@@ -32,8 +32,16 @@ import math
 
 import numpy as np
 
-from ..evaluation.metrics import DATA_RANGE, LOSSLESS_PSNR, WINDOW_SIGMA, WINDOW_SIZE, gaussian_window
-from ..evaluation.metrics import _planes, _same_shape, _ssim_and_contrast_structure
+from pymars.evaluation.metrics import (
+    DATA_RANGE,
+    LOSSLESS_PSNR,
+    WINDOW_SIGMA,
+    WINDOW_SIZE,
+    gaussian_window,
+    planes,
+    same_shape,
+    ssim_and_contrast_structure,
+)
 
 BLOCK = 8
 
@@ -68,8 +76,8 @@ def psnr_b(reference: np.ndarray, test: np.ndarray, block: int = BLOCK) -> float
         >>> psnr_b(a, a)
         100.0
     """
-    reference, test = _same_shape(reference, test)
-    x, y = _planes(reference), _planes(test)
+    reference, test = same_shape(reference, test)
+    x, y = planes(reference), planes(test)
     mse = ((x - y) ** 2).mean(axis=(1, 2))
     bef = np.array([blocking_effect_factor(p, block) for p in y])
     total = float((mse + bef).mean())
@@ -87,9 +95,9 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
         >>> ssim(a, a), ssim(a, 255 - a) < 0
         (1.0, True)
     """
-    a, b = _same_shape(a, b)
-    x, y = _planes(a), _planes(b)
+    a, b = same_shape(a, b)
+    x, y = planes(a), planes(b)
     if min(x.shape[1:]) < WINDOW_SIZE:
         raise ValueError(f"SSIM needs both sides at least {WINDOW_SIZE} px, got {x.shape[1]}x{x.shape[2]}")
-    s, _ = _ssim_and_contrast_structure(x, y, gaussian_window(WINDOW_SIZE, WINDOW_SIGMA))
+    s, _ = ssim_and_contrast_structure(x, y, gaussian_window(WINDOW_SIZE, WINDOW_SIGMA))
     return float(s.mean())

@@ -17,38 +17,28 @@ Losses: MSE for AR-CNN, DnCNN and MarsQE-lite; MarsQE's Eq. 10,
 ``|I_enh - I_raw|^2 + lambda |I+_enh - I_raw|^2`` with lambda = 1. With
 ``gan`` set, pymars.enhance.gan adds the adversarial recipe.
 
+The loop itself (resume, checkpoints, progress) is pymars.train.engine's;
+this module keeps the enhancers' data, loss, GAN hooks and weights loading.
+
 Example:
+    >>> from pymars.train.engine import cosine_lr  # the enhancers' schedule
     >>> cosine_lr(0, 100, 1e-3), round(cosine_lr(100, 100, 1e-3), 8)
     (0.001, 1e-05)
 """
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-
-def cosine_lr(step: int, steps: int, lr: float, final_ratio: float = 0.01) -> float:
-    """Cosine annealing from ``lr`` at step 0 to ``lr * final_ratio`` at ``steps``.
-
-    Example:
-        >>> round(cosine_lr(50, 100, 1.0), 3)
-        0.505
-    """
-    t = min(max(step / max(steps, 1), 0.0), 1.0)
-    return lr * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def _threads(n: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, n))
-
+from pymars.bundles import training_file
+from pymars.clio import atomic_write
+from pymars.enhance.classes import CLASS_NAMES, PatchClassifier, confusion, patch_features
+from pymars.enhance.patches import TrainingCache
+from pymars.evaluation.classic import jpeg420
 
 # --------------------------------------------------------------------------- classifier
 
@@ -63,9 +53,6 @@ def train_patch_classifier(data: str = "runs/enhance/labelled_train.npz", dev: s
     development-window patches (never trained on), raw and at JPEG QF 30.
     """
     from tqdm import tqdm
-
-    from ..evaluation.classic import jpeg420
-    from .classes import CLASS_NAMES, PatchClassifier, confusion, patch_features
 
     rng = np.random.default_rng(seed)
     with np.load(data) as z:
@@ -151,7 +138,7 @@ def run_enhancer(net, kind: str, batch: dict):
         >>> [tuple(final_output(k, run_enhancer(build(k, 4), k, b)).shape) for k in ("dncnn", "marsqe")]
         [(1, 3, 16, 16), (1, 3, 16, 16)]
     """
-    from .networks import PLAIN_KINDS
+    from pymars.enhance.networks import PLAIN_KINDS
 
     if kind in PLAIN_KINDS:
         return net(batch["comp"])
@@ -171,77 +158,69 @@ def final_output(kind: str, outputs):
 def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
     """Train (or resume) one enhancer on a cache; returns a summary written to ``out/train.json`` too."""
     import torch
-    from tqdm import tqdm
 
-    from ..train.loop import _atomic_save  # the base codec's atomic checkpoint write
-    from .networks import build
-    from .patches import TrainingCache
+    from pymars.enhance.networks import build
+    from pymars.train.engine import CHECKPOINT, Hooks, Trainer, cosine_lr, save_checkpoint, start_run
 
-    _threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # One thread unless told otherwise (0 too): the machine is shared.
+    out, _ = start_run(cfg.out, cfg.seed, max(1, cfg.threads), "cpu")
     cache = TrainingCache.load(cfg.cache)
-    torch.manual_seed(cfg.seed)
     net = build(cfg.kind, cfg.width)
     opt = torch.optim.Adam(net.parameters(), cfg.lr, betas=(0.9, 0.999))
     gan = None
     if cfg.gan:
-        from .gan import AdversarialRecipe
+        from pymars.enhance.gan import AdversarialRecipe
 
         gan = AdversarialRecipe(cfg.gan, cfg.gan_weight, cfg.lr_weight, cfg.lr)
-    step, ck = 0, out / "checkpoint.pt"
     history: list = []
-    if cfg.init and not ck.is_file():
+    batch: dict = {}  # the last step's batch and outputs, for the discriminator's step
+    outputs = None
+
+    def extras() -> dict:
+        w = trainer.window
+        history.append({"step": trainer.step, "loss": float(np.mean(w)) if w else None,
+                        "seconds": round(trainer.elapsed(), 1)})
+        state = {"history": history, "config": asdict(cfg)}
+        if gan is not None:
+            state["gan"] = gan.state_dict()
+        return state
+
+    def snapshot(step: int) -> None:
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+            save_checkpoint({"model": net.state_dict(), "step": step, "config": asdict(cfg)}, out / f"snapshot-{step}.pt")
+
+    def discriminator(step: int) -> None:
+        if gan is not None:
+            gan.discriminator_step(final_output(cfg.kind, outputs).detach(), batch["raw"], batch["comp"], step,
+                                   cfg.steps)
+
+    hooks = Hooks(extras=extras, after_save=snapshot, after_update=discriminator,
+                  postfix=lambda t: {"loss": f"{np.mean(t.window[-20:]):.2e}"})
+    trainer = Trainer(out, net, opt, lambda s: cosine_lr(s, cfg.steps, cfg.lr), steps=cfg.steps, seed=cfg.seed,
+                      clip=1.0, save_every=cfg.save_every, stop_at=cfg.stop_at, optimizer_key="opt", hooks=hooks,
+                      progress=progress, desc=f"{cfg.kind} {Path(cfg.cache).stem}")
+    if cfg.init and not (out / CHECKPOINT).is_file():
         net.load_state_dict(init_weights(cfg.init, cfg.kind, cfg.width))
-    if ck.is_file():
-        state = torch.load(ck, map_location="cpu", weights_only=False)
-        net.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        step, history = state["step"], state.get("history", [])
-        if gan is not None and "gan" in state:
-            gan.load_state_dict(state["gan"])
+    ck = trainer.resume()
+    if ck is not None:
+        history = ck.get("history", [])
+        if gan is not None and "gan" in ck:
+            gan.load_state_dict(ck["gan"])
     net.train()
-    t0, running = time.time(), []
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.kind} {Path(cfg.cache).stem}", disable=not progress)
-    end = min(cfg.steps, cfg.stop_at) if cfg.stop_at else cfg.steps
-    while step < end:
-        b = cache.batch(np.random.default_rng([cfg.seed, step]), cfg.batch, cfg.crop)
-        b = {k: torch.from_numpy(v) for k, v in b.items()}
-        lr = cosine_lr(step, cfg.steps, cfg.lr)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        outputs = run_enhancer(net, cfg.kind, b)
-        loss = mse_loss(cfg.kind, outputs, b["raw"], cfg.lam)
+
+    def step(s: int, rng: np.random.Generator):
+        nonlocal outputs, batch
+        batch = {k: torch.from_numpy(v) for k, v in cache.batch(rng, cfg.batch, cfg.crop).items()}
+        outputs = run_enhancer(net, cfg.kind, batch)
+        loss = mse_loss(cfg.kind, outputs, batch["raw"], cfg.lam)
         if gan is not None:
-            loss = loss + gan.generator_loss(final_output(cfg.kind, outputs), b["raw"], b["comp"], step, cfg.steps)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        if gan is not None:
-            gan.discriminator_step(final_output(cfg.kind, outputs).detach(), b["raw"], b["comp"], step, cfg.steps)
-        step += 1
-        running.append(float(loss.item()))
-        bar.update(1)
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{np.mean(running[-20:]):.2e}")
-        if step % cfg.save_every == 0 or step == end:
-            history.append({"step": step, "loss": float(np.mean(running)) if running else None,
-                            "seconds": round(time.time() - t0, 1)})
-            running = []
-            state = {"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "history": history,
-                     "config": asdict(cfg)}
-            if gan is not None:
-                state["gan"] = gan.state_dict()
-            _atomic_save(state, ck)
-            if cfg.snapshot_every and step % cfg.snapshot_every == 0:
-                _atomic_save({"model": net.state_dict(), "step": step, "config": asdict(cfg)},
-                                   out / f"snapshot-{step}.pt")
-    summary = {"config": asdict(cfg), "steps": step, "history": history[-5:],
+            loss = loss + gan.generator_loss(final_output(cfg.kind, outputs), batch["raw"], batch["comp"], s, cfg.steps)
+        return loss, {}
+
+    r = trainer.run(step)
+    summary = {"config": asdict(cfg), "steps": r["step"], "history": history[-5:],
                "parameters": int(sum(p.numel() for p in net.parameters()))}
-    tmp = out / "train.json.part"
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, out / "train.json")
+    atomic_write(out / "train.json", json.dumps(summary, indent=1).encode())
     return summary
 
 
@@ -265,10 +244,10 @@ def init_weights(source: str | os.PathLike, kind: str, width: int = 16) -> dict:
         ...
         ValueError: cannot start a dncnn (width 16) from ...enhance-arcnn-jpeg30: it holds a arcnn (width 16)
     """
-    from .networks import PLAIN_KINDS
+    from pymars.enhance.networks import PLAIN_KINDS
 
     p = Path(source)
-    if not ((p / "model.safetensors").is_file() or (p / "checkpoint.pt").is_file() or p.is_file()):
+    if not (training_file(p / "model.safetensors").is_file() or (p / "checkpoint.pt").is_file() or p.is_file()):
         raise FileNotFoundError(f"{source}: no model.safetensors, checkpoint.pt or .pt file to start from")
     net, src_kind, meta = load_enhancer(p)
     src_width = meta.get("width") or 16
@@ -292,15 +271,15 @@ def load_enhancer(path: str | os.PathLike):
     """
     import torch
 
-    from .networks import build
+    from pymars.enhance.networks import build
 
     p = Path(path)
-    if p.is_dir() and (p / "model.safetensors").is_file():
+    if p.is_dir() and training_file(p / "model.safetensors").is_file():
         from safetensors.torch import load_file
 
         meta = json.loads((p / "model.json").read_text())
         net = build(meta["kind"], meta.get("width", 16))
-        net.load_state_dict(load_file(str(p / "model.safetensors")))
+        net.load_state_dict(load_file(str(training_file(p / "model.safetensors"))))
         if hasattr(net, "tem"):  # folders exported before the tie margin existed ran the literal arg-max
             net.tem.margin = float(meta.get("tem_margin", 0.0))
         return net.eval(), meta["kind"], meta

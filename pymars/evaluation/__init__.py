@@ -1,10 +1,10 @@
 """Rate-distortion evaluation of pymars and the classic codecs (protocol `mars-rd-1`).
 
 The protocol is ``../shared/EVALUATION.md``; this package implements its
-sections 3 to 5, and :mod:`pymars.data.protocol` its sections 1 and 2 (which
+sections 3 to 5, and :mod:`pymars.evaluation.protocol` its sections 1 and 2 (which
 tiles)::
 
-    dev_tiles(group)                         pymars.data.protocol
+    dev_tiles(group)                         pymars.evaluation.protocol
       -> code every tile at every quality    classic   (codec registry, settings, byte counts, timing)
       -> score each decoded tile             metrics   (PSNR, MS-SSIM)
       -> mean curves, BD-rate, BD-PSNR       bdrate    (bjontegaard 1.3.0, PCHIP)

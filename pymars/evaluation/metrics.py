@@ -51,7 +51,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
         >>> round(psnr(a, a + 1), 3)  # every sample off by one: MSE = 1
         48.131
     """
-    a, b = _same_shape(a, b)
+    a, b = same_shape(a, b)
     # float64 before subtracting: uint8 differences would wrap around.
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     if mse == 0.0:
@@ -74,11 +74,11 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
         >>> 0.0 < ms_ssim(a, np.clip(a.astype(int) + rng.integers(-20, 21, a.shape), 0, 255)) < 1.0
         True
     """
-    a, b = _same_shape(a, b)
+    a, b = same_shape(a, b)
     # Work on (C, H, W) planes: every channel is scored on its own, as in pytorch_msssim
     # (grouped convolution), and averaged only at the very end.
-    x = _planes(a)
-    y = _planes(b)
+    x = planes(a)
+    y = planes(b)
     h, w = x.shape[1:]
     min_side = (WINDOW_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
     if min(h, w) <= min_side:
@@ -88,7 +88,7 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     factors = []
     levels = len(weights)
     for level in range(levels):
-        ssim_c, cs_c = _ssim_and_contrast_structure(x, y, window)
+        ssim_c, cs_c = ssim_and_contrast_structure(x, y, window)
         if level < levels - 1:
             # pytorch_msssim clamps negative contrast-structure terms to 0 (relu)
             # so that a fractional power of a negative number cannot occur.
@@ -126,7 +126,15 @@ def gaussian_window(size: int = WINDOW_SIZE, sigma: float = WINDOW_SIGMA) -> np.
     return (taps / total).astype(np.float64)
 
 
-def _same_shape(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def same_shape(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two images as arrays, refused in one line when their shapes differ or are not HxW / HxWxC.
+
+    Example:
+        >>> same_shape(np.zeros((2, 3)), np.zeros((3, 2)))
+        Traceback (most recent call last):
+        ...
+        ValueError: images differ in shape: (2, 3) vs (3, 2)
+    """
     a = np.asarray(a)
     b = np.asarray(b)
     if a.shape != b.shape:
@@ -136,10 +144,15 @@ def _same_shape(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _planes(img: np.ndarray) -> np.ndarray:
-    """HxW or HxWxC -> (C, H, W) float64."""
-    planes = img[None] if img.ndim == 2 else np.moveaxis(img, -1, 0)
-    return planes.astype(np.float64)
+def planes(img: np.ndarray) -> np.ndarray:
+    """HxW or HxWxC -> (C, H, W) float64.
+
+    Example:
+        >>> planes(np.zeros((4, 5, 3), np.uint8)).shape
+        (3, 4, 5)
+    """
+    p = img[None] if img.ndim == 2 else np.moveaxis(img, -1, 0)
+    return p.astype(np.float64)
 
 
 def _filter_valid(planes: np.ndarray, window: np.ndarray) -> np.ndarray:
@@ -153,8 +166,14 @@ def _filter_valid(planes: np.ndarray, window: np.ndarray) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(rows, n, axis=2) @ window
 
 
-def _ssim_and_contrast_structure(x: np.ndarray, y: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean SSIM and mean contrast-structure term at one scale."""
+def ssim_and_contrast_structure(x: np.ndarray, y: np.ndarray, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean SSIM and mean contrast-structure term at one scale.
+
+    Example:
+        >>> x = planes(np.full((16, 16), 100, np.uint8))
+        >>> [round(float(v), 6) for v in ssim_and_contrast_structure(x, x, gaussian_window())[0]]
+        [1.0]
+    """
     c1 = (K1 * DATA_RANGE) ** 2
     c2 = (K2 * DATA_RANGE) ** 2
     mu_x = _filter_valid(x, window)

@@ -1,9 +1,13 @@
 """Synthesis backends: y_hat (M x hy x wy) -> RGB tile in [0, 1].
 
 The reconstruction path needs no bit-exactness (DESIGN.md), so it runs in
-float wherever is convenient: ONNX Runtime by default (no PyTorch needed to
-decode), PyTorch as a second path (and the one used in training). Both take
-and return NumPy arrays so the decoder does not care which one runs.
+float wherever is convenient: ONNX Runtime here (no PyTorch needed to decode).
+Other backends are plug-ins registered under the entry-point group
+``pymars.synthesis`` (pyproject.toml): the PyTorch one (``"torch"``) lives with
+the training code it needs (:mod:`pymars.train.codec.torch_backend`), so this
+module never imports PyTorch or training code; :func:`synthesis_backend` loads
+a plug-in by name only when a caller asks for it. Every backend takes and
+returns NumPy arrays, so the decoder does not care which one runs.
 
 Example:
     >>> import numpy as np
@@ -15,7 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from importlib.metadata import entry_points
 
 import numpy as np
 
@@ -24,11 +28,10 @@ class OnnxSynthesis:
     """g_s through ONNX Runtime (CPU by default; CUDA/TensorRT providers if asked and present).
 
     Example:
-        >>> from pymars.bundle import default_bundle
-        >>> b = default_bundle()
-        >>> s = OnnxSynthesis(b.synthesis_onnx) if b.available else None
-        >>> s is None or s(np.zeros((b.latent_channels, 1, 1), np.float32)).shape == (3, 16, 16)
-        True
+        >>> from pymars.bundles import open_bundle
+        >>> b = open_bundle("base-v1")
+        >>> OnnxSynthesis(b.synthesis_onnx)(np.zeros((b.latent_channels, 1, 1), np.float32)).shape
+        (3, 16, 16)
     """
 
     def __init__(self, path: str | os.PathLike, providers: list[str] | None = None, threads: int = 0):
@@ -47,54 +50,44 @@ class OnnxSynthesis:
         """``reference``: (3, 256, 256) float32 in [0, 1] for a ref-decoder (None: no reference, zeros)."""
         feeds = {self.input_name: np.ascontiguousarray(y_hat[None], np.float32)}
         if self.reference_name:
-            feeds[self.reference_name] = _reference_input(reference)[None]
+            feeds[self.reference_name] = reference_input(reference)[None]
         return self.session.run(None, feeds)[0][0]
 
 
-def _reference_input(reference: np.ndarray | None) -> np.ndarray:
+def reference_input(reference: np.ndarray | None) -> np.ndarray:
     if reference is None:
         return np.zeros((3, 256, 256), np.float32)
     return np.ascontiguousarray(reference, np.float32)
 
 
-class TorchSynthesis:
-    """g_s through PyTorch, from the bundle's safetensors (imports torch lazily).
+#: The entry-point group of synthesis plug-ins: name -> ``factory(bundle, threads)``.
+PLUGIN_GROUP = "pymars.synthesis"
+
+
+def synthesis_backend(bundle, backend: str = "onnx", threads: int = 0):
+    """The synthesis callable of ``bundle`` for ``backend`` (cached on the bundle).
+
+    ``"onnx"`` is built in; any other name is looked up in the ``pymars.synthesis``
+    entry points (``"torch"``: installed with pymars, needs PyTorch).
 
     Example:
-        >>> from pymars.bundle import default_bundle
-        >>> b = default_bundle()
-        >>> s = TorchSynthesis(b.safetensors, b.config) if b.available else None
-        >>> s is None or s(np.zeros((b.latent_channels, 1, 1), np.float32)).shape == (3, 16, 16)
+        >>> from pymars.bundles import open_bundle
+        >>> callable(synthesis_backend(open_bundle("base-v1")))
         True
+        >>> synthesis_backend(open_bundle("base-v1"), "tpu")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown synthesis backend 'tpu': use 'onnx' or one of the installed plug-ins ['torch']
     """
-
-    def __init__(self, safetensors_path: str | os.PathLike, config: dict, device: str = "cpu", remac: dict | None = None):
-        import torch
-        from safetensors.torch import load_file
-
-        from ..models.codec import BaseConfig, Synthesis
-
-        self.torch = torch
-        self.device = torch.device(device)
-        self.module = Synthesis(BaseConfig.from_dict(config))
-        self.remac = remac is not None
-        if self.remac:  # the REMAC ref-decoder, built around a base g_s
-            from ..remac.model import RefSynthesis, RemacConfig
-
-            self.module = RefSynthesis(self.module.layers, RemacConfig.from_dict(remac))
-        state = load_file(str(Path(safetensors_path)))
-        prefix = "g_s."
-        self.module.load_state_dict(
-            {k[len(prefix) :]: v.float() for k, v in state.items() if k.startswith(prefix)}  # stored as float16
-        )
-        self.module.eval().to(self.device)
-
-    def __call__(self, y_hat: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-        t = self.torch
-        with t.no_grad():
-            y = t.from_numpy(np.ascontiguousarray(y_hat, np.float32))[None].to(self.device)
-            if self.remac:
-                x = self.module(y, t.from_numpy(_reference_input(reference))[None].to(self.device))
-            else:
-                x = self.module(y)
-        return x[0].float().cpu().numpy()
+    key = (backend, threads)
+    cache = bundle.__dict__.setdefault("_synthesis", {})
+    if key not in cache:
+        if backend == "onnx":
+            cache[key] = OnnxSynthesis(bundle.synthesis_onnx, threads=threads)
+        else:
+            plugins = {e.name: e for e in entry_points(group=PLUGIN_GROUP)}
+            if backend not in plugins:
+                raise ValueError(f"unknown synthesis backend {backend!r}: use 'onnx' or one of the installed "
+                                 f"plug-ins {sorted(plugins)}")
+            cache[key] = plugins[backend].load()(bundle, threads)
+    return cache[key]

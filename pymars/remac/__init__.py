@@ -1,15 +1,21 @@
-"""REMAC: reference-based coding on top of the base codec (docs/remac.md).
+"""REMAC's torch-free part: the reference library shared by rover and ground, and how references are chosen.
 
-* :mod:`pymars.remac.model`: the reference-guided integer h_s and the ref-decoder (training model);
-* :mod:`pymars.remac.selection`: the rover's reference selection rules in NumPy (the C++ core runs them);
-* :mod:`pymars.remac.train`: ``pymars remac train``;
-* :mod:`pymars.remac.export`: checkpoint -> model bundle.
+* :mod:`pymars.remac.library`: the versioned, hashed library file (rover part
+  ``.pmrl``, ground part ``.pmrg``) and its C++ view for encoding and decoding;
+* :mod:`pymars.remac.selection`: the rover's per-tile selection rules in NumPy
+  (the C++ core runs them; this is their oracle);
+* :mod:`pymars.remac.build`: ``pymars refs build`` (which tiles become references).
 
-Coding with references goes through the public API: ``pymars.encode(img, refs=LIB)``,
-``pymars.decode(data, refs=LIB)``.
+The reference-guided networks and their training are training code
+(:mod:`pymars.train.remac`). Coding with references goes through the public API:
+``pymars.encode(img, refs=LIB)``, ``pymars.decode(data, refs=LIB)``.
 
 Example:
-    >>> from pymars.remac.selection import NO_REFERENCE
-    >>> hex(NO_REFERENCE)
-    '0xffff'
+    >>> from pymars.remac import ReferenceLibrary, build_library, ground_path
+    >>> ground_path("mars.pmrl").suffix
+    '.pmrg'
 """
+from pymars.remac.build import BuildReport, build_library
+from pymars.remac.library import ReferenceLibrary, ReferenceLibraryError, ground_path, reference_entry
+
+__all__ = ["BuildReport", "ReferenceLibrary", "ReferenceLibraryError", "build_library", "ground_path", "reference_entry"]

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pymars.texture import lbp_histograms, nearest_histogram
+
 #: round(8 y): the stored reference latents are in units of 1/8.
 LATENT_SCALE = 8
 LATENT_LIMIT = 127
@@ -88,7 +90,6 @@ def decoder_reference(gray_tile: np.ndarray, library_histograms: np.ndarray) -> 
         >>> decoder_reference(a, hists)
         1
     """
-    from ..texture import lbp_histograms, nearest_histogram
 
     if len(library_histograms) == 0:
         return NO_REFERENCE

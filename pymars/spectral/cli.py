@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 #: Largest side ``spectral predict`` takes: the models were trained on 256x256 scenes, and a
 #: diffusion prediction runs 40-60 full-image network evaluations (memory grows with the area).
 MAX_PREDICT_SIDE = 2048
@@ -40,9 +39,9 @@ def read_cassis(path: str):
 
     from PIL import Image
 
-    from ..clio import read_input
-    from .pairs import read_rgb8
-    from .predict import MIN_SIDE
+    from pymars.clio import read_input
+    from pymars.spectral.pairs import read_rgb8
+    from pymars.spectral.predict import MIN_SIDE
 
     data = read_input(path)
     try:
@@ -62,9 +61,9 @@ def read_cassis(path: str):
 
 
 def cmd_predict(args) -> int:
-    from ..clio import AtomicOutput, check_output
-    from ..imageio import image_bytes
-    from .predict import SpectralPredictor
+    from pymars.clio import AtomicOutput, check_output
+    from pymars.imageio import image_bytes
+    from pymars.spectral.predict import SpectralPredictor
 
     out = check_output(args.output, "PNG image", [args.input])
     img = read_cassis(args.input)
@@ -81,7 +80,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import TrainConfig, train
+    from pymars.spectral.train import TrainConfig, train
 
     # Options left out take TrainConfig's defaults (the committed models' recipe).
     given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "width", "seed", "synthetic_fraction")
@@ -95,9 +94,9 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     import torch
 
-    from ..clio import AtomicFolder, check_output_folder
-    from .export import export_model
-    from .train import load_checkpoint
+    from pymars.clio import AtomicFolder, check_output_folder
+    from pymars.spectral.export import export_model
+    from pymars.spectral.train import load_checkpoint
 
     out = check_output_folder(args.output, [args.checkpoint], marker="config.json", what="spectral weights folder")
     ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
@@ -108,7 +107,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_weights, format_table, held_out_pairs
+    from pymars.spectral.evaluate import evaluate_weights, format_table, held_out_pairs
 
     pairs = held_out_pairs(args.part)
     rows = []

@@ -24,8 +24,9 @@ import time
 
 import numpy as np
 
-from .metrics import DetectionCounts, image_metrics
-from .pairs import ScenePair
+from pymars.spectral.metrics import DetectionCounts, image_metrics
+from pymars.spectral.pairs import ScenePair, load_pairs, split_scenes
+from pymars.spectral.predict import SpectralPredictor
 
 METRICS = ("rmse", "pcc", "cosine", "ssim")
 
@@ -38,7 +39,6 @@ def held_out_pairs(part: str = "test") -> list[ScenePair]:
         >>> pairs_dir() is None or len(held_out_pairs("test")) == 15
         True
     """
-    from .pairs import load_pairs, split_scenes
 
     if part not in ("train", "val", "test"):
         raise ValueError(f"part must be train, val or test, got {part!r}")
@@ -83,8 +83,6 @@ def evaluate_weights(weights, pairs: list[ScenePair], with_meta: bool, name: str
         FileNotFoundError: spectral weights 'no-such-model' not found ...
     """
     from tqdm import tqdm
-
-    from .predict import SpectralPredictor
 
     predictor = SpectralPredictor(weights, threads=threads)
     preds, secs = [], []

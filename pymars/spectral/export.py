@@ -30,8 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .metadata import SITES
-from .models import SpectralConfig, SpectralUNet
+from pymars.bundles import training_file
+from pymars.clio import atomic_path
+from pymars.spectral.metadata import SITES
+from pymars.spectral.models import SpectralConfig, SpectralUNet
 
 INPUT_NAMES = ["x_t", "cassis", "image_keep", "t", "lat", "lon", "site", "meta_keep"]
 #: Sampler defaults written into a diffusion model's config.json (what predict and the results table use).
@@ -54,9 +56,8 @@ def example_inputs(batch: int = 3, size: int = 32, seed: int = 0) -> dict[str, n
 
 
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".part")
-    write(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def export_model(model: SpectralUNet, out_dir: str | Path, train_config: dict | None = None) -> dict:
@@ -119,5 +120,5 @@ def load_torch_model(folder: str | Path) -> SpectralUNet:
     folder = Path(folder)
     cfg = json.loads((folder / "config.json").read_text())
     model = SpectralUNet(SpectralConfig.from_dict(cfg["model"]))
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    model.load_state_dict(load_file(str(training_file(folder / "model.safetensors"))))
     return model.eval()

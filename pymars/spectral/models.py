@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .metadata import SITES
+from pymars.spectral.metadata import SITES
 
 
 @dataclass

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .metadata import SceneMeta, great_circle_deg, read_metadata_csv
+from pymars.evaluation.protocol import shared_dir
+from pymars.spectral.metadata import SceneMeta, great_circle_deg, read_metadata_csv
 
 #: Two scene centres closer than this (degrees, ~6 km on Mars) are taken as overlapping footprints.
 SAME_PLACE_DEG = 0.1
@@ -60,7 +61,6 @@ def pairs_dir() -> Path | None:
         >>> d is None or d.name == "crism_cassis_fal_png_pairs"
         True
     """
-    from ..data.protocol import shared_dir
 
     d = shared_dir() / "data" / "spectral" / "crism_cassis_fal_png_pairs"
     return d if d.is_dir() else None

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .diffusion import Schedule, ddim_sample, guidance_combine
-from .metadata import SITES, normalise_site
+from pymars.clio import atomic_path
+from pymars.spectral.diffusion import Schedule, ddim_sample, guidance_combine
+from pymars.spectral.metadata import SITES, normalise_site
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 MIN_SIDE = 8
@@ -186,11 +187,9 @@ def write_png_atomic(path: str | Path, img: np.ndarray) -> None:
         >>> write_png_atomic(p, np.zeros((2, 2, 3), np.uint8)); os.path.isfile(p)
         True
     """
-    import os
 
     from PIL import Image
 
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    Image.fromarray(img).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(img).save(tmp, format="PNG")

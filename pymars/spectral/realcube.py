@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import image_metrics
-from .pds import read_image
-from .synthesis import FAL_WAVELENGTHS_UM, INPUT_FILTERS, filter_bands, read_filter_curves, stretch8
+from pymars.spectral.metrics import image_metrics
+from pymars.spectral.pds import read_image
+from pymars.spectral.predict import SpectralPredictor
+from pymars.spectral.synthesis import FAL_WAVELENGTHS_UM, INPUT_FILTERS, filter_bands, read_filter_curves, stretch8
 
 PAIR = "frt0001458f_01"
 
@@ -101,7 +102,6 @@ def real_cube_check(weights, spectral_dir: str | Path, with_linear: bool = True)
         >>> pairs_dir() is None or "model" in real_cube_check("unet", pairs_dir().parent, with_linear=False)
         True
     """
-    from .predict import SpectralPredictor
 
     bands, fal, valid = load_real_pair(spectral_dir)
     idx = [("BLU", "PAN", "RED", "NIR").index(f) for f in INPUT_FILTERS]

@@ -15,7 +15,8 @@ table, and classifier-free guidance); the denoiser also drops the image with
   cosine schedule, MSE on v (:mod:`~pymars.spectral.diffusion`).
 
 Checkpoints (model, EMA, optimiser, step) go atomically to ``OUT/checkpoint.pt``
-every ``save_every`` steps; running the same command again resumes. The batch
+every ``save_every`` steps (pymars.train.engine runs the loop); running the
+same command again resumes. The batch
 of step ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so a
 resumed run sees the same data as an uninterrupted one. ``OUT/log.jsonl``
 gets the validation loss every ``validate_every`` steps (validation scenes,
@@ -30,22 +31,19 @@ Example (two steps on synthetic toy data, no ../shared needed):
 """
 from __future__ import annotations
 
-import copy
-import json
-import math
-import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .augment import augment_pair
-from .diffusion import Schedule
-from .metadata import SITES
-from .models import SpectralConfig, SpectralUNet, count_parameters
-from .synthesis import synth_patch
+from pymars.spectral.augment import augment_pair
+from pymars.spectral.diffusion import Schedule
+from pymars.spectral.metadata import SITES
+from pymars.spectral.models import SpectralConfig, SpectralUNet, count_parameters
+from pymars.spectral.pairs import load_pairs, pairs_dir, split_scenes
+from pymars.spectral.synthesis import SyntheticSource, synth_patch
+from pymars.train.engine import EMA, Hooks, Trainer, linear_warmup, record_config, start_run
 
 
 @dataclass
@@ -91,8 +89,6 @@ class BatchSource:
         self.real = []
         self.val = []
         if cfg.data == "shared":
-            from .pairs import load_pairs, pairs_dir, split_scenes
-            from .synthesis import SyntheticSource
 
             if pairs_dir() is None:
                 raise FileNotFoundError("../shared/data/spectral is missing; use data='toy' for a smoke run")
@@ -125,12 +121,6 @@ class BatchSource:
             ys.append(y)
         return {"cassis": to_unit(np.stack(xs)), "fal": to_unit(np.stack(ys)), "lat": lat, "lon": lon,
                 "site": site, "meta_keep": keep}
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def model_inputs(b: dict, x_t: torch.Tensor | None, t: torch.Tensor | None, image_keep: torch.Tensor | None = None):
@@ -192,77 +182,36 @@ def _validation_batch(src: BatchSource, crop: int) -> dict | None:
 
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) a spectral model and return a summary; see the module docstring."""
-    from tqdm import tqdm
-
     if cfg.model not in ("unet", "diffusion"):
         raise ValueError(f"--model must be unet or diffusion, got {cfg.model!r}")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
+    out, _ = start_run(cfg.out, cfg.seed, cfg.threads, "cpu")
     mcfg = SpectralConfig(kind=cfg.model, width=cfg.width)
     model = SpectralUNet(mcfg)
-    ema = copy.deepcopy(model).requires_grad_(False)
+    ema = EMA(model, cfg.ema)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    step = 0
-    ck_path = out / "checkpoint.pt"
-    if ck_path.is_file():
-        ck = torch.load(ck_path, map_location="cpu", weights_only=False)
-        if ck["model_config"] != mcfg.to_dict():
-            raise ValueError(f"{ck_path} holds another architecture ({ck['model_config']}); use another --out")
-        model.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        step = ck["step"]
-    (out / "config.json").write_text(json.dumps({"train": asdict(cfg), "model": mcfg.to_dict(), "sites": SITES},
-                                                indent=2))
+    schedule = Schedule()
+    val: dict | None = None
+
+    def validation(step: int) -> dict | None:
+        if val is None:
+            return None
+        with torch.no_grad():
+            vl = float(loss_on(ema.model, val, np.random.default_rng(999), schedule))
+        trainer.write(f"step {step}: val loss {vl:.4f}")
+        return {"step": step, "train_loss": trainer.last, "val_loss": vl, "elapsed_s": round(trainer.elapsed(), 1)}
+
+    trainer = Trainer(out, model, opt, lambda s: linear_warmup(s, cfg.lr, 200), steps=cfg.steps, seed=cfg.seed,
+                      ema=ema, clip=1.0, save_every=cfg.save_every, validate_every=cfg.validate_every,
+                      identity={"model_config": mcfg.to_dict()}, progress=cfg.progress, desc=f"train {cfg.model}",
+                      hooks=Hooks(validate=validation, postfix=lambda t: {"loss": f"{t.last:.4f}"},
+                                  extras=lambda: {"model_config": mcfg.to_dict(), "train_config": asdict(cfg)}))
+    trainer.resume()
+    record_config(out / "config.json", {"train": asdict(cfg), "model": mcfg.to_dict(), "sites": SITES})
     src = BatchSource(cfg)
     val = _validation_batch(src, 128)
-    schedule = Schedule()
-    warmup = 200
-
-    def lr_at(i):
-        # Linear warm-up, then constant: the run at step N does not depend on the planned total, so a
-        # run stopped at any saved step is reproduced exactly by --steps N (the EMA does the averaging).
-        return cfg.lr * min(1.0, (i + 1) / warmup)
-
-    def save():
-        _atomic_save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                      "step": step, "model_config": mcfg.to_dict(), "train_config": asdict(cfg)}, ck_path)
-
-    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc=f"train {cfg.model}", smoothing=0.05)
-    t0, last = time.time(), float("nan")
-    while step < cfg.steps:
-        rng = np.random.default_rng([cfg.seed, step])
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step)
-        loss = loss_on(model, src.batch(rng), rng, schedule, cfg.image_drop if cfg.model == "diffusion" else 0.0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        decay = min(cfg.ema, (1 + step) / (10 + step))  # short warm-up of the EMA
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(decay).add_(pm.detach(), alpha=1 - decay)
-        step += 1
-        last = float(loss.detach())
-        bar.update(1)
-        bar.set_postfix(loss=f"{last:.4f}")
-        if step % cfg.save_every == 0 or step == cfg.steps:
-            save()
-        if val is not None and cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.steps):
-            with torch.no_grad():
-                vl = float(loss_on(ema, val, np.random.default_rng(999), schedule))
-            with (out / "log.jsonl").open("a") as f:
-                f.write(json.dumps({"step": step, "train_loss": last, "val_loss": vl,
-                                    "elapsed_s": round(time.time() - t0, 1)}) + "\n")
-            bar.write(f"step {step}: val loss {vl:.4f}")
-    bar.close()
-    if not ck_path.is_file():
-        save()
-    return {"step": step, "loss": last, "parameters": count_parameters(model), "out": str(out)}
+    image_drop = cfg.image_drop if cfg.model == "diffusion" else 0.0
+    r = trainer.run(lambda s, rng: (loss_on(model, src.batch(rng), rng, schedule, image_drop), {}))
+    return {"step": r["step"], "loss": r["last"], "parameters": count_parameters(model), "out": str(out)}
 
 
 def load_checkpoint(path: str | Path, use_ema: bool = True) -> SpectralUNet:

@@ -14,7 +14,7 @@ selection computed in Python equals the rover's on every CPU.
 Variants: ``"default"`` (256 bins), ``"uniform"`` (59), ``"riu2"`` (10).
 Divergences are fixed point by default (bits in Q16, integer, bit-identical on
 every CPU; divide by 65536 for bits); ``fixed=False`` gives the ground-only
-double version of the same definition. ``pymars.texture.reference`` is the
+double version of the same definition. ``pymars.texture.oracle`` is the
 NumPy oracle and the pure-integer twin used by the tests.
 
 What it must not do: hold any logic of its own (every rule is in the C++ core,

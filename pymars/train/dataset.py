@@ -21,7 +21,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.protocol import black_mask, box_downsample_2x, group_files, mars_data_dir, prepared_image, selected_windows
+from pymars.clio import atomic_path
+from pymars.data.synthetic import mars_like_scene
+from pymars.evaluation.protocol import (
+    NAVCAM_HELD_SOLS,
+    black_mask,
+    box_downsample_2x,
+    dev_tiles,
+    group_files,
+    load_8bit,
+    luma,
+    mars_data_dir,
+    navcam_sol,
+    prepared_image,
+    selected_windows,
+)
 
 
 def _integral(mask: np.ndarray) -> np.ndarray:
@@ -266,7 +280,6 @@ class ColourCropPool(CropPool):
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
-    from ..data.protocol import luma
 
     return luma(rgb)
 
@@ -286,13 +299,11 @@ def gray_training_pool(crop: int, margin: int = 64, progress: bool = True,
     ``shares``: the fraction of crops drawn from (Navcam, MarsScapes, MarsData).
 
     Example:
-        >>> from pymars.data.protocol import mars_data_dir
+        >>> from pymars.evaluation.protocol import mars_data_dir
         >>> mars_data_dir() is None or len(gray_training_pool(128, progress=False)) > 10000
         True
     """
     from tqdm import tqdm
-
-    from ..data.protocol import NAVCAM_HELD_SOLS, load_8bit, navcam_sol
 
     root = mars_data_dir()
     if root is None:
@@ -361,7 +372,6 @@ def save_pool(pool: CropPool, path) -> None:
         >>> type(load_pool(p)).__name__, len(load_pool(p))
         ('GrayCropPool', 56)
     """
-    import os
     from pathlib import Path
 
     path = Path(path)
@@ -370,9 +380,8 @@ def save_pool(pool: CropPool, path) -> None:
               "weights": pool.weights}
     for i, (im, pos) in enumerate(zip(pool.images, pool.positions)):
         arrays[f"image_{i}"], arrays[f"positions_{i}"] = im, pos
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def load_pool(path) -> CropPool:
@@ -390,3 +399,36 @@ def load_pool(path) -> CropPool:
     elif kind == "rgb-aug":
         pool.p_balance, pool.p_tone, pool.p_noise, pool.p_jpeg = 0.5, 0.4, 0.3, 0.2
     return pool
+
+
+def synthetic_pool(crop: int, gray: bool = False) -> CropPool:
+    """A crop pool over eight procedural Mars-like scenes (tests and smoke runs: no ``../shared``).
+
+    Example:
+        >>> synthetic_pool(64, gray=True).sample(np.random.default_rng(0), 2).shape
+        (2, 1, 64, 64)
+    """
+
+    scenes = [mars_like_scene(256, 384, seed=s) for s in range(8)]
+    return GrayCropPool(scenes, crop) if gray else CropPool(scenes, crop)
+
+
+def validation_tiles(count: int = 6, gray: bool = False) -> list[np.ndarray]:
+    """A fixed, evenly spaced subset of ``count`` development tiles per group ([] without ``../shared``).
+
+    Training validates on them (monitoring only: they are never trained on).
+
+    Example:
+        >>> tiles = validation_tiles(2)
+        >>> mars_data_dir() is None and tiles == [] or len(tiles) == 4
+        True
+    """
+
+    if mars_data_dir() is None:
+        return []
+    tiles = []
+    for group in ("dev_navcam", "dev_marsscapes_gray") if gray else ("dev_marsscapes", "dev_marsdata"):
+        all_tiles = dev_tiles(group)
+        step = max(1, len(all_tiles) // count)
+        tiles += [t.pixels for t in all_tiles[::step][:count]]
+    return tiles

@@ -8,7 +8,7 @@
 
 * g_a: four 5x5 stride-2 convolutions with simplified GDN (light: ~11 k MACs/pixel).
 * h_a: 3x3 conv, two 5x5 stride-2 convs, ReLU (float, rover).
-* h_s: :class:`~pymars.models.integer.IntegerHyperSynthesis` (integer, both sides).
+* h_s: :class:`~pymars.train.codec.integer.IntegerHyperSynthesis` (integer, both sides).
 * g_s: sub-pixel upsampling with residual blocks and inverse simplified GDN (ground).
 * Variable rate: one gain vector per trained rate level (Cui et al. 2021,
   "asymmetric gained deep image compression"). Gains are restricted to
@@ -32,12 +32,18 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-from .entropy import LOG_SCALE_STEP, SCALE_LEVELS, FactorizedDensity, discretized_gaussian, scale_from_index
-from .integer import ACT_FRAC_BITS, IntegerHyperSynthesis, round_ste
-from .layers import ResidualBlock, SimplifiedGDN, Upsample2x
+from pymars.train.codec.entropy_model import (
+    LOG_SCALE_STEP,
+    SCALE_LEVELS,
+    FactorizedDensity,
+    discretized_gaussian,
+    scale_from_index,
+)
+from pymars.train.codec.integer import ACT_FRAC_BITS, IntegerHyperSynthesis, round_ste
+from pymars.train.codec.layers import ResidualBlock, SimplifiedGDN, Upsample2x
 
 #: Rate levels (lambda of D = lambda * 255^2 * MSE + bits per pixel), low to high quality.
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from pymars import _core
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The RGB default: qualities 1..98 coded by the integer wavelet coder (docs/bitstream.md
 #: §4.9), 99 and 100 near-lossless (k = 1, lossless). It beat every learned RGB model on
@@ -72,7 +74,23 @@ class ModelBundle:
 
     @property
     def safetensors(self) -> Path:
-        return self._file("model.safetensors")
+        """The training weights (``model.safetensors``): in the bundle, else in the source checkout.
+
+        The wheel carries what inference needs (blob, ONNX graphs, model.json,
+        cards); training weights stay in the repository (pyproject.toml,
+        ``wheel.exclude``). An installed bundle without them finds them in the
+        checkout named by ``PYMARS_CHECKOUT``, or the one the current folder is in.
+
+        Example:
+            >>> open_bundle("base-v1").safetensors.name
+            'model.safetensors'
+        """
+        path = training_file(self._file("model.safetensors"))
+        if path.is_file():
+            return path
+        raise FileNotFoundError(
+            f"{path}: the training weights of {self.name!r} are not installed with the package (they live in the "
+            "source repository): run from a pymars checkout or set PYMARS_CHECKOUT=/path/to/checkout")
 
     @cached_property
     def manifest(self) -> dict:
@@ -104,55 +122,12 @@ class ModelBundle:
     @cached_property
     def core(self):
         """The parsed C++ model (pymars._core.Model)."""
-        from . import _core
 
         return _core.Model(self.blob_path.read_bytes())
-
-    def torch_model(self):
-        """The full trained PyTorch model (BaseCodec, or RemacCodec for REMAC) in eval mode, from model.safetensors.
-
-        Example:
-            >>> b = default_bundle()
-            >>> not b.available or b.torch_model().cfg.latent == b.latent_channels
-            True
-        """
-        from safetensors.torch import load_file
-
-        from .models.codec import BaseCodec, BaseConfig
-
-        model = BaseCodec(BaseConfig.from_dict(self.config))
-        if self.is_remac:
-            from .remac.model import RemacCodec, RemacConfig
-
-            model = RemacCodec(model, RemacConfig.from_dict(self.manifest["remac"]))
-        # Weights are stored as float16 (pymars.export.bundle.round_to_fp16); compute in float32.
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(self.safetensors)).items()})
-        return model.eval()
 
     @property
     def model_id(self) -> bytes:
         return self.core.model_id
-
-    def synthesis(self, backend: str = "onnx", threads: int = 0):
-        """A synthesis callable: ``"onnx"`` (ONNX Runtime, default) or ``"torch"``.
-
-        Example:
-            >>> b = default_bundle()
-            >>> not b.available or callable(b.synthesis("onnx"))
-            True
-        """
-        from .ground.synthesis import OnnxSynthesis, TorchSynthesis
-
-        key = (backend, threads)
-        cache = self.__dict__.setdefault("_synthesis", {})
-        if key not in cache:
-            if backend == "onnx":
-                cache[key] = OnnxSynthesis(self.synthesis_onnx, threads=threads)
-            elif backend == "torch":
-                cache[key] = TorchSynthesis(self.safetensors, self.config, remac=self.manifest.get("remac"))
-            else:
-                raise ValueError(f"unknown synthesis backend {backend!r}: use 'onnx' or 'torch'")
-        return cache[key]
 
 
 def open_bundle(model: str | os.PathLike | ModelBundle | None = None) -> ModelBundle:
@@ -176,20 +151,45 @@ def open_bundle(model: str | os.PathLike | ModelBundle | None = None) -> ModelBu
 
 
 def bundle_for_model_id(model_id: bytes) -> ModelBundle | None:
-    """The shipped bundle whose model id is ``model_id`` (None if no installed bundle has it).
+    """The installed bundle whose model id is ``model_id`` (None if no installed bundle has it).
+
+    One small file answers for the shipped bundles (``weights/index.json``:
+    model id -> folder, written by :func:`model_index` when bundles are exported;
+    tests/test_architecture.py checks it against every model.json). A bundle
+    added to the folder since (``pymars export ... -o pymars/weights/NAME``) is
+    found by reading the manifests.
 
     Example:
-        >>> bundle_for_model_id(default_bundle().model_id).name if default_bundle().available else "base-v2-wv"
+        >>> bundle_for_model_id(default_bundle().model_id).name
         'base-v2-wv'
     """
-    # model.json records each bundle's id, so no blob is parsed to find the one (the caller
-    # still checks the id against the parsed blob before decoding).
     want = bytes(model_id).hex()
+    index = WEIGHTS_DIR / INDEX_FILE
+    if index.is_file():
+        name = json.loads(index.read_text()).get(want)
+        if name is not None and (WEIGHTS_DIR / name).is_dir():
+            return _cached_bundle((WEIGHTS_DIR / name).resolve())
+    name = model_index().get(want)
+    return None if name is None else _cached_bundle((WEIGHTS_DIR / name).resolve())
+
+
+#: The model-id index of the installed bundles, in WEIGHTS_DIR.
+INDEX_FILE = "index.json"
+
+
+def model_index() -> dict[str, str]:
+    """{model id (hex): folder name} of every bundle in the weights folder, from their manifests.
+
+    Example:
+        >>> model_index()[default_bundle().model_id.hex()]
+        'base-v2-wv'
+    """
+    found = {}
     for path in sorted(WEIGHTS_DIR.iterdir()) if WEIGHTS_DIR.is_dir() else []:
-        b = _cached_bundle(path.resolve())
-        if path.is_dir() and b.available and b.manifest.get("model_id") == want:
-            return b
-    return None
+        if not path.name.startswith(".") and (path / "model.json").is_file() and (path / "encoder.pmw").is_file():
+            found.setdefault(json.loads((path / "model.json").read_text()).get("model_id"), path.name)
+    found.pop(None, None)
+    return found
 
 
 def gray_bundle() -> ModelBundle | None:
@@ -218,6 +218,39 @@ def near_lossless_bundle(gray: bool = False) -> ModelBundle | None:
     name = DEFAULT_GRAY_NEAR_LOSSLESS_MODEL if gray else DEFAULT_NEAR_LOSSLESS_MODEL
     b = _cached_bundle((WEIGHTS_DIR / name).resolve())
     return b if b.available else None
+
+
+def training_file(path: str | os.PathLike) -> Path:
+    """``path`` (a file in a weights folder), or its copy in the source checkout when the install lacks it.
+
+    Training weights (``model.safetensors``, ``*.pt``) are not in the wheel;
+    fine-tuning, re-export and the PyTorch paths find them in the checkout named
+    by ``PYMARS_CHECKOUT`` or the one the current folder is in. Returns ``path``
+    unchanged when no copy exists (the caller reports the missing file).
+
+    Example:
+        >>> training_file(WEIGHTS_DIR / "base-v1" / "model.safetensors").name
+        'model.safetensors'
+    """
+    path = Path(path)
+    if path.is_file() or path.parent.parent.resolve() != WEIGHTS_DIR:
+        return path
+    for checkout in _checkouts():
+        other = checkout / "pymars" / "weights" / path.parent.name / path.name
+        if other.is_file():
+            return other
+    return path
+
+
+def _checkouts():
+    """Source checkouts that may hold training weights: $PYMARS_CHECKOUT, then the folders above the cwd."""
+    if os.environ.get("PYMARS_CHECKOUT"):
+        yield Path(os.environ["PYMARS_CHECKOUT"])
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "pymars" / "weights").is_dir():
+            yield folder
+            return
 
 
 _BUNDLES: dict[Path, ModelBundle] = {}

@@ -1,4 +1,4 @@
-"""Build a model bundle folder (see pymars.bundle) from a training checkpoint.
+"""Build a model bundle folder (see pymars.bundles) from a training checkpoint.
 
 Writes, atomically per file: ``model.safetensors`` (the EMA weights),
 ``encoder.pmw`` (the C++ blob), ``synthesis.onnx`` and ``model.json``. The
@@ -6,7 +6,7 @@ model card is written by ``export/export_bundle.py`` from measured RD figures.
 
 Example:
     >>> import tempfile, torch
-    >>> from pymars.models.codec import BaseCodec, BaseConfig
+    >>> from pymars.train.codec.network import BaseCodec, BaseConfig
     >>> cfg = BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8))
     >>> out = tempfile.mkdtemp()
     >>> sorted(write_bundle(BaseCodec(cfg), out, {"steps": 0}))
@@ -21,9 +21,12 @@ from pathlib import Path
 
 import torch
 
-from ..models.codec import BaseCodec, BaseConfig
-from .blob import model_blob, model_id
-from .onnx_export import export_synthesis
+from pymars.bundles import INDEX_FILE, WEIGHTS_DIR, ModelBundle, model_index
+from pymars.clio import atomic_path, atomic_write
+from pymars.train.codec.network import BaseCodec, BaseConfig
+from pymars.train.codec.torch_backend import torch_model
+from pymars.train.export.blob import model_blob, model_id
+from pymars.train.export.onnx_export import export_synthesis
 
 
 def load_checkpoint_model(path: str | os.PathLike, which: str = "ema") -> tuple[BaseCodec, dict]:
@@ -31,7 +34,7 @@ def load_checkpoint_model(path: str | os.PathLike, which: str = "ema") -> tuple[
 
     Example:
         >>> import tempfile
-        >>> from pymars.train.loop import TrainConfig, train
+        >>> from pymars.train.codec.loop import TrainConfig, train
         >>> d = tempfile.mkdtemp()
         >>> _ = train(TrainConfig(out=d, steps=1, batch=1, crop=64, synthetic=True, model="tiny",
         ...                       validate_every=0, progress=False))
@@ -52,7 +55,7 @@ def round_to_fp16(model: BaseCodec) -> BaseCodec:
     the very same values, so every file of a bundle describes one model.
 
     Example:
-        >>> from pymars.models.codec import BaseConfig
+        >>> from pymars.train.codec.network import BaseConfig
         >>> m = round_to_fp16(BaseCodec(BaseConfig(latent=4, hyper=2, analysis=(4, 4, 4), hs_hidden=4, synthesis=(4, 4, 4, 4))))
         >>> w = m.g_a.layers[0].weight
         >>> bool((w.half().float() == w).all())
@@ -63,12 +66,6 @@ def round_to_fp16(model: BaseCodec) -> BaseCodec:
             if t.dtype == torch.float32:
                 t.copy_(t.half().float())
     return model
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def write_bundle(model: BaseCodec, out: str | os.PathLike, provenance: dict) -> dict:
@@ -83,14 +80,13 @@ def write_bundle(model: BaseCodec, out: str | os.PathLike, provenance: dict) -> 
     out.mkdir(parents=True, exist_ok=True)
     model = round_to_fp16(model.eval())
     blob = model_blob(model, {"provenance": provenance})
-    _write_atomic(out / "encoder.pmw", blob)
+    atomic_write(out / "encoder.pmw", blob)
     state = {
         k: (v.detach().half() if v.dtype == torch.float32 else v.detach()).contiguous().clone()
         for k, v in model.state_dict().items()
     }
-    tmp = out / "model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"config": json.dumps(model.cfg.to_dict())})
-    os.replace(tmp, out / "model.safetensors")
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"config": json.dumps(model.cfg.to_dict())})
     err = export_synthesis(model.g_s, model.cfg.latent, out / "synthesis.onnx")
     if err > 1e-3:
         raise RuntimeError(f"ONNX synthesis disagrees with PyTorch by {err}")
@@ -103,7 +99,8 @@ def write_bundle(model: BaseCodec, out: str | os.PathLike, provenance: dict) -> 
         "files": files,
         "provenance": provenance,
     }
-    _write_atomic(out / "model.json", json.dumps(manifest, indent=2).encode())
+    atomic_write(out / "model.json", json.dumps(manifest, indent=2).encode())
+    refresh_model_index(out)
     return {**files, "model.json": hashlib.sha256((out / "model.json").read_bytes()).hexdigest()}
 
 
@@ -115,7 +112,7 @@ def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_mea
     ``learned_top_level``, ``nl_max_error``, ``nl_coder``, ``wv_from_quality``,
     ``wv_max_step``, ``wv_min_step``); weights are never changed. ``wavelet_priors``:
     the wavelet coder's trained initial probabilities (WVPR,
-    :func:`pymars.train.wavelet_priors.train_priors`), or None.
+    :func:`pymars.train.codec.wavelet_priors.train_priors`), or None.
 
     Only the blob (a new model id) and model.json are written; model.json names
     ``source``'s ``synthesis.onnx`` and ``model.safetensors`` (``shared_files``),
@@ -123,19 +120,18 @@ def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_mea
 
     Example:
         >>> import tempfile
-        >>> from pymars.models.codec import BaseCodec, BaseConfig
+        >>> from pymars.train.codec.network import BaseCodec, BaseConfig
         >>> cfg = BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8))
         >>> root = Path(tempfile.mkdtemp())
         >>> _ = write_bundle(BaseCodec(cfg), root / "a", {"steps": 0})
         >>> sorted(derive_bundle(root / "a", root / "a-tm"))
         ['encoder.pmw', 'model.json']
     """
-    from ..bundle import ModelBundle
 
     src = ModelBundle(Path(source))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = src.torch_model()
+    model = torch_model(src)
     model.cfg.tile_means = tile_means
     coding = ("nl_from_quality", "learned_top_level", "nl_max_error", "nl_coder", "wv_from_quality", "wv_max_step",
               "wv_min_step")
@@ -144,7 +140,7 @@ def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_mea
             raise ValueError(f"derive_bundle changes coding options only ({', '.join(coding)}), not {key!r}")
         setattr(model.cfg, key, value)
     blob = model_blob(model, {"provenance": src.manifest.get("provenance", {})}, wavelet_priors=wavelet_priors)
-    _write_atomic(out / "encoder.pmw", blob)
+    atomic_write(out / "encoder.pmw", blob)
     rel = os.path.relpath(src.root.resolve(), out.resolve())
     shared = {name: f"{rel}/{name}" for name in ("synthesis.onnx", "model.safetensors")}
     files = {"encoder.pmw": hashlib.sha256(blob).hexdigest(),
@@ -161,5 +157,17 @@ def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_mea
                                         "change": ", ".join(f"{k}={v}" for k, v in {"tile_means": tile_means, **options}.items())
                                                   + " (docs/bitstream.md 4.6-4.9); same weights"}},
     }
-    _write_atomic(out / "model.json", json.dumps(manifest, indent=2).encode())
+    atomic_write(out / "model.json", json.dumps(manifest, indent=2).encode())
+    refresh_model_index(out)
     return {"encoder.pmw": files["encoder.pmw"], "model.json": hashlib.sha256((out / "model.json").read_bytes()).hexdigest()}
+
+
+def refresh_model_index(out: str | os.PathLike) -> None:
+    """Rewrite ``weights/index.json`` (model id -> folder) when ``out`` is a folder of the installed weights.
+
+    Example:
+        >>> refresh_model_index("/tmp/not-in-weights")  # nothing to do outside pymars/weights
+    """
+
+    if Path(out).resolve().parent == WEIGHTS_DIR:
+        atomic_write(WEIGHTS_DIR / INDEX_FILE, (json.dumps(model_index(), indent=1, sort_keys=True) + "\n").encode())

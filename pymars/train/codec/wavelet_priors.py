@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from pymars import _core
+from pymars.train.dataset import gray_training_pool, mars_training_pool
+
 #: Steps (8-bit levels) counted for each step class of wavelet.h (wv_step_class):
 #: the class's geometric middle; the open top class gets two.
 CLASS_STEPS = ((1.4,), (2.8,), (5.7,), (11.3,), (22.6,), (45.0, 110.0))
@@ -43,7 +46,6 @@ def count_bins(tiles, channels: int) -> np.ndarray:
         >>> c.shape, bool(c.sum() > 0)
         ((1, 6, 504, 2), True)
     """
-    from .. import _core
 
     kinds = 2 if channels == 3 else 1
     out = np.zeros((kinds, len(CLASS_STEPS), _core.WAVELET_STATE_BITS, 2), np.uint64)
@@ -59,11 +61,10 @@ def training_tiles(channels: int, n: int, seed: int = 0, size: int = 256, progre
     """``n`` random size x size uint8 crops of the training pool (gray: HxW, colour: HxWx3).
 
     Example:
-        >>> from pymars.data.protocol import mars_data_dir
+        >>> from pymars.evaluation.protocol import mars_data_dir
         >>> mars_data_dir() is None or training_tiles(1, 2, progress=False)[0].shape == (256, 256)
         True
     """
-    from .dataset import gray_training_pool, mars_training_pool
 
     pool = gray_training_pool(size, progress=progress) if channels == 1 else mars_training_pool(size, progress=progress)
     rng = np.random.default_rng(seed)
@@ -80,7 +81,7 @@ def train_priors(channels: int, n: int = 400, seed: int = 0, progress: bool = Tr
     """The WVPR table uint16 [kinds][6][504] of a gray (1) or colour (3) model (504 binary contexts).
 
     Example:
-        >>> from pymars.data.protocol import mars_data_dir
+        >>> from pymars.evaluation.protocol import mars_data_dir
         >>> mars_data_dir() is None or train_priors(1, n=2, progress=False).shape == (1, 6, 504)
         True
     """

@@ -37,7 +37,7 @@ Rover part layout (all integers little-endian; normative)::
     28     ...   R x (59 x u32 histogram, M x u16 descriptor, M*16*16 x i8 latent)
 
 What it must not do: hold any selection or entropy logic (the selection rules
-live in pymars/refs/selection when they exist and in the C++ core), or write a
+live in pymars/remac/selection when they exist and in the C++ core), or write a
 half-finished file (both parts go through pymars.clio.AtomicOutput: a hidden
 temporary file each, renamed only when both are complete).
 
@@ -66,7 +66,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelMismatchError, PymarsError
+from pymars import _core
+from pymars.bundles import DEFAULT_REMAC_MODEL, ModelBundle, bundle_for_model_id
+from pymars.clio import AtomicOutput
+from pymars.errors import ModelMismatchError, PymarsError
+from pymars.remac.selection import latent_descriptor, quantise_latent
+from pymars.texture import lbp_histograms, rgb_to_gray
 
 MAGIC = b"PMRL"
 VERSION = 1
@@ -84,7 +89,6 @@ class ReferenceLibraryError(PymarsError):
 def _model_name(model_id: bytes) -> str | None:
     """The name of the installed bundle with this model id, if any (for messages)."""
     try:
-        from ..bundle import bundle_for_model_id
 
         b = bundle_for_model_id(bytes(model_id))
     except Exception:  # a message helper must never fail the check it explains
@@ -195,8 +199,6 @@ class ReferenceLibrary:
         """Write ``path`` (rover part) and, when tiles are held, the ground part next to it; atomically."""
         import contextlib
 
-        from ..clio import AtomicOutput
-
         path = Path(path)
         parts = [(path, self.rover_bytes())]
         if self.tiles is not None:
@@ -213,7 +215,7 @@ class ReferenceLibrary:
             >>> ReferenceLibrary.from_rover_bytes(b"PNG")
             Traceback (most recent call last):
             ...
-            pymars.refs.library.ReferenceLibraryError: not a pymars reference library (3 bytes, shorter than its 28-byte header)
+            pymars.remac.library.ReferenceLibraryError: not a pymars reference library (3 bytes, shorter than its 28-byte header)
         """
         if len(data) < HEADER.size:
             raise ReferenceLibraryError(f"not a pymars reference library ({len(data)} bytes, shorter than its "
@@ -268,14 +270,11 @@ def reference_entry(core_model, tile: np.ndarray, quality: int = 75) -> tuple[np
 
     Example:
         >>> import numpy as np
-        >>> from pymars.bundle import default_bundle
+        >>> from pymars.bundles import default_bundle
         >>> h, d, y = reference_entry(default_bundle().core, np.full((256, 256, 3), 90, np.uint8))
         >>> h.shape, h.sum(), y.dtype.name
         ((59,), np.uint64(65536), 'int8')
     """
-    from .. import _core
-    from ..remac.selection import latent_descriptor, quantise_latent
-    from ..texture import lbp_histograms, rgb_to_gray
 
     if tile.shape != (TILE, TILE, 3) or tile.dtype != np.uint8:
         raise ReferenceLibraryError(f"a reference tile is uint8 of shape ({TILE}, {TILE}, 3), got {tile.dtype} {tile.shape}")
@@ -283,3 +282,46 @@ def reference_entry(core_model, tile: np.ndarray, quality: int = 75) -> tuple[np
     y = _core.analyse_tile(core_model, np.ascontiguousarray(tile), quality)["y"]
     lat = quantise_latent(y)
     return hist.astype(np.uint32), latent_descriptor(lat), lat
+
+
+def open_library(refs, ground: bool = True):
+    """A :class:`pymars.remac.ReferenceLibrary` from a path or an already loaded library.
+
+    Example:
+        >>> open_library("missing.pmrl")
+        Traceback (most recent call last):
+        ...
+        pymars.remac.library.ReferenceLibraryError: no reference library at missing.pmrl
+    """
+    if isinstance(refs, ReferenceLibrary):
+        return refs
+    return ReferenceLibrary.load(refs, ground=ground)
+
+
+def core_library(bundle: ModelBundle, library):
+    """The C++ view of a library's rover part for a REMAC bundle (refuses base models and other models).
+
+    Example:
+        >>> import numpy as np
+        >>> from pymars.remac import ReferenceLibrary
+        >>> lib = ReferenceLibrary(bytes(8), np.zeros((1, 59), np.uint32), np.zeros((1, 128), np.uint16),
+        ...                        np.zeros((1, 128, 16, 16), np.int8))
+        >>> from pymars.bundles import open_bundle
+        >>> core_library(open_bundle(), lib)
+        Traceback (most recent call last):
+        ...
+        pymars.errors.ModelMismatchError: model 'base-v2-wv' has no reference branch: REMAC needs a REMAC bundle such as 'remac-v1'
+    """
+
+    if not bundle.is_remac:
+        raise ModelMismatchError(f"model {bundle.name!r} has no reference branch: REMAC needs a REMAC bundle "
+                                 f"such as {DEFAULT_REMAC_MODEL!r}")
+    library.check_model(bundle.model_id)
+    key = library.sha256
+    cache = bundle.__dict__.setdefault("_libraries", {})
+    if key not in cache:
+        try:
+            cache[key] = _core.ReferenceLibraryCore(bundle.core, library.rover_bytes())
+        except ValueError as e:
+            raise ModelMismatchError(str(e)) from None
+    return cache[key]

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 #: Fractional bits of QReLU activations and of the predicted mean.
 ACT_FRAC_BITS = 4

@@ -22,16 +22,23 @@ Example (two steps on synthetic scenes with a tiny model and library, no ../shar
 """
 from __future__ import annotations
 
-import json
 import math
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from ..models.codec import rd_loss
-from .model import REF_LATENT, RemacCodec, RemacConfig
+from pymars.bundles import open_bundle
+from pymars.data.synthetic import mars_like_scene
+from pymars.remac import ReferenceLibrary
+from pymars.texture import lbp_histograms, nearest_histogram, rgb_to_gray
+from pymars.train.codec.entropy_model import LOG_SCALE_STEP, discretized_gaussian, scale_from_index
+from pymars.train.codec.estimate import pad_to_stride
+from pymars.train.codec.integer import ACT_FRAC_BITS
+from pymars.train.codec.network import BaseCodec, BaseConfig, rd_loss
+from pymars.train.dataset import CropPool, mars_training_pool, synthetic_pool, validation_tiles
+from pymars.train.engine import EMA, Hooks, Trainer, hold_then_cosine, record_config, start_run
+from pymars.train.remac.model import REF_LATENT, RemacCodec, RemacConfig
 
 
 @dataclass
@@ -68,15 +75,12 @@ def load_base_model(base: str = "", synthetic: bool = False):
         >>> load_base_model(synthetic=True).cfg.latent
         16
     """
-    from ..models.codec import BaseCodec, BaseConfig
 
     if synthetic:
         torch.manual_seed(0)
         return BaseCodec(BaseConfig(latent=16, hyper=8, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8,
                                     synthesis=(16, 8, 8, 8)))
     from safetensors.torch import load_file
-
-    from ..bundle import open_bundle
 
     bundle = open_bundle(base or None)
     if not bundle.available:
@@ -100,8 +104,6 @@ class LibraryTensors:
 
     @classmethod
     def synthetic(cls, latent: int, count: int = 3, seed: int = 0) -> "LibraryTensors":
-        from ..data.synthetic import mars_like_scene
-        from ..texture import lbp_histograms, rgb_to_gray
 
         rng = np.random.default_rng(seed)
         tiles = np.stack([mars_like_scene(256, 256, seed=100 + i) for i in range(count)])
@@ -114,7 +116,6 @@ class LibraryTensors:
 def select_references(model: RemacCodec, lib: LibraryTensors, x: torch.Tensor, y: torch.Tensor,
                       rng: np.random.Generator, no_ref_share: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Entropy and decoder reference ids per crop by the rover's rules (NO reference for a random share)."""
-    from ..texture import lbp_histograms, nearest_histogram
 
     q = torch.floor(torch.clamp(y * 8, -127, 127) + 0.5)
     n = q.shape[2] * q.shape[3]
@@ -131,18 +132,9 @@ def select_references(model: RemacCodec, lib: LibraryTensors, x: torch.Tensor, y
     return ent, dec
 
 
-def _validation_tiles() -> list[np.ndarray]:
-    from ..train.loop import _validation_tiles as tiles
-
-    return tiles()
-
-
 @torch.no_grad()
 def validate(model: RemacCodec, lib: LibraryTensors, tiles: list[np.ndarray], levels=(0, 3, 7)) -> dict:
     """Mean PSNR / ideal bpp per level with references, and with none (real rounding, no noise)."""
-    from ..models.entropy import LOG_SCALE_STEP, discretized_gaussian, scale_from_index
-    from ..models.estimate import pad_to_stride
-    from ..models.integer import ACT_FRAC_BITS
 
     model.eval()
     out = {}
@@ -174,20 +166,13 @@ def validate(model: RemacCodec, lib: LibraryTensors, tiles: list[np.ndarray], le
 
 def train_remac(cfg: RemacTrainConfig) -> dict:
     """Train (or resume) and return the final running averages."""
-    import copy
 
-    from tqdm import tqdm
-
-    from ..train.dataset import CropPool, mars_training_pool
-    from ..train.loop import _atomic_save, _synthetic_pool, learning_rate, resume, start_run
-
-    out, device = start_run(cfg)
+    out, device = start_run(cfg.out, cfg.seed, cfg.threads, cfg.device)
     base = load_base_model(cfg.base, cfg.synthetic)
     if cfg.synthetic:
         lib = LibraryTensors.synthetic(base.cfg.latent)
         lib_hash = "synthetic"
     else:
-        from ..refs import ReferenceLibrary
 
         if not cfg.library:
             raise ValueError("--library is required (build one for the base model with "
@@ -201,22 +186,41 @@ def train_remac(cfg: RemacTrainConfig) -> dict:
         # distortion alone (lambda-weighted per level, as in the full recipe).
         for p in model.h_s.parameters():
             p.requires_grad_(False)
-    ema = copy.deepcopy(model)
-    params = [p for p in model.parameters() if p.requires_grad]
+    ema = EMA(model, cfg.ema)
     ref_names = ("h_s.ref.", "h_s.mid.", "g_s.ref_features.", "g_s.query.", "g_s.fuse.")
     ref_params = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(ref_names)]
-    other = [p for p in params if all(p is not q for q in ref_params)]
+    other = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in ref_params)]
+    # The engine multiplies each group's learning rate by its "scale".
     opt = torch.optim.Adam([{"params": other, "scale": 1.0}, {"params": ref_params, "scale": cfg.ref_lr_scale}], lr=cfg.lr)
-    ckpt_path = out / "checkpoint.pt"
-    step = resume(ckpt_path, model, ema, opt, device, cfg.progress, cfg.init_from)
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    pool: CropPool = _synthetic_pool(cfg.crop) if cfg.synthetic else mars_training_pool(cfg.crop, progress=cfg.progress)
-    val_tiles = [] if cfg.synthetic or not cfg.validate_every else _validation_tiles()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc="remac", smoothing=0.05)
-    running: dict[str, float] = {}
-    t0 = time.time()
-    while step < cfg.steps:
-        rng = np.random.default_rng([cfg.seed, step])
+    val_tiles: list = []
+
+    def validation(step: int) -> dict | None:
+        if not val_tiles:
+            return None
+        rec = {"step": step, "time_s": trainer.elapsed(), "train": dict(trainer.running),
+               "val": validate(ema.model, lib, val_tiles)}
+        trainer.write(f"step {step}: " + ", ".join(f"{k} {v['bpp']:.3f}/{v['psnr']:.2f}" for k, v in rec["val"].items()))
+        return rec
+
+    def postfix(t) -> dict:
+        return dict(loss=f"{t.running['loss']:.3f}", bpp=f"{t.running['bpp']:.3f}", psnr=f"{t.running['psnr']:.2f}")
+
+    def extras() -> dict:
+        return {"remac_config": model.cfg.to_dict(), "base_config": base.cfg.to_dict(), "library_hash": lib_hash,
+                "train_config": asdict(cfg)}
+
+    trainer = Trainer(out, model, opt, lambda s: hold_then_cosine(s, cfg.steps, cfg.lr, cfg.lr_final, cfg.decay_from),
+                      steps=cfg.steps, seed=cfg.seed, ema=ema, clip=cfg.clip, device=device,
+                      save_every=cfg.save_every, validate_every=cfg.validate_every, outlier_after=100,
+                      hooks=Hooks(validate=validation, extras=extras, postfix=postfix), progress=cfg.progress,
+                      desc="remac", identity={"remac_config": model.cfg.to_dict(), "base_config": base.cfg.to_dict()})
+    trainer.resume(cfg.init_from)
+    record_config(out / "train_config.json", asdict(cfg))
+    pool: CropPool = synthetic_pool(cfg.crop) if cfg.synthetic else mars_training_pool(cfg.crop, progress=cfg.progress)
+    if not cfg.synthetic and cfg.validate_every:
+        val_tiles += validation_tiles()
+
+    def step(s: int, rng: np.random.Generator):
         x = torch.from_numpy(pool.sample(rng, cfg.batch)).to(device)
         level = torch.from_numpy(rng.uniform(0, model.levels - 1, cfg.batch).astype(np.float32)).to(device)
         with torch.no_grad():
@@ -224,36 +228,8 @@ def train_remac(cfg: RemacTrainConfig) -> dict:
         ent, dec = select_references(model, lib, x.cpu(), y.cpu(), rng, cfg.no_ref_share)
         shift = rng.integers(0, REF_LATENT, 2)
         ref_latent = torch.roll(lib.latents[ent], (int(shift[0]), int(shift[1])), (2, 3)).to(device)
-        for g in opt.param_groups:
-            g["lr"] = learning_rate(cfg, step) * g["scale"]
         res = model(x, level, ref_latent, lib.tiles[dec].to(device), y=y)
-        loss, logs = rd_loss(model, x, level, res)
-        if math.isfinite(logs["loss"]) and not ("loss" in running and step > 100 and logs["loss"] > 20 * running["loss"]):
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.clip)
-            opt.step()
-            with torch.no_grad():
-                decay = min(cfg.ema, (1 + step) / (10 + step))
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    if pm.requires_grad:
-                        pe.lerp_(pm, 1 - decay)
-            for k, v in logs.items():
-                running[k] = 0.98 * running.get(k, v) + 0.02 * v
-        step += 1
-        bar.update(1)
-        if step % 20 == 0 and running:
-            bar.set_postfix(loss=f"{running['loss']:.3f}", bpp=f"{running['bpp']:.3f}", psnr=f"{running['psnr']:.2f}")
-        done = step >= cfg.steps
-        if val_tiles and (step % cfg.validate_every == 0 or done):
-            rec = {"step": step, "time_s": time.time() - t0, "train": running, "val": validate(ema, lib, val_tiles)}
-            with open(out / "log.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            if cfg.progress:
-                bar.write(f"step {step}: " + ", ".join(f"{k} {v['bpp']:.3f}/{v['psnr']:.2f}" for k, v in rec["val"].items()))
-        if step % cfg.save_every == 0 or done:
-            _atomic_save({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                          "step": step, "remac_config": model.cfg.to_dict(), "base_config": base.cfg.to_dict(),
-                          "library_hash": lib_hash, "train_config": asdict(cfg)}, ckpt_path)
-    bar.close()
-    return {"step": step, "out": str(out), **running}
+        return rd_loss(model, x, level, res)
+
+    r = trainer.run(step)
+    return {"step": r["step"], "out": str(out), **r["running"]}

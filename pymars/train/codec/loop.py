@@ -4,9 +4,10 @@ One model serves every quality: each sample of a batch draws a random rate
 level position in [0, L-1] (continuous, so interpolated gains are trained too),
 and the loss is ``lambda(level) * 255^2 * MSE + bpp``.
 
-Checkpoints (model, EMA model, optimiser, step, RNG state, log) are written
+Checkpoints (model, EMA model, optimiser, step, RNG state) are written
 atomically every ``--save-every`` steps to ``OUT/checkpoint.pt``; running the
-same command again resumes. ``OUT/log.jsonl`` gets one line per validation.
+same command again resumes (the loop is pymars.train.engine's; this module
+keeps the codec's presets, data, loss, validation and warm start). ``OUT/log.jsonl`` gets one line per validation.
 Validation uses a fixed subset of the development tiles, evaluated with real
 rounding (no noise): it monitors, it never trains.
 
@@ -20,18 +21,24 @@ Example (a few steps on synthetic scenes, no ../shared needed):
 from __future__ import annotations
 
 import copy
-import json
-import math
-import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..models.codec import DEFAULT_LAMBDAS, BaseCodec, BaseConfig, rd_loss
-from .dataset import CropPool, gray_training_pool, load_pool, mars_training_pool, save_pool
+from pymars.bundles import training_file
+from pymars.train.codec.estimate import estimate_rd
+from pymars.train.codec.network import DEFAULT_LAMBDAS, BaseCodec, BaseConfig, rd_loss
+from pymars.train.dataset import (
+    gray_training_pool,
+    load_pool,
+    mars_training_pool,
+    save_pool,
+    synthetic_pool,
+    validation_tiles,
+)
+from pymars.train.engine import CHECKPOINT, EMA, Hooks, Precision, Trainer, hold_then_cosine, record_config, start_run
 
 #: base-v2 rate levels: base-v1's eight plus two above them, for the quality missions
 #: downlink (JPEG q75-95; base-v1 stops at 32.7 dB).
@@ -93,38 +100,7 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
         >>> learning_rate(c, 10), learning_rate(c, 100)
         (1.0, 0.0)
     """
-    start = cfg.decay_from * cfg.steps
-    if step <= start:
-        return cfg.lr
-    t = min(1.0, (step - start) / max(1.0, cfg.steps - start))
-    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * t))
-
-
-def _pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _synthetic_pool(crop: int, gray: bool = False) -> CropPool:
-    from ..data.synthetic import mars_like_scene
-    from .dataset import GrayCropPool
-
-    scenes = [mars_like_scene(256, 384, seed=s) for s in range(8)]
-    return GrayCropPool(scenes, crop) if gray else CropPool(scenes, crop)
-
-
-def _validation_tiles(count: int = 6, gray: bool = False) -> list[np.ndarray]:
-    from ..data.protocol import dev_tiles, mars_data_dir
-
-    if mars_data_dir() is None:
-        return []
-    tiles = []
-    for group in ("dev_navcam", "dev_marsscapes_gray") if gray else ("dev_marsscapes", "dev_marsdata"):
-        all_tiles = dev_tiles(group)
-        step = max(1, len(all_tiles) // count)
-        tiles += [t.pixels for t in all_tiles[::step][:count]]
-    return tiles
+    return hold_then_cosine(step, cfg.steps, cfg.lr, cfg.lr_final, cfg.decay_from)
 
 
 @torch.no_grad()
@@ -136,7 +112,6 @@ def validate(model: BaseCodec, tiles: list[np.ndarray], device: torch.device, le
         >>> sorted(validate(m, [np.zeros((64, 64, 3), np.uint8)], torch.device("cpu"), levels=(0,)))
         ['level0']
     """
-    from ..models.estimate import estimate_rd
 
     model.eval()
     out = {}
@@ -183,7 +158,7 @@ def warm_start(model: BaseCodec, source: str) -> list[str]:
     if path.is_dir():
         from safetensors.torch import load_file
 
-        src = load_file(str(path / "model.safetensors"))
+        src = load_file(str(training_file(path / "model.safetensors")))
     else:
         ck = torch.load(path, map_location="cpu", weights_only=False)
         src = ck["ema"]
@@ -229,83 +204,49 @@ def warm_start(model: BaseCodec, source: str) -> list[str]:
     return adapted
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def start_run(cfg) -> tuple[Path, torch.device]:
-    """Create the run folder, set the thread count and the seed; return (folder, device).
-
-    ``cfg`` is any training config with ``out``, ``threads``, ``device`` and ``seed``.
-
-    Example:
-        >>> import tempfile
-        >>> start_run(TrainConfig(out=tempfile.mkdtemp(), device="cpu"))[1]
-        device(type='cpu')
-    """
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    return out, _pick_device(cfg.device)
-
-
-def resume(ckpt_path: Path, model, ema, opt, device, progress: bool = True, init_from: str = "") -> int:
-    """Load model, EMA and optimiser state from ``ckpt_path`` if it exists; return its step (0 if none).
-
-    Without a checkpoint, ``init_from`` (another run's checkpoint) gives the
-    starting weights: its EMA, for both the model and the EMA (a fresh optimiser).
-
-    Example:
-        >>> resume(Path("/nonexistent/checkpoint.pt"), None, None, None, "cpu")
-        0
-    """
-    if not ckpt_path.exists():
-        if init_from:
-            ck = torch.load(init_from, map_location=device, weights_only=False)
-            # Parts the other run does not have (new layers of a grown model) keep their
-            # initialisation; weights the model does not know are an error.
-            missing, unexpected = model.load_state_dict(ck["ema"], strict=False)
-            if unexpected:
-                raise ValueError(f"{init_from} holds weights this model does not have: {unexpected[:4]}")
-            ema.load_state_dict(ck["ema"], strict=False)
-            if progress and missing:
-                print(f"initialised from {init_from}; new: {len(missing)} tensors ({missing[0]}, ...)")
-        return 0
-    ck = torch.load(ckpt_path, map_location=device, weights_only=False)
-    model.load_state_dict(ck["model"])
-    ema.load_state_dict(ck["ema"])
-    opt.load_state_dict(ck["optimizer"])
-    if progress:
-        print(f"resuming {ckpt_path} at step {ck['step']}")
-    return int(ck["step"])
-
-
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) and return the final state summary.
 
     Resumes from ``OUT/checkpoint.pt`` when present; the data order after a
     resume is a fresh RNG stream seeded from (seed, step), so it is reproducible.
     """
-    from tqdm import tqdm
-
-    out, device = start_run(cfg)
+    out, device = start_run(cfg.out, cfg.seed, cfg.threads, cfg.device)
     model_cfg = MODEL_PRESETS[cfg.model]
     model = BaseCodec(copy.deepcopy(model_cfg)).to(device)
-    if cfg.warm_start and not (out / "checkpoint.pt").exists():
+    if cfg.warm_start and not (out / CHECKPOINT).exists():
         adapted = warm_start(model, cfg.warm_start)
         if cfg.progress:
             print(f"warm start from {cfg.warm_start} (adapted: {', '.join(adapted) or 'none'})")
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    ema = copy.deepcopy(model)
+    precision = Precision(cfg.precision, cfg.channels_last, device)
+    model = precision.prepare(model)
+    ema = EMA(model, cfg.ema)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    ckpt_path = out / "checkpoint.pt"
-    step = resume(ckpt_path, model, ema, opt, device, cfg.progress, cfg.init_from)
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    val_tiles: list = []
+
+    def validation(step: int) -> dict | None:
+        if not val_tiles:
+            return None
+        levels = (0, (model.levels - 1) // 2, model.levels - 1)
+        rec = {"step": step, "time_s": trainer.elapsed(), "train": dict(trainer.running),
+               "skipped_steps": trainer.skipped, "val": validate(ema.model, val_tiles, device, levels=levels)}
+        trainer.write(f"step {step}: " + ", ".join(f"{k} {v['bpp']:.3f} bpp {v['psnr']:.2f} dB"
+                                                    for k, v in rec["val"].items()))
+        return rec
+
+    def postfix(t) -> dict:
+        r = t.running
+        return dict(loss=f"{r['loss']:.2f}", bpp=f"{r['bpp']:.3f}", psnr=f"{r['psnr']:.2f}", skipped=t.skipped)
+
+    hooks = Hooks(validate=validation, postfix=postfix,
+                  extras=lambda: {"model_config": model_cfg.to_dict(), "train_config": asdict(cfg)})
+    # A rare crop can make the multiplicative inverse GDN explode; one such step (loss 1e7,
+    # seen at step ~6000 of the first run) poisons Adam's moments: outlier steps after 200 are skipped.
+    trainer = Trainer(out, model, opt, lambda s: learning_rate(cfg, s), steps=cfg.steps, seed=cfg.seed, ema=ema,
+                      clip=cfg.clip, precision=precision, device=device, save_every=cfg.save_every,
+                      validate_every=cfg.validate_every, outlier_after=200, hooks=hooks, progress=cfg.progress,
+                      identity={"model_config": model_cfg.to_dict()})
+    trainer.resume(cfg.init_from)
+    record_config(out / "train_config.json", asdict(cfg))
 
     gray = model_cfg.channels == 1
     if cfg.pool_cache and Path(cfg.pool_cache).exists():
@@ -313,7 +254,7 @@ def train(cfg: TrainConfig) -> dict:
         if pool.crop != cfg.crop:
             raise ValueError(f"{cfg.pool_cache} holds {pool.crop}x{pool.crop} crops, not {cfg.crop}: rebuild it")
     elif cfg.synthetic:
-        pool = _synthetic_pool(cfg.crop, gray)
+        pool = synthetic_pool(cfg.crop, gray)
     elif gray:
         pool = gray_training_pool(cfg.crop, progress=cfg.progress)
     else:
@@ -321,66 +262,15 @@ def train(cfg: TrainConfig) -> dict:
         pool = mars_training_pool(cfg.crop, progress=cfg.progress, augment=wide, scales=3 if wide else 2)
     if cfg.pool_cache and not Path(cfg.pool_cache).exists():
         save_pool(pool, cfg.pool_cache)
-    val_tiles = [] if cfg.synthetic or not cfg.validate_every else _validation_tiles(gray=gray)
-    amp = cfg.precision == "bf16"
-    log_path = out / "log.jsonl"
-    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, desc="train", smoothing=0.05)
-    running: dict[str, float] = {}
-    skipped = 0
-    t0 = time.time()
-    while step < cfg.steps:
-        rng = np.random.default_rng([cfg.seed, step])
-        x = torch.from_numpy(pool.sample(rng, cfg.batch)).to(device)
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+    if not cfg.synthetic and cfg.validate_every:
+        val_tiles += validation_tiles(gray=gray)
+
+    def step(s: int, rng: np.random.Generator):
+        x = precision.batch(torch.from_numpy(pool.sample(rng, cfg.batch)).to(device))
         level = torch.from_numpy(rng.uniform(0, model.levels - 1, cfg.batch).astype(np.float32)).to(device)
-        for g in opt.param_groups:
-            g["lr"] = learning_rate(cfg, step)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out_ = model(x, level)
-        loss, logs = rd_loss(model, x, level, out_)
-        # A rare crop can make the multiplicative inverse GDN explode; one such
-        # step (loss 1e7, seen at step ~6000 of the first run) poisons Adam's
-        # moments. Skip steps whose loss is far above the running mean.
-        outlier = not math.isfinite(logs["loss"]) or (
-            "loss" in running and step > 200 and logs["loss"] > 20 * running["loss"]
-        )
-        if outlier:
-            skipped += 1
-        else:
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            opt.step()
-            with torch.no_grad():
-                # Warm-up: early on the EMA would mostly average the random initialisation.
-                decay = min(cfg.ema, (1 + step) / (10 + step))
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - decay)
-            for k, v in logs.items():
-                running[k] = 0.98 * running.get(k, v) + 0.02 * v
-        step += 1
-        bar.update(1)
-        if step % 20 == 0:
-            bar.set_postfix(loss=f"{running['loss']:.2f}", bpp=f"{running['bpp']:.3f}", psnr=f"{running['psnr']:.2f}",
-                            skipped=skipped)
-        done = step >= cfg.steps
-        if cfg.validate_every and val_tiles and (step % cfg.validate_every == 0 or done):
-            rec = {"step": step, "time_s": time.time() - t0, "train": running, "skipped_steps": skipped,
-                   "val": validate(ema, val_tiles, device, levels=(0, (model.levels - 1) // 2, model.levels - 1))}
-            with open(log_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            if cfg.progress:
-                bar.write(f"step {step}: " + ", ".join(f"{k} {v['bpp']:.3f} bpp {v['psnr']:.2f} dB" for k, v in rec["val"].items()))
-        if step % cfg.save_every == 0 or done:
-            state = {
-                "model": model.state_dict(),
-                "ema": ema.state_dict(),
-                "optimizer": opt.state_dict(),
-                "step": step,
-                "model_config": model_cfg.to_dict(),
-                "train_config": asdict(cfg),
-            }
-            _atomic_save(state, ckpt_path)
-    bar.close()
-    return {"step": step, "out": str(out), **running}
+        with precision.autocast():
+            res = model(x, level)
+        return rd_loss(model, x, level, res)
+
+    r = trainer.run(step)
+    return {"step": r["step"], "out": str(out), **r["running"]}

@@ -36,7 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .library import TILE, ReferenceLibrary, reference_entry
+from pymars.bundles import open_bundle
+from pymars.errors import InputImageError
+from pymars.evaluation.protocol import column_rule_windows, group_files, mars_data_dir, prepared_image, selected_windows
+from pymars.imageio import read_image
+from pymars.remac.library import TILE, ReferenceLibrary, reference_entry
+from pymars.texture import lbp_histograms, rgb_to_gray
+from pymars.texture.clustering import calinski_harabasz, js_matrix, k_medoids
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 #: The default k range ends at (candidates // this): each reference stands for several tiles.
@@ -79,9 +85,6 @@ def candidate_tiles(folder: str | os.PathLike, max_per_image: int = 8) -> tuple[
         >>> len(tiles), names[0], n
         (2, 'a.png:0,0', 1)
     """
-    from ..data.protocol import column_rule_windows
-    from ..errors import InputImageError
-    from ..imageio import read_image
 
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -120,11 +123,10 @@ def protocol_candidate_tiles(max_per_image: int = 8, margin: int = 64) -> tuple[
     could be the very tile it is measured on.
 
     Example:
-        >>> from pymars.data.protocol import mars_data_dir
+        >>> from pymars.evaluation.protocol import mars_data_dir
         >>> mars_data_dir() is None or len(protocol_candidate_tiles(1)[0]) > 10
         True
     """
-    from ..data.protocol import column_rule_windows, group_files, mars_data_dir, prepared_image, selected_windows
 
     root = mars_data_dir()
     if root is None:
@@ -147,66 +149,6 @@ def protocol_candidate_tiles(max_per_image: int = 8, margin: int = 64) -> tuple[
                 tiles.append(np.ascontiguousarray(img[y : y + TILE, x : x + TILE, :3]))
                 names.append(f"{group}/{path.relative_to(root)}:{y},{x}")
     return tiles, names, n_images
-
-
-def js_matrix(histograms: np.ndarray) -> np.ndarray:
-    """Symmetric matrix of fixed-point Jensen-Shannon divergences (Q16 bits, int64) from the C++ matcher.
-
-    Example:
-        >>> js_matrix(np.array([[9, 1], [9, 1], [1, 9]], np.uint32))[0].tolist()
-        [0, 0, 34797]
-    """
-    from ..texture import js_divergence
-
-    n = len(histograms)
-    d = np.zeros((n, n), np.int64)
-    for i in range(n):
-        for j in range(i + 1, n):
-            d[i, j] = d[j, i] = js_divergence(histograms[i], histograms[j])
-    return d
-
-
-def k_medoids(dist: np.ndarray, k: int, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, medoid indices) of a deterministic alternating k-medoids on a distance matrix."""
-    n = len(dist)
-    k = min(k, n)
-    # Farthest-point initialisation from the most central candidate.
-    medoids = [int(np.argmin(dist.sum(1)))]
-    while len(medoids) < k:
-        medoids.append(int(np.argmax(dist[:, medoids].min(1))))
-    medoids = np.array(medoids)
-    for _ in range(iterations):
-        labels = np.argmin(dist[:, medoids], axis=1)
-        new = medoids.copy()
-        for c in range(k):
-            members = np.flatnonzero(labels == c)
-            if len(members):
-                new[c] = members[np.argmin(dist[np.ix_(members, members)].sum(1))]
-        if np.array_equal(new, medoids):
-            break
-        medoids = new
-    return np.argmin(dist[:, medoids], axis=1), medoids
-
-
-def calinski_harabasz(points: np.ndarray, labels: np.ndarray) -> float:
-    """Calinski-Harabasz index (between- over within-cluster dispersion, scaled by degrees of freedom).
-
-    Example:
-        >>> pts = np.array([[0.0], [0.1], [5.0], [5.1]])
-        >>> round(calinski_harabasz(pts, np.array([0, 0, 1, 1])))
-        5000
-    """
-    n, k = len(points), len(np.unique(labels))
-    if k < 2 or k >= n:
-        return 0.0
-    mean = points.mean(0)
-    between = within = 0.0
-    for c in np.unique(labels):
-        p = points[labels == c]
-        centre = p.mean(0)
-        between += len(p) * float(((centre - mean) ** 2).sum())
-        within += float(((p - centre) ** 2).sum())
-    return between / (k - 1) / max(within / (n - k), 1e-300)
 
 
 def choose_k_range(candidates: int, k_range=None) -> tuple[int, int, str]:
@@ -251,10 +193,8 @@ def build_library(folder: str | os.PathLike | None, model=None, k: int | None = 
     Calinski-Harabasz index over ``k_range`` (inclusive, clipped to the
     number of candidates); the default range :data:`DEFAULT_K_RANGE` is also
     capped at a quarter of the candidates. ``model`` is a bundle name, folder or
-    :class:`pymars.bundle.ModelBundle` (default: the shipped base model).
+    :class:`pymars.bundles.ModelBundle` (default: the shipped base model).
     """
-    from ..bundle import open_bundle
-    from ..texture import lbp_histograms, rgb_to_gray
 
     bundle = open_bundle(model)
     if folder is None:

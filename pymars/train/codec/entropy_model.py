@@ -10,7 +10,7 @@ Two models:
   integer index (never a float scale) is what encoder and decoder agree on;
   each table entry becomes one integer CDF table.
 
-Tables are built once at export (``pymars.entropy.tables``) and stored with the
+Tables are built once at export (``pymars.train.export.cdf_tables``) and stored with the
 model; nothing at coding time evaluates a float density.
 
 Example:
@@ -23,8 +23,8 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 #: Scale table: SCALE_LEVELS log-spaced standard deviations from SCALE_MIN to SCALE_MAX.
 SCALE_MIN, SCALE_MAX, SCALE_LEVELS = 0.11, 256.0, 80

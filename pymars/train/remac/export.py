@@ -1,7 +1,7 @@
 """Export a trained REMAC model as a model bundle (encoder blob with the reference branch, ref-decoder ONNX).
 
 What it is for: turning a ``pymars remac train`` checkpoint into the folder
-the codec runs (pymars/bundle.py): ``encoder.pmw`` (the base rover analysis,
+the codec runs (pymars/bundles.py): ``encoder.pmw`` (the base rover analysis,
 the reference-guided integer h_s: an ``HSRF`` section before ``HS``, see
 docs/model-blob.md), ``synthesis.onnx`` (the ref-decoder, inputs ``y_hat`` and
 ``reference``), ``model.safetensors`` (every weight, float16) and
@@ -12,7 +12,7 @@ PyTorch.
 
 Example:
     >>> import tempfile
-    >>> from pymars.remac.train import load_base_model
+    >>> from pymars.train.remac.loop import load_base_model
     >>> m = RemacCodec(load_base_model(synthetic=True), RemacConfig(ref_channels=2, tem_channels=4, value_channels=4))
     >>> files = write_remac_bundle(m, tempfile.mkdtemp(), {"steps": 0})
     >>> sorted(files)
@@ -27,18 +27,14 @@ from pathlib import Path
 
 import torch
 
-from ..export.blob import model_blob, model_id
-from ..export.bundle import round_to_fp16
-from ..export.onnx_export import export_synthesis
-from .model import RemacCodec, RemacConfig
+from pymars.clio import atomic_path, atomic_write
+from pymars.train.codec.network import BaseCodec, BaseConfig
+from pymars.train.export.blob import model_blob, model_id
+from pymars.train.export.bundle_writer import refresh_model_index, round_to_fp16
+from pymars.train.export.onnx_export import export_synthesis
+from pymars.train.remac.model import RemacCodec, RemacConfig
 
 ARCHITECTURE = "pymars-remac"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def load_remac_checkpoint(path: str | os.PathLike, which: str = "ema") -> tuple[RemacCodec, dict]:
@@ -46,13 +42,12 @@ def load_remac_checkpoint(path: str | os.PathLike, which: str = "ema") -> tuple[
 
     Example:
         >>> import tempfile
-        >>> from pymars.remac.train import RemacTrainConfig, train_remac
+        >>> from pymars.train.remac.loop import RemacTrainConfig, train_remac
         >>> d = tempfile.mkdtemp()
         >>> _ = train_remac(RemacTrainConfig(out=d, steps=1, batch=1, crop=64, synthetic=True, progress=False))
         >>> load_remac_checkpoint(d + "/checkpoint.pt")[1]["step"]
         1
     """
-    from ..models.codec import BaseCodec, BaseConfig
 
     ck = torch.load(path, map_location="cpu", weights_only=False)
     model = RemacCodec(BaseCodec(BaseConfig.from_dict(ck["base_config"])), RemacConfig.from_dict(ck["remac_config"]))
@@ -72,13 +67,12 @@ def write_remac_bundle(model: RemacCodec, out: str | os.PathLike, provenance: di
     if err > 1e-3:
         (out / "synthesis.onnx").unlink()
         raise RuntimeError(f"ONNX ref-decoder disagrees with PyTorch by {err}")
-    _write_atomic(out / "encoder.pmw", blob)
+    atomic_write(out / "encoder.pmw", blob)
     state = {k: (v.detach().half() if v.dtype == torch.float32 else v.detach()).contiguous().clone()
              for k, v in model.state_dict().items()}
-    tmp = out / "model.safetensors.tmp"
-    save_file(state, str(tmp), metadata={"config": json.dumps(model.base_cfg.to_dict()),
-                                         "remac": json.dumps(model.cfg.to_dict())})
-    os.replace(tmp, out / "model.safetensors")
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"config": json.dumps(model.base_cfg.to_dict()),
+                                             "remac": json.dumps(model.cfg.to_dict())})
     files = {p: hashlib.sha256((out / p).read_bytes()).hexdigest() for p in ("encoder.pmw", "model.safetensors", "synthesis.onnx")}
     manifest = {
         "name": out.name,
@@ -90,5 +84,6 @@ def write_remac_bundle(model: RemacCodec, out: str | os.PathLike, provenance: di
         "files": files,
         "provenance": provenance,
     }
-    _write_atomic(out / "model.json", json.dumps(manifest, indent=2).encode())
+    atomic_write(out / "model.json", json.dumps(manifest, indent=2).encode())
+    refresh_model_index(out)
     return {**files, "model.json": hashlib.sha256((out / "model.json").read_bytes()).hexdigest()}

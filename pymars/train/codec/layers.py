@@ -14,8 +14,8 @@ Example:
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class SimplifiedGDN(nn.Module):

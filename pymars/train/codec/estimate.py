@@ -5,7 +5,7 @@ rate is an estimate; reported figures always come from the real C++ coder.
 
 Example:
     >>> import torch
-    >>> from pymars.models.codec import BaseCodec, BaseConfig
+    >>> from pymars.train.codec.network import BaseCodec, BaseConfig
     >>> m = BaseCodec(BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hs_hidden=8, synthesis=(8, 8, 8, 8)))
     >>> sorted(estimate_rd(m, torch.rand(1, 3, 64, 64), 3.0))
     ['bpp', 'bpp_z', 'psnr']
@@ -17,9 +17,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .codec import STRIDE, Z_LIMIT, BaseCodec
-from .entropy import LOG_SCALE_STEP, discretized_gaussian, scale_from_index
-from .integer import ACT_FRAC_BITS
+from pymars.train.codec.entropy_model import LOG_SCALE_STEP, discretized_gaussian, scale_from_index
+from pymars.train.codec.integer import ACT_FRAC_BITS
+from pymars.train.codec.network import STRIDE, Z_LIMIT, BaseCodec
 
 
 def pad_to_stride(x: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:

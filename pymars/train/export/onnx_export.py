@@ -7,7 +7,7 @@ compared against PyTorch on a random latent before it is written.
 
 Example:
     >>> import tempfile, torch
-    >>> from pymars.models.codec import BaseConfig, Synthesis
+    >>> from pymars.train.codec.network import BaseConfig, Synthesis
     >>> g = Synthesis(BaseConfig(latent=8, synthesis=(8, 8, 8, 8)))
     >>> with torch.no_grad():  # shipped weights are float16 values (see round_to_fp16)
     ...     for t in g.state_dict().values(): _ = t.copy_(t.half().float())
@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 import torch
+
+from pymars.clio import atomic_path
 
 OPSET = 17
 
@@ -65,9 +67,9 @@ def export_synthesis(synthesis: torch.nn.Module, latent: int, path: str | os.Pat
     """Write ``synthesis`` as ONNX with input ``y_hat`` (1, M, h, w); return the max |ONNX - PyTorch|.
 
     ``reference``: the REMAC ref-decoder, with a second input ``reference``
-    (1, 3, 256, 256) in [0, 1] (pymars.remac.model.RefSynthesis).
+    (1, 3, 256, 256) in [0, 1] (pymars.train.remac.model.RefSynthesis).
     The weights must already be float16-representable (see
-    pymars.export.bundle.round_to_fp16) so that the half-size file is exact.
+    pymars.train.export.bundle_writer.round_to_fp16) so that the half-size file is exact.
     """
     import onnx
     import onnxruntime as ort
@@ -77,31 +79,31 @@ def export_synthesis(synthesis: torch.nn.Module, latent: int, path: str | os.Pat
     ref_example = torch.rand(1, 3, 256, 256, generator=gen)
     example = (torch.randn(1, latent, 4, 5, generator=gen),) + ((ref_example,) if reference else ())
     names = ["y_hat"] + (["reference"] if reference else [])
-    tmp = str(path) + ".tmp"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            synthesis,
-            example,
-            tmp,
-            input_names=names,
-            output_names=["x_hat"],
-            dynamic_axes={"y_hat": {2: "hy", 3: "wy"}, "x_hat": {2: "height", 3: "width"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    graph = onnx.load(tmp)
-    store_initializers_fp16(graph)
-    onnx.checker.check_model(graph)
-    onnx.save(graph, tmp)
-    sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-    err = 0.0
-    # Check a latent size other than the traced one (the graph must not have frozen it).
-    for hy, wy in ((6, 3), (16, 16)):
-        inputs = (torch.randn(1, latent, hy, wy, generator=gen),) + ((torch.rand(1, 3, 256, 256, generator=gen),) if reference else ())
-        with torch.no_grad():
-            ref = synthesis(*inputs).numpy()
-        got = sess.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
-        err = max(err, float(np.abs(ref - got).max()))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp = str(tmp)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                synthesis,
+                example,
+                tmp,
+                input_names=names,
+                output_names=["x_hat"],
+                dynamic_axes={"y_hat": {2: "hy", 3: "wy"}, "x_hat": {2: "height", 3: "width"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        graph = onnx.load(tmp)
+        store_initializers_fp16(graph)
+        onnx.checker.check_model(graph)
+        onnx.save(graph, tmp)
+        sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+        err = 0.0
+        # Check a latent size other than the traced one (the graph must not have frozen it).
+        for hy, wy in ((6, 3), (16, 16)):
+            inputs = (torch.randn(1, latent, hy, wy, generator=gen),) + ((torch.rand(1, 3, 256, 256, generator=gen),) if reference else ())
+            with torch.no_grad():
+                ref = synthesis(*inputs).numpy()
+            got = sess.run(None, {n: t.numpy() for n, t in zip(names, inputs)})[0]
+            err = max(err, float(np.abs(ref - got).max()))
     return err

@@ -30,7 +30,7 @@ coding (the C++ core runs the exported integers), or train g_a / h_a / gains.
 
 Example:
     >>> import torch
-    >>> from pymars.models.codec import BaseCodec, BaseConfig
+    >>> from pymars.train.codec.network import BaseCodec, BaseConfig
     >>> base = BaseCodec(BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8)))
     >>> m = RemacCodec(base, RemacConfig(ref_channels=4, tem_channels=4, value_channels=4))
     >>> x = torch.rand(2, 3, 64, 64)
@@ -44,14 +44,23 @@ import copy
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-from ..models.codec import BaseCodec, Z_LIMIT
-from ..models.entropy import LOG_SCALE_STEP, discretized_gaussian, scale_from_index
-from ..models.integer import (ACT_FRAC_BITS, ACT_MAX, MEAN_MAX, MEAN_MIN, FakeQuantConv, IntegerHyperSynthesis,
-                              IntegerLayer, qrelu, round_ste)
-from ..models.layers import ResidualBlock
+from pymars.train.codec.entropy_model import LOG_SCALE_STEP, discretized_gaussian, scale_from_index
+from pymars.train.codec.integer import (
+    ACT_FRAC_BITS,
+    ACT_MAX,
+    MEAN_MAX,
+    MEAN_MIN,
+    FakeQuantConv,
+    IntegerHyperSynthesis,
+    IntegerLayer,
+    qrelu,
+    round_ste,
+)
+from pymars.train.codec.layers import ResidualBlock
+from pymars.train.codec.network import Z_LIMIT, BaseCodec
 
 #: Fractional bits of the stored reference latents (round(8 * y)).
 REF_FRAC_BITS = 3
@@ -266,12 +275,12 @@ class RefSynthesis(nn.Module):
     """The ground's ref-decoder: (y_hat, reference tile) -> image in [0, 1] (not clamped).
 
     Built from a base g_s (``base_layers``: its ``nn.Sequential``), whose
-    weights it starts from. Layer order of the base g_s (pymars.models.codec):
+    weights it starts from. Layer order of the base g_s (pymars.train.codec.network):
     conv, RB, up, IGDN, RB, up, IGDN, RB, up, IGDN, up.
 
     Example:
         >>> import torch
-        >>> from pymars.models.codec import BaseConfig, Synthesis
+        >>> from pymars.train.codec.network import BaseConfig, Synthesis
         >>> g = Synthesis(BaseConfig(latent=8, synthesis=(8, 8, 8, 8)))
         >>> r = RefSynthesis(g.layers, RemacConfig(tem_channels=4, value_channels=4, refine_blocks=2))
         >>> y = torch.rand(1, 8, 2, 3)

@@ -6,7 +6,7 @@ per-quality gains and index offsets, and the integer CDF tables. Its SHA-256 is
 the model id written into every bitstream.
 
 Example:
-    >>> from pymars.models.codec import BaseCodec, BaseConfig
+    >>> from pymars.train.codec.network import BaseCodec, BaseConfig
     >>> m = BaseCodec(BaseConfig(latent=8, hyper=4, analysis=(8, 8, 8), hyper_analysis=8, hs_hidden=8, synthesis=(8, 8, 8, 8)))
     >>> blob = model_blob(m)
     >>> blob[:4]
@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..entropy.tables import CdfTable, factorized_tables, scale_tables
-from ..models.codec import Z_LIMIT, BaseCodec
-from ..models.entropy import LOG_SCALE_STEP, SCALE_LEVELS, SCALES
-from ..models.integer import IntegerLayer
-from ..models.layers import SimplifiedGDN
+from pymars import _core
+from pymars.train.codec.entropy_model import LOG_SCALE_STEP, SCALE_LEVELS, SCALES
+from pymars.train.codec.integer import IntegerLayer
+from pymars.train.codec.layers import SimplifiedGDN
+from pymars.train.codec.network import Z_LIMIT, BaseCodec
+from pymars.train.export.cdf_tables import CdfTable, factorized_tables, scale_tables
 
 QUALITIES = 100
 SYMBOL_LIMIT = 1 << 20
@@ -86,7 +87,7 @@ def int_ops(layers: list[IntegerLayer], input_limit: int) -> bytes:
     """Serialise integer layers, checking that no int32 accumulator can overflow.
 
     Example:
-        >>> from pymars.models.integer import IntegerHyperSynthesis
+        >>> from pymars.train.codec.integer import IntegerHyperSynthesis
         >>> len(int_ops(IntegerHyperSynthesis(2, 4, 1, 80).export(), 127)) > 0
         True
     """
@@ -118,7 +119,7 @@ def tables_section(tables: list[CdfTable]) -> bytes:
     """Serialise CDF tables (count, precision, then R and cdf per table).
 
     Example:
-        >>> from pymars.entropy.tables import gaussian_table
+        >>> from pymars.train.export.cdf_tables import gaussian_table
         >>> len(tables_section([gaussian_table(1.0)]))
         72
     """
@@ -133,10 +134,10 @@ def quality_gains(model: BaseCodec) -> tuple[np.ndarray, np.ndarray]:
 
     Quality q sits at rate-level position (q-1)/99 * (L-1); its log-gains are
     interpolated there and rounded to the scale-table step, so the gain is
-    exactly ``exp(step * offset)`` (see pymars.models.codec).
+    exactly ``exp(step * offset)`` (see pymars.train.codec.network).
 
     Example:
-        >>> from pymars.models.codec import BaseConfig
+        >>> from pymars.train.codec.network import BaseConfig
         >>> g, k = quality_gains(BaseCodec(BaseConfig(latent=4, hyper=2, analysis=(4, 4, 4), hs_hidden=4, synthesis=(4, 4, 4, 4))))
         >>> g.shape, k.dtype
         ((100, 4), dtype('int32'))
@@ -172,7 +173,7 @@ def near_lossless_table(cfg) -> np.ndarray | None:
     with a quality per k the ladder is dense where PSNR moves slowly.
 
     Example:
-        >>> from pymars.models.codec import BaseConfig
+        >>> from pymars.train.codec.network import BaseConfig
         >>> t = near_lossless_table(BaseConfig(nl_from_quality=90))
         >>> int(t[88]), int(t[89]), int(t[99])
         (255, 6, 0)
@@ -198,7 +199,7 @@ def first_sample_quality(cfg) -> int:
     """The first quality coded from the samples (wavelet or near-lossless), 0: none.
 
     Example:
-        >>> from pymars.models.codec import BaseConfig
+        >>> from pymars.train.codec.network import BaseConfig
         >>> first_sample_quality(BaseConfig(nl_from_quality=90, wv_from_quality=40)), first_sample_quality(BaseConfig())
         (40, 0)
     """
@@ -216,7 +217,7 @@ def wavelet_table(cfg) -> np.ndarray | None:
     steps (6 dB per halving of the step at high rates).
 
     Example:
-        >>> from pymars.models.codec import BaseConfig
+        >>> from pymars.train.codec.network import BaseConfig
         >>> t = wavelet_table(BaseConfig(wv_from_quality=2, wv_max_step=32, wv_min_step=2, nl_from_quality=99))
         >>> int(t[0]), int(t[1]) / 16, int(t[97]) / 16, int(t[98])
         (0, 32.0, 2.0, 0)
@@ -241,7 +242,7 @@ def dims_flags(cfg) -> int:
     """DIMS flags of a config (docs/model-blob.md): bit 0 tile means, bit 1 range-coded near-lossless tiles.
 
     Example:
-        >>> from pymars.models.codec import BaseConfig
+        >>> from pymars.train.codec.network import BaseConfig
         >>> dims_flags(BaseConfig()), dims_flags(BaseConfig(tile_means=True, nl_coder="arith"))
         (0, 3)
     """
@@ -258,7 +259,6 @@ def wavelet_priors_section(priors: np.ndarray, channels: int) -> bytes:
         >>> len(wavelet_priors_section(np.full((1, 6, 504), 16384, np.uint16), 1))
         6060
     """
-    from .. import _core
 
     p = np.asarray(priors)
     kinds = 2 if channels == 3 else 1
@@ -272,13 +272,13 @@ def model_blob(model: BaseCodec, meta: dict | None = None, wavelet_priors: np.nd
     """The complete blob for ``model`` (use the EMA weights of a checkpoint).
 
     Example:
-        >>> from pymars.models.codec import BaseConfig
+        >>> from pymars.train.codec.network import BaseConfig
         >>> m = BaseCodec(BaseConfig(latent=4, hyper=2, analysis=(4, 4, 4), hyper_analysis=4, hs_hidden=4, synthesis=(4, 4, 4, 4)))
         >>> len(model_blob(m)) > 1000
         True
     """
     model = model.eval()
-    # A REMAC model (pymars.remac.model.RemacCodec) keeps the base config as
+    # A REMAC model (pymars.train.remac.model.RemacCodec) keeps the base config as
     # base_cfg and exports its h_s as (layers, reference layer).
     cfg = getattr(model, "base_cfg", model.cfg)
     meta = {"name": model.cfg.name, "config": cfg.to_dict(), **(meta or {})}

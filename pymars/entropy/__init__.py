@@ -1,1 +1,0 @@
-"""Integer probability tables: how float densities become the CDFs the C++ coder uses."""

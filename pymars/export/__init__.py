@@ -1,1 +1,0 @@
-"""Exporters: the C++ weight blob (`blob`), the ONNX synthesis (`onnx_export`) and model bundles (`bundle`)."""
