@@ -23,7 +23,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from pymars import _core
 from pymars.bundles import ModelBundle, bundle_for_model_id, open_bundle
@@ -200,6 +199,8 @@ def decode_with_report(
     synth = None  # loaded at the first learned tile: sample-coded files (§4.7-4.9) need no ONNX session
     # The only image-sized allocation: zero pages cost nothing until a tile is written there.
     out = np.zeros((h, w) if c == 1 else (h, w, 3), np.uint8 if depth == 8 else np.uint16)
+    from tqdm import tqdm  # here, not at the top: tqdm costs 40 ms at every `pymars` start
+
     batch = DECODE_BATCH_TILES * max(1, int(threads))
     with tqdm(total=n, desc="decode", disable=n < 16, leave=False) as bar:
         for first in range(0, n, batch):

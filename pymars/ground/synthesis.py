@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import os
-from importlib.metadata import entry_points
 
 import numpy as np
 
@@ -85,6 +84,8 @@ def synthesis_backend(bundle, backend: str = "onnx", threads: int = 0):
         if backend == "onnx":
             cache[key] = OnnxSynthesis(bundle.synthesis_onnx, threads=threads)
         else:
+            from importlib.metadata import entry_points  # here: reading the metadata costs ~20 ms at start
+
             plugins = {e.name: e for e in entry_points(group=PLUGIN_GROUP)}
             if backend not in plugins:
                 raise ValueError(f"unknown synthesis backend {backend!r}: use 'onnx' or one of the installed "

@@ -15,7 +15,17 @@ Example:
     >>> ground_path("mars.pmrl").suffix
     '.pmrg'
 """
-from pymars.remac.build import BuildReport, build_library
 from pymars.remac.library import ReferenceLibrary, ReferenceLibraryError, ground_path, reference_entry
+
+
+def __getattr__(name):
+    # Building a library (image reading, clustering) is loaded when first asked for:
+    # encoding and decoding with a library need only pymars.remac.library.
+    if name in ("BuildReport", "build_library"):
+        from pymars.remac import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module 'pymars.remac' has no attribute {name!r}")
+
 
 __all__ = ["BuildReport", "ReferenceLibrary", "ReferenceLibraryError", "build_library", "ground_path", "reference_entry"]
