@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pymars.clio import write_json
+
 METRICS = ("psnr", "psnr_b", "ssim", "ms_ssim")
 
 
@@ -273,11 +275,7 @@ def finish(records: dict, bias: dict, extra: dict, models: dict, settings: list,
     result = {"protocol": "mars-rd-1", "tiles": n_tiles, "quick": quick, "settings": settings,
               "table": table, "bd_rate_vs_jpeg": bdr, "bias_triangle": bias, "models": models,
               "checks": extra, "records": records}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    write_json(out, result)
 
     print(f"\n{n_tiles} development tiles; mean over all tiles (PSNR / PSNR-B in dB)")
     print(f"| setting | method | bpp | PSNR | PSNR-B | SSIM | MS-SSIM |\n|---|---|---|---|---|---|---|")

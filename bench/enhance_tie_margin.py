@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pymars.clio import write_json
+
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two images in [0, 1]."""
@@ -84,10 +86,7 @@ def main(argv=None) -> int:
                     "vs_argmax_max_abs": float(np.abs(p - outs[margins[0]]).max()) if margins[0] == 0 else None})
     result = {"model": args.model, "setting": setting, "tiles": len(tiles), "margins": rows}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(out.name + ".part")
-    tmp_out.write_text(json.dumps(result, indent=1))
-    os.replace(tmp_out, out)
+    write_json(out, result)
 
     print(f"{args.model} on {setting}, {len(tiles)} development tiles")
     print("| margin | max ONNX vs PyTorch | mean PSNR (dB) | PSNR gain over arg-max (min / max, dB) |")

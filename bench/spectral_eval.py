@@ -42,6 +42,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from pymars.clio import write_json
 from pymars.spectral.evaluate import evaluate_weights, format_table, held_out_pairs, score_predictions  # noqa: E402
 from pymars.spectral.pairs import pairs_dir  # noqa: E402
 from pymars.spectral.predict import SpectralPredictor  # noqa: E402
@@ -140,9 +141,7 @@ def main(argv=None) -> int:
                            for model in ("unet", "diffusion")}
     print(json.dumps(result["real_cube"], indent=1))
     out = ROOT / "bench" / "results" / ("spectral_quick.json" if args.quick else "spectral.json")
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    write_json(out, result)
     print(f"wrote {out}")
     return 0
 

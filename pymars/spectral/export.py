@@ -55,7 +55,8 @@ def example_inputs(batch: int = 3, size: int = 32, seed: int = 0) -> dict[str, n
             "site": (np.arange(batch) % len(SITES)).astype(np.int64), "meta_keep": np.ones(batch, np.float32)}
 
 
-def _atomic(path: Path, write) -> None:
+def _write_with(path: Path, write) -> None:
+    """``write(tmp)`` into the temporary file of :func:`pymars.clio.atomic_path` (the project's one atomic write)."""
     with atomic_path(path) as tmp:
         write(tmp)
 
@@ -72,7 +73,7 @@ def export_model(model: SpectralUNet, out_dir: str | Path, train_config: dict | 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    _atomic(out / "model.safetensors", lambda p: (save_file(state, str(p)), os.chmod(p, 0o644)))
+    _write_with(out / "model.safetensors", lambda p: (save_file(state, str(p)), os.chmod(p, 0o644)))
     ex = example_inputs()
     args = tuple(torch.from_numpy(ex[n]) for n in INPUT_NAMES)
     dyn = {n: {0: "batch"} for n in INPUT_NAMES}
@@ -84,7 +85,7 @@ def export_model(model: SpectralUNet, out_dir: str | Path, train_config: dict | 
         torch.onnx.export(model, args, str(p), input_names=INPUT_NAMES, output_names=["out"],
                           dynamic_axes=dyn, opset_version=17, dynamo=False)
 
-    _atomic(out / "model.onnx", write_onnx)
+    _write_with(out / "model.onnx", write_onnx)
     sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     diff = 0.0
     for size in (32, 48):  # two sizes: the dynamic axes must really be dynamic
@@ -101,7 +102,7 @@ def export_model(model: SpectralUNet, out_dir: str | Path, train_config: dict | 
               "train": train_config or {}}
     if model.cfg.kind == "diffusion":
         config["sampler"] = dict(DEFAULT_SAMPLER)
-    _atomic(out / "config.json", lambda p: p.write_text(json.dumps(config, indent=2)))
+    _write_with(out / "config.json", lambda p: p.write_text(json.dumps(config, indent=2)))
     return {"files": ["config.json", "model.onnx", "model.safetensors"], "onnx_max_abs_diff": diff}
 
 
