@@ -117,6 +117,10 @@ def cmd_info(args) -> int:
     else:
         h["tiles_present"] = 0  # no valid tile record: every tile is missing or damaged
     h["mode"] = _coding_mode(bytes.fromhex(h["model_id"]), h["quality"])
+    if h["bit_depth"] != 8 and h["mode"].startswith(("lossless", "near-lossless", "wavelet")):
+        # The depth the samples were coded at: the file's own (flags bit 1, §4.8) or the 8-bit reduction (§5).
+        h["mode"] += (f", {h['sample_depth']}-bit samples" if h["sample_depth"] != 8
+                      else f", 8-bit samples (reduced from {h['bit_depth']}-bit)")
     if args.json:
         print(json.dumps(h, indent=2))
     else:
@@ -312,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-q", "--quality", type=int, default=75, help="1..100 (default 75)")
     g.add_argument("--target-bytes", type=int, help="largest quality whose file fits this many bytes")
     g.add_argument("--max-error", type=int, metavar="K",
-                   help="near-lossless: every decoded sample within +-K of the original (8-bit images)")
-    g.add_argument("--lossless", action="store_true", help="every sample exact (--max-error 0; 8-bit images)")
+                   help="near-lossless: every decoded sample within +-K of the original (in the image's units: "
+                        "12/16-bit images keep their depth with a range-coded model)")
+    g.add_argument("--lossless", action="store_true", help="every sample exact (--max-error 0; 8, 12 or 16-bit images)")
     e.add_argument("--tile-size", type=int, default=256)
     e.add_argument("--bit-depth", type=int, choices=(8, 12, 16), help="bit depth of 16-bit samples (default 16)")
     e.add_argument("--threads", type=int, default=1)

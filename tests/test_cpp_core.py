@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,3 +176,29 @@ def test_c_rate_control_encodes_what_python_encodes(cpp_build, tiny_bundle, tmp_
     assert r.returncode == 1 and "quality 1" in r.stderr and not out.exists()
     with pytest.raises(ValueError, match="target_bytes too small: quality 1 needs"):
         pymars.encode(scene_rgb, target_bytes=size[1] - 1, tile_size=64, model=bundle)
+
+
+@pytest.mark.parametrize("bits,channels", [(8, 3), (12, 1), (16, 3)])
+def test_c_api_max_error_encodes_what_python_encodes(cpp_build, tmp_path, bits, channels):
+    """marsenc_encode_max_error (encode_raw --max-error K) chooses the quality of pymars.encode(max_error=K)
+    (one choice, Model::quality_for_max_error) and writes its bytes, 12/16-bit samples at their own depth."""
+    import pymars
+    from pymars.data.synthetic import mars_like_scene
+
+    bundle = pymars.open_bundle("base-v2-gray-rc" if channels == 1 else "base-v1-nl")
+    rng = np.random.default_rng(bits)
+    img = mars_like_scene(70, 90, seed=bits, channels=channels)
+    if bits != 8:
+        img = (img.astype(np.uint16) << (bits - 8)) | rng.integers(0, 1 << (bits - 8), img.shape, dtype=np.uint16)
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(img.astype("<u2").tobytes() if bits != 8 else img.tobytes())
+    for k in (0, 2):
+        out = tmp_path / f"k{k}.pmrs"
+        r = subprocess.run([str(cpp_build / "encode_raw"), "--bits", str(bits), "--max-error", str(k),
+                            str(bundle.blob_path), str(raw), "90", "70", str(channels), "0", str(out), "64"],
+                           check=True, capture_output=True, text=True)
+        want = pymars.encode(img, max_error=k, tile_size=64, model=bundle, bit_depth=bits)
+        assert out.read_bytes() == want
+        assert f"quality {bundle.core.quality_for_max_error(k, bits)}\n" in r.stdout
+        back = pymars.decode(want, model=bundle)
+        assert np.abs(back.astype(np.int64) - img.astype(np.int64)).max() <= k

@@ -98,6 +98,8 @@ ParseStatus check_header_fields(const FileHeader& h) {
   if (h.flags & ~kKnownFlags) return ParseStatus::kUnknownFlags;
   if (h.header_length != file_header_length_for(h.flags)) return ParseStatus::kBadHeaderLength;
   if (file_header_field_out_of_range(h) != nullptr) return ParseStatus::kFieldOutOfRange;
+  // Samples at the file's bit depth (§4.8) need a 12/16-bit file.
+  if ((h.flags & kFlagSourceDepth) && h.bit_depth == 8) return ParseStatus::kFieldOutOfRange;
   if (h.tile_count != expected_tile_count(h.width, h.height, h.tile_size))
     return ParseStatus::kTileCountMismatch;
   return ParseStatus::kOk;

@@ -18,7 +18,12 @@ constexpr uint8_t kFileMagic[4] = {'P', 'M', 'R', 'S'};
 constexpr uint8_t kTileSync[4] = {'P', 'M', 'T', 'L'};
 constexpr uint8_t kBitstreamVersion = 1;
 constexpr uint16_t kFlagLibraryHash = 1u << 0;  // bit 0: library_hash is present
-constexpr uint16_t kKnownFlags = kFlagLibraryHash;
+// bit 1: near-lossless tiles carry samples at the file's bit depth (12 or 16),
+// not the 8-bit reduction of docs/bitstream.md §5 (§4.8). Only with bit_depth
+// 12/16; a decoder also refuses it unless the quality is a range-coded
+// near-lossless quality of its model (check_stream_header).
+constexpr uint16_t kFlagSourceDepth = 1u << 1;
+constexpr uint16_t kKnownFlags = kFlagLibraryHash | kFlagSourceDepth;
 constexpr size_t kFileHeaderBytes = 40;             // without library hash
 constexpr size_t kFileHeaderBytesWithLibrary = 48;  // with library hash
 constexpr size_t kFileHeaderMaxBytes = kFileHeaderBytesWithLibrary;

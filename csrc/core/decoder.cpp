@@ -14,6 +14,9 @@ const char* open_status_message(OpenStatus s) {
     case OpenStatus::LibraryMismatch:
       return "the file was encoded with a reference library this decoder does not hold (library hash mismatch)";
     case OpenStatus::TileTooLarge: return "tile size larger than this decoder supports";
+    case OpenStatus::SourceDepthMismatch:
+      return "the header says its near-lossless tiles carry 12/16-bit samples, but the quality is not a range-coded "
+             "near-lossless quality of this model";
   }
   return "unknown open status";
 }
@@ -32,6 +35,8 @@ OpenStatus check_stream_header(const Model& m, const FileHeader& header, const u
   if (has_lib != (library_hash != nullptr) || (has_lib && std::memcmp(header.library_hash, library_hash, 8) != 0))
     return OpenStatus::LibraryMismatch;
   if (header.tile_size > max_tile_size) return OpenStatus::TileTooLarge;
+  // Source-depth samples (§4.8) exist only at this model's range-coded near-lossless qualities.
+  if ((header.flags & kFlagSourceDepth) && !m.source_depth_capable(header.quality)) return OpenStatus::SourceDepthMismatch;
   return OpenStatus::Ok;
 }
 
@@ -56,7 +61,8 @@ bool decode_tile_span(const Model& m, DecoderWorkspace& ws, const FileHeader& h,
     ref = reference_latent(library, span.entropy_ref);
     if (!ref) return false;  // the record names a reference this library lacks
   }
-  return decode_tile(m, ws, *dims, h.quality, records + span.payload_offset, span.payload_length, y_hat, ref);
+  return decode_tile(m, ws, *dims, h.quality, records + span.payload_offset, span.payload_length, y_hat, ref,
+                     sample_depth_of(h));
 }
 
 }  // namespace pymars

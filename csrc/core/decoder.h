@@ -23,7 +23,11 @@ enum class OpenStatus {
   ModelMismatch,    // the file was made with another model (weights)
   LibraryMismatch,  // the file needs a reference library this decoder does not hold (or another one)
   TileTooLarge,     // tile_size above this decoder's workspace
+  SourceDepthMismatch,  // flag bit 1 (source-depth samples) at a quality that cannot carry them
 };
+
+// The depth of a file's coded near-lossless samples: bit_depth with header flag bit 1, else 8.
+inline uint32_t sample_depth_of(const FileHeader& h) { return (h.flags & kFlagSourceDepth) ? h.bit_depth : 8u; }
 
 const char* open_status_message(OpenStatus s);
 

@@ -60,7 +60,7 @@ size_t max_encoded_size(const Model& m, uint32_t width, uint32_t height, uint32_
 FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeOptions& opt) {
   FileHeader h;
   const uint8_t* lib_hash = opt.library ? opt.library->hash : opt.library_hash;
-  h.flags = lib_hash ? kFlagLibraryHash : 0;
+  h.flags = uint16_t((lib_hash ? kFlagLibraryHash : 0) | (codes_source_depth(m, img, opt, opt.quality) ? kFlagSourceDepth : 0));
   h.header_length = file_header_length_for(h.flags);
   std::memcpy(h.model_id, m.sha256, 8);
   h.width = img.width;
@@ -104,10 +104,13 @@ void prepare_tile(const Model& m, EncoderWorkspace& ws, const ImageInput& img, c
   rc.forced = opt.entropy_refs || opt.decoder_refs;
   rc.entropy_ref = opt.entropy_refs ? opt.entropy_refs[index] : kNoReference;
   rc.decoder_ref = opt.decoder_refs ? opt.decoder_refs[index] : kNoReference;
+  // Source-depth samples (ws.samples16) only where a quality of this model can code them.
+  t.keep_depth = opt.source_depth && img.bit_depth != 8 && ws.samples16 != nullptr;
   if (analyse)
     analyse_tile(m, t, ws, &tile->dims, rc);
   else
     load_tile_samples(m, t, ws, &tile->dims);  // no learned transform at near-lossless and wavelet qualities
+  tile->sample_depth = t.keep_depth ? img.bit_depth : 8;
   tile->index = index;
   tile->library = opt.library != nullptr;
   tile->analysed = analyse;
@@ -121,7 +124,7 @@ EncodeStatus code_tile_record(const Model& m, EncoderWorkspace& ws, const Prepar
   if (!valid_quality(quality) || (!tile.analysed && needs_analysis(m, quality))) return EncodeStatus::BadQuality;
   const uint8_t* payload;
   size_t len;
-  if (!code_tile(m, ws, tile.dims, quality, &payload, &len)) return EncodeStatus::StreamOverflow;
+  if (!code_tile(m, ws, tile.dims, quality, &payload, &len, tile.sample_depth)) return EncodeStatus::StreamOverflow;
   // A sample-coded quality codes the tile without references. encode_image()
   // prepares such a tile without analysis, which selects none; a tile that
   // was analysed (rate control) names none either, so the record depends on
@@ -142,8 +145,11 @@ namespace {
 // mean_q4, raw_index (int32) and tile_mean (3 x u16) when analysed; the
 // samples when the model has sample coders.
 struct AnalysisLayout {
-  size_t ny = 0, nz = 0, samples = 0;
-  size_t bytes() const { return ny * sizeof(float) + (nz + 2 * ny) * sizeof(int32_t) + 3 * sizeof(uint16_t) + samples; }
+  size_t ny = 0, nz = 0, samples = 0, samples16 = 0;
+  size_t bytes() const {
+    return ny * sizeof(float) + (nz + 2 * ny) * sizeof(int32_t) + 3 * sizeof(uint16_t) + samples +
+           samples16 * sizeof(uint16_t);
+  }
 };
 
 AnalysisLayout analysis_layout(const Model& m, const PreparedTile& t) {
@@ -153,6 +159,7 @@ AnalysisLayout analysis_layout(const Model& m, const PreparedTile& t) {
     l.nz = size_t(m.hyper) * t.dims.hz * t.dims.wz;
   }
   if (m.has_sample_coders()) l.samples = size_t(t.dims.H) * t.dims.W * m.in_channels;
+  if (t.sample_depth != 8) l.samples16 = size_t(t.dims.H) * t.dims.W * m.in_channels;
   return l;
 }
 
@@ -175,6 +182,7 @@ void copy_analysis(const Model& m, EncoderWorkspace& ws, const PreparedTile& t, 
   }
   copy(ws.tile_mean, 3 * sizeof(uint16_t));
   if (l.samples) copy(ws.samples, l.samples);
+  if (l.samples16) copy(ws.samples16, l.samples16 * sizeof(uint16_t));
 }
 
 }  // namespace

@@ -50,7 +50,17 @@ struct EncodeOptions {
   // so that each tile knows which of its sides meet another tile (tile_seams()).
   // 0: img is the whole image.
   uint32_t image_width = 0, image_height = 0;
+  // A 12/16-bit image at a range-coded near-lossless quality
+  // (Model::source_depth_capable): code its samples at their own bit depth (k
+  // in their units; header flag bit 1, docs/bitstream.md §4.8) instead of the
+  // 8-bit reduction of §5. Ignored (no flag, today's bytes) otherwise.
+  bool source_depth = false;
 };
+
+// True when a file of these arguments at `quality` carries source-depth samples (flag bit 1).
+inline bool codes_source_depth(const Model& m, const ImageInput& img, const EncodeOptions& opt, uint32_t quality) {
+  return opt.source_depth && img.bit_depth != 8 && m.source_depth_capable(quality);
+}
 
 enum class EncodeStatus {
   Ok = 0,
@@ -99,6 +109,9 @@ struct PreparedTile {
   uint16_t entropy_ref = kNoReference, decoder_ref = kNoReference;
   bool library = false;   // EncodeOptions::library was set
   bool analysed = false;  // the learned analysis ran: any quality can be coded
+  // 12 or 16: ws.samples16 holds the tile at that depth too (EncodeOptions::source_depth), and
+  // a source-depth-capable quality codes it from there; 8: the 8-bit samples only.
+  uint32_t sample_depth = 8;
 };
 
 // True when coding at `quality` needs the learned analysis (g_a, h_a, h_s);

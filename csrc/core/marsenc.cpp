@@ -157,6 +157,22 @@ int marsenc_encode(marsenc_encoder* encoder, const marsenc_image* image, int qua
                                                 encode_options(encoder, uint32_t(quality)), out, capacity, written));
 }
 
+int marsenc_encode_max_error(marsenc_encoder* encoder, const marsenc_image* image, uint32_t max_error, uint8_t* out,
+                             size_t capacity, size_t* written, int* quality) {
+  if (!encoder || !image || !out || !written || !quality) return MARSENC_ERR_ARGUMENT;
+  *written = 0;
+  *quality = 0;
+  if (encoder->stream.open) return MARSENC_ERR_SEQUENCE;
+  const uint32_t q = encoder->model.quality_for_max_error(max_error, image->bit_depth);
+  if (q == 0) return MARSENC_ERR_QUALITY;
+  pymars::EncodeOptions opt = encode_options(encoder, q);
+  opt.source_depth = true;  // 12/16-bit samples at their own depth (ignored for 8-bit images)
+  const int st = to_marsenc_status(pymars::encode_image(encoder->model, encoder->workspace, image_input(image), opt,
+                                                        out, capacity, written));
+  if (st == MARSENC_OK) *quality = int(q);
+  return st;
+}
+
 int marsenc_encode_to_size(marsenc_encoder* encoder, const marsenc_image* image, size_t target_bytes, uint8_t* out,
                            size_t capacity, size_t* written, int* quality) {
   if (!encoder || !image || !out || !written || !quality) return MARSENC_ERR_ARGUMENT;

@@ -67,6 +67,19 @@ struct Model {
   // not the Golomb codes of §4.7 (base-v2-gray's files).
   NlCoder nl_coder = NlCoder::Golomb;
   bool near_lossless(uint32_t quality) const { return has_nl && valid_quality(quality) && nl_k[quality - 1] != 0xFF; }
+  // Qualities whose tiles can carry 12/16-bit samples (file header flag bit 1,
+  // docs/bitstream.md §4.8): the range-coded near-lossless ones.
+  bool source_depth_capable(uint32_t quality) const { return near_lossless(quality) && nl_coder == NlCoder::Arith; }
+  // The cheapest quality whose every decoded sample is within +-max_error of the
+  // original (k = 0: lossless), for samples of `bit_depth` (12/16: coded at that
+  // depth, so only range-coded qualities qualify); 0 when the model has none. The
+  // one definition of the choice behind pymars.encode(max_error=) and
+  // marsenc_encode_max_error.
+  uint32_t quality_for_max_error(uint32_t max_error, uint32_t bit_depth) const {
+    for (uint32_t q = kMinQuality; q <= kMaxQuality; ++q)
+      if (near_lossless(q) && nl_k[q - 1] <= max_error && (bit_depth == 8 || source_depth_capable(q))) return q;
+    return 0;
+  }
   // Optional WVQT section: per quality, 0 = not a wavelet quality, else the
   // quantiser step of the wavelet coder in 1/16 of an 8-bit level (wavelet.h,
   // docs/bitstream.md §4.9). A near-lossless entry of the same quality wins.

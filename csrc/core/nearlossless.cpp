@@ -12,7 +12,6 @@ namespace pymars {
 
 namespace {
 
-constexpr int32_t kMaxVal = 255;
 constexpr int32_t kReset = 64;
 constexpr int32_t kLimit = 32;  // 2 * (bpp + max(8, bpp)) for 8-bit samples
 
@@ -21,18 +20,33 @@ inline int32_t half_floor(int32_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); 
 
 struct Params {
   int32_t k, range, qbpp, t1, t2, t3;
+  int32_t maxval;      // 2^depth - 1
+  int32_t mid;         // 2^(depth - 1): the sample left of (0, 0)
+  uint32_t cross_shift;  // (depth - 8) / 2: the cross class's deviation scale
+  uint32_t max_all;    // largest |error| - 1 a decoder accepts
+  uint32_t escape;     // Exp-Golomb prefix bins of the escape
 };
 
-Params params(uint32_t k) {
+inline int32_t clamp_range(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// T.87 C.2.4.1.1 default thresholds for MAXVAL = 2^depth - 1 and NEAR = k
+// (FACTOR = (min(MAXVAL, 4095) + 128) >> 8). For depth 8 (FACTOR 1) they are
+// 3 + 3k, 7 + 5k, 21 + 7k, the §4.7 values.
+Params params(uint32_t k, uint32_t depth = 8) {
   Params p;
   p.k = int32_t(k);
-  p.range = (kMaxVal + 2 * p.k) / (2 * p.k + 1) + 1;
+  p.maxval = int32_t((1u << depth) - 1u);
+  p.mid = int32_t(1u << (depth - 1));
+  p.range = (p.maxval + 2 * p.k) / (2 * p.k + 1) + 1;
   p.qbpp = 0;
   while ((1 << p.qbpp) < p.range) ++p.qbpp;
-  // T.87 default thresholds for MAXVAL 255, widened with the error bound.
-  p.t1 = 3 + 3 * p.k;
-  p.t2 = 7 + 5 * p.k;
-  p.t3 = 21 + 7 * p.k;
+  const int32_t factor = ((p.maxval < 4095 ? p.maxval : 4095) + 128) >> 8;
+  p.t1 = clamp_range(factor * (3 - 2) + 2 + 3 * p.k, p.k + 1, p.maxval);
+  p.t2 = clamp_range(factor * (7 - 3) + 3 + 5 * p.k, p.t1, p.maxval);
+  p.t3 = clamp_range(factor * (21 - 4) + 4 + 7 * p.k, p.t2, p.maxval);
+  p.cross_shift = (depth - 8) / 2;
+  p.max_all = uint32_t(p.maxval);
+  p.escape = depth == 8 ? kNlEscape : kNlEscapeWide;
   return p;
 }
 
@@ -59,15 +73,16 @@ inline int32_t quantise_gradient(int32_t d, const Params& p) {
   return 4;
 }
 
-inline int32_t clamp_sample(int32_t v) { return v < 0 ? 0 : (v > kMaxVal ? kMaxVal : v); }
+inline int32_t clamp_sample(int32_t v, const Params& p) { return v < 0 ? 0 : (v > p.maxval ? p.maxval : v); }
 
 // Neighbours a (left), b (above), c (above-left), d (above-right) of (y, x) in the
 // reconstructed plane, with the tile's own edge rule (no samples outside the tile).
-inline void neighbours(const uint8_t* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
-                       uint32_t w, int32_t* a, int32_t* b, int32_t* c, int32_t* d) {
+template <typename S>
+inline void neighbours(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+                       uint32_t w, int32_t mid, int32_t* a, int32_t* b, int32_t* c, int32_t* d) {
   auto at = [&](uint32_t yy, uint32_t xx) { return int32_t(rec[size_t(yy) * stride + size_t(xx) * channels + ch]); };
   if (y == 0) {
-    *a = x ? at(0, x - 1) : 128;
+    *a = x ? at(0, x - 1) : mid;
     *b = *c = *d = *a;
     return;
   }
@@ -187,12 +202,13 @@ inline int32_t unmap_error(int32_t m, int32_t kg, const NlState* s, int32_t q, c
 }
 
 // Prediction, with the context's bias correction, for sample (y, x) of channel ch.
-inline int32_t predict(const uint8_t* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+template <typename S>
+inline int32_t predict(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
                        uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign) {
   int32_t a, b, c, d;
-  neighbours(rec, stride, ch, channels, y, x, w, &a, &b, &c, &d);
+  neighbours(rec, stride, ch, channels, y, x, w, p.mid, &a, &b, &c, &d);
   *q = context(a, b, c, d, p, sign);
-  return clamp_sample(med(a, b, c) + *sign * s->C[*q]);
+  return clamp_sample(med(a, b, c) + *sign * s->C[*q], p);
 }
 
 // Arith prediction of channel ch > 0: the channel's difference to the previous
@@ -201,19 +217,20 @@ inline int32_t predict(const uint8_t* rec, size_t stride, uint32_t ch, uint32_t 
 // is added back. Colour channels of a Mars scene share edges and texture, so the
 // difference plane is smooth; the error stays a sample-domain error, so every
 // channel keeps its +-k bound. Channel 0 (and gray) is predicted as in §4.7.
-inline int32_t predict_ac(const uint8_t* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+template <typename S>
+inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
                           uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign) {
   if (ch == 0) return predict(rec, stride, ch, channels, y, x, w, s, p, q, sign);
   int32_t a, b, c, d, a0, b0, c0, d0;
-  neighbours(rec, stride, ch, channels, y, x, w, &a, &b, &c, &d);
-  neighbours(rec, stride, ch - 1, channels, y, x, w, &a0, &b0, &c0, &d0);
+  neighbours(rec, stride, ch, channels, y, x, w, p.mid, &a, &b, &c, &d);
+  neighbours(rec, stride, ch - 1, channels, y, x, w, p.mid, &a0, &b0, &c0, &d0);
   a -= a0;
   b -= b0;
   c -= c0;
   d -= d0;
   *q = context(a, b, c, d, p, sign);
   const int32_t base = rec[size_t(y) * stride + size_t(x) * channels + ch - 1];
-  return clamp_sample(base + med(a, b, c) + *sign * s->C[*q]);
+  return clamp_sample(base + med(a, b, c) + *sign * s->C[*q], p);
 }
 
 // Quantised error -> modulo-RANGE representative in [-RANGE/2, (RANGE-1)/2].
@@ -228,8 +245,8 @@ inline int32_t reconstruct(int32_t px, int32_t sign, int32_t err, const Params& 
   // Wrap-around of the modular error (T.87 A.4.4), then clamp.
   const int32_t span = p.range * (2 * p.k + 1);
   if (v < -p.k) v += span;
-  else if (v > kMaxVal + p.k) v -= span;
-  return clamp_sample(v);
+  else if (v > p.maxval + p.k) v -= span;
+  return clamp_sample(v, p);
 }
 
 size_t golomb_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
@@ -320,7 +337,7 @@ void reset_arith(NlState* s) {
     for (uint32_t j = 0; j < kNlUnary; ++j) s->p_mag[i][j] = half;
   }
   for (uint32_t i = 0; i < kNlActivity; ++i) {
-    for (uint32_t j = 0; j < kNlEscape; ++j) s->p_esc[i][j] = half;
+    for (uint32_t j = 0; j < kNlEscapeWide; ++j) s->p_esc[i][j] = half;
     for (uint32_t j = 0; j < 3; ++j) s->p_low[i][j] = half;
   }
 }
@@ -345,13 +362,15 @@ inline uint32_t activity(const NlState* s, int32_t q) {
 // as a class 0..2 (0 for the first channel). Colour channels of a Mars scene share
 // their edges and texture: where the previous channel was hard to predict, this
 // one is too.
-inline uint32_t cross_class(const uint8_t* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y,
+template <typename S>
+inline uint32_t cross_class(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y,
                             uint32_t x, uint32_t w, const Params& p) {
   if (ch == 0) return 0;
   int32_t a, b, c, d;
-  neighbours(rec, stride, ch - 1, channels, y, x, w, &a, &b, &c, &d);
+  neighbours(rec, stride, ch - 1, channels, y, x, w, p.mid, &a, &b, &c, &d);
   int32_t dev = int32_t(rec[size_t(y) * stride + size_t(x) * channels + ch - 1]) - med(a, b, c);
   if (dev < 0) dev = -dev;
+  dev >>= p.cross_shift;  // 0 for 8-bit samples
   const int32_t u = (dev + p.k) / (2 * p.k + 1);
   return u >= 2 ? 2u : uint32_t(u);
 }
@@ -363,10 +382,20 @@ inline uint32_t ac_context(uint32_t act, int32_t q, uint32_t cross) {
 // Form byte of an Arith payload: 0 = range-coded, 1 = the samples stored raw.
 constexpr uint8_t kFormCoded = 0, kFormStored = 1;
 
-size_t arith_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
-                    uint32_t k, NlState* s, uint8_t* out, size_t cap, uint8_t* recon) {
-  const Params p = params(k);
-  const size_t raw = size_t(h) * w * channels;
+// Stored form: one byte per 8-bit sample; two (little-endian) per 12/16-bit sample.
+inline void store_sample(uint8_t* out, size_t i, uint8_t v) { out[i] = v; }
+inline void store_sample(uint8_t* out, size_t i, uint16_t v) {
+  out[2 * i] = uint8_t(v & 0xFF);
+  out[2 * i + 1] = uint8_t(v >> 8);
+}
+inline void load_sample(const uint8_t* in, size_t i, uint8_t* v) { *v = in[i]; }
+inline void load_sample(const uint8_t* in, size_t i, uint16_t* v) { *v = uint16_t(in[2 * i] | (in[2 * i + 1] << 8)); }
+
+template <typename S>
+size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
+                    uint32_t k, uint32_t depth, NlState* s, uint8_t* out, size_t cap, S* recon) {
+  const Params p = params(k, depth);
+  const size_t raw = size_t(h) * w * channels * sizeof(S);
   if (cap < raw + 1) return 0;
   out[0] = kFormCoded;
   NlRangeEncoder rc(out + 1, raw);  // a coded tile must be smaller than a stored one
@@ -383,7 +412,7 @@ size_t arith_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint3
         const int32_t xv = samples[size_t(y) * row_stride + size_t(x) * channels + ch];
         int32_t err = sign * (xv - px);
         if (p.k) err = err > 0 ? (err + p.k) / (2 * p.k + 1) : -((p.k - err) / (2 * p.k + 1));
-        recon[size_t(y) * rstride + size_t(x) * channels + ch] = uint8_t(reconstruct(px, sign, err, p));
+        recon[size_t(y) * rstride + size_t(x) * channels + ch] = S(reconstruct(px, sign, err, p));
         err = modulo_range(err, p);
         rc.bit(&s->p_zero[ctx], err != 0);
         if (err != 0) {
@@ -398,7 +427,7 @@ size_t arith_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint3
           if (j == kNlUnary) {  // escape: Exp-Golomb of mag - kNlUnary
             const uint32_t v = mag - kNlUnary + 1, n = bit_length(v) - 1;
             for (uint32_t i = 0; i < n; ++i) rc.bit(&s->p_esc[act][i], 1);
-            if (n < kNlEscape) rc.bit(&s->p_esc[act][n], 0);
+            if (n < p.escape) rc.bit(&s->p_esc[act][n], 0);
             rc.direct(v & ((1u << n) - 1u), n);
           }
           if (sh) {
@@ -417,21 +446,25 @@ size_t arith_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint3
   for (uint32_t y = 0; y < h; ++y)
     for (uint32_t x = 0; x < w; ++x)
       for (uint32_t ch = 0; ch < channels; ++ch) {
-        const uint8_t v = samples[size_t(y) * row_stride + size_t(x) * channels + ch];
-        out[1 + (size_t(y) * w + x) * channels + ch] = v;
+        const S v = samples[size_t(y) * row_stride + size_t(x) * channels + ch];
+        store_sample(out + 1, (size_t(y) * w + x) * channels + ch, v);
         recon[size_t(y) * rstride + size_t(x) * channels + ch] = v;
       }
   return raw + 1;
 }
 
+template <typename S>
 bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
-                  NlState* s, uint8_t* out) {
-  const Params p = params(k);
-  const size_t raw = size_t(h) * w * channels;
+                  uint32_t depth, NlState* s, S* out) {
+  const Params p = params(k, depth);
+  const size_t n_samples = size_t(h) * w * channels, raw = n_samples * sizeof(S);
   if (len < 1) return false;
   if (data[0] == kFormStored) {
     if (len != raw + 1) return false;
-    for (size_t i = 0; i < raw; ++i) out[i] = data[1 + i];
+    for (size_t i = 0; i < n_samples; ++i) {
+      load_sample(data + 1, i, &out[i]);
+      if (int32_t(out[i]) > p.maxval) return false;  // a 12-bit file with a sample above 4095
+    }
     return true;
   }
   if (data[0] != kFormCoded || len > raw + 1) return false;
@@ -455,8 +488,8 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
           while (mag < kNlUnary && rc.bit(&s->p_mag[ctx][mag])) ++mag;
           if (mag == kNlUnary) {
             uint32_t n = 0;
-            while (n < kNlEscape && rc.bit(&s->p_esc[act][n])) ++n;
-            if (n >= kNlEscape) return false;  // no 8-bit error needs that many
+            while (n < p.escape && rc.bit(&s->p_esc[act][n])) ++n;
+            if (n >= p.escape) return false;  // no error of this depth needs that many
             mag += ((1u << n) | rc.direct(n)) - 1;
           }
           const uint32_t sh = low_bits(s, q);
@@ -465,12 +498,12 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
             all = (mag << 1) | rc.bit(&s->p_low[act][mag < 2 ? mag : 2]);
             all = (all << (sh - 1)) | rc.direct(sh - 1);
           }
-          if (rc.failed || all > 255) return false;
+          if (rc.failed || all > p.max_all) return false;
           err = negative ? -int32_t(all + 1) : int32_t(all + 1);
           if (err < lo || err > hi) return false;
         }
         if (rc.failed) return false;
-        out[size_t(y) * stride + size_t(x) * channels + ch] = uint8_t(reconstruct(px, sign, err, p));
+        out[size_t(y) * stride + size_t(x) * channels + ch] = S(reconstruct(px, sign, err, p));
         update(s, q, err, p);
       }
   }
@@ -488,15 +521,27 @@ size_t nl_max_bytes(uint32_t h, uint32_t w, uint32_t channels) {
 size_t nl_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
                  NlCoder coder, NlState* state, uint8_t* out, size_t cap, uint8_t* recon) {
   if (k > kNlMaxError || !recon) return 0;
-  if (coder == NlCoder::Arith) return arith_encode(samples, row_stride, h, w, channels, k, state, out, cap, recon);
+  if (coder == NlCoder::Arith) return arith_encode(samples, row_stride, h, w, channels, k, 8, state, out, cap, recon);
   return golomb_encode(samples, row_stride, h, w, channels, k, state, out, cap, recon);
 }
 
 bool nl_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k, NlCoder coder,
                NlState* state, uint8_t* out) {
   if (k > kNlMaxError) return false;
-  if (coder == NlCoder::Arith) return arith_decode(data, len, h, w, channels, k, state, out);
+  if (coder == NlCoder::Arith) return arith_decode(data, len, h, w, channels, k, 8u, state, out);
   return golomb_decode(data, len, h, w, channels, k, state, out);
+}
+
+size_t nl_encode16(const uint16_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
+                   uint32_t depth, NlState* state, uint8_t* out, size_t cap, uint16_t* recon) {
+  if (k > kNlMaxError || !recon || (depth != 12 && depth != 16)) return 0;
+  return arith_encode(samples, row_stride, h, w, channels, k, depth, state, out, cap, recon);
+}
+
+bool nl_decode16(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
+                 uint32_t depth, NlState* state, uint16_t* out) {
+  if (k > kNlMaxError || (depth != 12 && depth != 16)) return false;
+  return arith_decode(data, len, h, w, channels, k, depth, state, out);
 }
 
 }  // namespace pymars

@@ -32,7 +32,8 @@ constexpr uint32_t kNlActivity = 14;
 constexpr uint32_t kNlCross = 3;
 constexpr uint32_t kNlAcContexts = kNlActivity * 2 * kNlCross;
 constexpr uint32_t kNlUnary = 14;   // magnitude bins coded in unary before the escape
-constexpr uint32_t kNlEscape = 9;   // Exp-Golomb prefix bins of the escape (values < 512)
+constexpr uint32_t kNlEscape = 9;   // Exp-Golomb prefix bins of the escape (values < 512), 8-bit samples
+constexpr uint32_t kNlEscapeWide = 17;  // the same for 12/16-bit samples (values < 2^17)
 constexpr int32_t kNlShiftBelow = 1;  // low bits of a magnitude: the context's Golomb k minus this
 
 // One adaptive binary probability (Arith), range_coder.h.
@@ -48,12 +49,14 @@ struct NlState {
   NlProb p_zero[kNlAcContexts];
   NlProb p_sign[kNlAcContexts];
   NlProb p_mag[kNlAcContexts][kNlUnary];
-  NlProb p_esc[kNlActivity][kNlEscape];
+  NlProb p_esc[kNlActivity][kNlEscapeWide];
   NlProb p_low[kNlActivity][3];
 };
 
 // Worst-case payload bytes for an h x w x channels tile (every sample at the
-// escape code length), used to size the encoder's stream buffer.
+// escape code length), used to size the encoder's stream buffer. 4 bytes per
+// sample: it also covers the Arith coder at 12/16 bits (nl_encode16), whose
+// payload never exceeds the stored form's 1 + 2 h w channels bytes.
 size_t nl_max_bytes(uint32_t h, uint32_t w, uint32_t channels);
 
 // Codes `channels` interleaved 8-bit planes (row_stride samples per row) of an
@@ -63,6 +66,16 @@ size_t nl_max_bytes(uint32_t h, uint32_t w, uint32_t channels);
 // stored (form byte 1, §4.8), so nl_max_bytes always suffices.
 size_t nl_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
                  NlCoder coder, NlState* state, uint8_t* out, size_t cap, uint8_t* recon);
+
+// The same coder (NlCoder::Arith only) on 12- or 16-bit samples (`depth`): the
+// sample range is 0 .. 2^depth - 1, k is in units of those samples, and the
+// stored form holds each sample as 2 bytes, little-endian (docs/bitstream.md
+// §4.8, "Samples at the file's bit depth"). Samples above the range are a
+// caller's error (load them clamped).
+size_t nl_encode16(const uint16_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
+                   uint32_t depth, NlState* state, uint8_t* out, size_t cap, uint16_t* recon);
+bool nl_decode16(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
+                 uint32_t depth, NlState* state, uint16_t* out);
 
 // Decodes a payload written by nl_encode into out (h x w x channels interleaved).
 // False when the payload is damaged (too short, a code past its end, a value out

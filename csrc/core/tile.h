@@ -48,6 +48,9 @@ struct TileInput {
   size_t row_stride = 0;  // in samples
   uint32_t h = 0, w = 0;
   uint32_t seams = 0;  // tile_seams() of the tile in its image
+  // pixels16 only: also load the samples at their own depth into the workspace's
+  // samples16 (source-depth near-lossless tiles, docs/bitstream.md §4.8).
+  bool keep_depth = false;
 };
 
 }  // namespace pymars

@@ -88,6 +88,10 @@ bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, En
     ws->nl_recon = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
     ws->nl_state = arena.alloc<NlState>(1);
   }
+  if (m.has_nl && m.nl_coder == NlCoder::Arith) {  // source-depth tiles (§4.8): 16-bit samples
+    ws->samples16 = arena.alloc<uint16_t>(size_t(d.H) * d.W * m.in_channels);
+    ws->nl_recon16 = arena.alloc<uint16_t>(size_t(d.H) * d.W * m.in_channels);
+  }
   if (m.has_wv) {
     ws->wv_work = arena.alloc<int32_t>(wv_work_ints(d.H, d.W, m.in_channels));
     ws->wv_state = arena.alloc<WvState>(1);
@@ -119,6 +123,7 @@ bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, De
   if (m.has_ref) ws->ref_in = arena.alloc<int32_t>(ref_peak);
   if (m.has_sample_coders()) ws->samples = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
   if (m.has_nl) ws->nl_state = arena.alloc<NlState>(1);
+  if (m.has_nl && m.nl_coder == NlCoder::Arith) ws->samples16 = arena.alloc<uint16_t>(size_t(d.H) * d.W * m.in_channels);
   if (m.has_wv) {
     ws->wv_work = arena.alloc<int32_t>(wv_work_ints(d.H, d.W, m.in_channels));
     ws->wv_state = arena.alloc<WvState>(1);
@@ -132,7 +137,7 @@ namespace {
 // by edge replication to H x W. A gray tile feeds a 3-channel model replicated to
 // three channels; a 1-channel model takes gray tiles only (encode refuses RGB).
 void load_tile_hwc(const TileInput& in, const TileDims& d, uint32_t out_channels, float* hwc, uint16_t* mean16,
-                   uint8_t* samples) {
+                   uint8_t* samples, uint16_t* samples16) {
   uint64_t sum[3] = {0, 0, 0};
   // round(v * 255 / m) in integers, m = 2^bit_depth - 1 (docs/bitstream.md §5).
   const uint32_t m = in.pixels16 ? (1u << in.bit_depth) - 1 : 1;
@@ -147,6 +152,7 @@ void load_tile_hwc(const TileInput& in, const TileDims& d, uint32_t out_channels
         if (in.pixels16) {
           uint32_t s = in.pixels16[at + ch];
           if (s > m) s = m;  // a 12-bit image with stray high bits
+          if (samples16) samples16[(size_t(y) * d.W + x) * out_channels + c] = uint16_t(s);
           v = (510u * s + m) / (2u * m);
         } else {
           v = in.pixels8[at + ch];
@@ -204,7 +210,8 @@ void analyse_tile(const Model& m, const TileInput& in, EncoderWorkspace& ws, Til
   TileDims d = tile_dims(in.h, in.w);
   d.seams = in.seams;
   *dims = d;
-  load_tile_hwc(in, d, m.in_channels, ws.fa, ws.tile_mean, ws.samples);
+  load_tile_hwc(in, d, m.in_channels, ws.fa, ws.tile_mean, ws.samples,
+                in.keep_depth && in.pixels16 ? ws.samples16 : nullptr);
   Shape s{m.in_channels, d.H, d.W};
   float* y = run_float_ops(m.ga, m.n_ga, ws.fa, ws.fb, &s, ws.row_scratch);
   // Keep y channel-major (the symbol order); h_a may overwrite y's buffer.
@@ -249,12 +256,21 @@ void quantise_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint
 void load_tile_samples(const Model& m, const TileInput& in, EncoderWorkspace& ws, TileDims* dims) {
   *dims = tile_dims(in.h, in.w);
   dims->seams = in.seams;
-  load_tile_hwc(in, *dims, m.in_channels, nullptr, ws.tile_mean, ws.samples);
+  load_tile_hwc(in, *dims, m.in_channels, nullptr, ws.tile_mean, ws.samples,
+                in.keep_depth && in.pixels16 ? ws.samples16 : nullptr);
   ws.entropy_ref = ws.decoder_ref = kNoRef;
 }
 
 bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
-               size_t* payload_size) {
+               size_t* payload_size, uint32_t sample_depth) {
+  if (sample_depth != 8 && m.source_depth_capable(quality) && ws.samples16) {
+    const size_t n = nl_encode16(ws.samples16, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
+                                 m.nl_k[quality - 1], sample_depth, ws.nl_state, ws.sample_stream, ws.sample_capacity,
+                                 ws.nl_recon16);
+    *payload = ws.sample_stream;
+    *payload_size = n;
+    return n != 0;
+  }
   if (m.near_lossless(quality)) {
     const size_t n = nl_encode(ws.samples, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
                                m.nl_k[quality - 1], m.nl_coder, ws.nl_state, ws.sample_stream, ws.sample_capacity, ws.nl_recon);
@@ -294,7 +310,12 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
 }
 
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
-                 size_t payload_size, float* y_hat, const int8_t* ref_latent) {
+                 size_t payload_size, float* y_hat, const int8_t* ref_latent, uint32_t sample_depth) {
+  if (sample_depth != 8) {
+    if (!m.source_depth_capable(quality) || !ws.samples16) return false;
+    return nl_decode16(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], sample_depth, ws.nl_state,
+                       ws.samples16);
+  }
   if (m.near_lossless(quality))
     return nl_decode(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], m.nl_coder, ws.nl_state,
                      ws.samples);

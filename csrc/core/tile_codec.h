@@ -46,6 +46,11 @@ struct EncoderWorkspace {
   NlState* nl_state = nullptr;
   uint8_t* nl_recon = nullptr;
   uint8_t* sample_stream = nullptr;  // the payload of a near-lossless or wavelet tile
+  // Models with range-coded near-lossless qualities: the tile's samples at the
+  // image's 12/16-bit depth (same layout as `samples`; clamped to the depth's
+  // range) and their reconstruction, for source-depth tiles (§4.8).
+  uint16_t* samples16 = nullptr;
+  uint16_t* nl_recon16 = nullptr;
   size_t sample_capacity = 0;
   // Wavelet qualities (models with WVQT): the transform's planes and the coder's state
   // (the stream goes to sample_stream, sized for both).
@@ -63,6 +68,9 @@ struct DecoderWorkspace {
   // Near-lossless qualities: the decoded samples (h x w x in_channels) and the coder state.
   uint8_t* samples = nullptr;
   NlState* nl_state = nullptr;
+  // Source-depth tiles (header flag bit 1): the decoded 12/16-bit samples
+  // (models with range-coded near-lossless qualities only).
+  uint16_t* samples16 = nullptr;
   int32_t* wv_work = nullptr;
   WvState* wv_state = nullptr;
 };
@@ -94,8 +102,10 @@ void load_tile_samples(const Model& m, const TileInput& in, EncoderWorkspace& ws
 
 // Quantise and entropy-code (or, at a near-lossless or wavelet quality, code
 // ws.samples with that coder); the payload lies inside ws.stream / ws.sample_stream. False if it does not fit.
+// `sample_depth` 12/16 (ws.samples16 loaded): a source-depth-capable quality
+// codes ws.samples16 at that depth (§4.8); 8: today's 8-bit samples.
 bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
-               size_t* payload_size);
+               size_t* payload_size, uint32_t sample_depth = 8);
 
 // Integer entropy parameters from z_hat (shared by encoder and decoder): crops
 // the h_s output to hy x wy into mean_q4 / raw_index. For a model with a
@@ -115,7 +125,10 @@ void hs_scratch_sizes(const Model& m, uint32_t hz, uint32_t wz, size_t* ping_pon
 // ws.symbols / ws.index / ws.mean_q4 / ws.z_hat hold the decoded values after a
 // success (tests compare them with the encoder's). False: the tile is damaged.
 // `ref_latent`: the entropy reference's latent named by the tile record (null: none).
+// `sample_depth` 12/16 (a file with header flag bit 1): a near-lossless tile's
+// samples go to ws.samples16 at that depth; false when the quality is not
+// source-depth capable.
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
-                 size_t payload_size, float* y_hat, const int8_t* ref_latent = nullptr);
+                 size_t payload_size, float* y_hat, const int8_t* ref_latent = nullptr, uint32_t sample_depth = 8);
 
 }  // namespace pymars

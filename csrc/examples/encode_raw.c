@@ -7,7 +7,8 @@
  * scripts/cross_arch_check.sh for byte identity across CPUs, and by
  * scripts/memory_figures.sh for peak memory.
  *
- *   encode_raw [--stream] [--bits B] [--refs LIB] [--target BYTES] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]
+ *   encode_raw [--stream] [--bits B] [--refs LIB] [--target BYTES | --max-error K] BLOB RAW WIDTH HEIGHT CHANNELS
+ *              QUALITY OUT [TILE]
  *
  * --bits B   samples are 8 (default: one byte each), 12 or 16 bits (two bytes
  *            each, little-endian in the file, whatever the CPU's byte order).
@@ -20,6 +21,10 @@
  * --target BYTES  rate control (marsenc_encode_to_size): the highest quality
  *            whose file has at most BYTES; QUALITY is ignored (give 0) and the
  *            quality chosen is printed. Whole image only (not with --stream).
+ * --max-error K  lossless (0) or near-lossless (marsenc_encode_max_error): every
+ *            sample within +-K of the original, 12/16-bit samples at their own
+ *            depth; QUALITY is ignored (give 0) and the quality chosen is printed.
+ *            Whole image only.
  *
  * OUT is written as OUT.part and renamed to OUT only when complete: a refused
  * argument, a short raw file or a full disk never leaves an empty or partial
@@ -88,6 +93,7 @@ int main(int argc, char** argv) {
   uint32_t bits = 8;
   const char* refs_path = NULL;
   long long target = -1; /* --target: the byte budget; -1: encode at QUALITY */
+  long long max_error = -1; /* --max-error: the bound per sample; -1: encode at QUALITY */
   int a = 1;
   /* The library linked must be the one this header describes. */
   if (marsenc_abi_version() != MARSENC_ABI_VERSION) {
@@ -104,15 +110,17 @@ int main(int argc, char** argv) {
       refs_path = argv[++a];
     } else if (strcmp(argv[a], "--target") == 0 && a + 1 < argc) {
       target = atoll(argv[++a]);
+    } else if (strcmp(argv[a], "--max-error") == 0 && a + 1 < argc) {
+      max_error = atoll(argv[++a]);
     } else {
       break;
     }
   }
   if (argc - a < 7 || (bits != 8 && bits != 12 && bits != 16) || (target >= 0 && stream) || target == 0 ||
-      target < -1) {
+      target < -1 || max_error < -1 || max_error > 65535 || (max_error >= 0 && (stream || target >= 0))) {
     fprintf(stderr,
-            "usage: %s [--stream] [--bits 8|12|16] [--refs LIB] [--target BYTES] BLOB RAW WIDTH HEIGHT CHANNELS QUALITY "
-            "OUT [TILE]\n",
+            "usage: %s [--stream] [--bits 8|12|16] [--refs LIB] [--target BYTES | --max-error K] BLOB RAW WIDTH HEIGHT "
+            "CHANNELS QUALITY OUT [TILE]\n",
             argv[0]);
     return 2;
   }
@@ -127,7 +135,7 @@ int main(int argc, char** argv) {
   const size_t row_samples = (size_t)width * channels;
   /* Refused before anything is read or written (the encoder would refuse them too, but only after
      the output file exists). */
-  if (target < 0 && (quality < 1 || quality > 100)) {
+  if (target < 0 && max_error < 0 && (quality < 1 || quality > 100)) {
     fprintf(stderr, "quality must be in 1..100, got %s\n", argv[a + 5]);
     return 2;
   }
@@ -188,6 +196,10 @@ int main(int argc, char** argv) {
     if (target > 0) {
       st = marsenc_encode_to_size(enc, &img, (size_t)target, out, cap, &total, &quality);
       if (st != MARSENC_OK) return fail("encode to size", st);
+      printf("quality %d\n", quality);
+    } else if (max_error >= 0) {
+      st = marsenc_encode_max_error(enc, &img, (uint32_t)max_error, out, cap, &total, &quality);
+      if (st != MARSENC_OK) return fail("encode with max error", st);
       printf("quality %d\n", quality);
     } else {
       st = marsenc_encode(enc, &img, quality, out, cap, &total);

@@ -123,6 +123,18 @@ size_t marsenc_max_output_size(const marsenc_encoder* encoder, uint32_t width, u
 int marsenc_encode(marsenc_encoder* encoder, const marsenc_image* image, int quality, uint8_t* out,
                    size_t capacity, size_t* written);
 
+/* Lossless and near-lossless: encodes the whole image at the model's cheapest
+ * quality whose every decoded sample is within +-max_error of the original
+ * (0: lossless), into out[0, capacity); *written gets the file size and
+ * *quality the quality chosen. 12/16-bit images are coded at their own bit
+ * depth (max_error in their units; file header flag bit 1, docs/bitstream.md
+ * §4.8), which needs a model whose near-lossless qualities are range coded.
+ * The result equals pymars.encode(image, max_error=K) with the same blob and
+ * tile size, byte for byte. MARSENC_ERR_QUALITY when the model has no such
+ * quality; MARSENC_ERR_SEQUENCE while a tile-row stream is open. */
+int marsenc_encode_max_error(marsenc_encoder* encoder, const marsenc_image* image, uint32_t max_error, uint8_t* out,
+                             size_t capacity, size_t* written, int* quality);
+
 /* Rate control: encodes the whole image at the highest quality (1..100)
  * whose complete file, header included, has at most target_bytes, into
  * out[0, capacity); *written gets the file size and *quality the quality

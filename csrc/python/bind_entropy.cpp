@@ -36,6 +36,8 @@ py::dict header_as_dict(const FileHeader& h) {
   d["quality"] = h.quality;
   d["tile_size"] = h.tile_size;
   d["tile_count"] = h.tile_count;
+  // Bits per coded near-lossless sample: the bit depth with flags bit 1 (docs/bitstream.md §4.8), else 8.
+  d["sample_depth"] = (h.flags & kFlagSourceDepth) ? h.bit_depth : 8;
   d["library_hash"] = (h.flags & kFlagLibraryHash)
                           ? py::object(py::bytes(reinterpret_cast<const char*>(h.library_hash), 8))
                           : py::object(py::none());

@@ -267,10 +267,12 @@ std::vector<uint16_t> ref_list(py::object refs, uint32_t tiles) {
 class ImageEncoder {
  public:
   ImageEncoder(std::shared_ptr<PyModel> pm, py::array image, uint32_t tile_size, int bit_depth, int threads,
-               py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library)
+               py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library,
+               bool source_depth = false)
       : pm_(std::move(pm)), arg_(image_arg(image, bit_depth)), threads_(threads) {
     const Model& m = pm_->model;
     opt_.quality = kMinQuality;  // a placeholder for the argument check: encode() checks the real one
+    opt_.source_depth = source_depth;
     opt_.tile_size = tile_size;
     opt_.library = library_of(library, pm_);
     n_ = expected_tile_count(arg_.img.width, arg_.img.height, tile_size ? tile_size : 1);
@@ -480,13 +482,15 @@ class DecodeStream {
     if (first > h_.tile_count || count > h_.tile_count - first) throw py::value_error("tile range outside the file");
     const Model& m = pm_->model;
     const bool nl = m.sample_coded(h_.quality);  // near-lossless and wavelet qualities decode samples, not latents
+    const uint32_t depth = sample_depth_of(h_);    // 12/16: source-depth near-lossless samples (§4.8)
     const int nthreads = std::max(1, std::min<int>(threads, int(std::max<uint32_t>(count, 1))));
     // The workspace fits the largest tile of this image, not the header's tile_size alone: a
     // 40 x 40 image that claims 4096-pixel tiles gets a 48-pixel workspace.
     const uint32_t side = std::min<uint32_t>(h_.tile_size, (std::max(h_.width, h_.height) + 15) / 16 * 16);
     while (int(workspaces_.size()) < nthreads) workspaces_.push_back(decoder_workspace(m, side));
     std::vector<std::vector<float>> yhat(count);
-    std::vector<std::vector<uint8_t>> pixels(nl ? count : 0);
+    std::vector<std::vector<uint8_t>> pixels(nl && depth == 8 ? count : 0);
+    std::vector<std::vector<uint16_t>> pixels16(nl && depth != 8 ? count : 0);
     std::vector<char> ok(count, 0);
     std::vector<TileDims> dims(count);
     std::vector<std::array<uint16_t, 3>> means(count);
@@ -503,7 +507,8 @@ class DecodeStream {
         if (!nl) yhat[k].resize(size_t(m.latent) * td.hy * td.wy);
         ok[k] = decode_tile_span(m, ws, h_, records_, spans_[i], i, nl ? nullptr : yhat[k].data(), &dims[k], reflib_);
         for (int c = 0; c < 3; ++c) means[k][c] = ws.tile_mean[c];
-        if (nl && ok[k]) pixels[k].assign(ws.samples, ws.samples + size_t(th) * tw * m.in_channels);
+        if (nl && ok[k] && depth == 8) pixels[k].assign(ws.samples, ws.samples + size_t(th) * tw * m.in_channels);
+        if (nl && ok[k] && depth != 8) pixels16[k].assign(ws.samples16, ws.samples16 + size_t(th) * tw * m.in_channels);
       }, &control);
     }
     control.rethrow_if_failed();
@@ -528,8 +533,12 @@ class DecodeStream {
       } else {
         t["status"] = "ok";
         if (nl) {
-          // (h, w, in_channels) uint8: the decoded samples of a near-lossless tile.
-          t["pixels"] = array3<uint8_t>(pixels[k].data(), th, tw, m.in_channels);
+          // (h, w, in_channels) uint8: the decoded samples of a near-lossless tile; uint16 at
+          // the file's bit depth for a source-depth file (header flag bit 1).
+          if (depth == 8)
+            t["pixels"] = array3<uint8_t>(pixels[k].data(), th, tw, m.in_channels);
+          else
+            t["pixels"] = array3<uint16_t>(pixels16[k].data(), th, tw, m.in_channels);
         } else {
           t["y_hat"] = array3<float>(yhat[k].data(), m.latent, dims[k].hy, dims[k].wy);
           if (m.tile_means) {  // the tile's mean per model channel in 1/16 level
@@ -592,12 +601,27 @@ PYBIND11_MODULE(_core, m) {
                              [](const PyModel& p) { return py::bytes(reinterpret_cast<const char*>(p.model.sha256), 32); })
       .def_property_readonly("in_channels", [](const PyModel& p) { return p.model.in_channels; })
       .def_property_readonly("tile_means", [](const PyModel& p) { return p.model.tile_means; })
+      .def("quality_for_max_error",
+           [](const PyModel& p, uint32_t max_error, uint32_t bit_depth) -> py::object {
+             const uint32_t q = p.model.quality_for_max_error(max_error, bit_depth);
+             return q ? py::object(py::int_(q)) : py::object(py::none());
+           },
+           py::arg("max_error"), py::arg("bit_depth") = 8,
+           "The cheapest quality whose samples are all within +-max_error (12/16-bit: coded at that depth), or None\n"
+           "(the core's choice, shared with marsenc_encode_max_error)")
       .def("near_lossless_error",
            [](const PyModel& p, uint32_t q) -> py::object {
              if (!p.model.near_lossless(q)) return py::none();
              return py::int_(p.model.nl_k[q - 1]);
            },
            py::arg("quality"), "Maximum absolute error of a near-lossless quality (None: the learned path)")
+      .def_property_readonly("near_lossless_coder",
+                             [](const PyModel& p) -> py::object {
+                               if (!p.model.has_nl) return py::none();
+                               return py::str(p.model.nl_coder == NlCoder::Arith ? "arith" : "golomb");
+                             },
+                             "Entropy coder of the near-lossless qualities: 'arith' (§4.8: 12/16-bit samples too),\n"
+                             "'golomb' (§4.7), or None")
       .def("wavelet_step",
            [](const PyModel& p, uint32_t q) -> py::object {
              if (!p.model.wavelet(q)) return py::none();
@@ -671,14 +695,17 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "encode",
       [](std::shared_ptr<PyModel> pm, py::array image, int quality, uint32_t tile_size, int bit_depth, int threads,
-         py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library) {
+         py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library,
+         bool source_depth) {
         return ImageEncoder(std::move(pm), image, tile_size, bit_depth, threads, library_hash, entropy_refs,
-                            decoder_refs, library).encode(quality);
+                            decoder_refs, library, source_depth).encode(quality);
       },
       py::arg("model"), py::arg("image"), py::arg("quality") = 75, py::arg("tile_size") = 256,
       py::arg("bit_depth") = 0, py::arg("threads") = 1, py::arg("library_hash") = py::none(),
       py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(), py::arg("library") = py::none(),
-      "Encode an (H, W[, C]) uint8/uint16 image into a complete pymars file. With `library` (a\n"
+      py::arg("source_depth") = false,
+      "Encode an (H, W[, C]) uint8/uint16 image into a complete pymars file. `source_depth`: a 12/16-bit\n"
+      "image at a range-coded near-lossless quality keeps its bit depth (header flag bit 1). With `library` (a\n"
       "ReferenceLibraryCore) each tile's references are selected on the rover's rules, or taken\n"
       "from entropy_refs / decoder_refs when given.");
 

@@ -232,8 +232,24 @@ void other_version_is_unknown_version() {
 }
 
 void undefined_flag_bit_is_unknown_flags() {
-  CHECK(parse_with_u16(6, 0x0002) == ParseStatus::kUnknownFlags);
+  CHECK(parse_with_u16(6, 0x0004) == ParseStatus::kUnknownFlags);
   CHECK(parse_with_u16(6, 0x8000) == ParseStatus::kUnknownFlags);
+}
+
+// Flag bit 1 (near-lossless samples at the file's bit depth, §4.8) needs a 12/16-bit file.
+void source_depth_flag_needs_a_high_bit_depth() {
+  CHECK(parse_with_u16(6, kFlagSourceDepth) == ParseStatus::kOk);  // sample_header is 12-bit
+  FileHeader h = sample_header(false);
+  h.flags = kFlagSourceDepth;
+  std::vector<uint8_t> b = header_bytes(h);
+  FileHeader back;
+  CHECK(parse_file_header(b.data(), b.size(), &back) == ParseStatus::kOk && back.flags == kFlagSourceDepth);
+  b[25] = 8;  // bit_depth 8
+  fix_header_crc(b);
+  CHECK(parse(b) == ParseStatus::kFieldOutOfRange);
+  h.bit_depth = 8;
+  uint8_t out[kFileHeaderMaxBytes];
+  CHECK(write_file_header(h, out, sizeof(out)) == 0);  // the writer refuses what the parser would
 }
 
 void header_length_disagreeing_with_flags_is_refused() {
@@ -614,6 +630,7 @@ int main() {
   RUN_TEST(wrong_magic_is_bad_magic);
   RUN_TEST(other_version_is_unknown_version);
   RUN_TEST(undefined_flag_bit_is_unknown_flags);
+  RUN_TEST(source_depth_flag_needs_a_high_bit_depth);
   RUN_TEST(header_length_disagreeing_with_flags_is_refused);
   RUN_TEST(any_damaged_header_byte_is_caught);
   RUN_TEST(field_out_of_range_is_refused);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/crc32.h"
+#include "core/nearlossless.h"
 #include "core/rans.h"
 #include "core/sha256.h"
 #include "tests/check.h"
@@ -594,6 +595,53 @@ void table_validation_follows_the_spec() {
   CHECK(!cdf_table_valid(CdfTable{1, nullptr}));
 }
 
+// ---------------------------------------------------------------- near-lossless, 12/16-bit (§4.8)
+
+// nl_encode16 / nl_decode16: every sample within k of the source (exact at k = 0), samples
+// up to 2^depth - 1 (the largest residuals take the wide escape), the decoder's output equal
+// to the encoder's reconstruction, and a damaged payload refused or decoded without overrun.
+void near_lossless_at_12_and_16_bits_round_trips_within_k() {
+  TestRng rng(7);
+  static NlState state;  // large: not on the stack
+  for (uint32_t depth : {12u, 16u})
+    for (uint32_t channels : {1u, 3u})
+      for (uint32_t k : {0u, 1u, 4u}) {
+        const uint32_t h = 37, w = 29, maxval = (1u << depth) - 1;
+        std::vector<uint16_t> src(size_t(h) * w * channels), rec(src.size()), dec(src.size());
+        for (uint32_t y = 0; y < h; ++y)
+          for (uint32_t x = 0; x < w; ++x)
+            for (uint32_t c = 0; c < channels; ++c) {
+              uint32_t v = (y * 97 + x * 13 + c * 300) * (maxval / 4000 + 1) + rng.next() % 9;
+              if ((y * w + x) % 53 == 0) v = (y & 1) ? maxval : 0;  // full-range jumps
+              src[(size_t(y) * w + x) * channels + c] = uint16_t(v > maxval ? maxval : v);
+            }
+        std::vector<uint8_t> out(nl_max_bytes(h, w, channels));
+        const size_t n = nl_encode16(src.data(), size_t(w) * channels, h, w, channels, k, depth, &state, out.data(),
+                                     out.size(), rec.data());
+        CHECK(n > 0 && n <= 1 + 2 * src.size());
+        CHECK(nl_decode16(out.data(), n, h, w, channels, k, depth, &state, dec.data()));
+        CHECK(dec == rec);
+        uint32_t worst = 0;
+        for (size_t i = 0; i < src.size(); ++i) {
+          const uint32_t e = src[i] > dec[i] ? src[i] - dec[i] : dec[i] - src[i];
+          worst = e > worst ? e : worst;
+          CHECK(dec[i] <= maxval);
+        }
+        CHECK(worst <= k);
+        CHECK(!nl_decode16(out.data(), n - 1, h, w, channels, k, depth, &state, dec.data()));
+        for (size_t i = 1; i < n; i += 7) out[i] ^= 0x5A;  // garbage: refused or in range, never out of bounds
+        if (nl_decode16(out.data(), n, h, w, channels, k, depth, &state, dec.data()))
+          for (uint16_t v : dec) CHECK(v <= maxval);
+      }
+  // A random 16-bit tile does not compress: stored form, 2 bytes per sample, exact.
+  std::vector<uint16_t> noise(16 * 16), rec(noise.size()), dec(noise.size());
+  for (auto& v : noise) v = uint16_t(rng.next());
+  std::vector<uint8_t> out(nl_max_bytes(16, 16, 1));
+  const size_t n = nl_encode16(noise.data(), 16, 16, 16, 1, 0, 16, &state, out.data(), out.size(), rec.data());
+  CHECK(n == 1 + 2 * noise.size() && out[0] == 1);
+  CHECK(nl_decode16(out.data(), n, 16, 16, 1, 0, 16, &state, dec.data()) && dec == noise);
+}
+
 }  // namespace
 
 int main() {
@@ -630,6 +678,7 @@ int main() {
   RUN_TEST(decoded_magnitude_above_two_to_the_twenty_is_an_error);
   RUN_TEST(table_with_a_zero_frequency_cannot_hang_the_decoder);
   RUN_TEST(table_validation_follows_the_spec);
+  RUN_TEST(near_lossless_at_12_and_16_bits_round_trips_within_k);
   const int failures = pymars_test::failure_count();
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "PASSED", failures);
   return failures ? 1 : 0;

@@ -16,21 +16,27 @@ import numpy as np
 
 
 def output_samples(tile: np.ndarray, channels: int, bit_depth: int) -> np.ndarray:
-    """A decoded tile (h, w, C) uint8 in the model's channels -> the file's channels and bit depth.
+    """A decoded tile (h, w, C) in the model's channels -> the file's channels and bit depth.
 
     A gray file decoded by an RGB model is averaged to one channel
     (:func:`gray_from_rgb`); an RGB file decoded by a gray model repeats its one
-    channel; 12- and 16-bit files are expanded by ``round(v * m / 255)``
-    (docs/bitstream.md §5). Works on one tile, so no image-sized intermediate exists.
+    channel; uint8 tiles of 12- and 16-bit files are expanded by ``round(v * m / 255)``
+    (docs/bitstream.md §5). A uint16 tile already holds samples at the file's bit
+    depth (source-depth near-lossless tiles, header flag bit 1, §4.8) and is not
+    rescaled. Works on one tile, so no image-sized intermediate exists.
 
     Example:
         >>> output_samples(np.array([[[1, 2, 4]]], np.uint8), 1, 8).tolist()
         [[2]]
         >>> output_samples(np.array([[[255]]], np.uint8), 1, 12).tolist()
         [[4095]]
+        >>> output_samples(np.array([[[4000]]], np.uint16), 1, 12).tolist()
+        [[4000]]
     """
     if channels == 1:
         tile = tile[..., 0] if tile.shape[-1] == 1 else gray_from_rgb(tile)
+    if tile.dtype == np.uint16:
+        return tile  # already at the file's bit depth
     if bit_depth != 8:
         scale = (1 << bit_depth) - 1
         tile = np.round(tile.astype(np.float64) * scale / 255).astype(np.uint16)
@@ -72,4 +78,6 @@ def gray_from_rgb(rgb: np.ndarray) -> np.ndarray:
         >>> gray_from_rgb(np.array([[[1, 2, 4]]], np.uint8)).tolist()
         [[2]]
     """
+    if rgb.dtype == np.uint16:  # source-depth samples (§4.8)
+        return ((rgb.astype(np.uint32).sum(-1) * 2 + 3) // 6).astype(np.uint16)
     return ((rgb.astype(np.uint16).sum(-1) * 2 + 3) // 6).astype(np.uint8)

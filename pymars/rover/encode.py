@@ -73,8 +73,11 @@ def encode(
     ``quality`` 1..100 (higher: more bytes, better fidelity), or ``target_bytes``
     for the highest quality whose file fits a downlink budget, or ``max_error``
     k: the model's cheapest near-lossless quality whose every decoded sample is
-    within +-k of the original (0: lossless; 8-bit images only). 16-bit input is
-    coded at 8-bit precision (``bit_depth`` 12 or 16 tells how to scale it).
+    within +-k of the original (0: lossless). With ``max_error`` a 12/16-bit image
+    (``bit_depth`` 12 or 16) is coded at its own bit depth, k in its units, when the
+    model's near-lossless coder is the range coder (the defaults'; docs/bitstream.md
+    §4.8); otherwise, and at a ``quality`` or ``target_bytes``, 16-bit input is coded
+    at 8-bit precision (``bit_depth`` tells how to scale it).
     The output bytes do not depend on ``threads``.
 
     ``refs``: a REMAC reference library (path of ``LIB.pmrl`` or a
@@ -114,10 +117,12 @@ def encode(
     if bundle.channels == 1 and img.ndim == 3:
         raise InputImageError(f"model {bundle.name!r} codes gray images only; this image has 3 different channels")
     library = None if refs is None else core_library(bundle, open_library(refs, ground=False))
+    source_depth = False
     if max_error is not None:
         if target_bytes is not None:
             raise ValueError("give max_error or target_bytes, not both")
         quality = quality_for_max_error(bundle, max_error, depth)
+        source_depth = depth != 8  # samples at their own bit depth (header flag bit 1, §4.8)
     try:
         if target_bytes is not None:
             if int(target_bytes) <= 0:
@@ -128,7 +133,8 @@ def encode(
         q = int(quality)
         if not _core.MIN_QUALITY <= q <= _core.MAX_QUALITY:
             raise ValueError(f"quality must be in {_core.MIN_QUALITY}..{_core.MAX_QUALITY}, got {quality}")
-        return _core.encode(bundle.core, img, q, tile_size, bit_depth, threads, library=library)
+        return _core.encode(bundle.core, img, q, tile_size, bit_depth, threads, library=library,
+                            source_depth=source_depth)
     except ValueError as e:
         if isinstance(e, InputImageError) or "target_bytes" in str(e):
             raise
@@ -138,8 +144,9 @@ def encode(
 def quality_for_max_error(bundle: ModelBundle, max_error: int, depth: int = 8) -> int:
     """The lowest quality of ``bundle`` whose near-lossless coder keeps every sample within ``max_error``.
 
-    Raises a one-line error when the model has no such quality or the samples
-    are not 8-bit (12/16-bit input is coded at 8-bit precision: never exact).
+    Raises a one-line error when the model has no such quality, or for 12/16-bit
+    samples (``depth`` 16) when its near-lossless coder cannot code them at their
+    own depth (Golomb codes, §4.7: only the range coder of §4.8 can).
 
     Example:
         >>> from pymars.bundles import gray_bundle
@@ -150,13 +157,13 @@ def quality_for_max_error(bundle: ModelBundle, max_error: int, depth: int = 8) -
     k = int(max_error)
     if k < 0:
         raise ValueError(f"max_error must be 0 or more, got {max_error}")
-    if depth != 8:
-        raise InputImageError("max_error (lossless, near-lossless) needs 8-bit samples: 12/16-bit input is coded "
-                              "at 8-bit precision")
-    for q in range(_core.MIN_QUALITY, _core.MAX_QUALITY + 1):
-        e = bundle.core.near_lossless_error(q)
-        if e is not None and e <= k:
-            return q
+    if depth != 8 and bundle.core.near_lossless_coder == "golomb":
+        raise ModelMismatchError(f"model {bundle.name!r} codes near-lossless tiles with Golomb codes (8-bit samples "
+                                 "only): max_error on 12/16-bit images needs a range-coded model such as "
+                                 "base-v2-gray-rc or base-v1-nl")
+    q = bundle.core.quality_for_max_error(k, 8 if depth == 8 else 16)
+    if q is not None:
+        return q
     raise ModelMismatchError(f"model {bundle.name!r} has no near-lossless quality; max_error needs a model "
                              "that has them")
 
