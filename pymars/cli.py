@@ -40,13 +40,21 @@ def _report(text: str, output) -> None:
 def cmd_encode(args) -> int:
     import pymars
     from pymars.clio import STDIO, AtomicOutput, CommandError, check_output, read_input, tile_progress
-    from pymars.imageio import image_from_bytes
+    from pymars.imageio import image_from_bytes, is_pds, read_pds
 
     if args.output is None and args.input == STDIO:
         raise CommandError("reading standard input (-) needs -o FILE.pmrs (or -o - for standard output)")
     out = check_output(args.output or Path(args.input).with_suffix(".pmrs"), "pymars file", [args.input],
                        default=args.output is None, allow_stdout=True)
-    img = image_from_bytes(read_input(args.input), "standard input" if args.input == STDIO else args.input)
+    bit_depth = args.bit_depth
+    if args.input != STDIO and is_pds(args.input):
+        # A planetary product: samples at their own depth (a 12-bit EDR is coded as 12-bit).
+        img, depth, identity = read_pds(args.input)
+        bit_depth = bit_depth or (depth if img.dtype == np.uint16 else None)
+        if not args.quiet:
+            print("product: " + ", ".join(f"{k} {v}" for k, v in identity.items()), file=sys.stderr)
+    else:
+        img = image_from_bytes(read_input(args.input), "standard input" if args.input == STDIO else args.input)
     tiles = -(-img.shape[0] // args.tile_size) * -(-img.shape[1] // args.tile_size) if args.tile_size > 0 else 0
     with AtomicOutput(out) as sink:  # a folder that cannot take the file fails here, before the encode
         t0 = time.perf_counter()
@@ -56,7 +64,7 @@ def cmd_encode(args) -> int:
                 quality=args.quality,
                 target_bytes=args.target_bytes,
                 tile_size=args.tile_size,
-                bit_depth=args.bit_depth,
+                bit_depth=bit_depth,
                 threads=args.threads,
                 model=args.model,
                 refs=args.refs,
@@ -320,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "12/16-bit images keep their depth with a range-coded model)")
     g.add_argument("--lossless", action="store_true", help="every sample exact (--max-error 0; 8, 12 or 16-bit images)")
     e.add_argument("--tile-size", type=int, default=256)
-    e.add_argument("--bit-depth", type=int, choices=(8, 12, 16), help="bit depth of 16-bit samples (default 16)")
+    e.add_argument("--bit-depth", type=int, choices=(8, 12, 16), help="bit depth of 16-bit samples (default 16; a PDS product's own depth)")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--model", help="model bundle name or folder (default: the shipped one; remac-v1 with --refs)")
     e.add_argument("--refs", help="REMAC reference library (LIB.pmrl): reference-based coding")

@@ -1,4 +1,4 @@
-"""Read and write the image files the CLI accepts: PNG and TIFF, 8 or 16-bit, gray or RGB.
+"""Read and write the image files the CLI accepts: PNG and TIFF, 8 or 16-bit, gray or RGB; read PDS3 products.
 
 Pillow reads 8-bit PNG/TIFF and 16-bit gray; 16-bit RGB (common for TIFF and
 PNG from science pipelines) goes through tifffile / Pillow's raw modes so that
@@ -11,7 +11,9 @@ exception. The format is told by the file's first bytes, not by its name.
 
 :func:`image_from_bytes` and :func:`image_bytes` work on bytes (standard input
 and output of the CLI); :func:`read_image` and :func:`write_image` on files,
-the latter atomically (:class:`pymars.clio.AtomicOutput`).
+the latter atomically (:class:`pymars.clio.AtomicOutput`). :func:`read_pds` reads a
+planetary image product (PDS3, attached or detached label) with the field's
+reader, ``pdr``: its samples at their bit depth and the product's identity.
 
 Example:
     >>> import tempfile, numpy as np
@@ -33,6 +35,10 @@ from pymars.clio import AtomicOutput, read_input
 from pymars.errors import InputImageError
 
 SUFFIXES = {".png", ".tif", ".tiff"}
+#: File names read as PDS products (label or image file of a product): :func:`read_pds`.
+PDS_SUFFIXES = {".lbl", ".img"}
+#: Label keywords carried as the product's identity (instrument, sol, sequence, product id).
+PDS_IDENTITY = ("INSTRUMENT_HOST_NAME", "INSTRUMENT_ID", "PLANET_DAY_NUMBER", "SEQUENCE_ID", "PRODUCT_ID")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TIFF_MAGICS = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic and BigTIFF, both byte orders
 
@@ -190,3 +196,57 @@ def image_bytes(image: np.ndarray, suffix: str = ".png") -> bytes:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def is_pds(path: str | os.PathLike) -> bool:
+    """True for a PDS3 label or image file name (``.LBL``, ``.IMG``, either case).
+
+    Example:
+        >>> is_pds("NLB_516721703EDR_F0540992CCAM15900M1.LBL"), is_pds("frame.png")
+        (True, False)
+    """
+    return Path(str(path)).suffix.lower() in PDS_SUFFIXES
+
+
+def read_pds(path: str | os.PathLike) -> tuple[np.ndarray, int, dict]:
+    """(samples, bit depth, identity) of a PDS3 image product, read with ``pdr``.
+
+    The samples keep their precision: uint8 for 8-bit products, uint16 for
+    12/16-bit ones (the depth is the number of bits of ``SAMPLE_BIT_MASK``, e.g.
+    12 for Navcam EDRs stored in 16-bit words). Band-first RGB becomes (H, W, 3).
+    ``identity`` holds the label's instrument, sol, sequence and product id.
+
+    Example:
+        >>> read_pds("missing.LBL")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: missing.LBL: file not found
+    """
+    name = str(path)
+    if not Path(name).is_file():
+        raise FileNotFoundError(f"{name}: file not found")
+    try:
+        import pdr
+    except ImportError:
+        raise InputImageError(f"{name}: reading PDS products needs pdr (pip install 'pymars[pds]')") from None
+    try:
+        data = pdr.read(name)
+        img = np.asarray(data["IMAGE"])
+    except Exception as e:  # pdr raises many types for broken or foreign products
+        raise InputImageError(f"{name}: not a readable PDS image product ({_first_line(e)})") from None
+    meta = data.metadata
+    image = meta.get("IMAGE", {}) or {}
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[0] < img.shape[-1]:
+        img = img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)  # band-first
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
+        raise InputImageError(f"{name}: a PDS image of shape {img.shape} is neither gray nor RGB")
+    if not np.issubdtype(img.dtype, np.integer) or int(img.min(initial=0)) < 0 or int(img.max(initial=0)) > 65535:
+        raise InputImageError(f"{name}: PDS samples of type {img.dtype} are not 8 to 16-bit unsigned integers")
+    mask = image.get("SAMPLE_BIT_MASK")
+    bits = int(mask).bit_count() if isinstance(mask, int) and mask > 0 else int(image.get("SAMPLE_BITS", 8) or 8)
+    bits = 8 if bits <= 8 else 12 if bits <= 12 else 16
+    if bits == 8 and int(img.max(initial=0)) > 255:
+        bits = 16
+    arr = np.ascontiguousarray(img.astype(np.uint8 if bits == 8 else np.uint16))
+    identity = {k.lower(): meta.get(k) for k in PDS_IDENTITY if meta.get(k) is not None}
+    return arr, bits, identity

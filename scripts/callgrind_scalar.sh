@@ -24,8 +24,10 @@ gen=(); command -v ninja > /dev/null && gen=(-G Ninja)
 
 python3 - "$work/image.raw" "$h" "$w" 2> /dev/null <<'PY' || head -c $((h * w * 3)) /dev/urandom > "$work/image.raw"
 import sys
-sys.path.insert(0, ".")
-from pymars.data.synthetic import mars_like_scene
+import importlib.util  # the scene generator alone (NumPy only): no installed package needed
+spec = importlib.util.spec_from_file_location("synthetic", "pymars/data/synthetic.py")
+synthetic = importlib.util.module_from_spec(spec); spec.loader.exec_module(synthetic)
+mars_like_scene = synthetic.mars_like_scene
 open(sys.argv[1], "wb").write(mars_like_scene(int(sys.argv[2]), int(sys.argv[3]), seed=0).tobytes())
 PY
 

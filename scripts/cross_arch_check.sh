@@ -11,6 +11,9 @@
 #          minutes); default: ten images incl. 1152x1600 (slow under qemu-ppc).
 # --gray:  gray images only, learned and near-lossless qualities (for a gray model's BLOB,
 #          e.g. pymars/weights/base-v2-gray/encoder.pmw, which refuses RGB).
+# --lossless: lossless and near-lossless files (encode_raw --max-error K, quality column "eK"),
+#          8-, 12- and 16-bit, gray and RGB, for a BLOB with range-coded near-lossless qualities
+#          (e.g. pymars/weights/base-v1-nl/encoder.pmw); whole images only.
 # --ctest: also builds the C++ tests for aarch64 and ppc and runs them (ctest,
 #          through qemu) with the same BLOB.
 # Needs: g++-aarch64-linux-gnu g++-powerpc-linux-gnu qemu-user (apt-get install -y ...).
@@ -20,11 +23,13 @@ cd "$(dirname "$0")/.."
 quick=0
 ctest=0
 gray=0
+lossless=0
 while [[ "${1:-}" == --* ]]; do
   case "$1" in
     --quick) quick=1 ;;
     --ctest) ctest=1 ;;
     --gray) gray=1 ;;
+    --lossless) lossless=1 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -47,8 +52,11 @@ build "$root/x86_64" OFF
 build "$root/aarch64" "$tests" cmake/toolchains/aarch64-linux-gnu.cmake
 build "$root/ppc" "$tests" cmake/toolchains/powerpc-linux-gnu.cmake
 
-# name height width channels bits seed quality tile
-if (( gray )); then
+# name height width channels bits seed quality tile (quality eK: --max-error K)
+if (( ${lossless:-0} )); then
+  images=("rgb8_e0 64 80 3 8 1 e0 32" "gray12_e0 72 56 1 12 2 e0 32" "rgb12_e0 40 72 3 12 3 e0 32"
+          "gray16_e0 48 64 1 16 4 e0 16" "rgb16_e2 56 48 3 16 5 e2 32" "gray12_e4 96 80 1 12 6 e4 64")
+elif (( gray )); then
   images=("gray64 64 64 1 8 1 30 32" "gray96x80 96 80 1 8 2 80 32" "gray_nl 80 96 1 8 3 85 32"
           "gray_nl95 64 72 1 8 4 95 64" "gray_lossless 48 80 1 8 5 100 16" "gray12bit40x72 40 72 1 12 6 60 32")
 elif (( quick )); then
@@ -62,9 +70,11 @@ else
 fi
 python3 - "$work" "${images[@]}" <<'PY'
 import sys
-sys.path.insert(0, ".")
 import numpy as np
-from pymars.data.synthetic import mars_like_scene
+import importlib.util  # the scene generator alone (NumPy only): no installed package needed
+spec = importlib.util.spec_from_file_location("synthetic", "pymars/data/synthetic.py")
+synthetic = importlib.util.module_from_spec(spec); spec.loader.exec_module(synthetic)
+mars_like_scene = synthetic.mars_like_scene
 work = sys.argv[1]
 for spec in sys.argv[2:]:
     name, h, w, c, bits, seed, q, t = spec.split()
@@ -80,12 +90,17 @@ fail=0
 same=0
 for spec in "${images[@]}"; do
   read -r name h w c bits seed q t <<< "$spec"
-  args=(--bits "$bits" "$work/blob.pmw" "$work/$name.raw" "$w" "$h" "$c" "$q")
+  modes=(whole stream)
+  if [[ $q == e* ]]; then  # lossless / near-lossless: marsenc_encode_max_error, whole images only
+    args=(--bits "$bits" --max-error "${q#e}" "$work/blob.pmw" "$work/$name.raw" "$w" "$h" "$c" 0); modes=(whole)
+  else
+    args=(--bits "$bits" "$work/blob.pmw" "$work/$name.raw" "$w" "$h" "$c" "$q")
+  fi
   "$root/x86_64/encode_raw" "${args[@]}" "$work/$name.x86_64.pmrs" "$t" > /dev/null
   ok=1
   for arch in x86_64 aarch64 ppc; do
     emu=(); [[ $arch == aarch64 ]] && emu=(qemu-aarch64); [[ $arch == ppc ]] && emu=(qemu-ppc)
-    for mode in whole stream; do
+    for mode in "${modes[@]}"; do
       [[ $arch == x86_64 && $mode == whole ]] && continue
       flag=(); [[ $mode == stream ]] && flag=(--stream)
       out="$work/$name.$arch.$mode.pmrs"
@@ -97,7 +112,7 @@ for spec in "${images[@]}"; do
   done
   if (( ok )); then
     same=$((same + 1))
-    echo "identical  $name  ${c}ch ${bits}-bit q$q tile $t: x86_64 == aarch64 == ppc, whole == streamed ($(stat -c %s "$work/$name.x86_64.pmrs") bytes)"
+    echo "identical  $name  ${c}ch ${bits}-bit q$q tile $t: x86_64 == aarch64 == ppc$([[ ${#modes[@]} == 2 ]] && echo ", whole == streamed") ($(stat -c %s "$work/$name.x86_64.pmrs") bytes)"
   fi
 done
 echo "$same of ${#images[@]} images byte-identical on x86_64, aarch64 and 32-bit big-endian PowerPC"

@@ -30,9 +30,11 @@ for s in $sizes; do
   IFS=x read -r h w c <<< "$s"
   python3 - "$work/img.raw" "$h" "$w" "$c" <<'PY'
 import sys
-sys.path.insert(0, ".")
 import numpy as np
-from pymars.data.synthetic import mars_like_scene
+import importlib.util  # the scene generator alone (NumPy only): no installed package needed
+spec = importlib.util.spec_from_file_location("synthetic", "pymars/data/synthetic.py")
+synthetic = importlib.util.module_from_spec(spec); spec.loader.exec_module(synthetic)
+mars_like_scene = synthetic.mars_like_scene
 h, w, c = (int(v) for v in sys.argv[2:])
 base = mars_like_scene(min(h, 512), min(w, 512), seed=1, channels=c)  # tiled: content does not change memory
 reps = (-(-h // base.shape[0]), -(-w // base.shape[1])) + ((1,) if c == 3 else ())

@@ -185,7 +185,6 @@ def _bundle(folder: str):
 
 
 def main(argv: list[str]) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     with tempfile.TemporaryDirectory() as d:
         if "--no-atheris" in argv:
             runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 2000
