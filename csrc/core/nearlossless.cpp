@@ -25,9 +25,14 @@ struct Params {
   uint32_t cross_shift;  // (depth - 8) / 2: the cross class's deviation scale
   uint32_t max_all;    // largest |error| - 1 a decoder accepts
   uint32_t escape;     // Exp-Golomb prefix bins of the escape
+  // 8-bit samples: quantise_gradient for every gradient -510..510 (the colour
+  // difference planes reach twice the sample range), looked up instead of compared.
+  int8_t gradient_class[1021];
 };
 
 inline int32_t clamp_range(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+inline int32_t quantise_gradient_compare(int32_t d, const Params& p);  // below
 
 // T.87 C.2.4.1.1 default thresholds for MAXVAL = 2^depth - 1 and NEAR = k
 // (FACTOR = (min(MAXVAL, 4095) + 128) >> 8). For depth 8 (FACTOR 1) they are
@@ -47,6 +52,8 @@ Params params(uint32_t k, uint32_t depth = 8) {
   p.cross_shift = (depth - 8) / 2;
   p.max_all = uint32_t(p.maxval);
   p.escape = depth == 8 ? kNlEscape : kNlEscapeWide;
+  if (p.maxval == 255)
+    for (int32_t d = -510; d <= 510; ++d) p.gradient_class[d + 510] = int8_t(quantise_gradient_compare(d, p));
   return p;
 }
 
@@ -61,7 +68,7 @@ void reset(NlState* s, const Params& p) {
   }
 }
 
-inline int32_t quantise_gradient(int32_t d, const Params& p) {
+inline int32_t quantise_gradient_compare(int32_t d, const Params& p) {
   if (d <= -p.t3) return -4;
   if (d <= -p.t2) return -3;
   if (d <= -p.t1) return -2;
@@ -71,6 +78,10 @@ inline int32_t quantise_gradient(int32_t d, const Params& p) {
   if (d < p.t2) return 2;
   if (d < p.t3) return 3;
   return 4;
+}
+
+inline int32_t quantise_gradient(int32_t d, const Params& p) {
+  return p.maxval == 255 ? p.gradient_class[d + 510] : quantise_gradient_compare(d, p);
 }
 
 inline int32_t clamp_sample(int32_t v, const Params& p) { return v < 0 ? 0 : (v > p.maxval ? p.maxval : v); }
@@ -112,10 +123,15 @@ inline int32_t context(int32_t a, int32_t b, int32_t c, int32_t d, const Params&
   return 81 * q1 + 9 * q2 + q3;  // 0..364 after sign folding
 }
 
+// The smallest kg (at most 24) with N << kg >= A: the Golomb parameter of T.87
+// A.5.1, from bit lengths instead of a loop (N << L, L = the difference of the
+// bit lengths, has A's bit length, so it is A or more, or one doubling short).
 inline int32_t golomb_k(const NlState* s, int32_t q) {
-  int32_t kg = 0;
-  while ((s->N[q] << kg) < s->A[q] && kg < 24) ++kg;
-  return kg;
+  const uint32_t n = uint32_t(s->N[q]), a = uint32_t(s->A[q]);
+  if (n >= a) return 0;
+  int32_t kg = int32_t(bit_length(a)) - int32_t(bit_length(n));
+  if ((n << kg) < a) ++kg;
+  return kg < 24 ? kg : 24;
 }
 
 void update(NlState* s, int32_t q, int32_t err, const Params& p) {
@@ -211,6 +227,8 @@ inline int32_t predict(const S* rec, size_t stride, uint32_t ch, uint32_t channe
   return clamp_sample(med(a, b, c) + *sign * s->C[*q], p);
 }
 
+inline uint32_t cross_class(int32_t previous, int32_t previous_med, const Params& p);
+
 // Arith prediction of channel ch > 0: the channel's difference to the previous
 // channel is what is predicted (MED and gradient contexts on the difference plane
 // of the reconstructions), then the previous channel's reconstruction at (y, x)
@@ -219,17 +237,21 @@ inline int32_t predict(const S* rec, size_t stride, uint32_t ch, uint32_t channe
 // channel keeps its +-k bound. Channel 0 (and gray) is predicted as in §4.7.
 template <typename S>
 inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
-                          uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign) {
-  if (ch == 0) return predict(rec, stride, ch, channels, y, x, w, s, p, q, sign);
+                          uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign, uint32_t* cross) {
+  if (ch == 0) {
+    *cross = 0;
+    return predict(rec, stride, ch, channels, y, x, w, s, p, q, sign);
+  }
   int32_t a, b, c, d, a0, b0, c0, d0;
   neighbours(rec, stride, ch, channels, y, x, w, p.mid, &a, &b, &c, &d);
   neighbours(rec, stride, ch - 1, channels, y, x, w, p.mid, &a0, &b0, &c0, &d0);
+  const int32_t base = rec[size_t(y) * stride + size_t(x) * channels + ch - 1];
+  *cross = cross_class(base, med(a0, b0, c0), p);  // from the neighbours just read, not a second fetch
   a -= a0;
   b -= b0;
   c -= c0;
   d -= d0;
   *q = context(a, b, c, d, p, sign);
-  const int32_t base = rec[size_t(y) * stride + size_t(x) * channels + ch - 1];
   return clamp_sample(base + med(a, b, c) + *sign * s->C[*q], p);
 }
 
@@ -352,9 +374,15 @@ inline uint32_t low_bits(const NlState* s, int32_t q) {
 }
 
 // Activity class 0..kNlActivity-1: log2 of 8 x the context's mean absolute error.
+// bit_length(8A / N) is the smallest m with N << m > 8A: found from bit lengths,
+// without the division (the same integer on every CPU).
 inline uint32_t activity(const NlState* s, int32_t q) {
-  const uint32_t t = uint32_t(8 * s->A[q]) / uint32_t(s->N[q]);
-  const uint32_t a = bit_length(t);
+  const uint32_t v = 8u * uint32_t(s->A[q]), n = uint32_t(s->N[q]);
+  uint32_t a = 0;
+  if (n <= v) {
+    a = bit_length(v) - bit_length(n);
+    if ((n << a) <= v) ++a;
+  }
   return a < kNlActivity ? a : kNlActivity - 1;
 }
 
@@ -362,16 +390,11 @@ inline uint32_t activity(const NlState* s, int32_t q) {
 // as a class 0..2 (0 for the first channel). Colour channels of a Mars scene share
 // their edges and texture: where the previous channel was hard to predict, this
 // one is too.
-template <typename S>
-inline uint32_t cross_class(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y,
-                            uint32_t x, uint32_t w, const Params& p) {
-  if (ch == 0) return 0;
-  int32_t a, b, c, d;
-  neighbours(rec, stride, ch - 1, channels, y, x, w, p.mid, &a, &b, &c, &d);
-  int32_t dev = int32_t(rec[size_t(y) * stride + size_t(x) * channels + ch - 1]) - med(a, b, c);
+inline uint32_t cross_class(int32_t previous, int32_t previous_med, const Params& p) {
+  int32_t dev = previous - previous_med;
   if (dev < 0) dev = -dev;
   dev >>= p.cross_shift;  // 0 for 8-bit samples
-  const int32_t u = (dev + p.k) / (2 * p.k + 1);
+  const int32_t u = p.k ? (dev + p.k) / (2 * p.k + 1) : dev;
   return u >= 2 ? 2u : uint32_t(u);
 }
 
@@ -406,9 +429,10 @@ size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
     for (uint32_t y = 0; y < h; ++y)
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
-        const int32_t px = predict_ac(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign);
+        uint32_t cross;
+        const int32_t px = predict_ac(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
         const uint32_t act = activity(s, q);
-        const uint32_t ctx = ac_context(act, q, cross_class(recon, rstride, ch, channels, y, x, w, p));
+        const uint32_t ctx = ac_context(act, q, cross);
         const int32_t xv = samples[size_t(y) * row_stride + size_t(x) * channels + ch];
         int32_t err = sign * (xv - px);
         if (p.k) err = err > 0 ? (err + p.k) / (2 * p.k + 1) : -((p.k - err) / (2 * p.k + 1));
@@ -478,9 +502,10 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
     for (uint32_t y = 0; y < h; ++y)
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
-        const int32_t px = predict_ac(out, stride, ch, channels, y, x, w, s, p, &q, &sign);
+        uint32_t cross;
+        const int32_t px = predict_ac(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
         const uint32_t act = activity(s, q);
-        const uint32_t ctx = ac_context(act, q, cross_class(out, stride, ch, channels, y, x, w, p));
+        const uint32_t ctx = ac_context(act, q, cross);
         int32_t err = 0;
         if (rc.bit(&s->p_zero[ctx])) {
           const bool negative = rc.bit(&s->p_sign[ctx]) != 0;
