@@ -60,6 +60,23 @@ def classic(tile: np.ndarray, k: int) -> dict[str, bytes]:
     return out
 
 
+def jpegls_sample_bits(data: bytes) -> int:
+    """The sample precision P a JPEG-LS file was coded with (its SOF55 marker segment).
+
+    imagecodecs' jpegls_encode takes no bit depth: a uint16 tile is coded with
+    P = 16 (MAXVAL 65535) even when every sample fits 12 bits, which costs CharLS a
+    little (a larger error range, a longer escape limit, a slower start of its
+    context statistics). The figure is recorded so the comparison says so.
+
+    Example:
+        >>> import imagecodecs
+        >>> jpegls_sample_bits(imagecodecs.jpegls_encode(np.zeros((8, 8), np.uint8)))
+        8
+    """
+    i = data.find(b"\xff\xf7")
+    return data[i + 4] if i >= 0 else 0
+
+
 def decode_classic(name: str, data: bytes) -> np.ndarray:
     import imagecodecs as ic
 
@@ -107,6 +124,10 @@ def main(argv=None) -> int:
         results["max_error_seen"][f"k{k}"] = worst
         results["seconds"][f"k{k}"] = secs
         assert worst["pymars"] <= k, f"pymars exceeded k={k}: {worst['pymars']}"
+    results["jpegls_sample_bits"] = jpegls_sample_bits(classic(tiles[0], 0)["jpegls"])
+    results["notes"] = ("JPEG-LS is CharLS through imagecodecs, which offers no bit-depth setting: it codes these "
+                        f"12-bit tiles with P = {results['jpegls_sample_bits']} bits (MAXVAL {2 ** results['jpegls_sample_bits'] - 1}),"
+                        " which costs it a little; JPEG XL and JPEG 2000 are told 12 bits.")
     write_json(args.out, results)
     print(f"{len(tiles)} tiles of {TILE}x{TILE} from {len(labels)} 12-bit Navcam EDRs; bits/sample (max error)")
     names = sorted({n for v in results["bits_per_sample"].values() for n in v}, key=lambda n: (n != "pymars", n))

@@ -88,11 +88,16 @@ def cmd_decode(args) -> int:
         raise CommandError("reading standard input (-) needs -o FILE.png (or -o - for standard output)")
     out = check_output(args.output or Path(args.input).with_suffix(".png"), "image", [args.input],
                        default=args.output is None, allow_stdout=True)
+    providers = None
+    if args.providers:
+        from pymars.ground.synthesis import onnx_providers
+
+        providers = onnx_providers(args.providers)  # a missing provider: one line, before any work
     data = read_input(args.input)
     with AtomicOutput(out) as sink:
         t0 = time.perf_counter()
         img, report = pymars.decode_with_report(data, backend=args.backend, threads=args.threads, model=args.model,
-                                                refs=args.refs, max_pixels=args.max_pixels)
+                                                refs=args.refs, max_pixels=args.max_pixels, providers=providers)
         dt = time.perf_counter() - t0
         sink.write(image_bytes(img, ".png" if out == STDIO else out.suffix))
     _report(f"{out}: {img.shape[1]}x{img.shape[0]}x{1 if img.ndim == 2 else 3}, {dt:.2f} s, {report.describe()}", out)
@@ -346,6 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse files that claim more pixels (default {DEFAULT_MAX_PIXELS} = 16384 x 16384; "
                         "docs/bitstream.md, Decoder limits)")
+    d.add_argument("--providers", metavar="LIST",
+                   help="ONNX Runtime execution providers of learned tiles, in order, e.g. TensorRT,CUDA,CPU "
+                        "(default: CPU; docs/ground-segment.md)")
     d.set_defaults(func=cmd_decode)
 
     i = sub.add_parser("info", help="print a .pmrs file's header and tiles")
@@ -443,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pymars.spectral.cli import register as register_spectral
 
     register_spectral(sub)  # spectral predict, train, export, evaluate (pymars/spectral/cli.py)
+    from pymars.batch.cli import register as register_batch
+
+    register_batch(sub)  # batch encode, decode, enhance over folders on Dask (pymars/batch/cli.py)
     return p
 
 

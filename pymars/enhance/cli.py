@@ -66,10 +66,13 @@ def cmd_enhance(args) -> int:
         raise ValueError(f"{args.output}: write a lossless .png or .tif (an enhanced image saved as JPEG "
                          "would be compressed again)")
     out = check_output(out, "image", [args.input])
+    from pymars.ground.synthesis import onnx_providers
+
+    providers = onnx_providers(getattr(args, "providers", None))  # a missing provider: one line, before any work
     img = image_from_bytes(read_input(args.input), args.input)
     if img.dtype != "uint8":
         raise ValueError(f"{args.input}: the enhancers work on 8-bit images (JPEG/pymars output), got {img.dtype}")
-    enh = Enhancer(resolve_model(args.model), dictionary=args.dictionary, threads=args.threads)
+    enh = Enhancer(resolve_model(args.model), dictionary=args.dictionary, threads=args.threads, providers=providers)
     with AtomicOutput(out) as sink:
         t0 = time.perf_counter()
         res = enh.enhance(img, progress=not args.quiet)
@@ -215,6 +218,8 @@ def register(sub) -> None:
                                                       "(default: rebuild the shipped recipe from the shared data: "
                                                       "../shared/data/mars, or $PYMARS_SHARED/data/mars)")
     e.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all)")
+    e.add_argument("--providers", default=None, metavar="LIST",
+                   help="ONNX Runtime execution providers in order, e.g. TensorRT,CUDA,CPU (default: CPU)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_enhance)
 

@@ -101,8 +101,12 @@ def tiled(fn: Callable, shape: tuple[int, int], channels: int, tile: int = 256, 
     return (acc / wsum).astype(np.float32)
 
 
-def session(path: str | os.PathLike, threads: int | None = None):
-    """An ONNX Runtime CPU session (``threads`` intra-op threads; None = runtime default).
+def session(path: str | os.PathLike, threads: int | None = None, providers=None):
+    """An ONNX Runtime session (``threads`` intra-op threads; None = runtime default).
+
+    ``providers``: execution providers by short or full name (``"CUDA,CPU"``;
+    pymars.ground.synthesis.onnx_providers, which refuses a missing one in one
+    line); None: the CPU.
 
     Example:
         >>> [i.name for i in session(WEIGHTS / "enhance-arcnn-jpeg30" / "model.onnx", 1).get_inputs()]
@@ -110,11 +114,13 @@ def session(path: str | os.PathLike, threads: int | None = None):
     """
     import onnxruntime as ort
 
+    from pymars.ground.synthesis import onnx_providers
+
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), opts, providers=onnx_providers(providers))
 
 
 def _chw(img: np.ndarray) -> np.ndarray:
@@ -180,10 +186,11 @@ class Enhancer:
     .npz path, or None to rebuild the shipped recipe from ../shared.
     ``backend="torch"`` runs the same pipeline with the PyTorch modules
     loaded from ``model.safetensors`` (needs torch; for checks only).
+    ``providers``: ONNX Runtime execution providers (``"CUDA,CPU"``; None: the CPU).
     """
 
     def __init__(self, folder: str | os.PathLike, dictionary=None, threads: int | None = None,
-                 classifier=None, backend: str = "onnx"):
+                 classifier=None, backend: str = "onnx", providers=None):
         folder = Path(folder)
         if not (folder / "model.json").is_file():
             raise FileNotFoundError(f"{folder}: not an enhancer weights folder (no model.json)")
@@ -198,14 +205,14 @@ class Enhancer:
 
             net = load_enhancer(folder)[0]
         if self.kind in ("arcnn", "dncnn"):
-            self.net = session(folder / "model.onnx", threads) if net is None else TorchGraph(net, 1)
+            self.net = session(folder / "model.onnx", threads, providers) if net is None else TorchGraph(net, 1)
             return
         from pymars.enhance.codecs import compress
         from pymars.enhance.dictionary import Dictionary, from_recipe
 
         if net is None:
-            self.main = session(folder / "main.onnx", threads)
-            self.post = session(folder / "post.onnx", threads) if (folder / "post.onnx").is_file() else None
+            self.main = session(folder / "main.onnx", threads, providers)
+            self.post = session(folder / "post.onnx", threads, providers) if (folder / "post.onnx").is_file() else None
         else:
             from pymars.enhance.export import _Main, _Post
 

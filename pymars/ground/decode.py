@@ -133,13 +133,16 @@ def decode_with_report(
     model: str | ModelBundle | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     refs=None,
+    providers=None,
 ) -> tuple[np.ndarray, DecodeReport]:
     """Decode a pymars file; also return which tiles were damaged or missing and which bytes were ignored.
 
     ``model`` defaults to the shipped bundle whose id the file names.
     ``refs``: the reference library a REMAC file was coded with (path or
     :class:`pymars.remac.ReferenceLibrary` with its ground part); a file whose
-    header names a library cannot be decoded without it.
+    header names a library cannot be decoded without it. ``providers``: ONNX
+    Runtime execution providers of the learned synthesis (``"CUDA,CPU"``;
+    :func:`pymars.ground.synthesis.onnx_providers`; None: the CPU).
 
     Memory is bounded by the output (docs/bitstream.md §3, "Decoder limits"):
     a file is refused (:class:`BitstreamError`) before the image is allocated
@@ -211,7 +214,7 @@ def decode_with_report(
                 if t["pixels"] is not None:  # a near-lossless or wavelet tile: samples, no synthesis (§4.7-4.9)
                     tile = t["pixels"]
                 else:
-                    synth = synth or synthesis_backend(bundle, backend)
+                    synth = synth or synthesis_backend(bundle, backend, providers=providers)
                     ref = None
                     if library is not None and t["decoder_ref"] < len(library):
                         ref = library.tiles[t["decoder_ref"]].transpose(2, 0, 1) * np.float32(1 / 255)
@@ -279,6 +282,7 @@ def decode(
     model: str | ModelBundle | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     refs=None,
+    providers=None,
 ) -> np.ndarray:
     """Decode a pymars file to an (H, W) or (H, W, 3) array (uint8; uint16 for 12/16-bit sources).
 
@@ -288,4 +292,5 @@ def decode(
         >>> decode(encode(mars_like_scene(32, 48, seed=5, channels=1), 90)).shape
         (32, 48)
     """
-    return decode_with_report(data, backend=backend, threads=threads, model=model, max_pixels=max_pixels, refs=refs)[0]
+    return decode_with_report(data, backend=backend, threads=threads, model=model, max_pixels=max_pixels, refs=refs,
+                              providers=providers)[0]

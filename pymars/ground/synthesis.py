@@ -40,7 +40,10 @@ class OnnxSynthesis:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
+        # Checked here, not left to ONNX Runtime: it falls back to the CPU with a warning when a
+        # provider is missing, and a GPU run silently on the CPU is the failure to report.
+        self.providers = onnx_providers(providers)
+        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
         self.input_name = self.session.get_inputs()[0].name
         # A REMAC ref-decoder has a second input: the decoder reference tile.
         self.reference_name = self.session.get_inputs()[1].name if len(self.session.get_inputs()) > 1 else None
@@ -53,6 +56,58 @@ class OnnxSynthesis:
         return self.session.run(None, feeds)[0][0]
 
 
+#: Short provider names (``--providers CUDA,TensorRT,CPU``) -> ONNX Runtime's names.
+PROVIDER_NAMES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "migraphx": "MIGraphXExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "dml": "DmlExecutionProvider",
+}
+
+
+def onnx_providers(providers: str | list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """ONNX Runtime execution providers from short or full names, in order; each must be available here.
+
+    ``providers``: ``"CUDA,CPU"``, ``["TensorRT", "CUDA"]`` or full names
+    (``CUDAExecutionProvider``); None or empty: the CPU. A provider this
+    onnxruntime build lacks raises a one-line ValueError naming the ones it has.
+
+    Example:
+        >>> onnx_providers("cpu"), onnx_providers(None)
+        (['CPUExecutionProvider'], ['CPUExecutionProvider'])
+        >>> onnx_providers("TPU")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown ONNX Runtime provider 'TPU': use CPU, CUDA, TensorRT, ... or a full name such as CUDAExecutionProvider
+    """
+    import onnxruntime as ort
+
+    if isinstance(providers, str):
+        providers = [p for p in (q.strip() for q in providers.split(",")) if p]
+    if not providers:
+        return ["CPUExecutionProvider"]
+    known = set(PROVIDER_NAMES.values())
+    available = ort.get_available_providers()
+    out = []
+    for name in providers:
+        full = PROVIDER_NAMES.get(name.lower(), name if name in known or name.endswith("ExecutionProvider") else None)
+        if full is None:
+            raise ValueError(f"unknown ONNX Runtime provider {name!r}: use CPU, CUDA, TensorRT, ... or a full name "
+                             "such as CUDAExecutionProvider")
+        if full not in available:
+            raise ValueError(f"ONNX Runtime provider {name} ({full}) is not available in this onnxruntime "
+                             f"{ort.__version__}: available are {', '.join(available)}")
+        if full not in out:
+            out.append(full)
+    return out
+
+
 def reference_input(reference: np.ndarray | None) -> np.ndarray:
     if reference is None:
         return np.zeros((3, 256, 256), np.float32)
@@ -63,11 +118,13 @@ def reference_input(reference: np.ndarray | None) -> np.ndarray:
 PLUGIN_GROUP = "pymars.synthesis"
 
 
-def synthesis_backend(bundle, backend: str = "onnx", threads: int = 0):
-    """The synthesis callable of ``bundle`` for ``backend`` (cached on the bundle).
+def synthesis_backend(bundle, backend: str = "onnx", threads: int = 0, providers=None):
+    """The synthesis callable of ``bundle`` for ``backend`` (cached on the bundle, per threads and providers).
 
     ``"onnx"`` is built in; any other name is looked up in the ``pymars.synthesis``
     entry points (``"torch"``: installed with pymars, needs PyTorch).
+    ``providers``: ONNX Runtime execution providers for ``"onnx"``
+    (:func:`onnx_providers`; None: the CPU); other backends ignore them.
 
     Example:
         >>> from pymars.bundles import open_bundle
@@ -78,11 +135,13 @@ def synthesis_backend(bundle, backend: str = "onnx", threads: int = 0):
         ...
         ValueError: unknown synthesis backend 'tpu': use 'onnx' or one of the installed plug-ins ['torch']
     """
-    key = (backend, threads)
+    if isinstance(providers, str):
+        providers = providers.split(",")
+    key = (backend, threads, tuple(providers) if providers and backend == "onnx" else None)
     cache = bundle.__dict__.setdefault("_synthesis", {})
     if key not in cache:
         if backend == "onnx":
-            cache[key] = OnnxSynthesis(bundle.synthesis_onnx, threads=threads)
+            cache[key] = OnnxSynthesis(bundle.synthesis_onnx, providers=providers, threads=threads)
         else:
             from importlib.metadata import entry_points  # here: reading the metadata costs ~20 ms at start
 

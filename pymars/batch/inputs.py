@@ -1,0 +1,83 @@
+"""The inputs of a batch job: a folder's files or a CSV manifest's ``input`` column, streamed, and their outputs.
+
+What it is for: :func:`iter_inputs` yields absolute input paths one at a
+time (a folder is listed by name only, a manifest is read row by row), so a
+job over an archive never holds its images, only their names.
+:func:`output_for` names the output after the input's stem. It must not read
+images or import the codec.
+
+Example:
+    >>> output_for("encode", "/data/NLB_0001.LBL", "/out").name
+    'NLB_0001.pmrs'
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Iterator
+
+#: What each kind of job takes from a folder (lower-case suffixes).
+SUFFIXES = {
+    "encode": (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".lbl", ".img"),
+    "decode": (".pmrs",),
+    "enhance": (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".lbl", ".img"),
+}
+
+
+def iter_inputs(source: str | os.PathLike, kind: str) -> Iterator[str]:
+    """Absolute paths of the inputs of a ``kind`` job from a folder or a CSV manifest with an ``input`` column.
+
+    A folder gives its files with the kind's suffixes, sorted by name (not its
+    sub-folders); a PDS product with a detached label (``X.LBL`` + ``X.IMG``)
+    is given once, by its label. Relative paths in a manifest are relative to
+    the manifest's folder.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> for n in ("b.png", "a.LBL", "a.IMG", "notes.txt"): _ = (d / n).write_bytes(b"")
+        >>> [Path(p).name for p in iter_inputs(d, "encode")]
+        ['a.LBL', 'b.png']
+        >>> next(iter_inputs(d / "none", "encode"))
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: ...none: input folder or manifest not found
+    """
+    src = Path(source)
+    if src.is_dir():
+        names = sorted(os.listdir(src))  # names only: an archive's listing, not its images
+        present = set(names)
+        for name in names:
+            path = src / name
+            suffix = path.suffix.lower()
+            if suffix not in SUFFIXES[kind] or not path.is_file():
+                continue
+            if suffix == ".img" and any(path.stem + s in present for s in (".LBL", ".lbl")):
+                continue  # read through its detached label
+            yield os.path.abspath(path)
+        return
+    if src.is_file():
+        if src.suffix.lower() != ".csv":
+            raise ValueError(f"{source}: give a folder or a CSV manifest with an 'input' column")
+        with open(src, newline="") as f:
+            reader = csv.DictReader(f)
+            if "input" not in (reader.fieldnames or []):
+                raise ValueError(f"{source}: a CSV manifest needs an 'input' column (found {reader.fieldnames})")
+            for row in reader:
+                name = (row["input"] or "").strip()
+                if name:
+                    yield os.path.abspath(src.parent / name)
+        return
+    raise FileNotFoundError(f"{source}: input folder or manifest not found")
+
+
+def output_for(kind: str, input_path: str | os.PathLike, out_dir: str | os.PathLike, image_format: str = "png") -> Path:
+    """OUT_DIR/<input stem>.pmrs (encode), .png or .tif (decode), .png (enhance).
+
+    Example:
+        >>> output_for("decode", "x/a.pmrs", "o", "tif").as_posix(), output_for("enhance", "x/a.jpg", "o").as_posix()
+        ('o/a.tif', 'o/a.png')
+    """
+    suffix = {"encode": ".pmrs", "decode": f".{image_format}", "enhance": ".png"}[kind]
+    return Path(out_dir) / (Path(input_path).stem + suffix)

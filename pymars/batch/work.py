@@ -1,0 +1,170 @@
+"""The work of one batch item, run inside a Dask worker (or the plain loop): read, process, write atomically.
+
+What it is for: :func:`process_item` turns one input into one output and a
+manifest row, and never raises for a bad item (its error becomes the row's
+one-line ``error``), so one corrupt product cannot stop a job. Models are
+loaded once per worker process: the codec's bundles and ONNX sessions are
+cached by :mod:`pymars.bundles` and :mod:`pymars.ground.synthesis`, the
+enhancers here (:func:`enhancer`, an ``lru_cache`` keyed by model name,
+dictionary, threads and providers).
+
+What it must not touch: PyTorch and training code; the enhance product only
+inside :func:`enhancer` (docs/architecture.md, rule 6); ``os.replace`` (the
+output goes through :class:`pymars.clio.AtomicOutput`).
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from pymars.imageio import write_image
+    >>> from pymars.data.synthetic import mars_like_scene
+    >>> d = Path(tempfile.mkdtemp()); write_image(d / "a.png", mars_like_scene(32, 32, seed=1))
+    >>> row = process_item("encode", str(d / "a.png"), str(d / "out" / "a.pmrs"), {"psnr": True})
+    >>> row["status"], row["bytes"] > 0, row["psnr"] > 25
+    ('ok', True, True)
+    >>> process_item("decode", str(d / "a.png"), str(d / "out" / "b.png"), {})["error"][:30]
+    'not a valid pymars file: not a'
+"""
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one manifest-safe line: the message of an expected failure, else ``Type: message``.
+
+    Example:
+        >>> one_line(ValueError("bad\\nlabel")), one_line(KeyError("x"))
+        ('bad label', "KeyError: 'x'")
+    """
+    from pymars.clio import expected_failure
+
+    text = expected_failure(e)
+    if text is None:
+        text = f"{type(e).__name__}: {e}"
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())[:500]
+
+
+def read_item(path: str) -> tuple[np.ndarray, int | None, dict]:
+    """(samples, PDS bit depth or None, PDS identity or {}) of an image file or PDS product.
+
+    Example:
+        >>> read_item("missing.png")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: missing.png: file not found
+    """
+    from pymars.imageio import is_pds, read_image, read_pds
+
+    if is_pds(path):
+        return read_pds(path)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    return read_image(path), None, {}
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
+    """PSNR in dB of ``b`` against ``a`` (inf when equal).
+
+    Example:
+        >>> psnr(np.zeros(4), np.ones(4), 255.0) > 48, psnr(np.zeros(4), np.zeros(4), 255.0)
+        (True, inf)
+    """
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(peak * peak / mse))
+
+
+@functools.lru_cache(maxsize=4)
+def enhancer(model: str, dictionary: str | None, threads: int | None, providers: tuple[str, ...] | None):
+    """The enhancer ``model`` with its ONNX sessions, made once per worker process (then cached).
+
+    Example:
+        >>> enhancer("arcnn-jpeg30", None, 1, None) is enhancer("arcnn-jpeg30", None, 1, None)
+        True
+    """
+    from pymars.enhance.cli import resolve_model  # the product, only when an enhance job runs
+    from pymars.enhance.inference import Enhancer
+
+    return Enhancer(resolve_model(model), dictionary=dictionary, threads=threads,
+                    providers=list(providers) if providers else None)
+
+
+def _encode(src: str, out: str, opts: dict, row: dict) -> None:
+    import pymars
+    from pymars.clio import atomic_write
+
+    img, depth, identity = read_item(src)
+    row.update(identity)
+    lossless = bool(opts.get("lossless"))
+    data = pymars.encode(img, quality=opts.get("quality", 75), model=opts.get("model"), threads=1,
+                         bit_depth=depth if depth and img.dtype == np.uint16 else None,
+                         max_error=0 if lossless else opts.get("max_error"))
+    if opts.get("psnr"):
+        peak = 255.0 if img.dtype == np.uint8 else float((1 << pymars.info(data)["bit_depth"]) - 1)
+        back = pymars.decode(data, model=opts.get("model"))
+        if back.ndim == 2 and img.ndim == 3:  # an RGB image of equal channels is coded as gray
+            back = back[..., None]
+        row["psnr"] = round(psnr(img, back, peak), 3)
+    atomic_write(out, data)
+    row["bytes"] = len(data)
+
+
+def _decode(src: str, out: str, opts: dict, row: dict) -> None:
+    import pymars
+    from pymars.clio import atomic_write
+    from pymars.imageio import image_bytes
+
+    with open(src, "rb") as f:
+        data = f.read()
+    with warnings.catch_warnings():  # damaged tiles go to the manifest, not to the worker's log
+        warnings.simplefilter("ignore")
+        img, report = pymars.decode_with_report(data, model=opts.get("model"), providers=opts.get("providers"))
+    blob = image_bytes(img, Path(out).suffix)
+    atomic_write(out, blob)
+    row["bytes"] = len(blob)
+    if not report.ok:  # the image is written (damaged tiles filled with 0): ok, with what was lost
+        row["error"] = report.describe()
+
+
+def _enhance(src: str, out: str, opts: dict, row: dict) -> None:
+    from pymars.clio import atomic_write
+    from pymars.imageio import image_bytes
+
+    img, _, identity = read_item(src)
+    row.update(identity)
+    if img.dtype != np.uint8:
+        raise ValueError(f"{src}: the enhancers work on 8-bit images, got {img.dtype}")
+    providers = opts.get("providers")
+    enh = enhancer(opts.get("model") or "marsqe-jpeg30", opts.get("dictionary"), opts.get("threads", 1),
+                   tuple(providers) if providers else None)
+    blob = image_bytes(enh.enhance(img), ".png")
+    atomic_write(out, blob)
+    row["bytes"] = len(blob)
+
+
+WORK = {"encode": _encode, "decode": _decode, "enhance": _enhance}
+
+
+def process_item(kind: str, input_path: str, output: str, options: dict) -> dict:
+    """Process one input into ``output``; the manifest row (status ``ok`` or ``failed`` with a one-line error).
+
+    ``options``: encode ``quality``, ``lossless``, ``max_error``, ``model``,
+    ``psnr``; decode ``model``, ``providers``; enhance ``model``,
+    ``dictionary``, ``threads``, ``providers``. Never raises for a bad item.
+    """
+    row = {"input": input_path, "output": output, "status": "failed", "error": "",
+           "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    t0 = time.perf_counter()
+    try:
+        WORK[kind](input_path, output, options, row)
+        row["status"] = "ok"
+    except Exception as e:  # one bad item is a row, not the end of the job
+        row["error"] = one_line(e)
+    row["seconds"] = round(time.perf_counter() - t0, 4)
+    return row
