@@ -40,21 +40,19 @@ def _report(text: str, output) -> None:
 def cmd_encode(args) -> int:
     import pymars
     from pymars.clio import STDIO, AtomicOutput, CommandError, check_output, read_input, tile_progress
-    from pymars.imageio import image_from_bytes, is_pds, read_pds
+    from pymars.imageio import image_from_bytes, read_source
 
     if args.output is None and args.input == STDIO:
         raise CommandError("reading standard input (-) needs -o FILE.pmrs (or -o - for standard output)")
     out = check_output(args.output or Path(args.input).with_suffix(".pmrs"), "pymars file", [args.input],
                        default=args.output is None, allow_stdout=True)
-    bit_depth = args.bit_depth
-    if args.input != STDIO and is_pds(args.input):
-        # A planetary product: samples at their own depth (a 12-bit EDR is coded as 12-bit).
-        img, depth, identity = read_pds(args.input)
-        bit_depth = bit_depth or (depth if img.dtype == np.uint16 else None)
-        if not args.quiet:
-            print("product: " + ", ".join(f"{k} {v}" for k, v in identity.items()), file=sys.stderr)
-    else:
-        img = image_from_bytes(read_input(args.input), "standard input" if args.input == STDIO else args.input)
+    if args.input == STDIO:
+        img, depth, identity = image_from_bytes(read_input(args.input), "standard input"), None, {}
+    else:  # an image file, or a planetary product coded at its own depth (a 12-bit EDR as 12-bit)
+        img, depth, identity = read_source(args.input)
+    bit_depth = args.bit_depth or depth
+    if identity and not args.quiet:
+        print("product: " + ", ".join(f"{k} {v}" for k, v in identity.items()), file=sys.stderr)
     tiles = -(-img.shape[0] // args.tile_size) * -(-img.shape[1] // args.tile_size) if args.tile_size > 0 else 0
     with AtomicOutput(out) as sink:  # a folder that cannot take the file fails here, before the encode
         t0 = time.perf_counter()
@@ -169,6 +167,7 @@ def cmd_demo(args) -> int:
     import pymars
     from pymars.clio import AtomicOutput, OutputRefused, check_output
     from pymars.data.synthetic import mars_like_scene
+    from pymars.evaluation import metrics
     from pymars.imageio import image_bytes, read_image
 
     outputs = {}
@@ -199,12 +198,8 @@ def cmd_demo(args) -> int:
         t1 = time.perf_counter()
         out = pymars.decode(data, model=bundle)
         t2 = time.perf_counter()
-        if img.dtype == np.uint16:
-            peak = float((1 << pymars.info(data)["bit_depth"]) - 1)
-        else:
-            peak = 255.0
-        mse = float(np.mean((out.astype(np.float64) - img.astype(np.float64)) ** 2))
-        psnr = 100.0 if mse == 0 else 10 * np.log10(peak**2 / mse)
+        peak = float((1 << pymars.info(data)["bit_depth"]) - 1) if img.dtype == np.uint16 else 255.0
+        psnr = metrics.psnr(img, out, peak=peak)
         mpx = img.shape[0] * img.shape[1] / 1e6
         print(f"quality: {args.quality}")
         print(f"bytes:   {len(data)}  ({8 * len(data) / (img.shape[0] * img.shape[1]):.4f} bpp)")

@@ -250,3 +250,23 @@ def read_pds(path: str | os.PathLike) -> tuple[np.ndarray, int, dict]:
     arr = np.ascontiguousarray(img.astype(np.uint8 if bits == 8 else np.uint16))
     identity = {k.lower(): meta.get(k) for k in PDS_IDENTITY if meta.get(k) is not None}
     return arr, bits, identity
+
+
+def read_source(path: str | os.PathLike) -> tuple[np.ndarray, int | None, dict]:
+    """(samples, bit depth to code them at, PDS identity) of what ``pymars encode`` takes: an image file or a PDS product.
+
+    The bit depth is a 12/16-bit PDS product's own (None otherwise: the
+    encoder's default for the array's dtype); the identity is {} for an image file.
+
+    Example:
+        >>> import tempfile
+        >>> p = tempfile.mktemp(suffix=".png")
+        >>> write_image(p, np.full((4, 5), 7, np.uint8))
+        >>> img, depth, identity = read_source(p)
+        >>> img.shape, depth, identity
+        ((4, 5), None, {})
+    """
+    if is_pds(path):
+        img, depth, identity = read_pds(path)
+        return img, (depth if img.dtype == np.uint16 else None), identity
+    return read_image(path), None, {}

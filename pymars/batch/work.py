@@ -35,6 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pymars.evaluation import metrics
+from pymars.imageio import read_source
+
 
 def one_line(e: BaseException) -> str:
     """An exception as one manifest-safe line: the message of an expected failure, else ``Type: message``.
@@ -49,35 +52,6 @@ def one_line(e: BaseException) -> str:
     if text is None:
         text = f"{type(e).__name__}: {e}"
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())[:500]
-
-
-def read_item(path: str) -> tuple[np.ndarray, int | None, dict]:
-    """(samples, PDS bit depth or None, PDS identity or {}) of an image file or PDS product.
-
-    Example:
-        >>> read_item("missing.png")
-        Traceback (most recent call last):
-        ...
-        FileNotFoundError: missing.png: file not found
-    """
-    from pymars.imageio import is_pds, read_image, read_pds
-
-    if is_pds(path):
-        return read_pds(path)
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    return read_image(path), None, {}
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
-    """PSNR in dB of ``b`` against ``a`` (inf when equal).
-
-    Example:
-        >>> psnr(np.zeros(4), np.ones(4), 255.0) > 48, psnr(np.zeros(4), np.zeros(4), 255.0)
-        (True, inf)
-    """
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(peak * peak / mse))
 
 
 @functools.lru_cache(maxsize=4)
@@ -99,18 +73,18 @@ def _encode(src: str, out: str, opts: dict, row: dict) -> None:
     import pymars
     from pymars.clio import atomic_write
 
-    img, depth, identity = read_item(src)
+    img, depth, identity = read_source(src)
     row.update(identity)
     lossless = bool(opts.get("lossless"))
     data = pymars.encode(img, quality=opts.get("quality", 75), model=opts.get("model"), threads=1,
-                         bit_depth=depth if depth and img.dtype == np.uint16 else None,
+                         bit_depth=depth,
                          max_error=0 if lossless else opts.get("max_error"))
     if opts.get("psnr"):
         peak = 255.0 if img.dtype == np.uint8 else float((1 << pymars.info(data)["bit_depth"]) - 1)
         back = pymars.decode(data, model=opts.get("model"))
         if back.ndim == 2 and img.ndim == 3:  # an RGB image of equal channels is coded as gray
-            back = back[..., None]
-        row["psnr"] = round(psnr(img, back, peak), 3)
+            back = np.repeat(back[..., None], 3, axis=2)
+        row["psnr"] = round(metrics.psnr(img, back, peak=peak), 3)
     atomic_write(out, data)
     row["bytes"] = len(data)
 
@@ -136,7 +110,7 @@ def _enhance(src: str, out: str, opts: dict, row: dict) -> None:
     from pymars.clio import atomic_write
     from pymars.imageio import image_bytes
 
-    img, _, identity = read_item(src)
+    img, _, identity = read_source(src)
     row.update(identity)
     if img.dtype != np.uint8:
         raise ValueError(f"{src}: the enhancers work on 8-bit images, got {img.dtype}")

@@ -40,8 +40,9 @@ K1, K2 = 0.01, 0.03
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two 8-bit images, MSE over all pixels and channels.
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = DATA_RANGE) -> float:
+    """PSNR in dB between two images, MSE over all pixels and channels (``peak``: 255 for 8-bit samples,
+    4095 for 12-bit ...); identical images score LOSSLESS_PSNR.
 
     Example:
         >>> import numpy as np
@@ -50,13 +51,15 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
         100.0
         >>> round(psnr(a, a + 1), 3)  # every sample off by one: MSE = 1
         48.131
+        >>> round(psnr(a.astype(np.uint16) * 16, a.astype(np.uint16) * 16 + 1, peak=4095.0), 3)
+        72.245
     """
     a, b = same_shape(a, b)
     # float64 before subtracting: uint8 differences would wrap around.
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     if mse == 0.0:
         return LOSSLESS_PSNR
-    return float(10.0 * np.log10(DATA_RANGE**2 / mse))
+    return float(10.0 * np.log10(peak**2 / mse))
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:

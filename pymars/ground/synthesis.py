@@ -109,6 +109,12 @@ def onnx_providers(providers: str | list[str] | tuple[str, ...] | None = None) -
 
 
 def reference_input(reference: np.ndarray | None) -> np.ndarray:
+    """A ref-decoder's reference input: the decoded reference tile, or zeros when the tile has none.
+
+    Example:
+        >>> reference_input(None).shape, float(reference_input(None).max())
+        ((3, 256, 256), 0.0)
+    """
     if reference is None:
         return np.zeros((3, 256, 256), np.float32)
     return np.ascontiguousarray(reference, np.float32)
