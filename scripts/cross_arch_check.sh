@@ -2,7 +2,11 @@
 # Byte-identical bitstreams across CPUs: encodes a fixed set of images with the
 # C API example (csrc/examples/encode_raw.c) built for x86-64, aarch64 and
 # 32-bit big-endian PowerPC (Debian cross compilers, run under qemu-user), and
-# compares every file byte for byte with the x86-64 one. Each image is encoded
+# compares every file byte for byte with the x86-64 one. Two more x86-64 builds
+# run natively beside the default one (AVX2 clone picked at run time):
+# x86_64-avx512 (-march=x86-64-v4: AVX-512 everywhere the compiler vectorises;
+# skipped, and said so, on a CPU without AVX-512) and x86_64-scalar
+# (-DPYMARS_SCALAR=ON: no clones, no auto-vectorisation, a SIMD-less flight CPU). Each image is encoded
 # twice per CPU, whole and with tile-row streaming (--stream); all must agree.
 #
 #   scripts/cross_arch_check.sh [--quick] [--ctest] [BLOB]
@@ -41,14 +45,23 @@ trap 'rm -rf "$work"' EXIT
 cp "$blob" "$work/blob.pmw"  # every run sees the same blob, even if the file is re-exported meanwhile
 jobs=(); [[ -n "${JOBS:-}" ]] && jobs=(-j "$JOBS")
 
-build() {  # build DIR TESTS [TOOLCHAIN]
+build() {  # build DIR TESTS [TOOLCHAIN] [CMAKE_ARGS...]
   local dir=$1 tests=$2 tc=${3:-}
+  shift 3 || shift $#
   cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPYMARS_BUILD_TESTS="$tests" \
-    -DPYMARS_TEST_BLOB="$PWD/$blob" ${tc:+-DCMAKE_TOOLCHAIN_FILE=$tc} > "$work/cmake-$(basename "$dir").log"
+    -DPYMARS_TEST_BLOB="$PWD/$blob" ${tc:+-DCMAKE_TOOLCHAIN_FILE=$tc} "$@" > "$work/cmake-$(basename "$dir").log"
   if [[ $tests == ON ]]; then ninja "${jobs[@]}" -C "$dir" > /dev/null; else ninja "${jobs[@]}" -C "$dir" encode_raw > /dev/null; fi
 }
 tests=OFF; (( ctest )) && tests=ON
 build "$root/x86_64" OFF
+build "$root/x86_64-scalar" OFF "" -DPYMARS_SCALAR=ON
+variants=(x86_64-scalar)
+if grep -qw avx512f /proc/cpuinfo 2> /dev/null; then
+  build "$root/x86_64-avx512" OFF "" -DCMAKE_CXX_FLAGS="-march=x86-64-v4 -mprefer-vector-width=512"
+  variants+=(x86_64-avx512)
+else
+  echo "note: this CPU has no AVX-512: the x86_64-avx512 build is not run"
+fi
 build "$root/aarch64" "$tests" cmake/toolchains/aarch64-linux-gnu.cmake
 build "$root/ppc" "$tests" cmake/toolchains/powerpc-linux-gnu.cmake
 
@@ -98,7 +111,7 @@ for spec in "${images[@]}"; do
   fi
   "$root/x86_64/encode_raw" "${args[@]}" "$work/$name.x86_64.pmrs" "$t" > /dev/null
   ok=1
-  for arch in x86_64 aarch64 ppc; do
+  for arch in x86_64 "${variants[@]}" aarch64 ppc; do
     emu=(); [[ $arch == aarch64 ]] && emu=(qemu-aarch64); [[ $arch == ppc ]] && emu=(qemu-ppc)
     for mode in "${modes[@]}"; do
       [[ $arch == x86_64 && $mode == whole ]] && continue
@@ -112,10 +125,10 @@ for spec in "${images[@]}"; do
   done
   if (( ok )); then
     same=$((same + 1))
-    echo "identical  $name  ${c}ch ${bits}-bit q$q tile $t: x86_64 == aarch64 == ppc$([[ ${#modes[@]} == 2 ]] && echo ", whole == streamed") ($(stat -c %s "$work/$name.x86_64.pmrs") bytes)"
+    echo "identical  $name  ${c}ch ${bits}-bit q$q tile $t: x86_64 == ${variants[*]/%/ ==} aarch64 == ppc$([[ ${#modes[@]} == 2 ]] && echo ", whole == streamed") ($(stat -c %s "$work/$name.x86_64.pmrs") bytes)"
   fi
 done
-echo "$same of ${#images[@]} images byte-identical on x86_64, aarch64 and 32-bit big-endian PowerPC"
+echo "$same of ${#images[@]} images byte-identical on x86_64 (default, ${variants[*]#x86_64-} builds), aarch64 and 32-bit big-endian PowerPC"
 if (( ctest )); then
   for arch in aarch64 ppc; do
     if ctest --test-dir "$root/$arch" --output-on-failure > "$work/ctest-$arch.log" 2>&1; then

@@ -92,16 +92,19 @@ cmake --build "$out/lib" --target marscore -j "${BUILD_JOBS:-2}" >> "$out/cmake.
   || { tail -40 "$out/cmake.log"; exit 1; }
 
 targets=()
+wanted=" ${FUZZ_TARGETS:-} "
+wanted=${wanted// fuzz_/ }  # accept "fuzz_container" as well as "container"
 for src in csrc/fuzz/fuzz_*.cpp; do
   name=$(basename "$src" .cpp)
   name=${name#fuzz_}
-  if [[ -n "${FUZZ_TARGETS:-}" && " $FUZZ_TARGETS " != *" $name "* ]]; then continue; fi
+  if [[ -n "${FUZZ_TARGETS:-}" && "$wanted" != *" $name "* ]]; then continue; fi
   targets+=("$name")
   driver=(); [[ $engine == standalone ]] && driver=(csrc/fuzz/standalone_main.cpp)
   "$cxx" -std=c++17 "${common[@]}" -ffp-contract=off "${link_flags[@]}" -Icsrc/include -Icsrc \
     -DPYMARS_FUZZ_BLOB_DEFAULT="\"$repo/csrc/fuzz/tiny.pmw\"" "$src" "${driver[@]}" "$out/lib/libmarscore.a" \
     -o "$out/fuzz_$name"
 done
+if [[ ${#targets[@]} -eq 0 ]]; then echo "fuzz.sh: FUZZ_TARGETS='$FUZZ_TARGETS' names no csrc/fuzz/fuzz_*.cpp" >&2; exit 2; fi
 echo "built: ${targets[*]/#/$out/fuzz_}"
 [[ $mode == build ]] && exit 0
 
