@@ -139,7 +139,7 @@ def cmd_train(args) -> int:
                          out=args.out or str(RUNS / f"{args.kind}-{tag}{'-' + args.gan if args.gan else ''}"),
                          steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
                          width=args.width, threads=args.threads, gan=args.gan or "", init=args.init or "",
-                         stop_at=args.stop_at,
+                         stop_at=args.stop_at, precision=args.precision,
                          **{k: v for k, v in (("gan_weight", args.gan_weight), ("lr_weight", args.lr_weight))
                             if v is not None})
     print(json.dumps(train_enhancer(cfg)["history"][-1:]))
@@ -247,6 +247,8 @@ def register(sub) -> None:
     t.add_argument("--width", type=int, default=16)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="model: bf16 autocast + channels_last (AMX CPUs, GPUs) or fp32 (the shipped recipe)")
     t.add_argument("--init-from", "--init", dest="init", default=None,
                    help="model: start from these weights (fine-tune): a weights folder such as "
                         "pymars/weights/enhance-marsqe-jpeg30, a run folder or a checkpoint/snapshot .pt of the "
