@@ -245,6 +245,25 @@ def test_training_resumes_exactly(tmp_path):
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
+@pytest.mark.parametrize("kind", ["marsqe", "dncnn"])
+def test_bf16_training_steps_lower_the_loss_and_save_fp32_weights(tmp_path, kind):
+    from pymars.enhance.training import EnhancerConfig, train_enhancer
+
+    cache = tmp_path / "cache.npz"
+    synthetic_cache().save(cache)
+    cfg = EnhancerConfig(kind=kind, cache=str(cache), batch=2, crop=32, width=4, save_every=5, lr=2e-3,
+                         out=str(tmp_path / "r"), steps=30, precision="bf16")
+    train_enhancer(cfg, progress=False)
+    ck = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    assert ck["step"] == 30
+    assert all(v.dtype == torch.float32 for v in ck["model"].values() if v.is_floating_point())
+    losses = [h["loss"] for h in ck["history"] if h["loss"] is not None]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="precision"):
+        train_enhancer(EnhancerConfig(kind=kind, cache=str(cache), out=str(tmp_path / "x"), precision="fp16"),
+                       progress=False)
+
+
 def test_cache_batch_gives_each_crop_the_reference_under_its_centre():
     c = synthetic_cache(1)
     c.refs[0] = np.array([[0, 1], [1, 1]])
