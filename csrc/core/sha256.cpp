@@ -32,14 +32,20 @@ Sha256::Sha256() {
 }
 
 void Sha256::update(const uint8_t* data, size_t len) {
-  for (size_t i = 0; i < len; ++i) {
-    block_[block_fill_++] = data[i];
+  total_bytes_ += len;
+  // Top up a partly filled block first; whole blocks are then hashed straight
+  // from the caller's bytes (no copy: the encoder hashes its multi-megabyte
+  // blob at every start-up), and the tail waits in block_.
+  while (block_fill_ != 0 && len != 0) {
+    block_[block_fill_++] = *data++;
+    --len;
     if (block_fill_ == 64) {
-      compress_block();
+      compress_block(block_);
       block_fill_ = 0;
     }
   }
-  total_bytes_ += len;
+  for (; len >= 64; data += 64, len -= 64) compress_block(data);
+  while (len--) block_[block_fill_++] = *data++;
 }
 
 void Sha256::finish(uint8_t digest[kSha256DigestBytes]) {
@@ -48,12 +54,12 @@ void Sha256::finish(uint8_t digest[kSha256DigestBytes]) {
   block_[block_fill_++] = 0x80;
   if (block_fill_ > 56) {
     while (block_fill_ < 64) block_[block_fill_++] = 0;
-    compress_block();
+    compress_block(block_);
     block_fill_ = 0;
   }
   while (block_fill_ < 56) block_[block_fill_++] = 0;
   for (int i = 7; i >= 0; --i) block_[block_fill_++] = uint8_t(total_bits >> (8 * i));
-  compress_block();
+  compress_block(block_);
   block_fill_ = 0;
   for (int i = 0; i < 8; ++i) {  // the digest is the state words, big-endian
     digest[4 * i + 0] = uint8_t(h_[i] >> 24);
@@ -63,11 +69,11 @@ void Sha256::finish(uint8_t digest[kSha256DigestBytes]) {
   }
 }
 
-void Sha256::compress_block() {
+void Sha256::compress_block(const uint8_t* block) {
   uint32_t w[64];
   for (int t = 0; t < 16; ++t)
-    w[t] = (uint32_t(block_[4 * t]) << 24) | (uint32_t(block_[4 * t + 1]) << 16) |
-           (uint32_t(block_[4 * t + 2]) << 8) | uint32_t(block_[4 * t + 3]);
+    w[t] = (uint32_t(block[4 * t]) << 24) | (uint32_t(block[4 * t + 1]) << 16) |
+           (uint32_t(block[4 * t + 2]) << 8) | uint32_t(block[4 * t + 3]);
   for (int t = 16; t < 64; ++t) {
     const uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
     const uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);

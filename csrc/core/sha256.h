@@ -24,7 +24,7 @@ class Sha256 {
   void finish(uint8_t digest[kSha256DigestBytes]);
 
  private:
-  void compress_block();
+  void compress_block(const uint8_t* block);  // 64 bytes: the buffered block or the caller's
 
   uint32_t h_[8];
   uint8_t block_[64];
