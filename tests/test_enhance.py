@@ -441,6 +441,31 @@ def test_cli_runs_marsqe_with_a_dictionary_file_on_a_gray_image(tmp_path, monkey
     assert np.asarray(Image.open(out)).shape == (90, 130)
 
 
+@pytest.mark.parametrize("model", ["dncnn-jpeg30", "arcnn-jpeg30"])
+def test_gray_input_keeps_its_level_and_is_improved(model):
+    """The RGB nets shift a gray image's level by a few grey levels; the gray path keeps the input's 8x8 means."""
+    import io
+
+    from PIL import Image
+
+    from pymars.enhance.inference import box_mean
+    from pymars.evaluation.metrics import psnr
+
+    enh = Enhancer(WEIGHTS / f"enhance-{model}", threads=1)
+    gains = []
+    for seed in range(3):
+        raw = mars_like_scene(96, 128, seed=seed, channels=1)
+        buf = io.BytesIO()
+        Image.fromarray(raw).save(buf, "JPEG", quality=30)
+        comp = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+        out = enh.enhance(comp)
+        assert out.shape == comp.shape and out.dtype == np.uint8
+        # Level kept: 8x8 means agree to rounding (clipping at 0/255 aside).
+        assert float(np.abs(box_mean(out, 8) - box_mean(comp, 8)).mean()) < 0.5
+        gains.append(psnr(raw, out) - psnr(raw, comp))
+    assert min(gains) > 0.1, gains
+
+
 def test_shipped_classifier_file_is_valid():
     path = WEIGHTS / "enhance-classifier" / "classifier.json"
     assert path.is_file(), "the patch classifier is not committed"

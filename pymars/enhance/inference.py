@@ -46,6 +46,8 @@ from pymars.enhance.training import load_enhancer
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 CLASSIFIER = WEIGHTS / "enhance-classifier"
+#: Gray input: the output keeps its input's mean over boxes of this side (keep_level).
+GRAY_LEVEL_BOX = 8
 
 
 def _ramp(n: int, start: int, stop: int, lo_open: bool, hi_open: bool, blend: int) -> np.ndarray:
@@ -155,11 +157,52 @@ def _as_rgb(image: np.ndarray) -> tuple[np.ndarray, bool]:
     return image, False
 
 
-def _to_uint8(chw: np.ndarray, gray: bool) -> np.ndarray:
-    img = np.clip(np.rint(chw * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
-    if gray:  # the nets are RGB: a gray image went in as three equal channels
-        return np.rint(img.astype(np.float64).mean(2)).astype(np.uint8)
-    return np.ascontiguousarray(img)
+def box_mean(img: np.ndarray, size: int) -> np.ndarray:
+    """Mean of each pixel's size x size neighbourhood (mirrored at the edges), float64, same shape.
+
+    Example:
+        >>> box_mean(np.arange(12.0).reshape(3, 4), 1).tolist() == np.arange(12.0).reshape(3, 4).tolist()
+        True
+        >>> float(box_mean(np.full((5, 7), 3.0), 4)[2, 3])
+        3.0
+    """
+    img = np.asarray(img, np.float64)
+    lo, hi = size // 2, size - 1 - size // 2
+    out = np.pad(img, ((lo, hi), (lo, hi)), mode="symmetric")
+    for axis in (0, 1):  # separable: a running sum along each axis
+        c = np.cumsum(out, axis=axis)
+        c = np.concatenate([np.zeros_like(c.take([0], axis=axis)), c], axis=axis)
+        n = c.shape[axis] - size
+        out = (c.take(range(size, size + n), axis=axis) - c.take(range(0, n), axis=axis)) / size
+    return out
+
+
+def keep_level(enhanced: np.ndarray, original: np.ndarray, size: int = GRAY_LEVEL_BOX) -> np.ndarray:
+    """``enhanced`` (HxW, float, 0..255) moved so that its local mean is ``original``'s: detail kept, level not.
+
+    Why, for gray images only: the enhancers were trained on colour images. On a
+    gray image (three equal channels) they still restore detail, but shift the
+    level by 2-4 grey levels (dev Navcam tiles, JPEG QF 30), which costs more than
+    the detail gains: AR-CNN and MarsQE made such images worse. The compressed
+    image's own 8x8 means are a better estimate of the level (JPEG and pymars keep
+    block means to within their coarsest step), so the output keeps them. Colour
+    images do not get this: there the nets rightly correct the low-frequency
+    colour errors of 4:2:0 chroma (locking the level costs 0.1-0.2 dB on them).
+
+    Example:
+        >>> orig = np.full((16, 16), 100.0); enh = orig - 3.0; enh[8, 8] += 10
+        >>> out = keep_level(enh, orig)
+        >>> round(float(out.mean()), 6), round(float(out[8, 8] - out[0, 0]), 1) > 5
+        (100.0, True)
+    """
+    return enhanced + box_mean(original, size) - box_mean(enhanced, size)
+
+
+def _to_uint8(chw: np.ndarray, gray_input: np.ndarray | None) -> np.ndarray:
+    if gray_input is not None:  # the nets are RGB: a gray image went in as three equal channels
+        gray = keep_level(chw.astype(np.float64).mean(0) * 255.0, gray_input)
+        return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.clip(np.rint(chw * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0))
 
 
 class TorchGraph:
@@ -307,4 +350,4 @@ class Enhancer:
         """
         rgb, gray = _as_rgb(image)
         out = self._plain(rgb, progress) if self.kind in ("arcnn", "dncnn") else self._marsqe(rgb, progress)
-        return _to_uint8(out, gray)
+        return _to_uint8(out, np.asarray(image) if gray else None)
