@@ -1,4 +1,4 @@
-"""Read and write the image files the CLI accepts: PNG and TIFF, 8 or 16-bit, gray or RGB; read PDS3 products.
+"""Read and write the image files the CLI accepts: PNG and TIFF, 8 or 16-bit, gray or RGB; read PDS3 and PDS4 products.
 
 Pillow reads 8-bit PNG/TIFF and 16-bit gray; 16-bit RGB (common for TIFF and
 PNG from science pipelines) goes through tifffile / Pillow's raw modes so that
@@ -12,8 +12,9 @@ exception. The format is told by the file's first bytes, not by its name.
 :func:`image_from_bytes` and :func:`image_bytes` work on bytes (standard input
 and output of the CLI); :func:`read_image` and :func:`write_image` on files,
 the latter atomically (:class:`pymars.clio.AtomicOutput`). :func:`read_pds` reads a
-planetary image product (PDS3, attached or detached label) with the field's
-reader, ``pdr``: its samples at their bit depth and the product's identity.
+planetary image product with the field's reader, ``pdr``: PDS3 (attached or
+detached ``.LBL`` label, as MSL's EDRs) and PDS4 (``.xml`` label, as Mars 2020's
+products): its samples at their bit depth and the product's identity.
 
 Example:
     >>> import tempfile, numpy as np
@@ -35,8 +36,8 @@ from pymars.clio import AtomicOutput, read_input
 from pymars.errors import InputImageError
 
 SUFFIXES = {".png", ".tif", ".tiff"}
-#: File names read as PDS products (label or image file of a product): :func:`read_pds`.
-PDS_SUFFIXES = {".lbl", ".img"}
+#: File names read as PDS products (PDS3 label or image file, PDS4 label): :func:`read_pds`.
+PDS_SUFFIXES = {".lbl", ".img", ".xml"}
 #: Label keywords carried as the product's identity (instrument, sol, sequence, product id).
 PDS_IDENTITY = ("INSTRUMENT_HOST_NAME", "INSTRUMENT_ID", "PLANET_DAY_NUMBER", "SEQUENCE_ID", "PRODUCT_ID")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -199,22 +200,74 @@ def image_bytes(image: np.ndarray, suffix: str = ".png") -> bytes:
 
 
 def is_pds(path: str | os.PathLike) -> bool:
-    """True for a PDS3 label or image file name (``.LBL``, ``.IMG``, either case).
+    """True for a PDS label or image file name (``.LBL``, ``.IMG``, PDS4's ``.xml``; either case).
 
     Example:
-        >>> is_pds("NLB_516721703EDR_F0540992CCAM15900M1.LBL"), is_pds("frame.png")
-        (True, False)
+        >>> is_pds("NLB_516721703EDR_F0540992CCAM15900M1.LBL"), is_pds("ZL0_0100_EBY_N0030000ZCAM05000_110085J01.xml")
+        (True, True)
+        >>> is_pds("frame.png")
+        False
     """
     return Path(str(path)).suffix.lower() in PDS_SUFFIXES
 
 
+def _pds_image(data) -> np.ndarray:
+    """The product's image: PDS3's IMAGE object, else (PDS4) its first 2-D or 3-D array."""
+    keys = list(data.keys())
+    if "IMAGE" in keys:
+        return np.asarray(data["IMAGE"])
+    for key in keys:
+        if key.lower() == "label":
+            continue
+        value = data[key]
+        if isinstance(value, np.ndarray) and value.ndim in (2, 3) and value.dtype.fields is None:
+            return value
+    raise ValueError("no image array in the product")
+
+
+def _label_values(node, key: str):
+    """Every value of ``key`` anywhere in a nested label (mappings and lists), in label order."""
+    if hasattr(node, "items"):
+        for k, v in node.items():
+            if k == key or str(k).endswith(":" + key):  # PDS4 mission dictionaries: "msn:sol_number"
+                yield v
+            yield from _label_values(v, key)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            yield from _label_values(v, key)
+
+
+def _pds4_identity(meta, name: str) -> dict:
+    """PDS3's identity keys, filled from a PDS4 label (Mars 2020 style) where it has them."""
+    identity = {}
+    for component in _label_values(meta, "Observing_System_Component"):
+        if not hasattr(component, "get"):
+            continue
+        kind, what = str(component.get("type", "")).lower(), component.get("name")
+        if what and kind in ("host", "spacecraft") and "instrument_host_name" not in identity:
+            identity["instrument_host_name"] = str(what)
+        if what and kind == "instrument" and "instrument_id" not in identity:
+            identity["instrument_id"] = str(what)
+    for key, names in (("planet_day_number", ("sol_number", "sol")), ("sequence_id", ("sequence_id",))):
+        value = next((v for n in names for v in _label_values(meta, n) if v is not None), None)
+        if value is not None:  # PDS4 values are text: a sol is a number, as in PDS3 labels
+            identity[key] = int(value) if key == "planet_day_number" and str(value).strip().isdigit() else value
+    lid = next(_label_values(meta, "logical_identifier"), None)
+    identity["product_id"] = str(lid).rsplit(":", 1)[-1] if lid else Path(name).stem
+    return identity
+
+
 def read_pds(path: str | os.PathLike) -> tuple[np.ndarray, int, dict]:
-    """(samples, bit depth, identity) of a PDS3 image product, read with ``pdr``.
+    """(samples, bit depth, identity) of a PDS3 or PDS4 image product, read with ``pdr``.
 
     The samples keep their precision: uint8 for 8-bit products, uint16 for
-    12/16-bit ones (the depth is the number of bits of ``SAMPLE_BIT_MASK``, e.g.
-    12 for Navcam EDRs stored in 16-bit words). Band-first RGB becomes (H, W, 3).
-    ``identity`` holds the label's instrument, sol, sequence and product id.
+    12/16-bit ones. PDS3: the depth is the number of bits of ``SAMPLE_BIT_MASK``
+    (e.g. 12 for Navcam EDRs stored in 16-bit words), else ``SAMPLE_BITS``.
+    PDS4 labels carry no bit mask: 1-byte elements are 8-bit, 2-byte ones 12-bit
+    when every sample fits in 12 bits (Mars 2020's 12-bit cameras), else 16.
+    Band-first RGB becomes (H, W, 3). ``identity`` holds the instrument host and
+    instrument, sol, sequence and product id (PDS4: the logical identifier's last
+    part) where the label has them.
 
     Example:
         >>> read_pds("missing.LBL")
@@ -231,24 +284,32 @@ def read_pds(path: str | os.PathLike) -> tuple[np.ndarray, int, dict]:
         raise InputImageError(f"{name}: reading PDS products needs pdr (pip install 'pymars[pds]')") from None
     try:
         data = pdr.read(name)
-        img = np.asarray(data["IMAGE"])
+        img = _pds_image(data)
     except Exception as e:  # pdr raises many types for broken or foreign products
         raise InputImageError(f"{name}: not a readable PDS image product ({_first_line(e)})") from None
     meta = data.metadata
-    image = meta.get("IMAGE", {}) or {}
+    pds4 = "IMAGE" not in data.keys()
     if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[0] < img.shape[-1]:
         img = img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)  # band-first
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
         raise InputImageError(f"{name}: a PDS image of shape {img.shape} is neither gray nor RGB")
     if not np.issubdtype(img.dtype, np.integer) or int(img.min(initial=0)) < 0 or int(img.max(initial=0)) > 65535:
         raise InputImageError(f"{name}: PDS samples of type {img.dtype} are not 8 to 16-bit unsigned integers")
-    mask = image.get("SAMPLE_BIT_MASK")
-    bits = int(mask).bit_count() if isinstance(mask, int) and mask > 0 else int(image.get("SAMPLE_BITS", 8) or 8)
-    bits = 8 if bits <= 8 else 12 if bits <= 12 else 16
-    if bits == 8 and int(img.max(initial=0)) > 255:
+    top = int(img.max(initial=0))
+    if pds4:
+        bits = 8 if img.dtype.itemsize == 1 else 12 if top <= 4095 else 16
+        identity = _pds4_identity(meta, name)
+    else:
+        image = meta.get("IMAGE", {}) or {}
+        mask = image.get("SAMPLE_BIT_MASK")
+        bits = int(mask).bit_count() if isinstance(mask, int) and mask > 0 else int(image.get("SAMPLE_BITS", 8) or 8)
+        bits = 8 if bits <= 8 else 12 if bits <= 12 else 16
+        identity = {k.lower(): meta.get(k) for k in PDS_IDENTITY if meta.get(k) is not None}
+    if bits == 8 and top > 255:
+        bits = 16
+    elif bits == 12 and top > 4095:
         bits = 16
     arr = np.ascontiguousarray(img.astype(np.uint8 if bits == 8 else np.uint16))
-    identity = {k.lower(): meta.get(k) for k in PDS_IDENTITY if meta.get(k) is not None}
     return arr, bits, identity
 
 

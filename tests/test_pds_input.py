@@ -1,4 +1,4 @@
-"""PDS3 products as input: read with pdr at their own bit depth, coded losslessly at that depth.
+"""PDS3 and PDS4 products as input: read with pdr at their own bit depth, coded losslessly at that depth.
 
 The products are written by the tests (a detached label and a raw image file,
 as PDS3 Navcam EDRs are), so nothing here needs ../shared.
@@ -83,4 +83,90 @@ def test_a_broken_product_is_one_line(tmp_path):
     with pytest.raises(InputImageError, match="bad.LBL: not a readable PDS image product"):
         read_pds(tmp_path / "bad.LBL")
     assert main(["encode", str(tmp_path / "bad.LBL"), "-o", str(tmp_path / "x.pmrs")]) != 0
+    assert not (tmp_path / "x.pmrs").exists()
+
+
+# ---- PDS4 (Mars 2020 style: an XML label beside the raw array file) -------------------------
+
+PDS4_LABEL = """<?xml version="1.0" encoding="UTF-8"?>
+<Product_Observational xmlns="http://pds.nasa.gov/pds4/pds/v1" xmlns:msn="http://pds.nasa.gov/pds4/msn/v1">
+  <Identification_Area>
+    <logical_identifier>urn:nasa:pds:mars2020_mastcamz_ops_raw:data:{product}</logical_identifier>
+    <version_id>1.0</version_id>
+    <title>pymars test product</title>
+    <information_model_version>1.15.0.0</information_model_version>
+    <product_class>Product_Observational</product_class>
+  </Identification_Area>
+  <Observation_Area>
+    <Time_Coordinates><start_date_time>2021-05-01T00:00:00Z</start_date_time>
+      <stop_date_time>2021-05-01T00:00:01Z</stop_date_time></Time_Coordinates>
+    <Investigation_Area><name>Mars2020</name><type>Mission</type><Internal_Reference>
+      <lid_reference>urn:nasa:pds:context:investigation:mission.mars2020</lid_reference>
+      <reference_type>data_to_investigation</reference_type></Internal_Reference></Investigation_Area>
+    <Observing_System>
+      <Observing_System_Component><name>Mars 2020</name><type>Host</type></Observing_System_Component>
+      <Observing_System_Component><name>Mastcam-Z Left</name><type>Instrument</type></Observing_System_Component>
+    </Observing_System>
+    <Target_Identification><name>Mars</name><type>Planet</type></Target_Identification>
+    <Mission_Area><msn:Mission_Information><msn:sol_number>70</msn:sol_number></msn:Mission_Information></Mission_Area>
+  </Observation_Area>
+  <File_Area_Observational>
+    <File><file_name>{product}.IMG</file_name></File>
+    <{array}>
+      <local_identifier>image</local_identifier>
+      <offset unit="byte">0</offset>
+      <axes>{axes}</axes>
+      <axis_index_order>Last Index Fastest</axis_index_order>
+      <Element_Array><data_type>{data_type}</data_type></Element_Array>
+      {axis_arrays}
+    </{array}>
+  </File_Area_Observational>
+</Product_Observational>
+"""
+
+
+def write_pds4(folder, img: np.ndarray, product: str):
+    """A PDS4 product: PRODUCT.xml + PRODUCT.IMG, RGB stored band-first (Band, Line, Sample) as Mars 2020 does."""
+    data = np.moveaxis(img, -1, 0) if img.ndim == 3 else img
+    data.astype(">u2" if img.dtype == np.uint16 else "u1").tofile(folder / f"{product}.IMG")
+    names = ("Band", "Line", "Sample")[3 - data.ndim:]
+    axis_arrays = "".join(f"<Axis_Array><axis_name>{n}</axis_name><elements>{e}</elements>"
+                          f"<sequence_number>{i + 1}</sequence_number></Axis_Array>"
+                          for i, (n, e) in enumerate(zip(names, data.shape)))
+    (folder / f"{product}.xml").write_text(PDS4_LABEL.format(
+        product=product, array="Array_3D_Image" if data.ndim == 3 else "Array_2D_Image", axes=data.ndim,
+        data_type="UnsignedMSB2" if img.dtype == np.uint16 else "UnsignedByte", axis_arrays=axis_arrays))
+    return folder / f"{product}.xml"
+
+
+@pytest.mark.parametrize("kind", ["gray12", "rgb8"])
+def test_read_pds4_keeps_samples_depth_channels_and_identity(tmp_path, kind):
+    if kind == "gray12":
+        img = frame(12)
+    else:
+        img = np.stack([frame(8), frame(8)[::-1], frame(8)[:, ::-1]], axis=-1)
+    label = write_pds4(tmp_path, img, f"zl0_0070_{kind}")
+    assert is_pds(label)
+    for path in (label, label.with_suffix(".IMG")):  # the label or the array file of the product
+        arr, depth, identity = read_pds(path)
+        assert arr.dtype == img.dtype and np.array_equal(arr, img)
+        assert depth == (12 if kind == "gray12" else 8)
+        assert identity == {"instrument_host_name": "Mars 2020", "instrument_id": "Mastcam-Z Left",
+                            "planet_day_number": 70, "product_id": f"zl0_0070_{kind}"}
+
+
+def test_cli_codes_a_pds4_product_losslessly(tmp_path, capsys):
+    img = frame(12, 70, 90)
+    label = write_pds4(tmp_path, img, "nlf_0100_test")
+    assert main(["encode", str(label), "-o", str(tmp_path / "f.pmrs"), "--lossless", "--tile-size", "64"]) == 0
+    assert "product_id nlf_0100_test" in capsys.readouterr().err
+    assert main(["decode", str(tmp_path / "f.pmrs"), "-o", str(tmp_path / "back.tif")]) == 0
+    assert np.array_equal(read_image(tmp_path / "back.tif"), img)
+
+
+def test_an_xml_that_is_not_a_pds4_image_is_one_line(tmp_path):
+    (tmp_path / "notes.xml").write_text("<?xml version='1.0'?><notes><note>hello</note></notes>")
+    with pytest.raises(InputImageError, match="notes.xml: not a readable PDS image product"):
+        read_pds(tmp_path / "notes.xml")
+    assert main(["encode", str(tmp_path / "notes.xml"), "-o", str(tmp_path / "x.pmrs")]) != 0
     assert not (tmp_path / "x.pmrs").exists()

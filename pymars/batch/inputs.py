@@ -19,9 +19,9 @@ from typing import Iterator
 
 #: What each kind of job takes from a folder (lower-case suffixes).
 SUFFIXES = {
-    "encode": (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".lbl", ".img"),
+    "encode": (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".lbl", ".img", ".xml"),
     "decode": (".pmrs",),
-    "enhance": (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".lbl", ".img"),
+    "enhance": (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".lbl", ".img", ".xml"),
 }
 
 
@@ -29,16 +29,16 @@ def iter_inputs(source: str | os.PathLike, kind: str) -> Iterator[str]:
     """Absolute paths of the inputs of a ``kind`` job from a folder or a CSV manifest with an ``input`` column.
 
     A folder gives its files with the kind's suffixes, sorted by name (not its
-    sub-folders); a PDS product with a detached label (``X.LBL`` + ``X.IMG``)
-    is given once, by its label. Relative paths in a manifest are relative to
+    sub-folders); a PDS product with a detached label (PDS3 ``X.LBL`` + ``X.IMG``,
+    PDS4 ``X.xml`` + ``X.IMG``) is given once, by its label. Relative paths in a manifest are relative to
     the manifest's folder.
 
     Example:
         >>> import tempfile
         >>> d = Path(tempfile.mkdtemp())
-        >>> for n in ("b.png", "a.LBL", "a.IMG", "notes.txt"): _ = (d / n).write_bytes(b"")
+        >>> for n in ("b.png", "a.LBL", "a.IMG", "c.xml", "c.IMG", "notes.txt"): _ = (d / n).write_bytes(b"")
         >>> [Path(p).name for p in iter_inputs(d, "encode")]
-        ['a.LBL', 'b.png']
+        ['a.LBL', 'b.png', 'c.xml']
         >>> next(iter_inputs(d / "none", "encode"))
         Traceback (most recent call last):
         ...
@@ -53,7 +53,7 @@ def iter_inputs(source: str | os.PathLike, kind: str) -> Iterator[str]:
             suffix = path.suffix.lower()
             if suffix not in SUFFIXES[kind] or not path.is_file():
                 continue
-            if suffix == ".img" and any(path.stem + s in present for s in (".LBL", ".lbl")):
+            if suffix == ".img" and any(path.stem + s in present for s in (".LBL", ".lbl", ".xml", ".XML")):
                 continue  # read through its detached label
             yield os.path.abspath(path)
         return
