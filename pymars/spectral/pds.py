@@ -1,148 +1,48 @@
-"""A small PDS3 reader for CRISM TRDR (TRR3) I/F cubes: label parsing and the image object.
+"""CRISM TRDR (TRR3) I/F cubes, read with the field's PDS reader ``pdr``.
 
 What it is for: the real radiometric check of the spectral chain
-(:mod:`pymars.spectral.realcube`) reads CRISM cubes straight from their PDS3
-labels, without the ``pdr``/``planetaryimage`` dependencies. Only what CRISM
-TRR3 products use is supported, and anything else is refused with a clear
-error rather than misread:
+(:mod:`pymars.spectral.realcube`) reads CRISM cubes from their PDS3 labels.
+``pdr`` parses the label and de-interleaves the IMAGE object (line, band or
+sample interleaved; any byte order); this module only checks what ``pdr``
+would let through quietly and returns the cube the spectral code wants:
 
-* labels: ``KEY = value`` lines, ``/* comments */``, quoted strings spanning
-  lines, ``{...}`` and ``(...)`` lists, ``<unit>`` suffixes, nested
-  ``OBJECT = X ... END_OBJECT = X``; pointers ``^IMAGE = "FILE"`` or
-  ``("FILE", record)`` (1-based records of ``RECORD_BYTES``);
-* image: ``SAMPLE_TYPE`` ``PC_REAL`` (little-endian) or ``IEEE_REAL`` (big-endian)
-  32-bit floats, or ``MSB/LSB_INTEGER``/``UNSIGNED_INTEGER`` of 8/16/32 bits;
-  ``BAND_STORAGE_TYPE`` ``LINE_INTERLEAVED`` (line, band, sample),
-  ``BAND_SEQUENTIAL`` or ``SAMPLE_INTERLEAVED``.
+* the IMAGE object's ``SAMPLE_TYPE`` must be one of :data:`SAMPLE_TYPES`
+  (``pdr`` reads e.g. ``VAX_REAL`` as something else without a word);
+* the data file must hold ``LINES x LINE_SAMPLES x BANDS`` values (``pdr`` only
+  warns and returns an empty array for a truncated file);
+* the cube comes back as float32 ``(lines, samples, bands)``, and CRISM's
+  missing-data value 65535.0 (and any value with magnitude >= 1e3, impossible
+  for I/F) becomes NaN.
 
-CRISM marks missing data with 65535.0; :func:`read_image` turns it (and any
-value with magnitude >= 1e3, impossible for I/F) into NaN.
+Every refusal is one ``ValueError`` line naming the file. It must not touch
+anything but the files it is given (no cache, no writes).
 
 Example:
-    >>> label = parse_label('A = 1\\nOBJECT = IMAGE\\n  LINES = 2 /* rows */\\n  NAME = "x\\n  y"\\n'
-    ...                     'END_OBJECT = IMAGE\\nEND')
-    >>> label["A"], label["IMAGE"]["LINES"], label["IMAGE"]["NAME"]
-    (1, 2, 'x y')
+    >>> read_image("missing.lbl")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: missing.lbl: file not found
 """
 from __future__ import annotations
 
-import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 FILL = 65535.0
-_TOKEN = re.compile(r'\s*(?:"(?P<str>[^"]*)"|(?P<open>[({])|(?P<close>[)}])|(?P<comma>,)|(?P<atom>[^\s,(){}"]+))')
+#: IMAGE sample types read (PDS3 names; the REAL ones are IEEE floats).
+SAMPLE_TYPES = frozenset({"PC_REAL", "IEEE_REAL", "REAL", "MSB_INTEGER", "LSB_INTEGER", "INTEGER",
+                          "MSB_UNSIGNED_INTEGER", "LSB_UNSIGNED_INTEGER", "UNSIGNED_INTEGER"})
 
 
-def _atom(text: str):
-    text = re.sub(r"<[^>]*>$", "", text).strip()
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    m = re.fullmatch(r"(\d+)#([0-9A-Fa-f]+)#", text)  # radix form, e.g. 16#0001458F#
-    if m:
-        return int(m.group(2), int(m.group(1)))
-    return text
+def read_image(label_path: str | Path) -> tuple[np.ndarray, object]:
+    """The IMAGE object of a PDS3 product as float32 ``(lines, samples, bands)``, and the label (pdr's metadata).
 
-
-def _value(text: str):
-    """Parse one label value: string, number, or a (nested) list."""
-    text = re.sub(r"\s*<[^>]*>\s*$", "", text.strip())
-    stack: list[list] = [[]]
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            break
-        pos = m.end()
-        if m.group("str") is not None:
-            stack[-1].append(" ".join(m.group("str").split()))
-        elif m.group("open"):
-            stack.append([])
-        elif m.group("close"):
-            inner = stack.pop()
-            stack[-1].append(inner)
-        elif m.group("atom"):
-            stack[-1].append(_atom(m.group("atom")))
-    vals = stack[0]
-    return vals[0] if len(vals) == 1 else vals
-
-
-def parse_label(text: str) -> dict:
-    """Parse PDS3 label text into nested dicts (an ``OBJECT = X`` block becomes key ``X``; repeats get ``X_2``...).
-
-    Example:
-        >>> parse_label('^IMAGE = ("F.IMG", 3)\\nR = 2#0000000111111111#\\nW = 1.5 <KM>\\nEND')
-        {'^IMAGE': ['F.IMG', 3], 'R': 511, 'W': 1.5}
-    """
-    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
-    root: dict = {}
-    stack = [root]
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i].strip()
-        i += 1
-        if not line:
-            continue
-        if line == "END":
-            break
-        if "=" not in line:
-            continue
-        key, _, rest = line.partition("=")
-        key, rest = key.strip(), rest.strip()
-        # A value continues while its quotes or brackets are open.
-        while (rest.count('"') % 2 or rest.count("(") > rest.count(")") or rest.count("{") > rest.count("}")) \
-                and i < len(lines):
-            rest += "\n" + lines[i]
-            i += 1
-        if key == "OBJECT":
-            name = str(_value(rest))
-            obj: dict = {}
-            parent = stack[-1]
-            slot, n = name, 1
-            while slot in parent:
-                n += 1
-                slot = f"{name}_{n}"
-            parent[slot] = obj
-            stack.append(obj)
-        elif key == "END_OBJECT":
-            if len(stack) == 1:
-                raise ValueError("PDS label: END_OBJECT without OBJECT")
-            stack.pop()
-        else:
-            stack[-1][key] = _value(rest)
-    if len(stack) != 1:
-        raise ValueError("PDS label: OBJECT without END_OBJECT")
-    return root
-
-
-def _find(label: dict, key: str, where: str = ""):
-    """First ``key`` in ``label`` or its nested objects (depth first), with its parent dict."""
-    if key in label:
-        return label[key], label
-    for v in label.values():
-        if isinstance(v, dict):
-            found = _find(v, key)
-            if found[0] is not None:
-                return found
-    return None, None
-
-
-_DTYPES = {("PC_REAL", 32): "<f4", ("IEEE_REAL", 32): ">f4", ("PC_REAL", 64): "<f8", ("IEEE_REAL", 64): ">f8",
-           ("MSB_INTEGER", 16): ">i2", ("LSB_INTEGER", 16): "<i2", ("MSB_UNSIGNED_INTEGER", 16): ">u2",
-           ("LSB_UNSIGNED_INTEGER", 16): "<u2", ("MSB_INTEGER", 32): ">i4", ("LSB_INTEGER", 32): "<i4",
-           ("UNSIGNED_INTEGER", 8): "u1", ("MSB_UNSIGNED_INTEGER", 8): "u1", ("LSB_UNSIGNED_INTEGER", 8): "u1"}
-
-
-def read_image(label_path: str | Path, data_path: str | Path | None = None) -> tuple[np.ndarray, dict]:
-    """Read the IMAGE object of a PDS3 product as float32 ``(lines, samples, bands)``; returns (cube, label).
-
-    ``data_path`` defaults to the ``^IMAGE`` file name, looked up beside the
-    label case-insensitively and also as the label's own name with ``.img``.
+    The data file is the one the label's ``^IMAGE`` pointer names (an attached
+    label works too); ``pdr`` finds it beside the label whatever its case.
+    The label is ``pdr``'s metadata object: ``label["PRODUCT_ID"]`` for top-level
+    keys, ``label.metaget("LINES")`` for keys inside objects.
 
     Example:
         >>> import tempfile, os, numpy as np
@@ -161,39 +61,36 @@ def read_image(label_path: str | Path, data_path: str | Path | None = None) -> t
     label_path = Path(label_path)
     if not label_path.is_file():
         raise FileNotFoundError(f"{label_path}: file not found")
-    label = parse_label(label_path.read_text(errors="replace"))
-    pointer, holder = _find(label, "^IMAGE")
-    image, _ = _find(label, "IMAGE")
-    if pointer is None or not isinstance(image, dict):
-        raise ValueError(f"{label_path}: no ^IMAGE pointer / IMAGE object")
-    record_bytes = int((holder or label).get("RECORD_BYTES", label.get("RECORD_BYTES", 0)) or 0)
-    fname, offset = (pointer[0], (int(pointer[1]) - 1) * record_bytes) if isinstance(pointer, list) else (pointer, 0)
-    if isinstance(fname, int):  # ^IMAGE = 12: an attached label, record 12 of this file
-        fname, offset = label_path.name, (fname - 1) * record_bytes
-    if data_path is None:
-        candidates = [p for p in label_path.parent.iterdir() if p.name.lower() == str(fname).lower()]
-        stem = label_path.name.lower().split(".lbl")[0]
-        candidates += [p for p in label_path.parent.iterdir() if p.name.lower() == stem + ".img"]
-        if not candidates:
-            raise FileNotFoundError(f"{label_path}: data file {fname} not found beside the label")
-        data_path = candidates[0]
-    lines, samples = int(image["LINES"]), int(image["LINE_SAMPLES"])
-    bands = int(image.get("BANDS", 1))
-    key = (str(image.get("SAMPLE_TYPE")), int(image.get("SAMPLE_BITS", 0)))
-    if key not in _DTYPES:
-        raise ValueError(f"{label_path}: unsupported SAMPLE_TYPE/SAMPLE_BITS {key}")
-    storage = str(image.get("BAND_STORAGE_TYPE", "BAND_SEQUENTIAL"))
-    shapes = {"LINE_INTERLEAVED": ((lines, bands, samples), (0, 2, 1)),
-              "BAND_SEQUENTIAL": ((bands, lines, samples), (1, 2, 0)),
-              "SAMPLE_INTERLEAVED": ((lines, samples, bands), (0, 1, 2))}
-    if storage not in shapes:
-        raise ValueError(f"{label_path}: unsupported BAND_STORAGE_TYPE {storage}")
-    shape, axes = shapes[storage]
+    try:
+        import pdr
+    except ImportError:
+        raise ValueError(f"{label_path}: reading PDS products needs pdr (pip install 'pymars[spectral]')") from None
+    with warnings.catch_warnings():  # pdr warns about what it could not load; we say it as an error below
+        warnings.simplefilter("ignore")
+        try:
+            data = pdr.read(str(label_path))
+            label = data.metadata
+            image = label.metaget("IMAGE")
+        except Exception as e:  # a label pdr cannot parse
+            raise ValueError(f"{label_path}: not a readable PDS3 label ({str(e).splitlines()[0][:120]})") from None
+        if not hasattr(image, "get") or "IMAGE" not in data.keys():
+            raise ValueError(f"{label_path}: no ^IMAGE pointer / IMAGE object")
+        stype = str(image.get("SAMPLE_TYPE", ""))
+        if stype not in SAMPLE_TYPES:
+            raise ValueError(f"{label_path}: unsupported SAMPLE_TYPE/SAMPLE_BITS {(stype, image.get('SAMPLE_BITS'))}")
+        try:
+            lines, samples, bands = int(image["LINES"]), int(image["LINE_SAMPLES"]), int(image.get("BANDS", 1))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{label_path}: the IMAGE object lacks LINES / LINE_SAMPLES") from None
+        try:
+            raw = np.asarray(data["IMAGE"])
+        except Exception as e:
+            raise ValueError(f"{label_path}: the image data cannot be read ({str(e).splitlines()[0][:120]})") from None
     count = lines * samples * bands
-    raw = np.fromfile(data_path, dtype=_DTYPES[key], count=count, offset=offset)
     if raw.size != count:
-        raise ValueError(f"{data_path}: {raw.size} values, label says {count}")
-    cube = raw.reshape(shape).transpose(axes).astype(np.float32)
-    if key[0].endswith("REAL"):
+        raise ValueError(f"{label_path}: {raw.size} values, label says {count} (truncated or foreign data file)")
+    # pdr gives (bands, lines, samples) whatever the storage order (2-D for one band).
+    cube = raw.reshape(bands, lines, samples).transpose(1, 2, 0).astype(np.float32)
+    if stype.endswith("REAL"):
         cube[(cube == FILL) | ~(np.abs(cube) < 1e3)] = np.nan
     return cube, label
