@@ -282,11 +282,16 @@ def read_pds(path: str | os.PathLike) -> tuple[np.ndarray, int, dict]:
         import pdr
     except ImportError:
         raise InputImageError(f"{name}: reading PDS products needs pdr (pip install 'pymars[pds]')") from None
-    try:
-        data = pdr.read(name)
-        img = _pds_image(data)
-    except Exception as e:  # pdr raises many types for broken or foreign products
-        raise InputImageError(f"{name}: not a readable PDS image product ({_first_line(e)})") from None
+    with warnings.catch_warnings(record=True) as said:  # pdr only warns (and gives an empty array) for short data
+        warnings.simplefilter("always")
+        try:
+            data = pdr.read(name)
+            img = _pds_image(data)
+        except Exception as e:  # pdr raises many types for broken or foreign products
+            raise InputImageError(f"{name}: not a readable PDS image product ({_first_line(e)})") from None
+    if img.ndim < 2 or img.size == 0:
+        why = next((_first_line(w.message) for w in said), "no samples")
+        raise InputImageError(f"{name}: not a readable PDS image product (truncated or missing image data: {why})")
     meta = data.metadata
     pds4 = "IMAGE" not in data.keys()
     if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[0] < img.shape[-1]:

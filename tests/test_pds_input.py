@@ -57,7 +57,7 @@ def frame(bits: int, h: int = 48, w: int = 40) -> np.ndarray:
     return np.clip(img, 0, top).astype(np.uint16 if bits > 8 else np.uint8)
 
 
-@pytest.mark.parametrize("bits", [8, 12])
+@pytest.mark.parametrize("bits", [8, 12, 16])
 def test_read_pds_keeps_the_samples_their_depth_and_the_product_identity(tmp_path, bits):
     img = frame(bits)
     arr, depth, identity = read_pds(write_product(tmp_path, img, bits))
@@ -139,10 +139,10 @@ def write_pds4(folder, img: np.ndarray, product: str):
     return folder / f"{product}.xml"
 
 
-@pytest.mark.parametrize("kind", ["gray12", "rgb8"])
+@pytest.mark.parametrize("kind", ["gray12", "gray16", "rgb8"])
 def test_read_pds4_keeps_samples_depth_channels_and_identity(tmp_path, kind):
-    if kind == "gray12":
-        img = frame(12)
+    if kind.startswith("gray"):
+        img = frame(int(kind[4:]))
     else:
         img = np.stack([frame(8), frame(8)[::-1], frame(8)[:, ::-1]], axis=-1)
     label = write_pds4(tmp_path, img, f"zl0_0070_{kind}")
@@ -150,7 +150,7 @@ def test_read_pds4_keeps_samples_depth_channels_and_identity(tmp_path, kind):
     for path in (label, label.with_suffix(".IMG")):  # the label or the array file of the product
         arr, depth, identity = read_pds(path)
         assert arr.dtype == img.dtype and np.array_equal(arr, img)
-        assert depth == (12 if kind == "gray12" else 8)
+        assert depth == {"gray12": 12, "gray16": 16, "rgb8": 8}[kind]
         assert identity == {"instrument_host_name": "Mars 2020", "instrument_id": "Mastcam-Z Left",
                             "planet_day_number": 70, "product_id": f"zl0_0070_{kind}"}
 
@@ -170,3 +170,36 @@ def test_an_xml_that_is_not_a_pds4_image_is_one_line(tmp_path):
         read_pds(tmp_path / "notes.xml")
     assert main(["encode", str(tmp_path / "notes.xml"), "-o", str(tmp_path / "x.pmrs")]) != 0
     assert not (tmp_path / "x.pmrs").exists()
+
+
+def test_enhance_takes_an_8_bit_pds4_product_and_refuses_a_12_bit_one(tmp_path):
+    gray = frame(8, 64, 80)
+    label = write_pds4(tmp_path, gray, "browse_8bit")
+    assert main(["enhance", str(label), "-o", str(tmp_path / "e.png"), "--model", "dncnn-jpeg30", "--quiet"]) == 0
+    assert read_image(tmp_path / "e.png").shape == gray.shape
+    label12 = write_pds4(tmp_path, frame(12, 64, 80), "edr_12bit")
+    assert main(["enhance", str(label12), "-o", str(tmp_path / "f.png"), "--model", "dncnn-jpeg30"]) != 0
+    assert not (tmp_path / "f.png").exists()
+
+
+@pytest.mark.parametrize("version", ["pds3", "pds4"])
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_pds_products_round_trip_losslessly_at_their_depth(tmp_path, version, bits):
+    import pymars
+
+    img = frame(bits, 40, 56)
+    path = write_product(tmp_path, img, bits) if version == "pds3" else write_pds4(tmp_path, img, f"p{bits}")
+    arr, depth, _ = read_pds(path)
+    data = pymars.encode(arr, 100, max_error=0, bit_depth=depth, tile_size=32)
+    assert pymars.info(data)["bit_depth"] == bits
+    assert np.array_equal(pymars.decode(data), img)
+
+
+@pytest.mark.parametrize("version", ["pds3", "pds4"])
+def test_a_truncated_pds_data_file_is_one_line(tmp_path, version):
+    img = frame(12, 40, 56)
+    path = write_product(tmp_path, img, 12) if version == "pds3" else write_pds4(tmp_path, img, "cut")
+    data_file = path.with_suffix(".IMG")
+    data_file.write_bytes(data_file.read_bytes()[:1000])
+    with pytest.raises(InputImageError, match=f"{path.name}: not a readable PDS image product"):
+        read_pds(path)

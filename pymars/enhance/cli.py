@@ -59,7 +59,7 @@ def cmd_enhance(args) -> int:
 
     from pymars.clio import AtomicOutput, check_output, read_input
     from pymars.enhance.inference import Enhancer
-    from pymars.imageio import image_bytes, image_from_bytes
+    from pymars.imageio import image_bytes, image_from_bytes, is_pds, read_source
 
     out = Path(args.output)
     if out.suffix.lower() not in (".png", ".tif", ".tiff") and not out.is_dir():
@@ -69,7 +69,10 @@ def cmd_enhance(args) -> int:
     from pymars.ground.synthesis import onnx_providers
 
     providers = onnx_providers(getattr(args, "providers", None))  # a missing provider: one line, before any work
-    img = image_from_bytes(read_input(args.input), args.input)
+    if is_pds(args.input):  # a PDS3 / PDS4 product (pdr), e.g. an 8-bit browse or JPEG-history product
+        img = read_source(args.input)[0]
+    else:
+        img = image_from_bytes(read_input(args.input), args.input)
     if img.dtype != "uint8":
         raise ValueError(f"{args.input}: the enhancers work on 8-bit images (JPEG/pymars output), got {img.dtype}")
     enh = Enhancer(resolve_model(args.model), dictionary=args.dictionary, threads=args.threads, providers=providers)
