@@ -5,6 +5,8 @@ Specification (issue 21, items 2-3):
   a corrupt input has its one-line error and the rest is done;
 * a rerun does only what is missing or failed (outputs of ok rows untouched);
 * a worker killed in the middle of a job -> the job completes, every output is whole;
+* the client interrupted (Ctrl-C) in the middle of a job -> the manifest holds what finished,
+  and a rerun does only the remainder;
 * ``--workers 0`` (no Dask) gives the same outputs; decode batch; a refused job is one line;
 * an ONNX Runtime provider that this machine lacks -> one clear line.
 """
@@ -171,3 +173,34 @@ def test_enhance_batch_plain_loop(tmp_path):
     write_image(d / "x.png", mars_like_scene(40, 48, seed=3))
     res = run_batch("enhance", d, tmp_path / "out", workers=0, options={"model": "arcnn-jpeg30"}, progress=False)
     assert res["ok"] == 1 and read_image(tmp_path / "out" / "x.png").shape == (40, 48, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["cluster", "plain"])
+def test_an_interrupted_client_leaves_a_manifest_and_the_rerun_finishes_the_rest(cluster, images, tmp_path,
+                                                                               monkeypatch, engine):
+    from pymars.batch import engine as batch_engine
+
+    out = tmp_path / "out"
+    real_record = batch_engine.Manifest.record
+    seen = []
+
+    def interrupted_record(self, row):
+        real_record(self, row)
+        seen.append(row["input"])
+        if len(seen) == 3:  # Ctrl-C in the client, after three items came back
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch_engine.Manifest, "record", interrupted_record)
+    where = {"scheduler": cluster.scheduler_address} if engine == "cluster" else {"workers": 0}
+    with pytest.raises(KeyboardInterrupt):
+        run_batch("encode", images, out, progress=False, **where)
+    monkeypatch.setattr(batch_engine.Manifest, "record", real_record)
+    first = rows(out)
+    assert len(first) == 3 and len({r["input"] for r in first}) == 3  # flushed on the way out
+    for p in out.glob("*.pmrs"):  # whatever was written is whole (atomic outputs)
+        pymars.decode(p.read_bytes())
+    done_ok = sum(r["status"] == "ok" for r in first)
+    res = run_batch("encode", images, out, progress=False, **where)
+    assert res["skipped"] == done_ok and res["ok"] + res["failed"] + res["skipped"] == N + 1
+    check_encoded(images, out)  # every input once, every output whole
