@@ -204,3 +204,31 @@ def test_an_interrupted_client_leaves_a_manifest_and_the_rerun_finishes_the_rest
     res = run_batch("encode", images, out, progress=False, **where)
     assert res["skipped"] == done_ok and res["ok"] + res["failed"] + res["skipped"] == N + 1
     check_encoded(images, out)  # every input once, every output whole
+
+
+@pytest.mark.parametrize("engine", ["plain", "cluster"])
+def test_spectral_batch_uses_each_manifest_rows_metadata(cluster, tmp_path, engine):
+    from pymars.spectral.predict import SpectralPredictor
+
+    d = tmp_path / "in"
+    d.mkdir()
+    scenes = {f"s{i}.png": mars_like_scene(64, 64, seed=20 + i) for i in range(3)}
+    for name, img in scenes.items():
+        write_image(d / name, img)
+    write_image(d / "gray.png", mars_like_scene(64, 64, seed=9, channels=1))  # not a CaSSIS composite
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("input,lat,lon,site\nin/s0.png,18.4,77.6,jezero_crater\nin/s1.png,,,\nin/s2.png,-13.6,-60.3,"
+                        "coprates\nin/gray.png,,,\n")
+    out = tmp_path / "out"
+    where = {"scheduler": cluster.scheduler_address} if engine == "cluster" else {"workers": 0}
+    res = run_batch("spectral", manifest, out, options={"model": "diffusion", "steps": 2}, progress=False, **where)
+    assert (res["ok"], res["failed"]) == (3, 1)
+    got = {Path(r["input"]).name: r for r in rows(out)}
+    assert got["gray.png"]["status"] == "failed" and "gray image" in got["gray.png"]["error"]
+    predictor = SpectralPredictor("diffusion")
+    meta = {"s0.png": (18.4, 77.6, "jezero_crater"), "s1.png": (None, None, None), "s2.png": (-13.6, -60.3, "coprates")}
+    for name, (lat, lon, site) in meta.items():
+        want = predictor.predict(scenes[name], lat=lat, lon=lon, site=site, steps=2)
+        assert np.array_equal(read_image(out / name.replace(".png", ".png")), want), name
+    # The metadata changed the prediction (else this test would not see a lost row option).
+    assert not np.array_equal(predictor.predict(scenes["s0.png"], steps=2), read_image(out / "s0.png"))

@@ -1,4 +1,4 @@
-"""``pymars batch encode|decode|enhance IN_DIR_OR_MANIFEST -o OUT_DIR``: the batch commands of the CLI.
+"""``pymars batch encode|decode|enhance|spectral IN_DIR_OR_MANIFEST -o OUT_DIR``: the batch commands of the CLI.
 
 What it is for: :func:`register` adds the ``batch`` group to the main parser
 (pymars/cli.py calls it while building the parser); :func:`cmd_batch` runs
@@ -34,6 +34,8 @@ def cmd_batch(args) -> int:
     elif kind == "enhance":
         opts = {"model": args.model, "dictionary": args.dictionary, "providers": args.providers,
                 "threads": args.threads}
+    elif kind == "spectral":
+        opts = {"model": args.model, "threads": args.threads, "steps": args.steps, "seed": args.seed}
     res = run_batch(kind, args.input, args.output, workers=args.workers, scheduler=args.scheduler, options=opts,
                     progress=not args.quiet, image_format=getattr(args, "format", "png"))
     print(f"{res['manifest']}: {res['ok']} ok, {res['failed']} failed, {res['skipped']} already done, "
@@ -42,8 +44,9 @@ def cmd_batch(args) -> int:
 
 
 def register(sub) -> None:
-    """Add ``batch encode``, ``batch decode`` and ``batch enhance`` to the main parser's subparsers."""
-    b = sub.add_parser("batch", help="encode, decode or enhance a folder (or CSV manifest) of files on Dask; "
+    """Add ``batch encode``, ``batch decode``, ``batch enhance`` and ``batch spectral`` to the main parser's subparsers."""
+    b = sub.add_parser("batch", help="encode, decode, enhance or predict spectral channels for a folder (or CSV "
+                                     "manifest) of files on Dask; "
                                      "resumable, with OUT_DIR/manifest.csv (docs/ground-segment.md)")
     bsub = b.add_subparsers(dest="batch_command", required=True)
 
@@ -80,3 +83,13 @@ def register(sub) -> None:
     n.add_argument("--dictionary", help="MarsQE reference dictionary .npz (default: rebuilt from ../shared)")
     n.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per worker (default 1)")
     n.add_argument("--providers", metavar="LIST", help="ONNX Runtime providers, e.g. TensorRT,CUDA,CPU (default CPU)")
+
+    s = bsub.add_parser("spectral", help="CaSSIS 8-bit RGB composites -> OUT_DIR/<stem>.png, the predicted FAL "
+                                         "composite (as `pymars spectral predict`)")
+    common(s)
+    s.add_argument("--model", default="diffusion", help="diffusion (default), unet, or a weights folder")
+    s.add_argument("--steps", type=int, help="DDIM steps (default: the model's config)")
+    s.add_argument("--seed", type=int, help="noise seed (default 0)")
+    s.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per worker (default 1)")
+    s.epilog = ("A CSV manifest may give each scene's metadata in lat, lon and site columns "
+                "(empty cells: no metadata for that scene).")

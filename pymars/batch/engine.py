@@ -34,11 +34,11 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from pymars.batch.inputs import iter_inputs, output_for
+from pymars.batch.inputs import iter_inputs, iter_items, output_for
 from pymars.batch.manifest import MANIFEST, Manifest
 from pymars.batch.work import one_line, process_item
 
-KINDS = ("encode", "decode", "enhance")
+KINDS = ("encode", "decode", "enhance", "spectral")
 #: Tasks in flight per worker: one running, one queued, so a worker never waits for the client.
 WINDOW_PER_WORKER = 2
 
@@ -115,7 +115,7 @@ def run_batch(kind: str, source: str | os.PathLike, out_dir: str | os.PathLike, 
         from pymars.ground.synthesis import onnx_providers
 
         options["providers"] = onnx_providers(options["providers"])
-    inputs = iter_inputs(source, kind)
+    inputs = iter_items(source, kind)
     first = next(inputs, None)  # a missing folder or a bad manifest fails here, before a cluster starts
     out = check_out_dir(out_dir)
     manifest = Manifest(out / MANIFEST)
@@ -135,7 +135,7 @@ def run_batch(kind: str, source: str | os.PathLike, out_dir: str | os.PathLike, 
     def todo():
         """(input, output) still to do; skips finished ones, refuses a second input with the same stem."""
         taken: set[str] = set()
-        for src in _chain([first] if first is not None else [], inputs):
+        for src, extra in _chain([first] if first is not None else [], inputs):
             dst = str(output_for(kind, src, out, image_format))
             if dst in taken:
                 record({"input": src, "output": dst, "status": "failed",
@@ -146,14 +146,14 @@ def run_batch(kind: str, source: str | os.PathLike, out_dir: str | os.PathLike, 
                 counts["skipped"] += 1
                 bar.update(1)
                 continue
-            yield src, dst
+            yield src, dst, {**options, **extra}  # a manifest row's own options (spectral: its metadata)
 
     try:
         if client is None:
-            for src, dst in todo():
-                record(work(kind, src, dst, options))
+            for src, dst, opts in todo():
+                record(work(kind, src, dst, opts))
         else:
-            _distributed(todo(), kind, options, work, client, workers, record)
+            _distributed(todo(), kind, work, client, workers, record)
     finally:
         manifest.flush()  # also on Ctrl-C: the manifest holds every finished item
         bar.close()
@@ -169,7 +169,7 @@ def _chain(*its):
         yield from it
 
 
-def _distributed(items, kind: str, options: dict, work, client, workers: int, record) -> None:
+def _distributed(items, kind: str, work, client, workers: int, record) -> None:
     """Submit ``items`` to Dask, at most WINDOW_PER_WORKER per worker in flight; record each result."""
     from distributed import as_completed
 
@@ -183,7 +183,7 @@ def _distributed(items, kind: str, options: dict, work, client, workers: int, re
         item = next(items, None)
         if item is None:
             return False
-        src, dst = item
+        src, dst, options = item
         # pure=False: the same input of a later run is new work; the key names the file for the logs.
         fut = client.submit(work, kind, src, dst, options, key=f"pymars-{kind}-{Path(src).name}-{tag}-{next(serial)}",
                             pure=False)

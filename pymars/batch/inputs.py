@@ -22,7 +22,41 @@ SUFFIXES = {
     "encode": (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".lbl", ".img", ".xml"),
     "decode": (".pmrs",),
     "enhance": (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".lbl", ".img", ".xml"),
+    "spectral": (".png", ".tif", ".tiff"),
 }
+#: Columns of a CSV manifest that travel with their row's input to the work (per-item options).
+ITEM_COLUMNS = {"spectral": ("lat", "lon", "site")}
+
+
+def iter_items(source: str | os.PathLike, kind: str) -> Iterator[tuple[str, dict]]:
+    """(input, per-item options) of a ``kind`` job: :func:`iter_inputs`, plus the row's :data:`ITEM_COLUMNS`.
+
+    Only a CSV manifest has per-item options (its non-empty ``lat``, ``lon`` and
+    ``site`` cells for a spectral job: the scene's metadata); a folder gives {}.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); m = d / "jobs.csv"
+        >>> _ = m.write_text("input,lat,lon,site\\na.png,18.4,77.6,jezero\\nb.png,,,\\n")
+        >>> [(Path(p).name, o) for p, o in iter_items(m, "spectral")]
+        [('a.png', {'lat': 18.4, 'lon': 77.6, 'site': 'jezero'}), ('b.png', {})]
+    """
+    columns = ITEM_COLUMNS.get(kind, ())
+    src = Path(source)
+    if not columns or not src.is_file():
+        for path in iter_inputs(source, kind):
+            yield path, {}
+        return
+    paths = iter_inputs(source, kind)  # checks the manifest, resolves the paths
+    with open(src, newline="") as f:
+        rows = (r for r in csv.DictReader(f) if (r.get("input") or "").strip())
+        for path, row in zip(paths, rows):
+            extra = {}
+            for c in columns:
+                cell = (row.get(c) or "").strip()
+                if cell:
+                    extra[c] = cell if c == "site" else float(cell)
+            yield path, extra
 
 
 def iter_inputs(source: str | os.PathLike, kind: str) -> Iterator[str]:
@@ -73,11 +107,11 @@ def iter_inputs(source: str | os.PathLike, kind: str) -> Iterator[str]:
 
 
 def output_for(kind: str, input_path: str | os.PathLike, out_dir: str | os.PathLike, image_format: str = "png") -> Path:
-    """OUT_DIR/<input stem>.pmrs (encode), .png or .tif (decode), .png (enhance).
+    """OUT_DIR/<input stem>.pmrs (encode), .png or .tif (decode), .png (enhance, spectral).
 
     Example:
         >>> output_for("decode", "x/a.pmrs", "o", "tif").as_posix(), output_for("enhance", "x/a.jpg", "o").as_posix()
         ('o/a.tif', 'o/a.png')
     """
-    suffix = {"encode": ".pmrs", "decode": f".{image_format}", "enhance": ".png"}[kind]
+    suffix = {"encode": ".pmrs", "decode": f".{image_format}", "enhance": ".png", "spectral": ".png"}[kind]
     return Path(out_dir) / (Path(input_path).stem + suffix)

@@ -122,7 +122,34 @@ def _enhance(src: str, out: str, opts: dict, row: dict) -> None:
     row["bytes"] = len(blob)
 
 
-WORK = {"encode": _encode, "decode": _decode, "enhance": _enhance}
+@functools.lru_cache(maxsize=2)
+def spectral_predictor(model: str, threads: int):
+    """The spectral model ``model`` (ONNX Runtime), made once per worker process (then cached).
+
+    Example:
+        >>> spectral_predictor("unet", 1) is spectral_predictor("unet", 1)
+        True
+    """
+    from pymars.spectral.predict import SpectralPredictor  # the product, only when a spectral job runs
+
+    return SpectralPredictor(model, threads=threads)
+
+
+def _spectral(src: str, out: str, opts: dict, row: dict) -> None:
+    from pymars.clio import atomic_write
+    from pymars.imageio import image_bytes
+    from pymars.spectral.cli import read_cassis
+
+    img = read_cassis(src)  # the checks of `pymars spectral predict`: 8-bit RGB, size
+    predictor = spectral_predictor(opts.get("model") or "diffusion", opts.get("threads", 1))
+    fal = predictor.predict(img, lat=opts.get("lat"), lon=opts.get("lon"), site=opts.get("site"),
+                            steps=opts.get("steps"), seed=opts.get("seed"))
+    blob = image_bytes(fal, ".png")
+    atomic_write(out, blob)
+    row["bytes"] = len(blob)
+
+
+WORK = {"encode": _encode, "decode": _decode, "enhance": _enhance, "spectral": _spectral}
 
 
 def process_item(kind: str, input_path: str, output: str, options: dict) -> dict:
@@ -130,7 +157,9 @@ def process_item(kind: str, input_path: str, output: str, options: dict) -> dict
 
     ``options``: encode ``quality``, ``lossless``, ``max_error``, ``model``,
     ``psnr``; decode ``model``, ``providers``; enhance ``model``,
-    ``dictionary``, ``threads``, ``providers``. Never raises for a bad item.
+    ``dictionary``, ``threads``, ``providers``; spectral ``model``, ``threads``,
+    ``steps``, ``seed`` and the scene's ``lat``, ``lon``, ``site`` (a manifest
+    row's own). Never raises for a bad item.
     """
     row = {"input": input_path, "output": output, "status": "failed", "error": "",
            "worker": f"{socket.gethostname()}:{os.getpid()}"}
