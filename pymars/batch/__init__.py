@@ -1,6 +1,6 @@
 """Batch processing of whole folders (or manifests) of products on Dask distributed: ``pymars batch ...``.
 
-What it is for: the ground segment runs encode, decode and enhance over
+What it is for: the ground segment runs encode, decode, enhance and spectral over
 archives of many thousands of files. :func:`run_batch` streams the inputs
 (:mod:`pymars.batch.inputs`) to a Dask cluster (a local cluster of processes
 by default, or an existing one by address; no Dask at all with
@@ -18,7 +18,7 @@ enhancers) only inside the function that runs it (docs/architecture.md, rule
 Example:
     >>> from pymars.batch import KINDS
     >>> KINDS
-    ('encode', 'decode', 'enhance')
+    ('encode', 'decode', 'enhance', 'spectral')
 """
 from __future__ import annotations
 
