@@ -1,6 +1,8 @@
 // tile_codec.cpp - see tile_codec.h.
 #include "tile_codec.h"
 
+#include <cstring>
+
 #include "rans.h"
 #include "reference.h"
 
@@ -139,6 +141,37 @@ namespace {
 void load_tile_hwc(const TileInput& in, const TileDims& d, uint32_t out_channels, float* hwc, uint16_t* mean16,
                    uint8_t* samples, uint16_t* samples16) {
   uint64_t sum[3] = {0, 0, 0};
+  if (!in.pixels16 && !hwc && samples && in.channels == out_channels) {
+    // The sample coders' common case (8-bit samples, as many channels as the
+    // model): whole rows copied, the edge replicated, the sums in one pass; the
+    // same samples and means as the general loop below, at a few instructions
+    // per sample instead of ~50 (gray lossless spent a tenth of its time here).
+    const uint32_t C = out_channels;
+    const size_t row = size_t(in.w) * C;
+    for (uint32_t y = 0; y < d.H; ++y) {
+      const uint8_t* src = in.pixels8 + size_t(y < in.h ? y : in.h - 1) * in.row_stride;
+      uint8_t* dst = samples + size_t(y) * d.W * C;
+      std::memcpy(dst, src, row);
+      for (size_t i = row; i < size_t(d.W) * C; ++i) dst[i] = dst[i - C];
+      if (y >= in.h) continue;
+      if (C == 1) {
+        uint32_t acc = 0;  // at most 4096 samples of 255 per row
+        for (size_t i = 0; i < row; ++i) acc += src[i];
+        sum[0] += acc;
+      } else {
+        uint32_t acc[3] = {0, 0, 0};
+        for (size_t i = 0; i < row; i += 3) {
+          acc[0] += src[i];
+          acc[1] += src[i + 1];
+          acc[2] += src[i + 2];
+        }
+        for (uint32_t c = 0; c < 3; ++c) sum[c] += acc[c];
+      }
+    }
+    const uint64_t n = uint64_t(in.h) * in.w;
+    for (uint32_t c = 0; c < C; ++c) mean16[c] = uint16_t((16 * sum[c] + n / 2) / n);
+    return;
+  }
   // round(v * 255 / m) in integers, m = 2^bit_depth - 1 (docs/bitstream.md §5).
   const uint32_t m = in.pixels16 ? (1u << in.bit_depth) - 1 : 1;
   for (uint32_t y = 0; y < d.H; ++y) {
