@@ -111,7 +111,8 @@ inline int32_t med(int32_t a, int32_t b, int32_t c) {
 }
 
 // Context index 1..364 (0 is the all-zero context) and its sign.
-inline int32_t context(int32_t a, int32_t b, int32_t c, int32_t d, const Params& p, int32_t* sign) {
+__attribute__((always_inline)) inline int32_t context(int32_t a, int32_t b, int32_t c, int32_t d, const Params& p,
+                                                     int32_t* sign) {
   int32_t q1 = quantise_gradient(d - b, p), q2 = quantise_gradient(b - c, p), q3 = quantise_gradient(c - a, p);
   *sign = 1;
   if (q1 < 0 || (q1 == 0 && q2 < 0) || (q1 == 0 && q2 == 0 && q3 < 0)) {
@@ -134,7 +135,7 @@ inline int32_t golomb_k(const NlState* s, int32_t q) {
   return kg < 24 ? kg : 24;
 }
 
-void update(NlState* s, int32_t q, int32_t err, const Params& p) {
+__attribute__((always_inline)) inline void update(NlState* s, int32_t q, int32_t err, const Params& p) {
   s->B[q] += err * (2 * p.k + 1);
   s->A[q] += err < 0 ? -err : err;
   if (s->N[q] == kReset) {
