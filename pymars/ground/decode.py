@@ -205,7 +205,9 @@ def decode_with_report(
     from tqdm import tqdm  # here, not at the top: tqdm costs 40 ms at every `pymars` start
 
     batch = DECODE_BATCH_TILES * max(1, int(threads))
-    with tqdm(total=n, desc="decode", disable=n < 16, leave=False) as bar:
+    # A bar for big files on a terminal only (tqdm's disable=None): logs, pipes and
+    # batch workers stay free of carriage-return lines.
+    with tqdm(total=n, desc="decode", disable=True if n < 16 else None, leave=False) as bar:
         for first in range(0, n, batch):
             for t in stream.decode(first, min(batch, n - first), threads):
                 if t["status"] != "ok":
