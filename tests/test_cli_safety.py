@@ -472,7 +472,11 @@ def _start_long_encode(work: Path) -> tuple[subprocess.Popen, list[str]]:
     write_image(work / "big.png", np.tile(mars_like_scene(256, 256, seed=5), (6, 8, 1)))
     proc = subprocess.Popen([sys.executable, "-m", "pymars.cli", "encode", str(work / "big.png"), "-o",
                              str(work / "big.pmrs"), "--tile-size", "64", "--model", "base-v1"], cwd=work, stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True,
+                            # A shell starts background jobs with SIGINT ignored, and the child would inherit
+                            # that (Python then never raises KeyboardInterrupt): give it the default, as a
+                            # terminal's foreground job has.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err: list[str] = []
     started = threading.Event()
 
