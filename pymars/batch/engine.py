@@ -133,7 +133,7 @@ def run_batch(kind: str, source: str | os.PathLike, out_dir: str | os.PathLike, 
         bar.set_postfix(ok=counts["ok"], failed=counts["failed"], skipped=counts["skipped"], refresh=False)
 
     def todo():
-        """(input, output) still to do; skips finished ones, refuses a second input with the same stem."""
+        """(input, output, options) still to do; skips finished ones, refuses a second input with the same stem."""
         taken: set[str] = set()
         for src, extra in _chain([first] if first is not None else [], inputs):
             dst = str(output_for(kind, src, out, image_format))

@@ -42,21 +42,17 @@ def iter_items(source: str | os.PathLike, kind: str) -> Iterator[tuple[str, dict
         [('a.png', {'lat': 18.4, 'lon': 77.6, 'site': 'jezero'}), ('b.png', {})]
     """
     columns = ITEM_COLUMNS.get(kind, ())
-    src = Path(source)
-    if not columns or not src.is_file():
-        for path in iter_inputs(source, kind):
-            yield path, {}
-        return
-    paths = iter_inputs(source, kind)  # checks the manifest, resolves the paths
-    with open(src, newline="") as f:
-        rows = (r for r in csv.DictReader(f) if (r.get("input") or "").strip())
-        for path, row in zip(paths, rows):
-            extra = {}
-            for c in columns:
-                cell = (row.get(c) or "").strip()
-                if cell:
-                    extra[c] = cell if c == "site" else float(cell)
-            yield path, extra
+    for path, row in _inputs(source, kind):
+        extra = {}
+        for c in columns:
+            cell = (row.get(c) or "").strip()
+            if not cell:
+                continue
+            try:
+                extra[c] = cell if c == "site" else float(cell)
+            except ValueError:
+                raise ValueError(f"{source}: the {c} of {Path(path).name} is {cell!r}, not a number") from None
+        yield path, extra
 
 
 def iter_inputs(source: str | os.PathLike, kind: str) -> Iterator[str]:
@@ -78,6 +74,12 @@ def iter_inputs(source: str | os.PathLike, kind: str) -> Iterator[str]:
         ...
         FileNotFoundError: ...none: input folder or manifest not found
     """
+    for path, _ in _inputs(source, kind):
+        yield path
+
+
+def _inputs(source: str | os.PathLike, kind: str) -> Iterator[tuple[str, dict]]:
+    """(absolute input path, its manifest row or {} for a folder): the one reader of a job's inputs."""
     src = Path(source)
     if src.is_dir():
         names = sorted(os.listdir(src))  # names only: an archive's listing, not its images
@@ -89,7 +91,7 @@ def iter_inputs(source: str | os.PathLike, kind: str) -> Iterator[str]:
                 continue
             if suffix == ".img" and any(path.stem + s in present for s in (".LBL", ".lbl", ".xml", ".XML")):
                 continue  # read through its detached label
-            yield os.path.abspath(path)
+            yield os.path.abspath(path), {}
         return
     if src.is_file():
         if src.suffix.lower() != ".csv":
@@ -101,7 +103,7 @@ def iter_inputs(source: str | os.PathLike, kind: str) -> Iterator[str]:
             for row in reader:
                 name = (row["input"] or "").strip()
                 if name:
-                    yield os.path.abspath(src.parent / name)
+                    yield os.path.abspath(src.parent / name), row
         return
     raise FileNotFoundError(f"{source}: input folder or manifest not found")
 
