@@ -293,7 +293,8 @@ def read_pds(path: str | os.PathLike) -> tuple[np.ndarray, int, dict]:
         why = next((_first_line(w.message) for w in said), "no samples")
         raise InputImageError(f"{name}: not a readable PDS image product (truncated or missing image data: {why})")
     meta = data.metadata
-    pds4 = "IMAGE" not in data.keys()
+    image = meta.get("IMAGE")  # PDS3: the label's IMAGE object; a PDS4 label has none at its top
+    pds4 = not (hasattr(image, "get") and "LINES" in image)
     if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[0] < img.shape[-1]:
         img = img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)  # band-first
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
@@ -305,7 +306,6 @@ def read_pds(path: str | os.PathLike) -> tuple[np.ndarray, int, dict]:
         bits = 8 if img.dtype.itemsize == 1 else 12 if top <= 4095 else 16
         identity = _pds4_identity(meta, name)
     else:
-        image = meta.get("IMAGE", {}) or {}
         mask = image.get("SAMPLE_BIT_MASK")
         bits = int(mask).bit_count() if isinstance(mask, int) and mask > 0 else int(image.get("SAMPLE_BITS", 8) or 8)
         bits = 8 if bits <= 8 else 12 if bits <= 12 else 16

@@ -113,7 +113,7 @@ PDS4_LABEL = """<?xml version="1.0" encoding="UTF-8"?>
   <File_Area_Observational>
     <File><file_name>{product}.IMG</file_name></File>
     <{array}>
-      <local_identifier>image</local_identifier>
+      <local_identifier>{ident}</local_identifier>
       <offset unit="byte">0</offset>
       <axes>{axes}</axes>
       <axis_index_order>Last Index Fastest</axis_index_order>
@@ -125,7 +125,7 @@ PDS4_LABEL = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def write_pds4(folder, img: np.ndarray, product: str):
+def write_pds4(folder, img: np.ndarray, product: str, ident: str = "image"):
     """A PDS4 product: PRODUCT.xml + PRODUCT.IMG, RGB stored band-first (Band, Line, Sample) as Mars 2020 does."""
     data = np.moveaxis(img, -1, 0) if img.ndim == 3 else img
     data.astype(">u2" if img.dtype == np.uint16 else "u1").tofile(folder / f"{product}.IMG")
@@ -134,7 +134,7 @@ def write_pds4(folder, img: np.ndarray, product: str):
                           f"<sequence_number>{i + 1}</sequence_number></Axis_Array>"
                           for i, (n, e) in enumerate(zip(names, data.shape)))
     (folder / f"{product}.xml").write_text(PDS4_LABEL.format(
-        product=product, array="Array_3D_Image" if data.ndim == 3 else "Array_2D_Image", axes=data.ndim,
+        product=product, ident=ident, array="Array_3D_Image" if data.ndim == 3 else "Array_2D_Image", axes=data.ndim,
         data_type="UnsignedMSB2" if img.dtype == np.uint16 else "UnsignedByte", axis_arrays=axis_arrays))
     return folder / f"{product}.xml"
 
@@ -203,3 +203,9 @@ def test_a_truncated_pds_data_file_is_one_line(tmp_path, version):
     data_file.write_bytes(data_file.read_bytes()[:1000])
     with pytest.raises(InputImageError, match=f"{path.name}: not a readable PDS image product"):
         read_pds(path)
+
+
+def test_a_pds4_array_named_IMAGE_is_still_read_as_pds4(tmp_path):
+    img = frame(12)
+    arr, depth, identity = read_pds(write_pds4(tmp_path, img, "named", ident="IMAGE"))
+    assert np.array_equal(arr, img) and depth == 12 and identity["product_id"] == "named"
