@@ -37,11 +37,65 @@ def _report(text: str, output) -> None:
     print(text, file=sys.stderr if output == STDIO else sys.stdout)
 
 
+def _sequence_outputs(paths, output, suffix: str, content: str) -> list[Path]:
+    """OUT_DIR/<stem><suffix> for each input of a --sequence call, checked before any work."""
+    from pymars.clio import CommandError, check_output
+
+    if output is None or output == "-":
+        raise CommandError("--sequence needs -o OUT_DIR (a folder: one output per frame, named after its input)")
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"{folder}: --sequence writes one file per frame into a folder, and this is a file")
+    stems = [Path(p).stem for p in paths]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise CommandError(f"two inputs of the sequence have the same name {dup[0]!r}: their outputs would collide")
+    return [check_output(folder / (stem + suffix), content, paths) for stem in stems]
+
+
+def cmd_encode_sequence(args) -> int:
+    """``pymars encode --sequence F1 F2 ... -o OUT_DIR``: each frame against the earlier one it overlaps most."""
+    import pymars
+    from pymars.clio import AtomicOutput, CommandError
+    from pymars.imageio import read_source
+    from pymars.sequence import Reference, pick_reference
+
+    if args.input is not None:
+        raise CommandError("give the frames after --sequence, not as a separate input")
+    if args.target_bytes is not None or args.max_error is not None or args.lossless or args.refs:
+        raise CommandError("--sequence codes at a quality (-q): not with --target-bytes, --max-error, --lossless "
+                           "or --refs")
+    outs = _sequence_outputs(args.sequence, args.output, ".pmrs", "pymars file")
+    from tqdm import tqdm
+
+    earlier: list[Reference] = []
+    for path, out in tqdm(list(zip(args.sequence, outs)), desc="sequence", unit="frame",
+                          disable=args.quiet or len(outs) < 2):
+        img, depth, _ = read_source(path)
+        ref = pick_reference(img, earlier, model=args.model, tile_size=args.tile_size) if depth in (None, 8) else None
+        t0 = time.perf_counter()
+        data = pymars.encode(img, quality=args.quality, tile_size=args.tile_size, bit_depth=args.bit_depth or depth,
+                             threads=args.threads, model=args.model, reference=ref)
+        dt = time.perf_counter() - t0
+        with AtomicOutput(out) as sink:
+            sink.write(data)
+        if img.dtype == np.uint8:
+            earlier.append(Reference.from_file(data, name=out.name, model=args.model, reference=ref))
+        bpp = 8 * len(data) / (img.shape[0] * img.shape[1])
+        against = f"against {ref.name}" if ref is not None else "on its own"
+        tqdm.write(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, {against}, {dt:.2f} s")
+    return 0
+
+
 def cmd_encode(args) -> int:
     import pymars
     from pymars.clio import STDIO, AtomicOutput, CommandError, check_output, read_input, tile_progress
     from pymars.imageio import image_from_bytes, read_source
 
+    if args.sequence:
+        return cmd_encode_sequence(args)
+    if args.input is None:
+        raise CommandError("give an input image (or --sequence F1 F2 ... -o OUT_DIR)")
     if args.output is None and args.input == STDIO:
         raise CommandError("reading standard input (-) needs -o FILE.pmrs (or -o - for standard output)")
     out = check_output(args.output or Path(args.input).with_suffix(".pmrs"), "pymars file", [args.input],
@@ -67,6 +121,7 @@ def cmd_encode(args) -> int:
                 model=args.model,
                 refs=args.refs,
                 max_error=0 if args.lossless else args.max_error,
+                reference=args.reference,
             )
         dt = time.perf_counter() - t0
         sink.write(data)
@@ -77,11 +132,48 @@ def cmd_encode(args) -> int:
     return 0
 
 
+def cmd_decode_sequence(args) -> int:
+    """``pymars decode --sequence A.pmrs B.pmrs ... -o OUT_DIR``: each file with the earlier frame it names."""
+    import pymars
+    from pymars.clio import AtomicOutput, CommandError, read_input
+    from pymars.errors import BitstreamError
+    from pymars.imageio import image_bytes
+    from pymars.sequence import Reference, file_id
+
+    if args.input is not None:
+        raise CommandError("give the files after --sequence, not as a separate input")
+    outs = _sequence_outputs(args.sequence, args.output, ".png", "image")
+    known: dict[bytes, Reference] = {}
+    status = 0
+    for path, out in zip(args.sequence, outs):
+        data = read_input(path)
+        needed = pymars.info(data)["sequence_id"]
+        ref = known.get(needed) if needed is not None else None
+        if needed is not None and ref is None:
+            raise BitstreamError(f"{path} was coded against the frame of file id {needed.hex()}, which is not earlier "
+                                 "in the sequence: give that file before it")
+        t0 = time.perf_counter()
+        img, report = pymars.decode_with_report(data, threads=args.threads, model=args.model,
+                                                max_pixels=args.max_pixels, reference=ref)
+        dt = time.perf_counter() - t0
+        with AtomicOutput(out) as sink:
+            sink.write(image_bytes(img, out.suffix))
+        if img.dtype == np.uint8 and report.ok:
+            known[file_id(data)] = Reference(np.ascontiguousarray(img), file_id(data), str(path))
+        status = status or (0 if report.ok else 1)
+        print(f"{out}: {img.shape[1]}x{img.shape[0]}x{1 if img.ndim == 2 else 3}, {dt:.2f} s, {report.describe()}")
+    return status
+
+
 def cmd_decode(args) -> int:
     import pymars
     from pymars.clio import STDIO, AtomicOutput, CommandError, check_output, read_input
     from pymars.imageio import image_bytes
 
+    if args.sequence:
+        return cmd_decode_sequence(args)
+    if args.input is None:
+        raise CommandError("give an input .pmrs file (or --sequence A.pmrs B.pmrs ... -o OUT_DIR)")
     if args.output is None and args.input == STDIO:
         raise CommandError("reading standard input (-) needs -o FILE.png (or -o - for standard output)")
     out = check_output(args.output or Path(args.input).with_suffix(".png"), "image", [args.input],
@@ -95,7 +187,8 @@ def cmd_decode(args) -> int:
     with AtomicOutput(out) as sink:
         t0 = time.perf_counter()
         img, report = pymars.decode_with_report(data, backend=args.backend, threads=args.threads, model=args.model,
-                                                refs=args.refs, max_pixels=args.max_pixels, providers=providers)
+                                                refs=args.refs, max_pixels=args.max_pixels, providers=providers,
+                                                reference=args.reference)
         dt = time.perf_counter() - t0
         sink.write(image_bytes(img, ".png" if out == STDIO else out.suffix))
     _report(f"{out}: {img.shape[1]}x{img.shape[0]}x{1 if img.ndim == 2 else 3}, {dt:.2f} s, {report.describe()}", out)
@@ -118,10 +211,14 @@ def cmd_info(args) -> int:
     h["model_id"] = h["model_id"].hex()
     if h["library_hash"] is not None:
         h["library_hash"] = h["library_hash"].hex()
+    if h["sequence_id"] is not None:
+        h["sequence_id"] = h["sequence_id"].hex()
     h["file_bytes"] = len(data)
     h["bpp"] = 8 * len(data) / (h["width"] * h["height"])
     if spans is not None:
         h["tiles_present"] = sum(s is not None for s in spans)
+        if h["sequence_id"] is not None:  # wavelet payloads of form 2 are predicted from the earlier frame (§4.10)
+            h["tiles_predicted"] = sum(s is not None and s[1] > 0 and data[s[0]] == 2 for s in spans)
         h["tiles_missing_or_damaged"] = [i for i, s in enumerate(spans) if s is None]
     elif h["width"] * h["height"] > args.max_pixels:
         h["tiles_present"] = f"not scanned: more than --max-pixels {args.max_pixels} pixels"
@@ -317,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser("encode", help="encode a PNG/TIFF image (8/16-bit, gray/RGB) into a .pmrs file")
-    e.add_argument("input", help="PNG or TIFF image (- reads standard input)")
+    e.add_argument("input", nargs="?", help="PNG or TIFF image (- reads standard input)")
     e.add_argument("-o", "--output", help="output .pmrs file (default: input with .pmrs, never replacing a file; "
                                           "- writes standard output)")
     g = e.add_mutually_exclusive_group()
@@ -332,17 +429,26 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--model", help="model bundle name or folder (default: the shipped one; remac-v1 with --refs)")
     e.add_argument("--refs", help="REMAC reference library (LIB.pmrl): reference-based coding")
+    e.add_argument("--reference", metavar="EARLIER.pmrs",
+                   help="sequence coding: code the image against this frame already sent (decoding will need it)")
+    e.add_argument("--sequence", nargs="+", metavar="FRAME",
+                   help="encode these frames in order into -o OUT_DIR/<stem>.pmrs, each against the earlier frame "
+                        "of the list it overlaps most (docs/remac.md)")
     e.add_argument("--quiet", action="store_true", help=f"no progress bar (shown from {PROGRESS_TILES} tiles on)")
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="decode a .pmrs file to PNG or TIFF")
-    d.add_argument("input", help=".pmrs file (- reads standard input)")
+    d.add_argument("input", nargs="?", help=".pmrs file (- reads standard input)")
     d.add_argument("-o", "--output", help="output .png/.tif (default: input with .png, never replacing a file; "
                                           "- writes PNG to standard output)")
     d.add_argument("--backend", choices=("onnx", "torch"), default="onnx")
     d.add_argument("--threads", type=int, default=1)
     d.add_argument("--model", help="model bundle (default: the shipped one the file names)")
     d.add_argument("--refs", help="the REMAC reference library the file was coded with (LIB.pmrl + LIB.pmrg)")
+    d.add_argument("--reference", metavar="EARLIER.pmrs",
+                   help="the frame a sequence-coded file was coded against (pymars info shows its id)")
+    d.add_argument("--sequence", nargs="+", metavar="FILE",
+                   help="decode these files in order into -o OUT_DIR/<stem>.png, each with the earlier file it names")
     d.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse files that claim more pixels (default {DEFAULT_MAX_PIXELS} = 16384 x 16384; "
                         "docs/bitstream.md, Decoder limits)")

@@ -32,7 +32,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pymars"
 RUNTIME = {"rover", "ground", "bundles", "remac", "texture", "data", "errors", "imageio", "clio", "evaluation",
-           "__init__", "__main__", "cli", "batch"}
+           "sequence", "__init__", "__main__", "cli", "batch"}
 #: Composition roots: runtime at module level, products (and, for cli only, training and torch) inside functions.
 COMPOSITION = ("pymars.cli", "pymars.batch")
 PRODUCTS = {"enhance", "spectral"}

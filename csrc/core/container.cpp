@@ -27,6 +27,8 @@ constexpr size_t kOffTileSize = 28;
 constexpr size_t kOffReserved30 = 30;
 constexpr size_t kOffTileCount = 32;
 constexpr size_t kOffLibraryHash = 36;
+// The sequence reference id follows the library hash when there is one.
+inline size_t sequence_id_offset(uint16_t flags) { return (flags & kFlagLibraryHash) ? 44 : 36; }
 
 // §3 field offsets.
 constexpr size_t kOffRecTileIndex = 4;
@@ -128,7 +130,7 @@ const char* parse_status_message(ParseStatus status) {
     case ParseStatus::kUnknownFlags:
       return "header flags contain bits this decoder does not know";
     case ParseStatus::kBadHeaderLength:
-      return "header_length does not match the flags (40 bytes, or 48 with a reference library)";
+      return "header_length does not match the flags (40 bytes, 8 more with a reference library, 8 more with a sequence reference)";
     case ParseStatus::kBadHeaderCrc:
       return "header CRC mismatch: the file header is damaged";
     case ParseStatus::kFieldOutOfRange:
@@ -169,6 +171,8 @@ size_t write_file_header(const FileHeader& h, uint8_t* out, size_t cap) {
   store_u32(out + kOffTileCount, h.tile_count);
   if (h.flags & kFlagLibraryHash)
     for (size_t i = 0; i < 8; ++i) out[kOffLibraryHash + i] = h.library_hash[i];
+  if (h.flags & kFlagSequenceRef)
+    for (size_t i = 0; i < 8; ++i) out[sequence_id_offset(h.flags) + i] = h.sequence_id[i];
   store_u32(out + n - 4, crc32(out, n - 4));
   return n;
 }
@@ -208,6 +212,8 @@ ParseStatus parse_file_header(const uint8_t* data, size_t len, FileHeader* out) 
   h.tile_count = load_u32(data + kOffTileCount);
   if (flags & kFlagLibraryHash)
     for (size_t i = 0; i < 8; ++i) h.library_hash[i] = data[kOffLibraryHash + i];
+  if (flags & kFlagSequenceRef)
+    for (size_t i = 0; i < 8; ++i) h.sequence_id[i] = data[sequence_id_offset(flags) + i];
   if (data[kOffReserved27] != 0 || load_u16(data + kOffReserved30) != 0)
     return ParseStatus::kFieldOutOfRange;
   const ParseStatus status = check_header_fields(h);

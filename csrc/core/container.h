@@ -23,10 +23,13 @@ constexpr uint16_t kFlagLibraryHash = 1u << 0;  // bit 0: library_hash is presen
 // 12/16; a decoder also refuses it unless the quality is a range-coded
 // near-lossless quality of its model (check_stream_header).
 constexpr uint16_t kFlagSourceDepth = 1u << 1;
-constexpr uint16_t kKnownFlags = kFlagLibraryHash | kFlagSourceDepth;
+// bit 2: the file is coded against a frame already sent (sequence coding,
+// §4.10); the 8-byte id of that frame's file follows the library hash (if any).
+constexpr uint16_t kFlagSequenceRef = 1u << 2;
+constexpr uint16_t kKnownFlags = kFlagLibraryHash | kFlagSourceDepth | kFlagSequenceRef;
 constexpr size_t kFileHeaderBytes = 40;             // without library hash
 constexpr size_t kFileHeaderBytesWithLibrary = 48;  // with library hash
-constexpr size_t kFileHeaderMaxBytes = kFileHeaderBytesWithLibrary;
+constexpr size_t kFileHeaderMaxBytes = 56;          // with library hash and sequence reference
 constexpr size_t kTileRecordHeaderBytes = 24;
 constexpr uint16_t kNoReference = 0xFFFF;
 
@@ -45,15 +48,17 @@ struct FileHeader {
   uint16_t tile_size = 0;
   uint32_t tile_count = 0;
   uint8_t library_hash[8] = {};  // meaningful only with kFlagLibraryHash
+  uint8_t sequence_id[8] = {};   // meaningful only with kFlagSequenceRef
 };
 
 // ceil(height / T) * ceil(width / T), the only legal tile_count (§1). Returns 0
 // for T = 0.
 uint32_t expected_tile_count(uint32_t width, uint32_t height, uint32_t tile_size);
 
-// The header length that goes with `flags` (40 or 48).
+// The header length that goes with `flags` (40, plus 8 for each of the library
+// hash and the sequence reference).
 inline uint8_t file_header_length_for(uint16_t flags) {
-  return uint8_t((flags & kFlagLibraryHash) ? kFileHeaderBytesWithLibrary : kFileHeaderBytes);
+  return uint8_t(kFileHeaderBytes + ((flags & kFlagLibraryHash) ? 8 : 0) + ((flags & kFlagSequenceRef) ? 8 : 0));
 }
 
 enum class ParseStatus {
@@ -62,7 +67,7 @@ enum class ParseStatus {
   kBadMagic,           // not "PMRS": not a pymars file
   kUnknownVersion,     // a version this decoder does not know
   kUnknownFlags,       // a flags bit this version does not define
-  kBadHeaderLength,    // header_length does not match the flags (40 / 48)
+  kBadHeaderLength,    // header_length does not match the flags (40 / 48 / 56)
   kBadHeaderCrc,       // header bytes damaged
   kFieldOutOfRange,    // width, height, channels, bit_depth, quality, tile_size or a reserved byte
   kTileCountMismatch,  // tile_count != ceil(h/T) * ceil(w/T)

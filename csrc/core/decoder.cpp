@@ -17,6 +17,10 @@ const char* open_status_message(OpenStatus s) {
     case OpenStatus::SourceDepthMismatch:
       return "the header says its near-lossless tiles carry 12/16-bit samples, but the quality is not a range-coded "
              "near-lossless quality of this model";
+    case OpenStatus::SequenceRefMissing:
+      return "the file was coded against an earlier frame (sequence reference): decode it with that frame's file";
+    case OpenStatus::SequenceRefMismatch:
+      return "the earlier frame given is not the one this file was coded against (sequence reference id mismatch)";
   }
   return "unknown open status";
 }
@@ -40,6 +44,14 @@ OpenStatus check_stream_header(const Model& m, const FileHeader& header, const u
   return OpenStatus::Ok;
 }
 
+OpenStatus check_sequence_reference(const Model& m, const FileHeader& header, const SequenceRef* ref) {
+  if (!(header.flags & kFlagSequenceRef)) return OpenStatus::Ok;
+  if (!ref || !ref->samples) return OpenStatus::SequenceRefMissing;
+  if (std::memcmp(header.sequence_id, ref->id, 8) != 0 || ref->channels != m.in_channels)
+    return OpenStatus::SequenceRefMismatch;
+  return OpenStatus::Ok;
+}
+
 void tile_origin(const FileHeader& h, uint32_t index, uint32_t* y0, uint32_t* x0, uint32_t* th, uint32_t* tw) {
   const uint32_t t = h.tile_size;
   const uint32_t tiles_x = (h.width + t - 1) / t;
@@ -50,7 +62,8 @@ void tile_origin(const FileHeader& h, uint32_t index, uint32_t* y0, uint32_t* x0
 }
 
 bool decode_tile_span(const Model& m, DecoderWorkspace& ws, const FileHeader& h, const uint8_t* records,
-                      const TileSpan& span, uint32_t index, float* y_hat, TileDims* dims, const RefLibrary* library) {
+                      const TileSpan& span, uint32_t index, float* y_hat, TileDims* dims, const RefLibrary* library,
+                      const SequenceRef* sequence) {
   if (span.state != TileState::kPresent || index >= h.tile_count) return false;
   uint32_t y0, x0, th, tw;
   tile_origin(h, index, &y0, &x0, &th, &tw);
@@ -61,8 +74,10 @@ bool decode_tile_span(const Model& m, DecoderWorkspace& ws, const FileHeader& h,
     ref = reference_latent(library, span.entropy_ref);
     if (!ref) return false;  // the record names a reference this library lacks
   }
+  TileReference link;  // predicted tiles only in files that name their earlier frame
+  if (h.flags & kFlagSequenceRef) link = TileReference{sequence, y0, x0, TileSequence{}};
   return decode_tile(m, ws, *dims, h.quality, records + span.payload_offset, span.payload_length, y_hat, ref,
-                     sample_depth_of(h));
+                     sample_depth_of(h), link);
 }
 
 }  // namespace pymars

@@ -13,6 +13,7 @@
 #include "container.h"
 #include "model.h"
 #include "reference.h"
+#include "sequence.h"
 #include "tile_codec.h"
 
 namespace pymars {
@@ -24,6 +25,8 @@ enum class OpenStatus {
   LibraryMismatch,  // the file needs a reference library this decoder does not hold (or another one)
   TileTooLarge,     // tile_size above this decoder's workspace
   SourceDepthMismatch,  // flag bit 1 (source-depth samples) at a quality that cannot carry them
+  SequenceRefMissing,   // flag bit 2: the file was coded against an earlier frame the decoder was not given
+  SequenceRefMismatch,  // the earlier frame given is not the one the file names (id), or not of this model
 };
 
 // The depth of a file's coded near-lossless samples: bit_depth with header flag bit 1, else 8.
@@ -43,6 +46,11 @@ OpenStatus open_stream(const Model& m, const uint8_t* data, size_t len, const ui
 OpenStatus check_stream_header(const Model& m, const FileHeader& header, const uint8_t* library_hash,
                                uint32_t max_tile_size);
 
+// Sequence coding (§4.10): whether `ref` (null: none given) is the earlier
+// frame the header names. A reference given to a file that names none is not
+// needed and passes.
+OpenStatus check_sequence_reference(const Model& m, const FileHeader& header, const SequenceRef* ref);
+
 // Geometry of tile `index` (pixel origin and size) in a file with header h.
 void tile_origin(const FileHeader& h, uint32_t index, uint32_t* y0, uint32_t* x0, uint32_t* th, uint32_t* tw);
 
@@ -52,6 +60,6 @@ void tile_origin(const FileHeader& h, uint32_t index, uint32_t* y0, uint32_t* x0
 // reference library (null: none).
 bool decode_tile_span(const Model& m, DecoderWorkspace& ws, const FileHeader& h, const uint8_t* records,
                       const TileSpan& span, uint32_t index, float* y_hat, TileDims* dims,
-                      const RefLibrary* library = nullptr);
+                      const RefLibrary* library = nullptr, const SequenceRef* sequence = nullptr);
 
 }  // namespace pymars

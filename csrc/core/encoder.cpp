@@ -23,6 +23,8 @@ const char* encode_status_message(EncodeStatus s) {
     case EncodeStatus::StreamOverflow: return "tile stream overflow";
     case EncodeStatus::TargetTooSmall: return "target size too small: even quality 1 does not fit";
     case EncodeStatus::Cancelled: return "rate search cancelled";
+    case EncodeStatus::BadSequence:
+      return "bad sequence reference: the earlier frame must be 1..65535 x 1..65535 8-bit samples in the model's channels";
   }
   return "unknown encode status";
 }
@@ -38,7 +40,20 @@ EncodeStatus check_encode_arguments(const ImageInput& img, const EncodeOptions& 
   if (model_channels == 1 && img.channels != 1) return EncodeStatus::BadImage;
   if (!valid_quality(opt.quality)) return EncodeStatus::BadQuality;
   if (!valid_tile_size(opt.tile_size) || opt.tile_size > workspace_tile) return EncodeStatus::BadTileSize;
+  if (opt.sequence) {
+    const SequenceRef& r = *opt.sequence;
+    if (!r.samples || !valid_image_side(r.width) || !valid_image_side(r.height) || r.channels != model_channels ||
+        (r.row_stride != 0 && r.row_stride < size_t(r.width) * r.channels))
+      return EncodeStatus::BadSequence;
+  }
   return EncodeStatus::Ok;
+}
+
+void plan_sequence(EncoderWorkspace& ws, const ImageInput& img, EncodeOptions* opt) {
+  opt->registration = FrameRegistration{};
+  if (!opt->sequence || img.bit_depth != 8 || !img.pixels8 || !ws.reg_scratch) return;
+  opt->registration = register_frame(*opt->sequence, img.pixels8, img.width, img.height, img.channels,
+                                     img.row_stride, ws.reg_scratch);
 }
 
 size_t max_tile_record_bytes(const Model& m, uint32_t tile_size) {
@@ -60,7 +75,9 @@ size_t max_encoded_size(const Model& m, uint32_t width, uint32_t height, uint32_
 FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeOptions& opt) {
   FileHeader h;
   const uint8_t* lib_hash = opt.library ? opt.library->hash : opt.library_hash;
-  h.flags = uint16_t((lib_hash ? kFlagLibraryHash : 0) | (codes_source_depth(m, img, opt, opt.quality) ? kFlagSourceDepth : 0));
+  const bool seq = codes_sequence(m, img, opt, opt.quality);
+  h.flags = uint16_t((lib_hash ? kFlagLibraryHash : 0) | (codes_source_depth(m, img, opt, opt.quality) ? kFlagSourceDepth : 0) |
+                     (seq ? kFlagSequenceRef : 0));
   h.header_length = file_header_length_for(h.flags);
   std::memcpy(h.model_id, m.sha256, 8);
   h.width = img.width;
@@ -71,6 +88,7 @@ FileHeader make_file_header(const Model& m, const ImageInput& img, const EncodeO
   h.tile_size = uint16_t(opt.tile_size);
   h.tile_count = expected_tile_count(img.width, img.height, opt.tile_size);
   if (lib_hash) std::memcpy(h.library_hash, lib_hash, 8);
+  if (seq) std::memcpy(h.sequence_id, opt.sequence->id, 8);
   return h;
 }
 
@@ -116,6 +134,16 @@ void prepare_tile(const Model& m, EncoderWorkspace& ws, const ImageInput& img, c
   tile->analysed = analyse;
   tile->entropy_ref = opt.library ? ws.entropy_ref : rc.entropy_ref;
   tile->decoder_ref = opt.library ? ws.decoder_ref : rc.decoder_ref;
+  // The tile's origin in the whole image: the reference is aligned with that.
+  const uint32_t width = opt.image_width ? opt.image_width : img.width;
+  const uint32_t tiles_x = (width + opt.tile_size - 1) / opt.tile_size;
+  const uint32_t y0 = (index / tiles_x) * opt.tile_size, x0 = (index % tiles_x) * opt.tile_size;
+  tile->link = TileReference{nullptr, y0, x0, TileSequence{}};
+  if (opt.sequence && opt.registration.usable && img.bit_depth == 8 && ws.seq_pred) {
+    tile->link.ref = opt.sequence;
+    tile->link.seq = refine_tile(*opt.sequence, opt.registration, ws.samples, size_t(tile->dims.W) * m.in_channels, y0,
+                                 x0, tile->dims.h, tile->dims.w);
+  }
 }
 
 EncodeStatus code_tile_record(const Model& m, EncoderWorkspace& ws, const PreparedTile& tile, uint32_t quality,
@@ -124,7 +152,8 @@ EncodeStatus code_tile_record(const Model& m, EncoderWorkspace& ws, const Prepar
   if (!valid_quality(quality) || (!tile.analysed && needs_analysis(m, quality))) return EncodeStatus::BadQuality;
   const uint8_t* payload;
   size_t len;
-  if (!code_tile(m, ws, tile.dims, quality, &payload, &len, tile.sample_depth)) return EncodeStatus::StreamOverflow;
+  if (!code_tile(m, ws, tile.dims, quality, &payload, &len, tile.sample_depth, tile.link))
+    return EncodeStatus::StreamOverflow;
   // A sample-coded quality codes the tile without references. encode_image()
   // prepares such a tile without analysis, which selects none; a tile that
   // was analysed (rate control) names none either, so the record depends on
@@ -198,6 +227,45 @@ void restore_tile_analysis(const Model& m, EncoderWorkspace& ws, const PreparedT
   copy_analysis(m, ws, tile, const_cast<uint8_t*>(src), true);  // only read when restoring
 }
 
+namespace {
+
+// Decodes the payload just written for `tile` (the ground's very code, on the
+// encoder's workspace) into the image-sized reconstruction at the tile's place.
+bool reconstruct_tile(const Model& m, EncoderWorkspace& ws, const PreparedTile& tile, uint32_t quality,
+                      const uint8_t* payload, size_t len, uint32_t width, uint8_t* reconstruction) {
+  const TileDims& d = tile.dims;
+  const uint32_t c = m.in_channels;
+  const uint8_t* src;
+  if (m.near_lossless(quality)) {
+    src = ws.nl_recon;  // nl_encode() left the decoded samples there
+  } else if (m.wavelet(quality)) {
+    bool ok;
+    if (len > 0 && payload[0] == kFormPredicted) {
+      TileSequence t;
+      WvPrediction wp;
+      wp.work = ws.seq_work;
+      const size_t side = sequence_side_bytes(c);
+      ok = tile.link.ref && parse_sequence_side(payload, len, c, &t) &&
+           build_prediction(*tile.link.ref, t, tile.link.y0, tile.link.x0, d.h, d.w, ws.seq_pred, &wp) &&
+           wv_decode_predicted(payload + side, len - side, d.h, d.w, c, m.wv_step[quality - 1], m.wv_priors,
+                               ws.wv_state, ws.wv_work, wp, ws.samples, d.seams);
+    } else {
+      ok = wv_decode(payload, len, d.h, d.w, c, m.wv_step[quality - 1], m.wv_priors, ws.wv_state, ws.wv_work,
+                     ws.samples, d.seams);
+    }
+    if (!ok) return false;
+    src = ws.samples;
+  } else {
+    return false;
+  }
+  for (uint32_t y = 0; y < d.h; ++y)
+    for (size_t k = 0; k < size_t(d.w) * c; ++k)
+      reconstruction[(size_t(tile.link.y0 + y) * width + tile.link.x0) * c + k] = src[size_t(y) * d.w * c + k];
+  return true;
+}
+
+}  // namespace
+
 EncodeStatus encode_tiles(const Model& m, EncoderWorkspace& ws, const ImageInput& img, const EncodeOptions& opt,
                           uint32_t first, uint32_t count, uint32_t index_base, uint8_t* out, size_t capacity,
                           size_t* written) {
@@ -210,6 +278,10 @@ EncodeStatus encode_tiles(const Model& m, EncoderWorkspace& ws, const ImageInput
     size_t n;
     const EncodeStatus st = code_tile_record(m, ws, tile, opt.quality, out + pos, capacity - pos, &n);
     if (st != EncodeStatus::Ok) return st;
+    if (opt.reconstruction &&
+        !reconstruct_tile(m, ws, tile, opt.quality, out + pos + kTileRecordHeaderBytes, n - kTileRecordHeaderBytes,
+                          img.width, opt.reconstruction))
+      return EncodeStatus::BadSequence;
     pos += n;
   }
   *written = pos;
@@ -221,11 +293,15 @@ EncodeStatus encode_image(const Model& m, EncoderWorkspace& ws, const ImageInput
   *written = 0;
   EncodeStatus st = check_encode_arguments(img, opt, ws.tile_size, m.in_channels);
   if (st != EncodeStatus::Ok) return st;
-  const FileHeader h = make_file_header(m, img, opt);
+  // A reconstruction exists only for 8-bit samples coded by the sample coders.
+  if (opt.reconstruction && (img.bit_depth != 8 || !m.sample_coded(opt.quality))) return EncodeStatus::BadSequence;
+  EncodeOptions o = opt;
+  if (o.sequence) plan_sequence(ws, img, &o);
+  const FileHeader h = make_file_header(m, img, o);
   size_t pos = write_file_header(h, out, capacity);
   if (pos == 0) return EncodeStatus::OutputTooSmall;
   size_t records = 0;
-  st = encode_tiles(m, ws, img, opt, 0, h.tile_count, 0, out + pos, capacity - pos, &records);
+  st = encode_tiles(m, ws, img, o, 0, h.tile_count, 0, out + pos, capacity - pos, &records);
   if (st != EncodeStatus::Ok) return st;
   *written = pos + records;
   return EncodeStatus::Ok;

@@ -55,7 +55,27 @@ struct EncodeOptions {
   // in their units; header flag bit 1, docs/bitstream.md §4.8) instead of the
   // 8-bit reduction of §5. Ignored (no flag, today's bytes) otherwise.
   bool source_depth = false;
+  // Sequence coding (§4.10): an earlier frame both sides hold (its samples in the
+  // model's channels and its file's id). At wavelet qualities of an 8-bit image
+  // each tile that overlaps it is also coded predicted from it, and the header
+  // names it. `registration` is plan_sequence()'s (the whole-frame alignment).
+  const SequenceRef* sequence = nullptr;
+  FrameRegistration registration;
+  // Where the rover keeps what it sent, as the next frame's reference: the
+  // decoded samples of every tile (height x width x the model's channels,
+  // interleaved) as the ground will decode them. Only at sample-coded qualities
+  // of 8-bit images (the learned synthesis is not on the rover): else BadSequence.
+  uint8_t* reconstruction = nullptr;
 };
+
+// True when a file of these arguments at `quality` names its sequence reference (flag bit 2).
+inline bool codes_sequence(const Model& m, const ImageInput& img, const EncodeOptions& opt, uint32_t quality) {
+  return opt.sequence != nullptr && img.bit_depth == 8 && m.wavelet(quality);
+}
+
+// Aligns the image with opt->sequence (register_frame() on ws's scratch) into
+// opt->registration; nothing without a sequence reference or for 12/16-bit images.
+struct EncoderWorkspace;
 
 // True when a file of these arguments at `quality` carries source-depth samples (flag bit 1).
 inline bool codes_source_depth(const Model& m, const ImageInput& img, const EncodeOptions& opt, uint32_t quality) {
@@ -71,6 +91,7 @@ enum class EncodeStatus {
   StreamOverflow,  // a tile's rANS stream outgrew the workspace (cannot happen for valid models)
   TargetTooSmall,  // encode_to_size(): even the lowest quality's file exceeds the target size
   Cancelled,       // a QualityProbe stopped the rate search (the Python binding on Ctrl-C)
+  BadSequence,     // the sequence reference is empty, too large, or not in the model's channels
 };
 
 const char* encode_status_message(EncodeStatus s);
@@ -80,6 +101,8 @@ const char* encode_status_message(EncodeStatus s);
 // 1-channel images only; 3: gray images are replicated).
 EncodeStatus check_encode_arguments(const ImageInput& img, const EncodeOptions& opt, uint32_t workspace_tile,
                                     uint32_t model_channels = 3);
+
+void plan_sequence(EncoderWorkspace& ws, const ImageInput& img, EncodeOptions* opt);
 
 // An upper bound of the encoded size (header + every tile at its worst case).
 size_t max_encoded_size(const Model& m, uint32_t width, uint32_t height, uint32_t tile_size);
@@ -112,6 +135,8 @@ struct PreparedTile {
   // 12 or 16: ws.samples16 holds the tile at that depth too (EncodeOptions::source_depth), and
   // a source-depth-capable quality codes it from there; 8: the 8-bit samples only.
   uint32_t sample_depth = 8;
+  // Sequence coding: the reference, the tile's origin and its refined displacement.
+  TileReference link;
 };
 
 // True when coding at `quality` needs the learned analysis (g_a, h_a, h_s);

@@ -8,6 +8,7 @@
 #include "core/limits.h"
 #include "core/model.h"
 #include "core/reference.h"
+#include "core/sha256.h"
 #include "core/texture.h"
 #include "core/tile_codec.h"
 
@@ -46,6 +47,7 @@ int to_marsenc_status(pymars::EncodeStatus st) {
     case pymars::EncodeStatus::StreamOverflow: return MARSENC_ERR_INTERNAL;
     case pymars::EncodeStatus::TargetTooSmall: return MARSENC_ERR_TARGET;
     case pymars::EncodeStatus::Cancelled: return MARSENC_ERR_INTERNAL;  // the C API's probe never cancels
+    case pymars::EncodeStatus::BadSequence: return MARSENC_ERR_REFERENCE;
   }
   return MARSENC_ERR_INTERNAL;
 }
@@ -155,6 +157,42 @@ int marsenc_encode(marsenc_encoder* encoder, const marsenc_image* image, int qua
   if (encoder->stream.open) return MARSENC_ERR_SEQUENCE;
   return to_marsenc_status(pymars::encode_image(encoder->model, encoder->workspace, image_input(image),
                                                 encode_options(encoder, uint32_t(quality)), out, capacity, written));
+}
+
+int marsenc_encode_sequence(marsenc_encoder* encoder, const marsenc_image* image, int quality,
+                            const marsenc_frame* reference, uint8_t* out, size_t capacity, size_t* written,
+                            uint8_t* reconstruction) {
+  if (!encoder || !image || !out || !written) return MARSENC_ERR_ARGUMENT;
+  *written = 0;
+  if (!valid_quality(quality)) return MARSENC_ERR_QUALITY;
+  if (encoder->stream.open) return MARSENC_ERR_SEQUENCE;
+  pymars::EncodeOptions opt = encode_options(encoder, uint32_t(quality));
+  pymars::SequenceRef ref;
+  if (reference) {
+    ref.samples = reference->pixels8;
+    ref.width = reference->width;
+    ref.height = reference->height;
+    ref.channels = reference->channels;
+    ref.row_stride = reference->row_stride;
+    std::memcpy(ref.id, reference->id, 8);
+    opt.sequence = &ref;
+  }
+  opt.reconstruction = reconstruction;
+  return to_marsenc_status(pymars::encode_image(encoder->model, encoder->workspace, image_input(image), opt, out,
+                                                capacity, written));
+}
+
+size_t marsenc_frame_size(const marsenc_encoder* encoder, uint32_t width, uint32_t height) {
+  if (!encoder || !pymars::valid_image_side(width) || !pymars::valid_image_side(height)) return 0;
+  return size_t(width) * height * encoder->model.in_channels;
+}
+
+uint32_t marsenc_frame_channels(const marsenc_encoder* encoder) { return encoder ? encoder->model.in_channels : 0; }
+
+void marsenc_file_id(const uint8_t* file, size_t size, uint8_t id[8]) {
+  uint8_t digest[32];
+  pymars::sha256(file, size, digest);
+  std::memcpy(id, digest, 8);
 }
 
 int marsenc_encode_max_error(marsenc_encoder* encoder, const marsenc_image* image, uint32_t max_error, uint8_t* out,
@@ -290,6 +328,8 @@ const char* marsenc_status_message(int status) {
     case MARSENC_ERR_SEQUENCE: return "streaming call out of order (marsenc_begin, one call per tile row, marsenc_end)";
     case MARSENC_ERR_LIBRARY: return "invalid reference library, built for another model, or the model has no reference branch";
     case MARSENC_ERR_TARGET: return "target size too small: even quality 1 does not fit";
+    case MARSENC_ERR_REFERENCE:
+      return "bad earlier frame for sequence coding: 1..65535 x 1..65535 8-bit samples in the model's channels";
   }
   return "unknown status";
 }

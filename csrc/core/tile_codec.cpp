@@ -97,6 +97,10 @@ bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, En
   if (m.has_wv) {
     ws->wv_work = arena.alloc<int32_t>(wv_work_ints(d.H, d.W, m.in_channels));
     ws->wv_state = arena.alloc<WvState>(1);
+    ws->seq_pred = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
+    ws->seq_work = arena.alloc<int32_t>(wv_work_ints(d.H, d.W, m.in_channels));
+    ws->seq_stream = arena.alloc<uint8_t>(ws->sample_capacity);
+    ws->reg_scratch = arena.alloc<int32_t>(kRegistrationScratchInts);
   }
   if (m.has_ref) {
     ws->ref_in = arena.alloc<int32_t>(ref_peak);
@@ -129,6 +133,8 @@ bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, De
   if (m.has_wv) {
     ws->wv_work = arena.alloc<int32_t>(wv_work_ints(d.H, d.W, m.in_channels));
     ws->wv_state = arena.alloc<WvState>(1);
+    ws->seq_pred = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
+    ws->seq_work = arena.alloc<int32_t>(wv_work_ints(d.H, d.W, m.in_channels));
   }
   return !arena.failed();
 }
@@ -295,7 +301,7 @@ void load_tile_samples(const Model& m, const TileInput& in, EncoderWorkspace& ws
 }
 
 bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
-               size_t* payload_size, uint32_t sample_depth) {
+               size_t* payload_size, uint32_t sample_depth, const TileReference& link) {
   if (sample_depth != 8 && m.source_depth_capable(quality) && ws.samples16) {
     const size_t n = nl_encode16(ws.samples16, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
                                  m.nl_k[quality - 1], sample_depth, ws.nl_state, ws.sample_stream, ws.sample_capacity,
@@ -317,6 +323,24 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
                                ws.sample_capacity, nullptr, d.seams);
     *payload = ws.sample_stream;
     *payload_size = n;
+    if (n != 0 && link.ref && link.seq.predict && ws.seq_pred) {
+      // Sequence coding: the predicted mode too, kept only when shorter. Both
+      // modes give the same levels except where the rate-distortion choice
+      // moves one toward the prediction, so the quality stays that of the tile.
+      WvPrediction wp;
+      wp.work = ws.seq_work;
+      const size_t side = sequence_side_bytes(m.in_channels);
+      if (n > side && build_prediction(*link.ref, link.seq, link.y0, link.x0, d.h, d.w, ws.seq_pred, &wp)) {
+        write_sequence_side(link.seq, m.in_channels, ws.seq_stream);
+        const size_t k = wv_encode_predicted(ws.samples, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
+                                             m.wv_step[quality - 1], m.wv_priors, ws.wv_state, ws.wv_work, wp,
+                                             ws.seq_stream + side, n - side - 1, d.seams);
+        if (k != 0 && side + k < n) {
+          *payload = ws.seq_stream;
+          *payload_size = side + k;
+        }
+      }
+    }
     return n != 0;
   }
   quantise_tile(m, ws, d, quality);
@@ -343,7 +367,8 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
 }
 
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
-                 size_t payload_size, float* y_hat, const int8_t* ref_latent, uint32_t sample_depth) {
+                 size_t payload_size, float* y_hat, const int8_t* ref_latent, uint32_t sample_depth,
+                 const TileReference& link) {
   if (sample_depth != 8) {
     if (!m.source_depth_capable(quality) || !ws.samples16) return false;
     return nl_decode16(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], sample_depth, ws.nl_state,
@@ -352,6 +377,17 @@ bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32
   if (m.near_lossless(quality))
     return nl_decode(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], m.nl_coder, ws.nl_state,
                      ws.samples);
+  if (m.wavelet(quality) && payload_size > 0 && payload[0] == kFormPredicted) {
+    TileSequence t;
+    WvPrediction wp;
+    wp.work = ws.seq_work;
+    if (!link.ref || !ws.seq_pred || !parse_sequence_side(payload, payload_size, m.in_channels, &t) ||
+        !build_prediction(*link.ref, t, link.y0, link.x0, d.h, d.w, ws.seq_pred, &wp))
+      return false;
+    const size_t side = sequence_side_bytes(m.in_channels);
+    return wv_decode_predicted(payload + side, payload_size - side, d.h, d.w, m.in_channels, m.wv_step[quality - 1],
+                               m.wv_priors, ws.wv_state, ws.wv_work, wp, ws.samples, d.seams);
+  }
   if (m.wavelet(quality))
     return wv_decode(payload, payload_size, d.h, d.w, m.in_channels, m.wv_step[quality - 1], m.wv_priors, ws.wv_state,
                      ws.wv_work, ws.samples, d.seams);

@@ -14,8 +14,9 @@
 #include "model.h"
 #include "nearlossless.h"
 #include "tile.h"
-#include "wavelet.h"
+#include "sequence.h"
 #include "transforms.h"
+#include "wavelet.h"
 
 namespace pymars {
 
@@ -56,6 +57,13 @@ struct EncoderWorkspace {
   // (the stream goes to sample_stream, sized for both).
   int32_t* wv_work = nullptr;
   WvState* wv_state = nullptr;
+  // Sequence coding (§4.10, wavelet models): the prediction tile, its transform,
+  // the predicted payload (kept when shorter than the intra one) and the scratch
+  // of the frame registration.
+  uint8_t* seq_pred = nullptr;
+  int32_t* seq_work = nullptr;
+  uint8_t* seq_stream = nullptr;
+  int32_t* reg_scratch = nullptr;
 };
 
 struct DecoderWorkspace {
@@ -73,6 +81,17 @@ struct DecoderWorkspace {
   uint16_t* samples16 = nullptr;
   int32_t* wv_work = nullptr;
   WvState* wv_state = nullptr;
+  uint8_t* seq_pred = nullptr;  // sequence coding: the prediction tile and its transform
+  int32_t* seq_work = nullptr;
+};
+
+// A tile's link to a frame already sent (sequence coding, §4.10): the
+// reference, the tile's origin in the image, and (encoder) the displacement
+// and offsets refine_tile() chose. ref null: the tile is coded on its own.
+struct TileReference {
+  const SequenceRef* ref = nullptr;
+  uint32_t y0 = 0, x0 = 0;
+  TileSequence seq;
 };
 
 // How analyse_tile() picks a tile's references: none (base models, or no
@@ -104,8 +123,10 @@ void load_tile_samples(const Model& m, const TileInput& in, EncoderWorkspace& ws
 // ws.samples with that coder); the payload lies inside ws.stream / ws.sample_stream. False if it does not fit.
 // `sample_depth` 12/16 (ws.samples16 loaded): a source-depth-capable quality
 // codes ws.samples16 at that depth (§4.8); 8: today's 8-bit samples.
+// `link`: at a wavelet quality, a tile whose link.seq.predict is set is also
+// coded in the predicted mode, and the shorter payload is kept.
 bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t** payload,
-               size_t* payload_size, uint32_t sample_depth = 8);
+               size_t* payload_size, uint32_t sample_depth = 8, const TileReference& link = TileReference{});
 
 // Integer entropy parameters from z_hat (shared by encoder and decoder): crops
 // the h_s output to hy x wy into mean_q4 / raw_index. For a model with a
@@ -128,7 +149,10 @@ void hs_scratch_sizes(const Model& m, uint32_t hz, uint32_t wz, size_t* ping_pon
 // `sample_depth` 12/16 (a file with header flag bit 1): a near-lossless tile's
 // samples go to ws.samples16 at that depth; false when the quality is not
 // source-depth capable.
+// `link`: the reference and the tile's origin for predicted wavelet payloads
+// (form byte 2); without a reference such a payload is damaged.
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
-                 size_t payload_size, float* y_hat, const int8_t* ref_latent = nullptr, uint32_t sample_depth = 8);
+                 size_t payload_size, float* y_hat, const int8_t* ref_latent = nullptr, uint32_t sample_depth = 8,
+                 const TileReference& link = TileReference{});
 
 }  // namespace pymars

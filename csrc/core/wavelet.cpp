@@ -459,22 +459,129 @@ size_t wv_work_ints(uint32_t h, uint32_t w, uint32_t channels) {
 
 size_t wv_max_bytes(uint32_t h, uint32_t w, uint32_t channels) { return size_t(h) * w * channels + 1; }
 
-size_t wv_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
-                 uint32_t step_q4, const WvPriors& priors, WvState* s, int32_t* work, uint8_t* out, size_t cap,
-                 WvCounts* counts, uint32_t seams) {
-  const size_t raw = size_t(h) * w * channels;
-  if (step_q4 == 0 || (channels != 1 && channels != 3) || cap < raw + 1) return 0;
+namespace {
+
+// ---- Prediction from a frame already sent (§4.10) ------------------------------
+
+// Levels of the prediction tile: its planes transformed like the tile's and
+// rounded to the nearest level of each band's step (the seam steps included),
+// in pred.work (the caller's `scratch` serves the transform).
+void predict_levels(const WvPrediction& pred, uint32_t h, uint32_t w, uint32_t channels, uint32_t L,
+                    uint32_t step_q4, uint32_t seams, int32_t* scratch) {
+  const size_t n = size_t(h) * w;
+  load_planes(pred.samples, size_t(w) * channels, h, w, channels, pred.work);
+  for (uint32_t c = 0; c < channels; ++c) {
+    int32_t* p = pred.work + n * c;
+    const int64_t pw = plane_weight(channels, c);
+    forward_2d(p, h, w, L, scratch);
+    uint32_t lh, lw;
+    region(h, w, L + 1, &lh, &lw);
+    const int64_t ll_step = ll_band_step(step_q4, kLLWeight[L], pw);
+    for (uint32_t y = 0; y < lh; ++y)
+      for (uint32_t x = 0; x < lw; ++x) p[size_t(y) * w + x] = quantise(p[size_t(y) * w + x], ll_step, kRoundLL);
+    for_each_high_band(h, w, L, [&](const Band& b, uint32_t o, uint32_t j, const Band*) {
+      const int64_t st = band_step(step_q4, kBandWeight[j][o], pw);
+      for (uint32_t y = 0; y < b.h; ++y)
+        for (uint32_t x = 0; x < b.w; ++x) {
+          int32_t& v = p[size_t(b.y0 + y) * w + b.x0 + x];
+          v = quantise(v, seam_step(st, b, y, x, seams), 8);
+        }
+    });
+  }
+}
+
+// True when coefficient (y, x) of a band of level j (L for the LL band) lies
+// inside the rectangle the earlier frame covers: its 2^j x 2^j block of pixels
+// and a margin of 2^j around it, except at a tile side (where the tile and its
+// prediction are extended alike).
+inline bool covered(const WvPrediction& pred, uint32_t h, uint32_t w, uint32_t j, uint32_t y, uint32_t x) {
+  const int64_t m = int64_t(1) << j, y0 = int64_t(y) << j, x0 = int64_t(x) << j;
+  if (pred.vy0 > 0 && y0 - m < int64_t(pred.vy0)) return false;
+  if (pred.vx0 > 0 && x0 - m < int64_t(pred.vx0)) return false;
+  if (pred.vy1 < h && y0 + 2 * m > int64_t(pred.vy1)) return false;
+  if (pred.vx1 < w && x0 + 2 * m > int64_t(pred.vx1)) return false;
+  return true;
+}
+
+// gain g / 4 of prediction level r.
+inline int32_t gained(int32_t r, uint32_t g) { return int32_t(floor_shift(int64_t(r) * g + 2, 2)); }
+
+// The gain of a band: adaptive bins, one per plane set (g != 0, then g - 1 in two bits).
+struct GainBits {
+  AdaptiveBit b[4];
+  void reset() {
+    for (auto& x : b) x = kAdaptiveHalf;
+  }
+};
+
+// The level of a predicted coefficient: the nearest level, or one level toward
+// the prediction pr when that is cheaper in D + lambda R (choose_level()'s rule,
+// whose "toward zero" becomes "toward the prediction"; with pr = 0 they agree).
+inline int32_t choose_level_predicted(int32_t c, int64_t step_q8, int32_t pr, const WvState& s, uint32_t zero_at,
+                                      uint32_t sign_at, uint32_t unary) {
+  const int32_t v = quantise(c, step_q8, 8);
+  if (v == pr) return v;
+  const int32_t v1 = v + (pr > v ? 1 : -1);
+  const int64_t ta = (int64_t(absu(c)) * 4096) / step_q8, t = c < 0 ? -ta : ta;
+  const int64_t d0 = (t - 16 * int64_t(v)) * (t - 16 * int64_t(v)), d1 = (t - 16 * int64_t(v1)) * (t - 16 * int64_t(v1));
+  const int64_t r0 = level_cost(s, absu(v - pr), zero_at, sign_at, unary),
+                r1 = level_cost(s, absu(v1 - pr), zero_at, sign_at, unary);
+  if ((d1 - d0) * 256 < kLambda * (r0 - r1)) return v1;
+  return v;
+}
+
+// Sum of the LL band's DPCM residuals |d - MED(W, N, NW)| for d = q - gained(r, g)
+// (ll_predict()'s predictor): the encoder's measure for choosing the LL gain.
+uint64_t ll_cost(const int32_t* p, const int32_t* r, uint32_t w, uint32_t lh, uint32_t lw, uint32_t g,
+                 const WvPrediction& pred, uint32_t h, uint32_t L) {
+  auto d = [&](uint32_t y, uint32_t x) {
+    const size_t i = size_t(y) * w + x;
+    return p[i] - (covered(pred, h, w, L, y, x) ? gained(r[i], g) : 0);
+  };
+  uint64_t sum = 0;
+  for (uint32_t y = 0; y < lh; ++y)
+    for (uint32_t x = 0; x < lw; ++x) {
+      int32_t pr = 0;
+      if (y == 0 && x > 0) pr = d(0, x - 1);
+      else if (x == 0 && y > 0) pr = d(y - 1, 0);
+      else if (x > 0 && y > 0) pr = med(d(y, x - 1), d(y - 1, x), d(y - 1, x - 1));
+      sum += absu(d(y, x) - pr);
+    }
+  return sum;
+}
+
+void put_gain(WvRangeEncoder& rc, GainBits& gb, uint32_t g) {
+  rc.bit(&gb.b[0], g != 0);
+  if (!g) return;
+  const uint32_t hi = (g - 1) >> 1, lo = (g - 1) & 1;
+  rc.bit(&gb.b[1], hi);
+  rc.bit(&gb.b[2 + hi], lo);
+}
+
+uint32_t get_gain(WvRangeDecoder& rc, GainBits& gb) {
+  if (!rc.bit(&gb.b[0])) return 0;
+  const uint32_t hi = rc.bit(&gb.b[1]);
+  const uint32_t lo = rc.bit(&gb.b[2 + hi]);
+  return 1 + (hi << 1 | lo);  // 1..4
+}
+
+// Codes the planes of `work` (loaded samples, not yet transformed) into e;
+// with a prediction (pred.work holds its levels), each band first codes its
+// gain and then the levels minus the gained prediction where covered.
+void encode_planes(CountingEncoder& e, uint32_t h, uint32_t w, uint32_t channels, uint32_t step_q4,
+                   const WvPriors& priors, WvCounts* counts, uint32_t seams, int32_t* work, const WvPrediction* pred) {
+  WvState* s = e.s;
   const size_t n = size_t(h) * w;
   int32_t* scratch = work + n * channels;
   const uint32_t L = levels(h, w);
-  load_planes(samples, row_stride, h, w, channels, work);
-  out[0] = kFormCoded;
-  CountingEncoder e{WvRangeEncoder(out + 1, raw), s};  // a coded tile must be smaller than a stored one
+  GainBits gb;
   for (uint32_t c = 0; c < channels; ++c) {
     int32_t* p = work + n * c;
+    const int32_t* r = pred ? pred->work + n * c : nullptr;
     const int64_t pw = plane_weight(channels, c);
     forward_2d(p, h, w, L, scratch);
     reset_state(s, priors, plane_kind(channels, c), step_q4);
+    gb.reset();
     e.n = counts ? counts->n[plane_kind(channels, c)] : nullptr;
     // LL: quantise (rounding), then DPCM in raster order.
     uint32_t lh, lw;
@@ -482,88 +589,112 @@ size_t wv_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t
     const int64_t ll_step = ll_band_step(step_q4, kLLWeight[L], pw);
     for (uint32_t y = 0; y < lh; ++y)
       for (uint32_t x = 0; x < lw; ++x) p[size_t(y) * w + x] = quantise(p[size_t(y) * w + x], ll_step, kRoundLL);
+    if (r) {
+      uint32_t best = 0;
+      uint64_t best_cost = 0;
+      for (uint32_t g = 0; g < kWvGains; ++g) {
+        const uint64_t cost = ll_cost(p, r, w, lh, lw, g, *pred, h, L);
+        if (g == 0 || cost < best_cost) best = g, best_cost = cost;
+      }
+      put_gain(e.rc, gb, best);
+      for (uint32_t y = 0; y < lh; ++y)
+        for (uint32_t x = 0; x < lw; ++x)
+          if (covered(*pred, h, w, L, y, x)) p[size_t(y) * w + x] -= gained(r[size_t(y) * w + x], best);
+    }
     for (uint32_t y = 0; y < lh; ++y)
       for (uint32_t x = 0; x < lw; ++x) {
         uint32_t ctx;
-        const int32_t pred = ll_predict(p, w, y, x, &ctx);
-        const int32_t r = p[size_t(y) * w + x] - pred;
-        e.bit(kWvLLZero + ctx, r != 0);
-        if (r) {
-          e.bit(kWvLLSign, r < 0);
-          put_magnitude(e, kWvLLMag + ctx * kWvUnary, absu(r) - 1);
+        const int32_t pred_ll = ll_predict(p, w, y, x, &ctx);
+        const int32_t d = p[size_t(y) * w + x] - pred_ll;
+        e.bit(kWvLLZero + ctx, d != 0);
+        if (d) {
+          e.bit(kWvLLSign, d < 0);
+          put_magnitude(e, kWvLLMag + ctx * kWvUnary, absu(d) - 1);
         }
       }
     // High bands, coarse to fine, each in raster order. A coefficient is quantised
     // when it is reached: its context reads only coefficients already decided
     // (west, north, north-west, north-east, and the parent one level coarser),
     // so the rate-distortion choice below can use the coder's current state.
+    // With a prediction the plane holds the coded symbols (level minus gained
+    // prediction), and the contexts are those of the symbols.
     for_each_high_band(h, w, L, [&](const Band& b, uint32_t o, uint32_t j, const Band* pb) {
       const int64_t st = band_step(step_q4, kBandWeight[j][o], pw);
       const uint32_t lc = level_class(j);
+      uint32_t g = 0;
+      if (r) {
+        uint64_t cost[kWvGains] = {};
+        for (uint32_t y = 0; y < b.h; ++y)
+          for (uint32_t x = 0; x < b.w; ++x) {
+            if (!covered(*pred, h, w, j, y, x)) continue;
+            const size_t i = size_t(b.y0 + y) * w + b.x0 + x;
+            const int32_t v0 = quantise(p[i], seam_step(st, b, y, x, seams), 8);
+            for (uint32_t k = 0; k < kWvGains; ++k) cost[k] += absu(v0 - gained(r[i], k));
+          }
+        for (uint32_t k = 1; k < kWvGains; ++k)
+          if (cost[k] < cost[g]) g = k;
+        put_gain(e.rc, gb, g);
+      }
       for (uint32_t y = 0; y < b.h; ++y)
         for (uint32_t x = 0; x < b.w; ++x) {
-          int32_t& at = p[size_t(b.y0 + y) * w + b.x0 + x];
+          const size_t i = size_t(b.y0 + y) * w + b.x0 + x;
+          int32_t& at = p[i];
           const Neighbourhood nb = neighbourhood(p, w, b, pb, o, y, x);
           const uint32_t zero_at = kWvZero + lc * kWvContexts + nb.ctx, mag_at = kWvMag + nb.ctx * kWvUnary;
-          const int32_t v = choose_level(at, seam_step(st, b, y, x, seams), *s, zero_at, kWvSign + nb.sign_ctx, mag_at);
-          at = v;
-          e.bit(zero_at, v != 0);
-          if (v) {
-            e.bit(kWvSign + nb.sign_ctx, v < 0);
-            put_magnitude(e, mag_at, absu(v) - 1);
+          const int64_t sst = seam_step(st, b, y, x, seams);
+          const int32_t pr = (g && covered(*pred, h, w, j, y, x)) ? gained(r[i], g) : 0;
+          const int32_t v = pr ? choose_level_predicted(at, sst, pr, *s, zero_at, kWvSign + nb.sign_ctx, mag_at)
+                               : choose_level(at, sst, *s, zero_at, kWvSign + nb.sign_ctx, mag_at);
+          const int32_t sym = v - pr;
+          at = sym;
+          e.bit(zero_at, sym != 0);
+          if (sym) {
+            e.bit(kWvSign + nb.sign_ctx, sym < 0);
+            put_magnitude(e, mag_at, absu(sym) - 1);
           }
         }
     });
   }
-  const size_t written = e.rc.finish();
-  if (written) return written + 1;
-  out[0] = kFormStored;  // incompressible at this step: the samples, exact
-  for (uint32_t y = 0; y < h; ++y)
-    for (uint32_t x = 0; x < w; ++x)
-      for (uint32_t c = 0; c < channels; ++c)
-        out[1 + (size_t(y) * w + x) * channels + c] = samples[size_t(y) * row_stride + size_t(x) * channels + c];
-  return raw + 1;
 }
 
-bool wv_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t step_q4,
-               const WvPriors& priors, WvState* s, int32_t* work, uint8_t* out, uint32_t seams) {
-  const size_t raw = size_t(h) * w * channels;
-  if (len < 1 || step_q4 == 0 || (channels != 1 && channels != 3)) return false;
-  if (data[0] == kFormStored) {
-    if (len != raw + 1) return false;
-    for (size_t i = 0; i < raw; ++i) out[i] = data[1 + i];
-    return true;
-  }
-  if (data[0] != kFormCoded || len > raw + 1) return false;
-  WvRangeDecoder rc(data + 1, len - 1);
-  if (!rc.start()) return false;
+// Decodes the planes into work and the samples into out (wv_decode's body after the form byte).
+bool decode_planes(WvRangeDecoder& rc, uint32_t h, uint32_t w, uint32_t channels, uint32_t step_q4,
+                   const WvPriors& priors, WvState* s, int32_t* work, uint8_t* out, uint32_t seams,
+                   const WvPrediction* pred) {
   const size_t n = size_t(h) * w;
   int32_t* scratch = work + n * channels;
   const uint32_t L = levels(h, w);
+  GainBits gb;
+  uint32_t gains[3 * kWvMaxLevels] = {};  // per high band, in coding order
   for (uint32_t c = 0; c < channels; ++c) {
     int32_t* p = work + n * c;
+    const int32_t* r = pred ? pred->work + n * c : nullptr;
     const int64_t pw = plane_weight(channels, c);
     reset_state(s, priors, plane_kind(channels, c), step_q4);
+    gb.reset();
     uint32_t lh, lw;
     region(h, w, L + 1, &lh, &lw);  // the LL band after L levels
+    const uint32_t ll_gain = r ? get_gain(rc, gb) : 0;
     for (uint32_t y = 0; y < lh; ++y)
       for (uint32_t x = 0; x < lw; ++x) {
         uint32_t ctx;
-        const int32_t pred = ll_predict(p, w, y, x, &ctx);
-        int32_t r = 0;
+        const int32_t pred_ll = ll_predict(p, w, y, x, &ctx);
+        int32_t d = 0;
         if (rc.bit(&s->bit[kWvLLZero + ctx])) {
           const bool negative = rc.bit(&s->bit[kWvLLSign]) != 0;
           uint32_t m;
           if (!get_magnitude(rc, s, kWvLLMag + ctx * kWvUnary, &m)) return false;
-          r = negative ? -int32_t(m + 1) : int32_t(m + 1);
+          d = negative ? -int32_t(m + 1) : int32_t(m + 1);
         }
-        const int64_t v = int64_t(pred) + r;
+        const int64_t v = int64_t(pred_ll) + d;
         if (rc.failed || v < -int64_t(kMaxMagnitude) || v > int64_t(kMaxMagnitude)) return false;
         p[size_t(y) * w + x] = int32_t(v);
       }
     bool ok = true;
+    uint32_t band_no = 0;
     for_each_high_band(h, w, L, [&](const Band& b, uint32_t o, uint32_t j, const Band* pb) {
       const uint32_t lc = level_class(j);
+      gains[band_no++] = (r && ok) ? get_gain(rc, gb) : 0;
       for (uint32_t y = 0; y < b.h && ok; ++y)
         for (uint32_t x = 0; x < b.w && ok; ++x) {
           const Neighbourhood nb = neighbourhood(p, w, b, pb, o, y, x);
@@ -579,16 +710,24 @@ bool wv_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t
         }
     });
     if (!ok) return false;
-    // Every value of the plane is known: dequantise (the parents were needed as
-    // quantised values until now) and invert the transform.
+    // Every symbol of the plane is known: add the gained prediction back (the
+    // contexts needed the symbols until now), dequantise and invert the transform.
     const int64_t ll_step = ll_band_step(step_q4, kLLWeight[L], pw);
     for (uint32_t y = 0; y < lh; ++y)
-      for (uint32_t x = 0; x < lw; ++x) p[size_t(y) * w + x] = dequantise(p[size_t(y) * w + x], ll_step);
+      for (uint32_t x = 0; x < lw; ++x) {
+        int32_t& v = p[size_t(y) * w + x];
+        if (r && ll_gain && covered(*pred, h, w, L, y, x)) v = clamp_lift(int64_t(v) + gained(r[size_t(y) * w + x], ll_gain));
+        v = dequantise(v, ll_step);
+      }
+    band_no = 0;
     for_each_high_band(h, w, L, [&](const Band& b, uint32_t o, uint32_t j, const Band*) {
       const int64_t st = band_step(step_q4, kBandWeight[j][o], pw);
+      const uint32_t g = gains[band_no++];
       for (uint32_t y = 0; y < b.h; ++y)
         for (uint32_t x = 0; x < b.w; ++x) {
-          int32_t& v = p[size_t(b.y0 + y) * w + b.x0 + x];
+          const size_t i = size_t(b.y0 + y) * w + b.x0 + x;
+          int32_t& v = p[i];
+          if (g && covered(*pred, h, w, j, y, x)) v = clamp_lift(int64_t(v) + gained(r[i], g));
           v = dequantise(v, seam_step(st, b, y, x, seams));
         }
     });
@@ -597,6 +736,69 @@ bool wv_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t
   if (!rc.exhausted_exactly()) return false;
   store_planes(work, h, w, channels, out);
   return true;
+}
+
+bool valid_prediction(const WvPrediction& pred, uint32_t h, uint32_t w) {
+  return pred.samples && pred.work && pred.vy0 < pred.vy1 && pred.vy1 <= h && pred.vx0 < pred.vx1 && pred.vx1 <= w;
+}
+
+}  // namespace
+
+size_t wv_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
+                 uint32_t step_q4, const WvPriors& priors, WvState* s, int32_t* work, uint8_t* out, size_t cap,
+                 WvCounts* counts, uint32_t seams) {
+  const size_t raw = size_t(h) * w * channels;
+  if (step_q4 == 0 || (channels != 1 && channels != 3) || cap < raw + 1) return 0;
+  load_planes(samples, row_stride, h, w, channels, work);
+  out[0] = kFormCoded;
+  CountingEncoder e{WvRangeEncoder(out + 1, raw), s};  // a coded tile must be smaller than a stored one
+  encode_planes(e, h, w, channels, step_q4, priors, counts, seams, work, nullptr);
+  const size_t written = e.rc.finish();
+  if (written) return written + 1;
+  out[0] = kFormStored;  // incompressible at this step: the samples, exact
+  for (uint32_t y = 0; y < h; ++y)
+    for (uint32_t x = 0; x < w; ++x)
+      for (uint32_t c = 0; c < channels; ++c)
+        out[1 + (size_t(y) * w + x) * channels + c] = samples[size_t(y) * row_stride + size_t(x) * channels + c];
+  return raw + 1;
+}
+
+size_t wv_encode_predicted(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
+                           uint32_t step_q4, const WvPriors& priors, WvState* s, int32_t* work,
+                           const WvPrediction& pred, uint8_t* out, size_t cap, uint32_t seams) {
+  if (step_q4 == 0 || (channels != 1 && channels != 3) || !valid_prediction(pred, h, w)) return 0;
+  const uint32_t L = levels(h, w);
+  predict_levels(pred, h, w, channels, L, step_q4, seams, work + size_t(h) * w * channels);
+  load_planes(samples, row_stride, h, w, channels, work);
+  CountingEncoder e{WvRangeEncoder(out, cap), s};
+  encode_planes(e, h, w, channels, step_q4, priors, nullptr, seams, work, &pred);
+  return e.rc.finish();
+}
+
+bool wv_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t step_q4,
+               const WvPriors& priors, WvState* s, int32_t* work, uint8_t* out, uint32_t seams) {
+  const size_t raw = size_t(h) * w * channels;
+  if (len < 1 || step_q4 == 0 || (channels != 1 && channels != 3)) return false;
+  if (data[0] == kFormStored) {
+    if (len != raw + 1) return false;
+    for (size_t i = 0; i < raw; ++i) out[i] = data[1 + i];
+    return true;
+  }
+  if (data[0] != kFormCoded || len > raw + 1) return false;
+  WvRangeDecoder rc(data + 1, len - 1);
+  if (!rc.start()) return false;
+  return decode_planes(rc, h, w, channels, step_q4, priors, s, work, out, seams, nullptr);
+}
+
+bool wv_decode_predicted(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels,
+                         uint32_t step_q4, const WvPriors& priors, WvState* s, int32_t* work,
+                         const WvPrediction& pred, uint8_t* out, uint32_t seams) {
+  if (step_q4 == 0 || (channels != 1 && channels != 3) || !valid_prediction(pred, h, w)) return false;
+  if (len > size_t(h) * w * channels) return false;  // the encoder keeps only streams below a stored tile
+  WvRangeDecoder rc(data, len);
+  if (!rc.start()) return false;
+  predict_levels(pred, h, w, channels, levels(h, w), step_q4, seams, work + size_t(h) * w * channels);
+  return decode_planes(rc, h, w, channels, step_q4, priors, s, work, out, seams, &pred);
 }
 
 }  // namespace pymars

@@ -77,6 +77,24 @@ size_t wv_work_ints(uint32_t h, uint32_t w, uint32_t channels);
 // would not shrink below its raw size is stored, form byte 1).
 size_t wv_max_bytes(uint32_t h, uint32_t w, uint32_t channels);
 
+// Prediction of a tile from a frame already sent (sequence coding, docs/bitstream.md
+// §4.10). `samples` is the prediction tile (h x w x channels, row stride w *
+// channels): the earlier frame's decoded samples at the tile's displacement plus
+// the per-channel offset, edge-replicated outside the earlier frame. Rows
+// [vy0, vy1) and columns [vx0, vx1) of the tile are the ones the earlier frame
+// covers. The prediction is transformed and quantised like the tile itself;
+// each band then codes its levels minus gain x the prediction's levels, with
+// one gain per band (0, 1/4, 1/2, 3/4 or 1, the encoder's choice) for the
+// coefficients whose support lies inside the covered rectangle, and the levels
+// themselves elsewhere. The levels, and so the reconstruction, are those of the
+// tile alone: only their coding changes. `work`: wv_work_ints() more ints.
+struct WvPrediction {
+  const uint8_t* samples = nullptr;
+  uint32_t vy0 = 0, vy1 = 0, vx0 = 0, vx1 = 0;
+  int32_t* work = nullptr;
+};
+constexpr uint32_t kWvGains = 5;  // gain g / 4, g = 0..4
+
 // Codes `channels` (1 or 3) interleaved 8-bit planes (row_stride samples per row)
 // of an h x w tile with the quality's step (`step_q4`: 1/16 of an 8-bit level,
 // >= 1) into out. Returns the bytes written (0: cap too small).
@@ -85,10 +103,21 @@ size_t wv_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t
                  uint32_t step_q4, const WvPriors& priors, WvState* state, int32_t* work, uint8_t* out, size_t cap,
                  WvCounts* counts = nullptr, uint32_t seams = 0);
 
+// The same with a prediction (sequence coding): writes the range-coded stream only
+// (no form byte, never stored), returns its length, 0 when it does not fit `cap`.
+size_t wv_encode_predicted(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
+                           uint32_t step_q4, const WvPriors& priors, WvState* state, int32_t* work,
+                           const WvPrediction& pred, uint8_t* out, size_t cap, uint32_t seams = 0);
+
 // Decodes a payload written by wv_encode into out (h x w x channels interleaved).
 // False when the payload is damaged (too short, a value out of range, or bytes
 // left over that the coder did not write).
 bool wv_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t step_q4,
                const WvPriors& priors, WvState* state, int32_t* work, uint8_t* out, uint32_t seams = 0);
+
+// Decodes a stream written by wv_encode_predicted with the same prediction.
+bool wv_decode_predicted(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels,
+                         uint32_t step_q4, const WvPriors& priors, WvState* state, int32_t* work,
+                         const WvPrediction& pred, uint8_t* out, uint32_t seams = 0);
 
 }  // namespace pymars

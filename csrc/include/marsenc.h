@@ -74,7 +74,8 @@ enum {
   MARSENC_ERR_SEQUENCE = 8,      /* streaming calls out of order (begin, tile rows, end) */
   MARSENC_ERR_LIBRARY = 9,       /* the reference library is invalid, for another model, or the model has no
                                     reference branch */
-  MARSENC_ERR_TARGET = 10        /* marsenc_encode_to_size: even quality 1 does not fit target_bytes */
+  MARSENC_ERR_TARGET = 10,       /* marsenc_encode_to_size: even quality 1 does not fit target_bytes */
+  MARSENC_ERR_REFERENCE = 11     /* sequence coding: a bad earlier frame (size, channels) or one the model cannot use */
 };
 
 /* MARSENC_ABI_VERSION of the compiled library (compare with the header's). */
@@ -134,6 +135,55 @@ int marsenc_encode(marsenc_encoder* encoder, const marsenc_image* image, int qua
  * quality; MARSENC_ERR_SEQUENCE while a tile-row stream is open. */
 int marsenc_encode_max_error(marsenc_encoder* encoder, const marsenc_image* image, uint32_t max_error, uint8_t* out,
                              size_t capacity, size_t* written, int* quality);
+
+/* ---- Sequence coding (docs/bitstream.md §4.10) ---------------------------
+ * A frame already sent (a mosaic neighbour, the other stereo eye, a repeated
+ * pointing) is known exactly on both sides: the rover keeps the reconstruction
+ * of what it sent, the ground decodes the same samples. Each tile of the new
+ * frame that overlaps it is also coded predicted from it, and the shorter of
+ * the two codes is kept; the file names the earlier frame by the id of its
+ * file (marsenc_file_id), and the ground refuses to decode it without that
+ * frame. Memory: the caller keeps each reference in its own buffer of
+ * marsenc_frame_size() bytes, allocated at start-up (no heap in the encoder).
+ *
+ *     uint8_t* keep = malloc(marsenc_frame_size(enc, 1024, 1024));  // at start-up
+ *     marsenc_frame ref = {0};
+ *     st = marsenc_encode_sequence(enc, &img1, 75, NULL, out, cap, &len, keep);   // frame 1, intra
+ *     ref.pixels8 = keep; ref.width = 1024; ref.height = 1024;
+ *     ref.channels = marsenc_frame_channels(enc);
+ *     marsenc_file_id(out, len, ref.id);
+ *     st = marsenc_encode_sequence(enc, &img2, 75, &ref, out, cap, &len, NULL);   // frame 2 against it
+ */
+typedef struct marsenc_frame {
+  const uint8_t* pixels8; /* the earlier frame's reconstruction: 8-bit, marsenc_frame_channels() channels */
+  uint32_t width;
+  uint32_t height;
+  uint32_t channels;
+  size_t row_stride; /* samples per row; 0 means width * channels */
+  uint8_t id[8];     /* marsenc_file_id() of the earlier frame's file */
+} marsenc_frame;
+
+/* Bytes of one reconstruction of a width x height frame (width x height x
+ * marsenc_frame_channels()); 0 for an invalid size. */
+size_t marsenc_frame_size(const marsenc_encoder* encoder, uint32_t width, uint32_t height);
+
+/* Channels of the model's samples, and so of every reconstruction (1 or 3). */
+uint32_t marsenc_frame_channels(const marsenc_encoder* encoder);
+
+/* The 8-byte id that names a file as a reference: the first 8 bytes of its SHA-256. */
+void marsenc_file_id(const uint8_t* file, size_t size, uint8_t id[8]);
+
+/* marsenc_encode, optionally against `reference` (NULL: none; only an 8-bit
+ * image at a wavelet quality uses it, other files are coded as marsenc_encode
+ * codes them), and optionally writing the frame's reconstruction, exactly as
+ * the ground decodes it, into `reconstruction` (NULL: not kept;
+ * marsenc_frame_size() bytes; 8-bit images at near-lossless and wavelet
+ * qualities only, else MARSENC_ERR_REFERENCE). MARSENC_ERR_REFERENCE for a
+ * reference of another size range or channel count. The bytes equal
+ * pymars.encode(image, quality, reference=...) with the same blob and tile size. */
+int marsenc_encode_sequence(marsenc_encoder* encoder, const marsenc_image* image, int quality,
+                            const marsenc_frame* reference, uint8_t* out, size_t capacity, size_t* written,
+                            uint8_t* reconstruction);
 
 /* Rate control: encodes the whole image at the highest quality (1..100)
  * whose complete file, header included, has at most target_bytes, into

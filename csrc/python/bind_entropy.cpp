@@ -41,6 +41,10 @@ py::dict header_as_dict(const FileHeader& h) {
   d["library_hash"] = (h.flags & kFlagLibraryHash)
                           ? py::object(py::bytes(reinterpret_cast<const char*>(h.library_hash), 8))
                           : py::object(py::none());
+  // Sequence coding (§4.10): the id of the earlier frame's file this file was coded against.
+  d["sequence_id"] = (h.flags & kFlagSequenceRef)
+                         ? py::object(py::bytes(reinterpret_cast<const char*>(h.sequence_id), 8))
+                         : py::object(py::none());
   return d;
 }
 

@@ -106,6 +106,40 @@ std::string library_hash_of(const RefLibrary* library, const py::object& library
   return h;
 }
 
+// A frame already sent (sequence coding, docs/bitstream.md §4.10) as the core
+// reads it: the decoded samples (kept alive here, read in place) and the id of
+// its file. `reference`: None, or (samples, id) with samples an (H, W) or
+// (H, W, C) uint8 array in the model's channels and id 8 bytes.
+struct PySequenceRef {
+  py::array samples;
+  SequenceRef ref;
+};
+
+std::unique_ptr<PySequenceRef> sequence_ref_of(const py::object& reference, const Model& m) {
+  if (reference.is_none()) return nullptr;
+  auto t = reference.cast<py::tuple>();
+  if (t.size() != 2) throw py::value_error("reference must be (samples, id)");
+  auto r = std::make_unique<PySequenceRef>();
+  py::array a = t[0].cast<py::array>();
+  if (!py::isinstance<py::array_t<uint8_t>>(a) || (a.ndim() != 2 && a.ndim() != 3))
+    throw py::value_error("the earlier frame must be an (H, W) or (H, W, C) uint8 array");
+  r->samples = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  const uint32_t c = a.ndim() == 3 ? uint32_t(a.shape(2)) : 1u;
+  if (c != m.in_channels)
+    throw py::value_error("the earlier frame has " + std::to_string(c) + " channel(s), the model takes " +
+                          std::to_string(m.in_channels));
+  if (a.shape(0) == 0 || a.shape(1) == 0 || a.shape(0) > kMaxImageSide || a.shape(1) > kMaxImageSide)
+    throw py::value_error("the earlier frame must be 1..65535 x 1..65535 pixels");
+  const std::string id = t[1].cast<py::bytes>();
+  if (id.size() != 8) throw py::value_error("the earlier frame's id must be 8 bytes");
+  r->ref.samples = static_cast<const uint8_t*>(r->samples.data());
+  r->ref.height = uint32_t(a.shape(0));
+  r->ref.width = uint32_t(a.shape(1));
+  r->ref.channels = c;
+  std::memcpy(r->ref.id, id.data(), 8);
+  return r;
+}
+
 // A workspace with its own memory (one per worker thread).
 template <typename WS>
 struct OwnedWorkspace {
@@ -268,11 +302,13 @@ class ImageEncoder {
  public:
   ImageEncoder(std::shared_ptr<PyModel> pm, py::array image, uint32_t tile_size, int bit_depth, int threads,
                py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library,
-               bool source_depth = false)
+               bool source_depth = false, py::object reference = py::none())
       : pm_(std::move(pm)), arg_(image_arg(image, bit_depth)), threads_(threads) {
     const Model& m = pm_->model;
     opt_.quality = kMinQuality;  // a placeholder for the argument check: encode() checks the real one
     opt_.source_depth = source_depth;
+    seq_ = sequence_ref_of(reference, m);
+    opt_.sequence = seq_ ? &seq_->ref : nullptr;
     opt_.tile_size = tile_size;
     opt_.library = library_of(library, pm_);
     n_ = expected_tile_count(arg_.img.width, arg_.img.height, tile_size ? tile_size : 1);
@@ -288,6 +324,20 @@ class ImageEncoder {
     for (int t = 0; t < std::max(1, std::min<int>(threads, int(n_))); ++t)
       workers_.push_back(Worker{encoder_workspace(m, tile_size),
                                 std::vector<uint8_t>(max_tile_record_bytes(m, tile_size))});
+    if (opt_.sequence) {  // the whole-frame alignment, once, on the first worker's scratch
+      py::gil_scoped_release nogil;
+      plan_sequence(workers_[0].ws->ws, arg_.img, &opt_);
+    }
+  }
+
+  // The whole-frame alignment with the earlier frame (sequence coding), as a dict.
+  py::dict registration() const {
+    py::dict d;
+    d["dy"] = opt_.registration.dy;
+    d["dx"] = opt_.registration.dx;
+    d["luma_offset"] = opt_.registration.luma_offset;
+    d["usable"] = opt_.registration.usable;
+    return d;
   }
 
   // One quality: each tile prepared and coded in one pass (encode_image()'s loop).
@@ -391,6 +441,7 @@ class ImageEncoder {
 
   std::shared_ptr<PyModel> pm_;
   ImageArg arg_;  // keeps the pixels alive
+  std::unique_ptr<PySequenceRef> seq_;  // the earlier frame (sequence coding), or null
   int threads_;
   EncodeOptions opt_;
   std::string library_hash_;
@@ -419,7 +470,7 @@ class DecodeStream {
   // `parsed`: the header of `data` as parse_file_header() gave it (ParsedFile),
   // so that it is not parsed again; null: parse it here.
   DecodeStream(std::shared_ptr<PyModel> pm, py::bytes data, const FileHeader* parsed, py::object library_hash,
-               py::object library)
+               py::object library, py::object reference = py::none())
       : pm_(std::move(pm)), data_(std::move(data)), library_(library) {
     bytes_ = reinterpret_cast<const uint8_t*>(PYBIND11_BYTES_AS_STRING(data_.ptr()));
     len_ = size_t(PYBIND11_BYTES_SIZE(data_.ptr()));
@@ -433,6 +484,9 @@ class DecodeStream {
     if (os == OpenStatus::BadHeader)
       throw py::value_error(std::string("not a valid pymars file: ") + parse_status_message(ps));
     if (os != OpenStatus::Ok) throw py::value_error(open_status_message(os));
+    seq_ = sequence_ref_of(reference, pm_->model);
+    const OpenStatus ss = check_sequence_reference(pm_->model, h_, seq_ ? &seq_->ref : nullptr);
+    if (ss != OpenStatus::Ok) throw py::value_error(open_status_message(ss));
     records_ = bytes_ + h_.header_length;
     const size_t records_len = len_ - h_.header_length;
     // docs/bitstream.md §3, "Decoder limits": nothing sized by the header is
@@ -505,7 +559,8 @@ class DecodeStream {
         const TileDims td = tile_dims(th, tw);
         DecoderWorkspace& ws = workspaces_[size_t(w)]->ws;
         if (!nl) yhat[k].resize(size_t(m.latent) * td.hy * td.wy);
-        ok[k] = decode_tile_span(m, ws, h_, records_, spans_[i], i, nl ? nullptr : yhat[k].data(), &dims[k], reflib_);
+        ok[k] = decode_tile_span(m, ws, h_, records_, spans_[i], i, nl ? nullptr : yhat[k].data(), &dims[k], reflib_,
+                                 seq_ ? &seq_->ref : nullptr);
         for (int c = 0; c < 3; ++c) means[k][c] = ws.tile_mean[c];
         if (nl && ok[k] && depth == 8) pixels[k].assign(ws.samples, ws.samples + size_t(th) * tw * m.in_channels);
         if (nl && ok[k] && depth != 8) pixels16[k].assign(ws.samples16, ws.samples16 + size_t(th) * tw * m.in_channels);
@@ -560,6 +615,7 @@ class DecodeStream {
   const uint8_t* bytes_ = nullptr;
   size_t len_ = 0;
   const RefLibrary* reflib_ = nullptr;
+  std::unique_ptr<PySequenceRef> seq_;  // the earlier frame of a sequence-coded file, or null
   FileHeader h_;
   const uint8_t* records_ = nullptr;
   std::vector<uint32_t> checkpoints_;
@@ -696,29 +752,42 @@ PYBIND11_MODULE(_core, m) {
       "encode",
       [](std::shared_ptr<PyModel> pm, py::array image, int quality, uint32_t tile_size, int bit_depth, int threads,
          py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library,
-         bool source_depth) {
+         bool source_depth, py::object reference) {
         return ImageEncoder(std::move(pm), image, tile_size, bit_depth, threads, library_hash, entropy_refs,
-                            decoder_refs, library, source_depth).encode(quality);
+                            decoder_refs, library, source_depth, reference).encode(quality);
       },
       py::arg("model"), py::arg("image"), py::arg("quality") = 75, py::arg("tile_size") = 256,
       py::arg("bit_depth") = 0, py::arg("threads") = 1, py::arg("library_hash") = py::none(),
       py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(), py::arg("library") = py::none(),
-      py::arg("source_depth") = false,
+      py::arg("source_depth") = false, py::arg("reference") = py::none(),
       "Encode an (H, W[, C]) uint8/uint16 image into a complete pymars file. `source_depth`: a 12/16-bit\n"
       "image at a range-coded near-lossless quality keeps its bit depth (header flag bit 1). With `library` (a\n"
       "ReferenceLibraryCore) each tile's references are selected on the rover's rules, or taken\n"
-      "from entropy_refs / decoder_refs when given.");
+      "from entropy_refs / decoder_refs when given. `reference`: (samples, id) of a frame already sent\n"
+      "(sequence coding, docs/bitstream.md §4.10): tiles that overlap it may be coded predicted from it.");
+
+  m.def(
+      "sequence_registration",
+      [](std::shared_ptr<PyModel> pm, py::array image, py::object reference, uint32_t tile_size) {
+        return ImageEncoder(std::move(pm), image, tile_size, 0, 1, py::none(), py::none(), py::none(), py::none(),
+                            false, reference).registration();
+      },
+      py::arg("model"), py::arg("image"), py::arg("reference"), py::arg("tile_size") = 256,
+      "The rover's whole-frame alignment of `image` with a frame already sent: dict dy, dx (image(y, x) ~\n"
+      "reference(y + dy, x + dx)), luma_offset and usable (whether tiles will try the predicted mode).");
 
   m.def(
       "encode_to_target",
       [](std::shared_ptr<PyModel> pm, py::array image, size_t target_bytes, uint32_t tile_size, int bit_depth,
-         int threads, py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library) {
+         int threads, py::object library_hash, py::object entropy_refs, py::object decoder_refs, py::object library,
+         py::object reference) {
         return ImageEncoder(std::move(pm), image, tile_size, bit_depth, threads, library_hash, entropy_refs,
-                            decoder_refs, library).encode_to_size(target_bytes);
+                            decoder_refs, library, false, reference).encode_to_size(target_bytes);
       },
       py::arg("model"), py::arg("image"), py::arg("target_bytes"), py::arg("tile_size") = 256,
       py::arg("bit_depth") = 0, py::arg("threads") = 1, py::arg("library_hash") = py::none(),
       py::arg("entropy_refs") = py::none(), py::arg("decoder_refs") = py::none(), py::arg("library") = py::none(),
+      py::arg("reference") = py::none(),
       "Encode at the highest quality whose file fits target_bytes; returns (bytes, quality). The\n"
       "search and the bytes are those of the C API's marsenc_encode_to_size.");
 
@@ -728,10 +797,13 @@ PYBIND11_MODULE(_core, m) {
                            "valid tile record (ValueError) before anything sized by the header is allocated; then the\n"
                            "records are scanned once. decode(first, count, threads) entropy-decodes one range of tiles,\n"
                            "so memory holds one range of latents, never the whole image's.")
-      .def(py::init([](std::shared_ptr<PyModel> pm, py::bytes data, py::object library_hash, py::object library) {
-             return std::make_unique<DecodeStream>(std::move(pm), std::move(data), nullptr, library_hash, library);
+      .def(py::init([](std::shared_ptr<PyModel> pm, py::bytes data, py::object library_hash, py::object library,
+                       py::object reference) {
+             return std::make_unique<DecodeStream>(std::move(pm), std::move(data), nullptr, library_hash, library,
+                                                   reference);
            }),
-           py::arg("model"), py::arg("data"), py::arg("library_hash") = py::none(), py::arg("library") = py::none())
+           py::arg("model"), py::arg("data"), py::arg("library_hash") = py::none(), py::arg("library") = py::none(),
+           py::arg("reference") = py::none())
       .def_property_readonly("header", &DecodeStream::header, "The file header as a dict (as pymars.info).")
       .def_property_readonly("summary", &DecodeStream::summary,
                              "What the record scan found: tiles_present, records_damaged, records_ignored,\n"
@@ -745,10 +817,12 @@ PYBIND11_MODULE(_core, m) {
                              "The file header as a dict (as pymars.info / parse_file_header).")
       .def(
           "decode_stream",
-          [](const ParsedFile& f, std::shared_ptr<PyModel> pm, py::object library_hash, py::object library) {
-            return std::make_unique<DecodeStream>(std::move(pm), f.data, &f.header, library_hash, library);
+          [](const ParsedFile& f, std::shared_ptr<PyModel> pm, py::object library_hash, py::object library,
+             py::object reference) {
+            return std::make_unique<DecodeStream>(std::move(pm), f.data, &f.header, library_hash, library, reference);
           },
           py::arg("model"), py::arg("library_hash") = py::none(), py::arg("library") = py::none(),
+          py::arg("reference") = py::none(),
           "DecodeStream(model, data, library_hash, library) over this file, without parsing its header again.");
   m.def(
       "open_file",

@@ -120,7 +120,7 @@ def info(data: bytes) -> dict:
         pymars.errors.BitstreamError: not a valid pymars file: ...
     """
     try:
-        return _core.parse_file_header(bytes(data[:48]))  # the header is at most 48 bytes: no copy of the file
+        return _core.parse_file_header(bytes(data[:56]))  # the header is at most 56 bytes: no copy of the file
     except ValueError as e:
         raise BitstreamError(f"not a valid pymars file: {e}") from None
 
@@ -134,6 +134,7 @@ def decode_with_report(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     refs=None,
     providers=None,
+    reference=None,
 ) -> tuple[np.ndarray, DecodeReport]:
     """Decode a pymars file; also return which tiles were damaged or missing and which bytes were ignored.
 
@@ -143,6 +144,9 @@ def decode_with_report(
     header names a library cannot be decoded without it. ``providers``: ONNX
     Runtime execution providers of the learned synthesis (``"CUDA,CPU"``;
     :func:`pymars.ground.synthesis.onnx_providers`; None: the CPU).
+    ``reference``: the earlier frame a sequence-coded file names (docs/bitstream.md
+    §4.10): a :class:`pymars.sequence.Reference`, or that file's bytes or path; a
+    file that names one cannot be decoded without it, nor with another.
 
     Memory is bounded by the output (docs/bitstream.md §3, "Decoder limits"):
     a file is refused (:class:`BitstreamError`) before the image is allocated
@@ -190,8 +194,22 @@ def decode_with_report(
         raise ModelMismatchError(
             f"the file was coded with reference library {needed.hex() if needed else '(none)'}, "
             f"but refs is library {library.library_hash.hex()}: decode with the library that encoded it")
+    seq = None
+    needed_frame = header.get("sequence_id")
+    if reference is not None:
+        from pymars.rover.encode import as_reference  # decodes an earlier file given by bytes or path
+
+        reference = as_reference(reference, bundle)
+    if needed_frame is not None:
+        if reference is None:
+            raise ModelMismatchError(f"the file was coded against an earlier frame (file id {needed_frame.hex()}): "
+                                     "pass reference=THAT_FILE (CLI: --reference, or decode --sequence)")
+        if reference.id != needed_frame:
+            raise ModelMismatchError(f"the file was coded against the frame of file id {needed_frame.hex()}, but the "
+                                     f"reference given is {reference.describe()}: decode with the file it names")
+        seq = reference.core()
     try:
-        stream = parsed.decode_stream(bundle.core, None, library=core)
+        stream = parsed.decode_stream(bundle.core, None, library=core, reference=seq)
     except ValueError as e:
         raise BitstreamError(str(e)) from None
     found = stream.summary
@@ -269,7 +287,7 @@ def holds_another_file(data: bytes, start: int) -> bool:
         if pos < 0:
             return False
         try:
-            _core.parse_file_header(data[pos : pos + 48])
+            _core.parse_file_header(data[pos : pos + 56])
             return True
         except ValueError:
             pos = data.find(b"PMRS", pos + 1)
@@ -285,6 +303,7 @@ def decode(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     refs=None,
     providers=None,
+    reference=None,
 ) -> np.ndarray:
     """Decode a pymars file to an (H, W) or (H, W, 3) array (uint8; uint16 for 12/16-bit sources).
 
@@ -295,4 +314,4 @@ def decode(
         (32, 48)
     """
     return decode_with_report(data, backend=backend, threads=threads, model=model, max_pixels=max_pixels, refs=refs,
-                              providers=providers)[0]
+                              providers=providers, reference=reference)[0]

@@ -21,7 +21,7 @@ import numpy as np
 
 from pymars import _core
 from pymars.bundles import DEFAULT_REMAC_MODEL, ModelBundle, gray_bundle, near_lossless_bundle, open_bundle
-from pymars.errors import InputImageError, ModelMismatchError
+from pymars.errors import InputImageError, ModelMismatchError, PymarsError
 from pymars.remac.library import core_library, open_library
 
 #: The largest image side the container describes (csrc/core/limits.h, the one definition).
@@ -67,6 +67,7 @@ def encode(
     model: str | ModelBundle | None = None,
     refs=None,
     max_error: int | None = None,
+    reference=None,
 ) -> bytes:
     """Encode an (H, W) or (H, W, 3) uint8/uint16 image into a pymars file.
 
@@ -84,6 +85,12 @@ def encode(
     :class:`pymars.remac.ReferenceLibrary`); the model then defaults to the
     REMAC bundle, each tile's references are selected on the rover's rules and
     the file carries the library's hash. Without ``refs`` the base codec runs.
+
+    ``reference``: a frame already sent (sequence coding, docs/bitstream.md
+    §4.10): a :class:`pymars.sequence.Reference`, or the earlier file's bytes or
+    path (decoded here). At wavelet qualities of an 8-bit image every tile that
+    overlaps it is also coded predicted from it and the shorter code is kept;
+    the file names the earlier file's id, and decoding needs it.
 
     Example:
         >>> import numpy as np
@@ -116,6 +123,16 @@ def encode(
     bundle = open_bundle(model if model is not None or refs is None else DEFAULT_REMAC_MODEL)
     if bundle.channels == 1 and img.ndim == 3:
         raise InputImageError(f"model {bundle.name!r} codes gray images only; this image has 3 different channels")
+    core_reference = None
+    if reference is not None:
+        reference = as_reference(reference, bundle)
+        if bundle.channels == 3 and img.ndim == 2:
+            # The reference is the decoded frame in the model's channels, so the frame is coded as RGB too.
+            img = np.ascontiguousarray(np.repeat(img[..., None], 3, axis=2))
+        if reference.channels != bundle.channels:
+            raise InputImageError(f"the reference {reference.describe()} has {reference.channels} channel(s), "
+                                  f"model {bundle.name!r} codes {bundle.channels}")
+        core_reference = reference.core()
     library = None if refs is None else core_library(bundle, open_library(refs, ground=False))
     source_depth = False
     if max_error is not None:
@@ -128,17 +145,62 @@ def encode(
             if int(target_bytes) <= 0:
                 raise ValueError("target_bytes must be positive")
             data, _ = _core.encode_to_target(bundle.core, img, int(target_bytes), tile_size, bit_depth, threads,
-                                             library=library)
+                                             library=library, reference=core_reference)
             return data
         q = int(quality)
         if not _core.MIN_QUALITY <= q <= _core.MAX_QUALITY:
             raise ValueError(f"quality must be in {_core.MIN_QUALITY}..{_core.MAX_QUALITY}, got {quality}")
         return _core.encode(bundle.core, img, q, tile_size, bit_depth, threads, library=library,
-                            source_depth=source_depth)
+                            source_depth=source_depth, reference=core_reference)
     except ValueError as e:
         if isinstance(e, InputImageError) or "target_bytes" in str(e):
             raise
         raise InputImageError(str(e)) from None
+
+
+def default_bundle(image) -> ModelBundle:
+    """The bundle ``encode`` picks for an image without ``model``, ``refs`` or ``max_error``.
+
+    Example:
+        >>> import numpy as np
+        >>> default_bundle(np.zeros((8, 8), np.uint8)).channels in (1, 3)
+        True
+    """
+    gray = np.asarray(image).ndim == 2 or (np.asarray(image).ndim == 3 and np.asarray(image).shape[2] == 1)
+    return open_bundle(gray_bundle() if gray and gray_bundle() is not None else None)
+
+
+def as_reference(reference, bundle: ModelBundle | None = None):
+    """A :class:`pymars.sequence.Reference` from a Reference, an earlier file's bytes or its path.
+
+    Example:
+        >>> as_reference(3)
+        Traceback (most recent call last):
+        ...
+        TypeError: reference must be a pymars.sequence.Reference, the earlier file's bytes or its path, got int
+    """
+    import os
+
+    from pymars.sequence import Reference
+
+    if isinstance(reference, Reference):
+        return reference
+    if isinstance(reference, (bytes, bytearray, memoryview)):
+        return Reference.from_file(bytes(reference), model=bundle)
+    if isinstance(reference, (str, os.PathLike)):
+        from pathlib import Path
+
+        path = Path(reference)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise FileNotFoundError(f"reference {path}: {e.strerror or e}") from None
+        try:
+            return Reference.from_file(data, name=str(path), model=bundle)
+        except PymarsError as e:  # e.g. the reference is itself coded against a frame not given
+            raise type(e)(f"reference {path}: {e}") from None
+    raise TypeError("reference must be a pymars.sequence.Reference, the earlier file's bytes or its path, "
+                    f"got {type(reference).__name__}")
 
 
 def quality_for_max_error(bundle: ModelBundle, max_error: int, depth: int = 8) -> int:
