@@ -24,7 +24,8 @@ const char* encode_status_message(EncodeStatus s) {
     case EncodeStatus::TargetTooSmall: return "target size too small: even quality 1 does not fit";
     case EncodeStatus::Cancelled: return "rate search cancelled";
     case EncodeStatus::BadSequence:
-      return "bad sequence reference: the earlier frame must be 1..65535 x 1..65535 8-bit samples in the model's channels";
+      return "bad sequence reference: the frame and the earlier frame must be 8-bit, 1..65535 x 1..65535, in the model's "
+             "channels, at a quality the rover can reconstruct (wavelet or near-lossless)";
   }
   return "unknown encode status";
 }
@@ -42,7 +43,10 @@ EncodeStatus check_encode_arguments(const ImageInput& img, const EncodeOptions& 
   if (!valid_tile_size(opt.tile_size) || opt.tile_size > workspace_tile) return EncodeStatus::BadTileSize;
   if (opt.sequence) {
     const SequenceRef& r = *opt.sequence;
+    // The frame too must be in the model's channels: the ground rebuilds the reference from the decoded
+    // image, which has the file's channels.
     if (!r.samples || !valid_image_side(r.width) || !valid_image_side(r.height) || r.channels != model_channels ||
+        img.channels != model_channels ||
         (r.row_stride != 0 && r.row_stride < size_t(r.width) * r.channels))
       return EncodeStatus::BadSequence;
   }
@@ -294,7 +298,8 @@ EncodeStatus encode_image(const Model& m, EncoderWorkspace& ws, const ImageInput
   EncodeStatus st = check_encode_arguments(img, opt, ws.tile_size, m.in_channels);
   if (st != EncodeStatus::Ok) return st;
   // A reconstruction exists only for 8-bit samples coded by the sample coders.
-  if (opt.reconstruction && (img.bit_depth != 8 || !m.sample_coded(opt.quality))) return EncodeStatus::BadSequence;
+  if (opt.reconstruction && (img.bit_depth != 8 || img.channels != m.in_channels || !m.sample_coded(opt.quality)))
+    return EncodeStatus::BadSequence;
   EncodeOptions o = opt;
   if (o.sequence) plan_sequence(ws, img, &o);
   const FileHeader h = make_file_header(m, img, o);

@@ -7,8 +7,8 @@
  * scripts/cross_arch_check.sh for byte identity across CPUs, and by
  * scripts/memory_figures.sh for peak memory.
  *
- *   encode_raw [--stream] [--bits B] [--refs LIB] [--target BYTES | --max-error K] BLOB RAW WIDTH HEIGHT CHANNELS
- *              QUALITY OUT [TILE]
+ *   encode_raw [--stream] [--bits B] [--refs LIB] [--target BYTES | --max-error K | --after EARLIER] BLOB RAW
+ *              WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]
  *
  * --bits B   samples are 8 (default: one byte each), 12 or 16 bits (two bytes
  *            each, little-endian in the file, whatever the CPU's byte order).
@@ -25,6 +25,12 @@
  *            sample within +-K of the original, 12/16-bit samples at their own
  *            depth; QUALITY is ignored (give 0) and the quality chosen is printed.
  *            Whole image only.
+ * --after EARLIER  sequence coding (marsenc_encode_sequence): EARLIER is a raw
+ *            frame of the same size, channels and 8-bit depth; it is encoded
+ *            first at QUALITY (its reconstruction kept, as a rover keeps what it
+ *            sent), then RAW is encoded against it into OUT (the same bytes as
+ *            pymars.encode(raw, QUALITY, reference=<EARLIER's file>)). Whole
+ *            image only.
  *
  * OUT is written as OUT.part and renamed to OUT only when complete: a refused
  * argument, a short raw file or a full disk never leaves an empty or partial
@@ -94,6 +100,7 @@ int main(int argc, char** argv) {
   const char* refs_path = NULL;
   long long target = -1; /* --target: the byte budget; -1: encode at QUALITY */
   long long max_error = -1; /* --max-error: the bound per sample; -1: encode at QUALITY */
+  const char* after_path = NULL; /* --after: the earlier frame of a sequence */
   int a = 1;
   /* The library linked must be the one this header describes. */
   if (marsenc_abi_version() != MARSENC_ABI_VERSION) {
@@ -112,15 +119,18 @@ int main(int argc, char** argv) {
       target = atoll(argv[++a]);
     } else if (strcmp(argv[a], "--max-error") == 0 && a + 1 < argc) {
       max_error = atoll(argv[++a]);
+    } else if (strcmp(argv[a], "--after") == 0 && a + 1 < argc) {
+      after_path = argv[++a];
     } else {
       break;
     }
   }
   if (argc - a < 7 || (bits != 8 && bits != 12 && bits != 16) || (target >= 0 && stream) || target == 0 ||
-      target < -1 || max_error < -1 || max_error > 65535 || (max_error >= 0 && (stream || target >= 0))) {
+      target < -1 || max_error < -1 || max_error > 65535 || (max_error >= 0 && (stream || target >= 0)) ||
+      (after_path && (stream || target >= 0 || max_error >= 0 || bits != 8))) {
     fprintf(stderr,
-            "usage: %s [--stream] [--bits 8|12|16] [--refs LIB] [--target BYTES | --max-error K] BLOB RAW WIDTH HEIGHT "
-            "CHANNELS QUALITY OUT [TILE]\n",
+            "usage: %s [--stream] [--bits 8|12|16] [--refs LIB] [--target BYTES | --max-error K | --after EARLIER] BLOB "
+            "RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]\n",
             argv[0]);
     return 2;
   }
@@ -201,6 +211,27 @@ int main(int argc, char** argv) {
       st = marsenc_encode_max_error(enc, &img, (uint32_t)max_error, out, cap, &total, &quality);
       if (st != MARSENC_OK) return fail("encode with max error", st);
       printf("quality %d\n", quality);
+    } else if (after_path) {
+      /* The earlier frame first, keeping its reconstruction (allocated once, as a rover would at start-up). */
+      size_t earlier_size;
+      unsigned char* earlier = read_file(after_path, &earlier_size);
+      if (!earlier || earlier_size != row_samples * height)
+        return fail_input("cannot read the earlier raw frame (or its size is not WIDTH*HEIGHT*CHANNELS bytes)");
+      unsigned char* keep = (unsigned char*)malloc(marsenc_frame_size(enc, width, height));
+      marsenc_image first = {earlier, NULL, width, height, channels, 8, 0};
+      st = marsenc_encode_sequence(enc, &first, quality, NULL, out, cap, &total, keep);
+      if (st != MARSENC_OK) return fail("encode the earlier frame", st);
+      marsenc_frame ref;
+      memset(&ref, 0, sizeof ref);
+      ref.pixels8 = keep;
+      ref.width = width;
+      ref.height = height;
+      ref.channels = marsenc_frame_channels(enc);
+      marsenc_file_id(out, total, ref.id);
+      st = marsenc_encode_sequence(enc, &img, quality, &ref, out, cap, &total, NULL);
+      if (st != MARSENC_OK) return fail("encode against the earlier frame", st);
+      free(keep);
+      free(earlier);
     } else {
       st = marsenc_encode(enc, &img, quality, out, cap, &total);
       if (st != MARSENC_OK) return fail("encode", st);
