@@ -18,6 +18,11 @@
 # --lossless: lossless and near-lossless files (encode_raw --max-error K, quality column "eK"),
 #          8-, 12- and 16-bit, gray and RGB, for a BLOB with range-coded near-lossless qualities
 #          (e.g. pymars/weights/base-v1-nl/encoder.pmw); whole images only.
+# --sequence: sequence coding (encode_raw --after EARLIER, quality column "sQ"): a frame coded against
+#          an overlapping earlier frame (a displaced window of the same scene with an exposure change),
+#          8-bit gray and RGB, for a wavelet BLOB (pymars/weights/base-v2-wv/encoder.pmw; gray images need
+#          base-v2-gray-wv, so run the script once per blob: RGB specs are skipped for a gray blob);
+#          whole images only.
 # --ctest: also builds the C++ tests for aarch64 and ppc and runs them (ctest,
 #          through qemu) with the same BLOB.
 # Needs: g++-aarch64-linux-gnu g++-powerpc-linux-gnu qemu-user (apt-get install -y ...).
@@ -28,12 +33,14 @@ quick=0
 ctest=0
 gray=0
 lossless=0
+sequence=0
 while [[ "${1:-}" == --* ]]; do
   case "$1" in
     --quick) quick=1 ;;
     --ctest) ctest=1 ;;
     --gray) gray=1 ;;
     --lossless) lossless=1 ;;
+    --sequence) sequence=1 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -66,7 +73,10 @@ build "$root/aarch64" "$tests" cmake/toolchains/aarch64-linux-gnu.cmake
 build "$root/ppc" "$tests" cmake/toolchains/powerpc-linux-gnu.cmake
 
 # name height width channels bits seed quality tile (quality eK: --max-error K)
-if (( ${lossless:-0} )); then
+if (( sequence )); then
+  images=("seq_rgb 256 320 3 8 1 s60 256" "seq_rgb64 200 240 3 8 2 s85 64" "seq_gray 256 320 1 8 3 s50 256"
+          "seq_gray32 160 200 1 8 4 s30 32")
+elif (( ${lossless:-0} )); then
   images=("rgb8_e0 64 80 3 8 1 e0 32" "gray12_e0 72 56 1 12 2 e0 32" "rgb12_e0 40 72 3 12 3 e0 32"
           "gray16_e0 48 64 1 16 4 e0 16" "rgb16_e2 56 48 3 16 5 e2 32" "gray12_e4 96 80 1 12 6 e4 64")
 elif (( gray )); then
@@ -91,6 +101,13 @@ mars_like_scene = synthetic.mars_like_scene
 work = sys.argv[1]
 for spec in sys.argv[2:]:
     name, h, w, c, bits, seed, q, t = spec.split()
+    if q.startswith("s"):  # a sequence pair: the earlier frame, then a displaced window with an exposure change
+        h, w = int(h), int(w)
+        scene = mars_like_scene(h + 40, w + 96, seed=int(seed), channels=int(c))
+        open(f"{work}/{name}.first.raw", "wb").write(np.ascontiguousarray(scene[:h, :w]).tobytes())
+        second = np.clip(scene[24 : 24 + h, 80 : 80 + w].astype(np.int64) * 15 // 16 + 4, 0, 255).astype(np.uint8)
+        open(f"{work}/{name}.raw", "wb").write(second.tobytes())
+        continue
     img = mars_like_scene(int(h), int(w), seed=int(seed), channels=int(c))
     if int(bits) > 8:  # spread to the full range with low bits set, little-endian 16-bit samples
         rng = np.random.default_rng(int(seed))
@@ -104,7 +121,12 @@ same=0
 for spec in "${images[@]}"; do
   read -r name h w c bits seed q t <<< "$spec"
   modes=(whole stream)
-  if [[ $q == e* ]]; then  # lossless / near-lossless: marsenc_encode_max_error, whole images only
+  if [[ $q == s* ]]; then  # sequence coding against the earlier frame: whole images only
+    args=(--after "$work/$name.first.raw" "$work/blob.pmw" "$work/$name.raw" "$w" "$h" "$c" "${q#s}"); modes=(whole)
+    if ! "$root/x86_64/encode_raw" "${args[@]}" "$work/$name.x86_64.pmrs" "$t" > /dev/null 2>&1; then
+      echo "skipped    $name  (${c}ch: this blob does not code it)"; continue
+    fi
+  elif [[ $q == e* ]]; then  # lossless / near-lossless: marsenc_encode_max_error, whole images only
     args=(--bits "$bits" --max-error "${q#e}" "$work/blob.pmw" "$work/$name.raw" "$w" "$h" "$c" 0); modes=(whole)
   else
     args=(--bits "$bits" "$work/blob.pmw" "$work/$name.raw" "$w" "$h" "$c" "$q")
