@@ -64,6 +64,9 @@ def readme_folder(tmp_path, monkeypatch):
     for i in range(3):
         write_image(tmp_path / "images" / f"scene{i}.png", mars_like_scene(300, 560, seed=30 + i))
     write_image(tmp_path / "images" / "more" / "scene3.png", mars_like_scene(300, 300, seed=33))
+    pano = mars_like_scene(240, 560, seed=40)  # three overlapping frames of a mosaic (encode --sequence)
+    for i in range(3):
+        write_image(tmp_path / f"f{i + 1}.png", pano[:, 120 * i : 120 * i + 320].copy())
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -93,6 +96,8 @@ def test_readme_use_block_runs_in_order(readme_folder, capsys):
     assert (folder / "refs" / "mars.pmrl").is_file() and (folder / "refs" / "mars.pmrg").is_file()
     assert (folder / "pymars" / "weights" / "my-model" / "model.json").is_file()
     assert {p.name for p in (folder / "demo").iterdir()} == {"original.png", "decoded.png", "image.pmrs"}
+    assert sorted(p.name for p in (folder / "dec").iterdir()) == ["f1.png", "f2.png", "f3.png"]
+    assert pymars.info((folder / "seq" / "f2.pmrs").read_bytes())["sequence_id"] is not None
     assert not [p for p in folder.rglob("*") if ".part" in p.name]
 
 

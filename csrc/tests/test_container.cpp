@@ -232,8 +232,31 @@ void other_version_is_unknown_version() {
 }
 
 void undefined_flag_bit_is_unknown_flags() {
-  CHECK(parse_with_u16(6, 0x0004) == ParseStatus::kUnknownFlags);
+  CHECK(parse_with_u16(6, 0x0008) == ParseStatus::kUnknownFlags);
   CHECK(parse_with_u16(6, 0x8000) == ParseStatus::kUnknownFlags);
+}
+
+// Flag bit 2 (sequence coding, §4.10): 8 more header bytes, the earlier file's id, after the library hash.
+void sequence_id_round_trips_after_the_library_hash() {
+  for (uint16_t lib : {uint16_t(0), kFlagLibraryHash}) {
+    FileHeader h;
+    h.flags = uint16_t(lib | kFlagSequenceRef);
+    h.header_length = file_header_length_for(h.flags);
+    CHECK(h.header_length == (lib ? 56 : 48));
+    h.width = 100;
+    h.height = 60;
+    h.quality = 50;
+    h.tile_size = 64;
+    h.tile_count = expected_tile_count(100, 60, 64);
+    for (int i = 0; i < 8; ++i) h.library_hash[i] = uint8_t(0xA0 + i), h.sequence_id[i] = uint8_t(0x10 + i);
+    uint8_t buf[kFileHeaderMaxBytes];
+    CHECK(write_file_header(h, buf, sizeof buf) == h.header_length);
+    CHECK(buf[lib ? 44 : 36] == 0x10 && buf[lib ? 51 : 43] == 0x17);
+    FileHeader back;
+    CHECK(parse_file_header(buf, h.header_length, &back) == ParseStatus::kOk);
+    CHECK(std::memcmp(back.sequence_id, h.sequence_id, 8) == 0);
+    CHECK(!lib || std::memcmp(back.library_hash, h.library_hash, 8) == 0);
+  }
 }
 
 // Flag bit 1 (near-lossless samples at the file's bit depth, §4.8) needs a 12/16-bit file.
@@ -630,6 +653,7 @@ int main() {
   RUN_TEST(wrong_magic_is_bad_magic);
   RUN_TEST(other_version_is_unknown_version);
   RUN_TEST(undefined_flag_bit_is_unknown_flags);
+  RUN_TEST(sequence_id_round_trips_after_the_library_hash);
   RUN_TEST(source_depth_flag_needs_a_high_bit_depth);
   RUN_TEST(header_length_disagreeing_with_flags_is_refused);
   RUN_TEST(any_damaged_header_byte_is_caught);
