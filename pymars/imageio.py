@@ -257,8 +257,12 @@ def _pds4_identity(meta, name: str) -> dict:
     return identity
 
 
-def read_pds(path: str | os.PathLike) -> tuple[np.ndarray, int, dict]:
+def read_pds(path: str | os.PathLike, *, any_type: bool = False) -> tuple[np.ndarray, int, dict]:
     """(samples, bit depth, identity) of a PDS3 or PDS4 image product, read with ``pdr``.
+
+    ``any_type``: also take float and signed samples (calibrated products such as
+    CaSSIS I/F cubes, for ``pymars spectral predict``): they come back as float64
+    with bit depth 0, NaN where the product marks no data is kept.
 
     The samples keep their precision: uint8 for 8-bit products, uint16 for
     12/16-bit ones. PDS3: the depth is the number of bits of ``SAMPLE_BIT_MASK``
@@ -299,6 +303,12 @@ def read_pds(path: str | os.PathLike) -> tuple[np.ndarray, int, dict]:
         img = img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)  # band-first
     if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
         raise InputImageError(f"{name}: a PDS image of shape {img.shape} is neither gray nor RGB")
+    if any_type:
+        if not np.issubdtype(img.dtype, np.number):
+            raise InputImageError(f"{name}: PDS samples of type {img.dtype} are not numbers")
+        identity = _pds4_identity(meta, name) if pds4 else {k.lower(): meta.get(k) for k in PDS_IDENTITY
+                                                                if meta.get(k) is not None}
+        return np.ascontiguousarray(img.astype(np.float64)), 0, identity
     if not np.issubdtype(img.dtype, np.integer) or int(img.min(initial=0)) < 0 or int(img.max(initial=0)) > 65535:
         raise InputImageError(f"{name}: PDS samples of type {img.dtype} are not 8 to 16-bit unsigned integers")
     top = int(img.max(initial=0))

@@ -126,17 +126,44 @@ PDS4_LABEL = """<?xml version="1.0" encoding="UTF-8"?>
 
 
 def write_pds4(folder, img: np.ndarray, product: str, ident: str = "image"):
-    """A PDS4 product: PRODUCT.xml + PRODUCT.IMG, RGB stored band-first (Band, Line, Sample) as Mars 2020 does."""
+    """A PDS4 product: PRODUCT.xml + PRODUCT.IMG, RGB stored band-first (Band, Line, Sample) as Mars 2020 does.
+    float32 arrays are written as IEEE754MSBSingle (calibrated products such as CaSSIS I/F)."""
     data = np.moveaxis(img, -1, 0) if img.ndim == 3 else img
-    data.astype(">u2" if img.dtype == np.uint16 else "u1").tofile(folder / f"{product}.IMG")
+    kind = {np.dtype(np.uint16): (">u2", "UnsignedMSB2"), np.dtype(np.float32): (">f4", "IEEE754MSBSingle")}
+    dtype, data_type = kind.get(img.dtype, ("u1", "UnsignedByte"))
+    data.astype(dtype).tofile(folder / f"{product}.IMG")
     names = ("Band", "Line", "Sample")[3 - data.ndim:]
     axis_arrays = "".join(f"<Axis_Array><axis_name>{n}</axis_name><elements>{e}</elements>"
                           f"<sequence_number>{i + 1}</sequence_number></Axis_Array>"
                           for i, (n, e) in enumerate(zip(names, data.shape)))
     (folder / f"{product}.xml").write_text(PDS4_LABEL.format(
         product=product, ident=ident, array="Array_3D_Image" if data.ndim == 3 else "Array_2D_Image", axes=data.ndim,
-        data_type="UnsignedMSB2" if img.dtype == np.uint16 else "UnsignedByte", axis_arrays=axis_arrays))
+        data_type=data_type, axis_arrays=axis_arrays))
     return folder / f"{product}.xml"
+
+
+def test_spectral_predict_takes_a_calibrated_three_band_pds4_product(tmp_path, capsys):
+    """CaSSIS-like I/F floats in a PDS4 cube (BLU, PAN, NIR), NaN outside the footprint: stretched per band over
+    the valid pixels, as the PNG pairs were, then predicted; a one-band product is one line."""
+    from PIL import Image
+
+    from pymars.spectral.cli import pds_cassis
+
+    rng = np.random.default_rng(3)
+    bands = (0.05 + 0.2 * rng.random((48, 40, 3))).astype(np.float32)
+    bands[:6] = np.nan  # outside the footprint
+    label = write_pds4(tmp_path, bands, "cas_mcp_test")
+    img = pds_cassis(str(label))
+    assert img.dtype == np.uint8 and img.shape == (48, 40, 3)
+    assert (img[:6] == 0).all() and img[6:].max(axis=(0, 1)).tolist() == [255, 255, 255]
+    out = tmp_path / "fal.png"
+    assert main(["spectral", "predict", str(label), "-o", str(out), "--model", "unet", "--quiet"]) == 0
+    assert np.asarray(Image.open(out)).shape == (48, 40, 3)
+    assert "product:" in capsys.readouterr().err
+    one = write_pds4(tmp_path, bands[..., 0].copy(), "cas_one_band")
+    assert main(["spectral", "predict", str(one), "-o", str(tmp_path / "x.png"), "--model", "unet", "--quiet"]) == 2
+    assert "three CaSSIS bands" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
 
 
 @pytest.mark.parametrize("kind", ["gray12", "gray16", "rgb8"])

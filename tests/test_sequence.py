@@ -209,3 +209,13 @@ def test_c_example_encodes_a_sequence_as_python_does(c_example, tmp_path, channe
                     str(w), str(h), str(channels), "55", str(out)], check=True, capture_output=True)
     fa = pymars.encode(a, 55, model=bundle)
     assert out.read_bytes() == pymars.encode(b, 55, model=bundle, reference=fa)
+
+
+def test_both_ground_backends_decode_a_predicted_file_alike(gray):
+    """Sequence-coded tiles are sample-coded (no synthesis): the ONNX Runtime and PyTorch paths give the same pixels."""
+    pytest.importorskip("torch", reason="the PyTorch ground backend needs torch")
+    a, b = _pair(1)
+    fa = pymars.encode(a, 60, model=gray)
+    pred = pymars.encode(b, 60, model=gray, reference=fa)
+    assert np.array_equal(pymars.decode(pred, reference=fa, backend="onnx"),
+                          pymars.decode(pred, reference=fa, backend="torch"))

@@ -22,7 +22,11 @@
 // wavelet quality (PYMARS_FUZZ_BLOB=pymars/weights/base-v2-gray-wv/encoder.pmw)
 // they code and decode again;
 // the refusal check before allocation (has_valid_tile_record) agrees with the
-// scan. Speed: the fixture model is tiny and tiles are at most 64 pixels, so
+// scan. Sequence coding (§4.10): a file with header flag bit 2 is decoded
+// against a fixed synthetic earlier frame (160 x 160, the model's channels)
+// that takes the id the header names, so predicted wavelet payloads (form 2,
+// hostile displacements and offsets included) reach wv_decode_predicted; in
+// the payload mode, bit 4 of byte 1 gives the tile that frame too. Speed: the fixture model is tiny and tiles are at most 64 pixels, so
 // 1 M executions take about 20 minutes on one core with ASan + UBSan.
 #include <cmath>
 #include <cstdio>
@@ -52,6 +56,30 @@ using namespace pymars;
   } while (0)
 
 namespace {
+
+// The synthetic earlier frame of sequence-coded inputs (see the top comment).
+constexpr uint32_t kRefSide = 160;
+const std::vector<uint8_t>& reference_samples(uint32_t channels) {
+  static std::vector<uint8_t> frame[4];
+  std::vector<uint8_t>& f = frame[channels & 3];
+  if (f.empty()) {
+    f.resize(size_t(kRefSide) * kRefSide * channels);
+    for (uint32_t y = 0; y < kRefSide; ++y)
+      for (uint32_t x = 0; x < kRefSide; ++x)
+        for (uint32_t c = 0; c < channels; ++c)
+          f[(size_t(y) * kRefSide + x) * channels + c] = uint8_t(x * 7 + y * 13 + (x * y) % 31 + 40 * c);
+  }
+  return f;
+}
+
+SequenceRef synthetic_reference(const Model& m, const uint8_t id[8]) {
+  SequenceRef r;
+  r.samples = reference_samples(m.in_channels).data();
+  r.width = r.height = kRefSide;
+  r.channels = m.in_channels;
+  std::memcpy(r.id, id, 8);
+  return r;
+}
 
 // Small tiles keep an execution short (the seeds use 16 and 32): a larger
 // tile_size is refused by open_stream (TileTooLarge), which is exercised too.
@@ -189,7 +217,11 @@ void fuzz_payload(Fixture& fx, const uint8_t* data, size_t size) {
   const uint32_t h = 1u + data[0] % kMaxTile, w = 1u + data[1] % kMaxTile, quality = 1u + data[2] % 100u;
   TileDims d = tile_dims(h, w);
   d.seams = (data[0] ^ data[1]) & 15u;  // which sides meet another tile (wavelet steps, §4.9)
-  if (decode_tile(fx.model, fx.ws, d, quality, data + 3, size - 3, fx.y_hat.data()))
+  static const uint8_t kId[8] = {};
+  const SequenceRef ref = synthetic_reference(fx.model, kId);
+  TileReference link;  // bit 4 of byte 1: the tile has an earlier frame (predicted payloads decode)
+  if (data[1] & 16u) link = TileReference{&ref, uint32_t(data[0]) % 64u, uint32_t(data[2]) % 64u, TileSequence{}};
+  if (decode_tile(fx.model, fx.ws, d, quality, data + 3, size - 3, fx.y_hat.data(), nullptr, 8, link))
     check_decoded(fx, d, quality, data + 3, size - 3);
 }
 
@@ -199,7 +231,7 @@ void fuzz_file(Fixture& fx, const uint8_t* data, size_t size) {
   if (size >= kFileHeaderBytes && std::memcmp(file.data(), "PMRS", 4) == 0) {
     std::memcpy(file.data() + 8, fx.model.sha256, 8);
     const size_t hl = file[5];
-    if ((hl == kFileHeaderBytes || hl == kFileHeaderBytesWithLibrary) && size >= hl) {
+    if ((hl == kFileHeaderBytes || hl == kFileHeaderBytesWithLibrary || hl == kFileHeaderMaxBytes) && size >= hl) {
       const uint32_t c = crc32(file.data(), hl - 4);
       for (int i = 0; i < 4; ++i) file[hl - 4 + size_t(i)] = uint8_t(c >> (8 * i));
     }
@@ -212,6 +244,10 @@ void fuzz_file(Fixture& fx, const uint8_t* data, size_t size) {
       open_stream(fx.model, file.data(), file.size(), with_library ? kLibrary : nullptr, kMaxTile, &h, &ps);
   FUZZ_CHECK(open_status_message(os) != nullptr);
   if (os != OpenStatus::Ok || h.tile_count > kMaxFuzzTiles) return;
+  // A sequence-coded file gets the synthetic earlier frame, under the id it names.
+  const SequenceRef seq = synthetic_reference(fx.model, h.sequence_id);
+  const SequenceRef* ref = (h.flags & kFlagSequenceRef) ? &seq : nullptr;
+  FUZZ_CHECK(check_sequence_reference(fx.model, h, ref) == OpenStatus::Ok);
   // As the ground decoder (DecodeStream): CRC checkpoints, then nothing sized
   // by the header until a valid record is seen.
   const uint8_t* records = file.data() + h.header_length;
@@ -225,10 +261,10 @@ void fuzz_file(Fixture& fx, const uint8_t* data, size_t size) {
   for (uint32_t i = 0; i < h.tile_count; ++i) {
     TileDims d;
     if (spans[i].state != TileState::kPresent) {
-      FUZZ_CHECK(!decode_tile_span(fx.model, fx.ws, h, records, spans[i], i, fx.y_hat.data(), &d));
+      FUZZ_CHECK(!decode_tile_span(fx.model, fx.ws, h, records, spans[i], i, fx.y_hat.data(), &d, nullptr, ref));
       continue;
     }
-    if (decode_tile_span(fx.model, fx.ws, h, records, spans[i], i, fx.y_hat.data(), &d))
+    if (decode_tile_span(fx.model, fx.ws, h, records, spans[i], i, fx.y_hat.data(), &d, nullptr, ref))
       check_decoded(fx, d, h.quality, records + spans[i].payload_offset, spans[i].payload_length);
   }
 }

@@ -47,6 +47,32 @@ def scene(h: int, w: int, c: int, seed: int) -> np.ndarray:
     return mars_like_scene(h, w, seed=seed, channels=c)
 
 
+def reference_frame(channels: int) -> np.ndarray:
+    """fuzz_decode.cpp's synthetic earlier frame (160 x 160): the reference of sequence-coded seeds."""
+    y, x = np.mgrid[0:160, 0:160]
+    planes = [(x * 7 + y * 13 + (x * y) % 31 + 40 * c) % 256 for c in range(channels)]
+    return np.ascontiguousarray(np.stack(planes, -1).astype(np.uint8).squeeze())
+
+
+def sequence_seeds(decode: Path) -> None:
+    """Sequence-coded seeds (docs/bitstream.md §4.10) for the wavelet blobs (PYMARS_FUZZ_BLOB=.../base-v2-wv):
+    a file with predicted tiles (whole-file mode) and one predicted payload (one-payload mode, bit 4 of byte 2)."""
+    from pymars import _core
+    from pymars.bundles import open_bundle
+
+    for name, c in (("base-v2-gray-wv", 1), ("base-v2-wv", 3)):
+        bundle = open_bundle(name)
+        ref = reference_frame(c)
+        new = np.ascontiguousarray(ref[12:76, 20:84])  # a displaced window of the same frame
+        new = np.clip(new.astype(np.int64) * 15 // 16 + 5, 0, 255).astype(np.uint8)
+        data = _core.encode(bundle.core, new, 60, 32, reference=(ref, bytes(8)))
+        h = _core.parse_file_header(data)
+        spans = _core.scan_tile_records(data, h["header_length"], h["tile_count"])
+        (decode / f"file_sequence_{name}").write_bytes(b"\x00" + data)
+        off, length = next(s for s in spans if data[s[0]] == 2)
+        (decode / f"payload_sequence_{name}").write_bytes(bytes([1, 31, 31, 59]) + data[off : off + length])
+
+
 def main() -> int:
     from pymars import _core
 
@@ -105,6 +131,7 @@ def main() -> int:
         th, tw = min(h["height"], h["tile_size"]), min(h["width"], h["tile_size"])
         head = bytes([1, th - 1, tw - 1, h["quality"] - 1])
         (decode / ("payload_" + name)).write_bytes(head + data[off : off + length])
+    sequence_seeds(decode)
     total = sum(p.stat().st_size for p in (HERE / "corpus").rglob("*") if p.is_file())
     print(f"tiny.pmw: {len(blob)} bytes, model id {hashlib.sha256(blob).hexdigest()[:16]}; corpus {total} bytes")
     return 0

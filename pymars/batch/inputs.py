@@ -22,7 +22,7 @@ SUFFIXES = {
     "encode": (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".lbl", ".img", ".xml"),
     "decode": (".pmrs",),
     "enhance": (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".lbl", ".img", ".xml"),
-    "spectral": (".png", ".tif", ".tiff"),
+    "spectral": (".png", ".tif", ".tiff", ".lbl", ".img", ".xml"),
 }
 #: Columns of a CSV manifest that travel with their row's input to the work (per-item options).
 ITEM_COLUMNS = {"spectral": ("lat", "lon", "site")}

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 #: Largest side ``spectral predict`` takes: the models were trained on 256x256 scenes, and a
@@ -26,6 +27,12 @@ MAX_PREDICT_SIDE = 2048
 def read_cassis(path: str):
     """The CLI's input: an 8-bit RGB PNG of three bands (BLU, PAN, NIR), 8..2048 pixels a side, or one line
     saying what is wrong (gray, alpha, palette, 16-bit, size).
+
+    A PDS3 or PDS4 product (``.IMG``/``.LBL``/``.xml``, read with ``pdr``; any
+    sample type, calibrated floats included) of three bands in that order is
+    brought to what the models were trained on: each band min-max stretched to
+    8 bits over the valid pixels (finite and not 0 in every band), 0 outside
+    (:func:`pds_cassis`).
 
     Example:
         >>> import os, tempfile, PIL.Image
@@ -40,9 +47,12 @@ def read_cassis(path: str):
     from PIL import Image
 
     from pymars.clio import read_input
+    from pymars.imageio import is_pds
     from pymars.spectral.pairs import read_rgb8
     from pymars.spectral.predict import MIN_SIDE
 
+    if is_pds(path):
+        return pds_cassis(path)
     data = read_input(path)
     try:
         with Image.open(io.BytesIO(data)) as im:
@@ -58,6 +68,35 @@ def read_cassis(path: str):
         raise ValueError(f"{path}: {size[0]}x{size[1]} is larger than {MAX_PREDICT_SIDE} pixels a side (the models "
                          f"were trained on 256x256 scenes): crop or tile the image")
     return read_rgb8(path)
+
+
+def pds_cassis(path: str) -> "np.ndarray":
+    """A three-band PDS product (BLU, PAN, NIR) as the models' 8-bit input: per-band stretch over valid pixels.
+
+    Example:
+        >>> pds_cassis("missing.xml")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: missing.xml: file not found
+    """
+    import numpy as np
+
+    from pymars.imageio import read_pds
+    from pymars.spectral.synthesis import stretch8
+
+    bands, _, identity = read_pds(path, any_type=True)
+    if bands.ndim != 3:
+        raise ValueError(f"{path}: a one-band PDS product; spectral predict needs the three CaSSIS bands "
+                         "(BLU, PAN, NIR) in one product")
+    if max(bands.shape[:2]) > MAX_PREDICT_SIDE:
+        raise ValueError(f"{path}: {bands.shape[1]}x{bands.shape[0]} is larger than {MAX_PREDICT_SIDE} pixels a side "
+                         "(the models were trained on 256x256 scenes): crop or tile the product")
+    valid = np.isfinite(bands).all(axis=2) & (bands != 0).all(axis=2)
+    if not valid.any():
+        raise ValueError(f"{path}: no pixel has a finite, non-zero value in all three bands")
+    if identity:
+        print("product: " + ", ".join(f"{k} {v}" for k, v in identity.items()), file=sys.stderr)
+    return stretch8(np.nan_to_num(bands), valid)
 
 
 def cmd_predict(args) -> int:
@@ -134,7 +173,8 @@ def register(sub) -> None:
 
     p = ssub.add_parser("predict", help="predict the FAL composite (R2529, R1506, R1080) of a CaSSIS PNG")
     p.add_argument("input", help="8-bit RGB PNG (three bands, 8..2048 pixels a side): CaSSIS BLU, PAN, NIR, "
-                                 "per-channel stretched, black outside")
+                                 "per-channel stretched, black outside; or a three-band PDS3/PDS4 product "
+                                 "(.IMG/.LBL/.xml, any sample type), stretched the same way")
     p.add_argument("-o", "--output", required=True, help="output PNG")
     p.add_argument("--lat", type=float, help="latitude (deg N); with --lon and --site")
     p.add_argument("--lon", type=float, help="longitude (deg E)")
