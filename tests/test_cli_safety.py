@@ -416,7 +416,7 @@ def test_spectral_predict_refuses_gray_and_oversized_input(work, capsys):
 
 
 def test_enhance_without_the_shared_data_says_how_to_give_it(work, tmp_path_factory):
-    if not (ROOT / "pymars" / "weights" / "enhance-marsqe-jpeg30" / "model.json").is_file():
+    if not (ROOT / "pymars" / "weights" / "enhance-marsqe-jpeg30-10k" / "model.json").is_file():
         pytest.skip("the shipped MarsQE enhancer is not installed")
     elsewhere = tmp_path_factory.mktemp("outside")  # not a checkout: ../shared is not found from here
     env = {**os.environ, "PYMARS_SHARED": str(elsewhere / "no-shared")}

@@ -115,7 +115,7 @@ def _enhance(src: str, out: str, opts: dict, row: dict) -> None:
     if img.dtype != np.uint8:
         raise ValueError(f"{src}: the enhancers work on 8-bit images, got {img.dtype}")
     providers = opts.get("providers")
-    enh = enhancer(opts.get("model") or "marsqe-jpeg30", opts.get("dictionary"), opts.get("threads", 1),
+    enh = enhancer(opts.get("model") or "marsqe-jpeg30-10k", opts.get("dictionary"), opts.get("threads", 1),
                    tuple(providers) if providers else None)
     blob = image_bytes(enh.enhance(img), ".png")
     atomic_write(out, blob)

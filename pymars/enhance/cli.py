@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pymars.bundles import training_file
 
-DEFAULT_MODEL = "marsqe-jpeg30"
+DEFAULT_MODEL = "marsqe-jpeg30-10k"
 RUNS = Path("runs/enhance")
 
 
