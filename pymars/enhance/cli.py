@@ -6,8 +6,9 @@ atomic write that never replaces the input: pymars.clio) and the commands that m
     pymars enhance-train classifier            # patch classifier -> pymars/weights/enhance-classifier
     pymars enhance-train dictionary            # N_k = 1, 3, 6, 9, 12 dictionaries + CH index -> runs/enhance
     pymars enhance-train cache --setting jpeg:30 --regions 800
-    pymars enhance-train model --kind marsqe --setting jpeg:30 --steps 1000
-    pymars enhance-export runs/enhance/marsqe-jpeg30 -o pymars/weights/enhance-marsqe-jpeg30
+    pymars enhance-train model --kind marsqe --setting jpeg:30 --steps 10000 --precision bf16 \\
+        --out runs/enhance/marsqe-jpeg30-eq10k
+    pymars enhance-export runs/enhance/marsqe-jpeg30-eq10k/checkpoint.pt -o pymars/weights/enhance-marsqe-jpeg30-10k
     # another setting, fine-tuned from the QF 30 model:
     pymars enhance-train model --kind marsqe --setting jpeg:20 --steps 200 --lr 1e-4 \\
         --init-from pymars/weights/enhance-marsqe-jpeg30
@@ -21,7 +22,7 @@ Example:
     >>> p = argparse.ArgumentParser(); sub = p.add_subparsers(dest="command")
     >>> register(sub)
     >>> p.parse_args(["enhance", "in.png", "-o", "out.png"]).model
-    'marsqe-jpeg30'
+    'marsqe-jpeg30-10k'
 """
 from __future__ import annotations
 
