@@ -55,10 +55,9 @@ def _sequence_outputs(paths, output, suffix: str, content: str) -> list[Path]:
 
 def cmd_encode_sequence(args) -> int:
     """``pymars encode --sequence F1 F2 ... -o OUT_DIR``: each frame against the earlier one it overlaps most."""
-    import pymars
     from pymars.clio import AtomicOutput, CommandError
     from pymars.imageio import read_source
-    from pymars.sequence import Reference, pick_reference
+    from pymars.sequence import SequenceEncoder
 
     if args.input is not None:
         raise CommandError("give the frames after --sequence, not as a separate input")
@@ -68,19 +67,15 @@ def cmd_encode_sequence(args) -> int:
     outs = _sequence_outputs(args.sequence, args.output, ".pmrs", "pymars file")
     from tqdm import tqdm
 
-    earlier: list[Reference] = []
+    enc = SequenceEncoder(args.quality, model=args.model, tile_size=args.tile_size, threads=args.threads)
     for path, out in tqdm(list(zip(args.sequence, outs)), desc="sequence", unit="frame",
                           disable=args.quiet or len(outs) < 2):
         img, depth, _ = read_source(path)
-        ref = pick_reference(img, earlier, model=args.model, tile_size=args.tile_size) if depth in (None, 8) else None
         t0 = time.perf_counter()
-        data = pymars.encode(img, quality=args.quality, tile_size=args.tile_size, bit_depth=args.bit_depth or depth,
-                             threads=args.threads, model=args.model, reference=ref)
+        data, ref = enc.encode(img, out.name, bit_depth=args.bit_depth or depth)
         dt = time.perf_counter() - t0
         with AtomicOutput(out) as sink:
             sink.write(data)
-        if img.dtype == np.uint8:
-            earlier.append(Reference.from_file(data, name=out.name, model=args.model, reference=ref))
         bpp = 8 * len(data) / (img.shape[0] * img.shape[1])
         against = f"against {ref.name}" if ref is not None else "on its own"
         tqdm.write(f"{out}: {len(data)} bytes, {bpp:.4f} bpp, {against}, {dt:.2f} s")
@@ -134,32 +129,21 @@ def cmd_encode(args) -> int:
 
 def cmd_decode_sequence(args) -> int:
     """``pymars decode --sequence A.pmrs B.pmrs ... -o OUT_DIR``: each file with the earlier frame it names."""
-    import pymars
     from pymars.clio import AtomicOutput, CommandError, read_input
-    from pymars.errors import BitstreamError
     from pymars.imageio import image_bytes
-    from pymars.sequence import Reference, file_id
+    from pymars.sequence import SequenceDecoder
 
     if args.input is not None:
         raise CommandError("give the files after --sequence, not as a separate input")
     outs = _sequence_outputs(args.sequence, args.output, ".png", "image")
-    known: dict[bytes, Reference] = {}
+    dec = SequenceDecoder(model=args.model, threads=args.threads, max_pixels=args.max_pixels)
     status = 0
     for path, out in zip(args.sequence, outs):
-        data = read_input(path)
-        needed = pymars.info(data)["sequence_id"]
-        ref = known.get(needed) if needed is not None else None
-        if needed is not None and ref is None:
-            raise BitstreamError(f"{path} was coded against the frame of file id {needed.hex()}, which is not earlier "
-                                 "in the sequence: give that file before it")
         t0 = time.perf_counter()
-        img, report = pymars.decode_with_report(data, threads=args.threads, model=args.model,
-                                                max_pixels=args.max_pixels, reference=ref)
+        img, report = dec.decode(read_input(path), str(path))
         dt = time.perf_counter() - t0
         with AtomicOutput(out) as sink:
             sink.write(image_bytes(img, out.suffix))
-        if img.dtype == np.uint8 and report.ok:
-            known[file_id(data)] = Reference(np.ascontiguousarray(img), file_id(data), str(path))
         status = status or (0 if report.ok else 1)
         print(f"{out}: {img.shape[1]}x{img.shape[0]}x{1 if img.ndim == 2 else 3}, {dt:.2f} s, {report.describe()}")
     return status

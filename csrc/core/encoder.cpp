@@ -243,21 +243,9 @@ bool reconstruct_tile(const Model& m, EncoderWorkspace& ws, const PreparedTile& 
   if (m.near_lossless(quality)) {
     src = ws.nl_recon;  // nl_encode() left the decoded samples there
   } else if (m.wavelet(quality)) {
-    bool ok;
-    if (len > 0 && payload[0] == kFormPredicted) {
-      TileSequence t;
-      WvPrediction wp;
-      wp.work = ws.seq_work;
-      const size_t side = sequence_side_bytes(c);
-      ok = tile.link.ref && parse_sequence_side(payload, len, c, &t) &&
-           build_prediction(*tile.link.ref, t, tile.link.y0, tile.link.x0, d.h, d.w, ws.seq_pred, &wp) &&
-           wv_decode_predicted(payload + side, len - side, d.h, d.w, c, m.wv_step[quality - 1], m.wv_priors,
-                               ws.wv_state, ws.wv_work, wp, ws.samples, d.seams);
-    } else {
-      ok = wv_decode(payload, len, d.h, d.w, c, m.wv_step[quality - 1], m.wv_priors, ws.wv_state, ws.wv_work,
-                     ws.samples, d.seams);
-    }
-    if (!ok) return false;
+    if (!decode_wavelet_tile(m, quality, d, payload, len, tile.link, ws.wv_state, ws.wv_work, ws.seq_pred,
+                             ws.seq_work, ws.samples))
+      return false;
     src = ws.samples;
   } else {
     return false;

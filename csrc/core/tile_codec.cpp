@@ -366,6 +366,24 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
   return true;
 }
 
+bool decode_wavelet_tile(const Model& m, uint32_t quality, const TileDims& d, const uint8_t* payload,
+                         size_t payload_size, const TileReference& link, WvState* state, int32_t* work,
+                         uint8_t* seq_pred, int32_t* seq_work, uint8_t* out) {
+  if (payload_size > 0 && payload[0] == kFormPredicted) {
+    TileSequence t;
+    WvPrediction wp;
+    wp.work = seq_work;
+    if (!link.ref || !seq_pred || !parse_sequence_side(payload, payload_size, m.in_channels, &t) ||
+        !build_prediction(*link.ref, t, link.y0, link.x0, d.h, d.w, seq_pred, &wp))
+      return false;
+    const size_t side = sequence_side_bytes(m.in_channels);
+    return wv_decode_predicted(payload + side, payload_size - side, d.h, d.w, m.in_channels, m.wv_step[quality - 1],
+                               m.wv_priors, state, work, wp, out, d.seams);
+  }
+  return wv_decode(payload, payload_size, d.h, d.w, m.in_channels, m.wv_step[quality - 1], m.wv_priors, state, work,
+                   out, d.seams);
+}
+
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,
                  size_t payload_size, float* y_hat, const int8_t* ref_latent, uint32_t sample_depth,
                  const TileReference& link) {
@@ -377,20 +395,9 @@ bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32
   if (m.near_lossless(quality))
     return nl_decode(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], m.nl_coder, ws.nl_state,
                      ws.samples);
-  if (m.wavelet(quality) && payload_size > 0 && payload[0] == kFormPredicted) {
-    TileSequence t;
-    WvPrediction wp;
-    wp.work = ws.seq_work;
-    if (!link.ref || !ws.seq_pred || !parse_sequence_side(payload, payload_size, m.in_channels, &t) ||
-        !build_prediction(*link.ref, t, link.y0, link.x0, d.h, d.w, ws.seq_pred, &wp))
-      return false;
-    const size_t side = sequence_side_bytes(m.in_channels);
-    return wv_decode_predicted(payload + side, payload_size - side, d.h, d.w, m.in_channels, m.wv_step[quality - 1],
-                               m.wv_priors, ws.wv_state, ws.wv_work, wp, ws.samples, d.seams);
-  }
   if (m.wavelet(quality))
-    return wv_decode(payload, payload_size, d.h, d.w, m.in_channels, m.wv_step[quality - 1], m.wv_priors, ws.wv_state,
-                     ws.wv_work, ws.samples, d.seams);
+    return decode_wavelet_tile(m, quality, d, payload, payload_size, link, ws.wv_state, ws.wv_work, ws.seq_pred,
+                               ws.seq_work, ws.samples);
   if (m.tile_means) {
     const size_t head = 2 * size_t(m.in_channels);
     if (payload_size < head) return false;

@@ -149,6 +149,13 @@ void hs_scratch_sizes(const Model& m, uint32_t hz, uint32_t wz, size_t* ping_pon
 // `sample_depth` 12/16 (a file with header flag bit 1): a near-lossless tile's
 // samples go to ws.samples16 at that depth; false when the quality is not
 // source-depth capable.
+// A wavelet payload (§4.9, or §4.10 with form byte 2 against link's reference)
+// into `out` (h x w x in_channels): decode_tile()'s wavelet case, also run by the
+// rover to keep what it sent (encoder.cpp), so both sides decode with one code.
+bool decode_wavelet_tile(const Model& m, uint32_t quality, const TileDims& d, const uint8_t* payload,
+                         size_t payload_size, const TileReference& link, WvState* state, int32_t* work,
+                         uint8_t* seq_pred, int32_t* seq_work, uint8_t* out);
+
 // `link`: the reference and the tile's origin for predicted wavelet payloads
 // (form byte 2); without a reference such a payload is damaged.
 bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32_t quality, const uint8_t* payload,

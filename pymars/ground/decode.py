@@ -197,7 +197,7 @@ def decode_with_report(
     seq = None
     needed_frame = header.get("sequence_id")
     if reference is not None:
-        from pymars.rover.encode import as_reference  # decodes an earlier file given by bytes or path
+        from pymars.sequence import as_reference  # decodes an earlier file given by bytes or path
 
         reference = as_reference(reference, bundle)
     if needed_frame is not None:

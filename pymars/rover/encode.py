@@ -21,7 +21,7 @@ import numpy as np
 
 from pymars import _core
 from pymars.bundles import DEFAULT_REMAC_MODEL, ModelBundle, gray_bundle, near_lossless_bundle, open_bundle
-from pymars.errors import InputImageError, ModelMismatchError, PymarsError
+from pymars.errors import InputImageError, ModelMismatchError
 from pymars.remac.library import core_library, open_library
 
 #: The largest image side the container describes (csrc/core/limits.h, the one definition).
@@ -125,6 +125,8 @@ def encode(
         raise InputImageError(f"model {bundle.name!r} codes gray images only; this image has 3 different channels")
     core_reference = None
     if reference is not None:
+        from pymars.sequence import as_reference  # decodes an earlier file given by bytes or path
+
         reference = as_reference(reference, bundle)
         if bundle.channels == 3 and img.ndim == 2:
             # The reference is the decoded frame in the model's channels, so the frame is coded as RGB too.
@@ -168,39 +170,6 @@ def default_bundle(image) -> ModelBundle:
     """
     gray = np.asarray(image).ndim == 2 or (np.asarray(image).ndim == 3 and np.asarray(image).shape[2] == 1)
     return open_bundle(gray_bundle() if gray and gray_bundle() is not None else None)
-
-
-def as_reference(reference, bundle: ModelBundle | None = None):
-    """A :class:`pymars.sequence.Reference` from a Reference, an earlier file's bytes or its path.
-
-    Example:
-        >>> as_reference(3)
-        Traceback (most recent call last):
-        ...
-        TypeError: reference must be a pymars.sequence.Reference, the earlier file's bytes or its path, got int
-    """
-    import os
-
-    from pymars.sequence import Reference
-
-    if isinstance(reference, Reference):
-        return reference
-    if isinstance(reference, (bytes, bytearray, memoryview)):
-        return Reference.from_file(bytes(reference), model=bundle)
-    if isinstance(reference, (str, os.PathLike)):
-        from pathlib import Path
-
-        path = Path(reference)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise FileNotFoundError(f"reference {path}: {e.strerror or e}") from None
-        try:
-            return Reference.from_file(data, name=str(path), model=bundle)
-        except PymarsError as e:  # e.g. the reference is itself coded against a frame not given
-            raise type(e)(f"reference {path}: {e}") from None
-    raise TypeError("reference must be a pymars.sequence.Reference, the earlier file's bytes or its path, "
-                    f"got {type(reference).__name__}")
 
 
 def quality_for_max_error(bundle: ModelBundle, max_error: int, depth: int = 8) -> int:

@@ -153,11 +153,109 @@ def pick_reference(image: np.ndarray, earlier: list[Reference], *, model=None, t
     return best
 
 
-def encode_sequence(images, quality: int = 75, *, model=None, tile_size: int = 256, threads: int = 1,
-                    names=None, progress=None) -> list[bytes]:
-    """Encode frames in order, each against the earlier frame of the list it overlaps most (or none).
+def as_reference(reference, bundle=None) -> Reference:
+    """A :class:`Reference` from a Reference, an earlier file's bytes or its path (decoded with ``bundle``).
 
-    ``progress``: called with each frame's index when it is done (a bar, a log).
+    Example:
+        >>> as_reference(3)
+        Traceback (most recent call last):
+        ...
+        TypeError: reference must be a pymars.sequence.Reference, the earlier file's bytes or its path, got int
+    """
+    import os
+    from pathlib import Path
+
+    from pymars.errors import PymarsError
+
+    if isinstance(reference, Reference):
+        return reference
+    if isinstance(reference, (bytes, bytearray, memoryview)):
+        return Reference.from_file(bytes(reference), model=bundle)
+    if isinstance(reference, (str, os.PathLike)):
+        path = Path(reference)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise FileNotFoundError(f"reference {path}: {e.strerror or e}") from None
+        try:
+            return Reference.from_file(data, name=str(path), model=bundle)
+        except PymarsError as e:  # e.g. the reference is itself coded against a frame not given
+            raise type(e)(f"reference {path}: {e}") from None
+    raise TypeError("reference must be a pymars.sequence.Reference, the earlier file's bytes or its path, "
+                    f"got {type(reference).__name__}")
+
+
+class SequenceEncoder:
+    """Encodes frames one at a time, each against the earlier frame it overlaps most; keeps what it sent.
+
+    The one loop of :func:`encode_sequence` and ``pymars encode --sequence`` (which
+    reads one frame at a time). Only 8-bit frames are kept as references.
+
+    Example:
+        >>> from pymars.data.synthetic import mars_like_scene
+        >>> enc = SequenceEncoder(quality=70)
+        >>> a = mars_like_scene(64, 64, seed=2, channels=1)
+        >>> _, first = enc.encode(a, "a"); _, second = enc.encode(a, "b")
+        >>> first is None, second.name
+        (True, 'a')
+    """
+
+    def __init__(self, quality: int = 75, *, model=None, tile_size: int = 256, threads: int = 1):
+        self.quality, self.model, self.tile_size, self.threads = quality, model, tile_size, threads
+        self.earlier: list[Reference] = []
+
+    def encode(self, image: np.ndarray, name: str, bit_depth: int | None = None) -> tuple[bytes, Reference | None]:
+        """(the frame's file, the earlier frame it was coded against or None)."""
+        from pymars.rover.encode import encode
+
+        eight = np.asarray(image).dtype == np.uint8 and bit_depth in (None, 8)
+        ref = pick_reference(image, self.earlier, model=self.model, tile_size=self.tile_size) if eight else None
+        data = encode(image, self.quality, tile_size=self.tile_size, bit_depth=bit_depth, threads=self.threads,
+                      model=self.model, reference=ref)
+        if eight:  # the frame as the ground will decode it (the rover's reconstruction, bit for bit)
+            self.earlier.append(Reference.from_file(data, name=name, model=self.model, reference=ref))
+        return data, ref
+
+
+class SequenceDecoder:
+    """Decodes files one at a time; a file coded against an earlier frame finds it among the earlier files by id.
+
+    The one loop of :func:`decode_sequence` and ``pymars decode --sequence``. A
+    file that names a frame not decoded before it (or one that was damaged) is a
+    one-line :class:`BitstreamError`.
+
+    Example:
+        >>> SequenceDecoder().known
+        {}
+    """
+
+    def __init__(self, *, model=None, threads: int = 1, max_pixels: int = 1 << 28):
+        self.model, self.threads, self.max_pixels = model, threads, max_pixels  # max_pixels: as pymars.decode's
+        self.known: dict[bytes, Reference] = {}
+
+    def decode(self, data: bytes, name: str):
+        """(image, DecodeReport) of one file, as :func:`pymars.decode_with_report` gives them."""
+        from pymars.ground.decode import decode_with_report, info
+
+        data = bytes(data)
+        needed = info(data)["sequence_id"]
+        ref = None
+        if needed is not None:
+            ref = self.known.get(needed)
+            if ref is None:
+                raise BitstreamError(f"{name} was coded against the frame of file id {needed.hex()}, which is not "
+                                     "earlier in the sequence (or was damaged): give that file first (or decode with "
+                                     "reference=)")
+        image, report = decode_with_report(data, model=self.model, threads=self.threads, max_pixels=self.max_pixels,
+                                           reference=ref)
+        if image.dtype == np.uint8 and report.ok:  # only a whole 8-bit frame can be a reference
+            self.known[file_id(data)] = Reference(np.ascontiguousarray(image), file_id(data), name)
+        return image, report
+
+
+def encode_sequence(images, quality: int = 75, *, model=None, tile_size: int = 256, threads: int = 1,
+                    names=None) -> list[bytes]:
+    """Encode frames in order, each against the earlier frame of the list it overlaps most (or none).
 
     Example:
         >>> import numpy as np
@@ -168,21 +266,9 @@ def encode_sequence(images, quality: int = 75, *, model=None, tile_size: int = 2
         >>> info(files[0])["sequence_id"] is None, info(files[1])["sequence_id"] == file_id(files[0])
         (True, True)
     """
-    from pymars.rover.encode import encode
-
-    files: list[bytes] = []
-    earlier: list[Reference] = []
+    enc = SequenceEncoder(quality, model=model, tile_size=tile_size, threads=threads)
     names = list(names) if names is not None else [f"frame {i}" for i in range(len(images))]
-    for i, image in enumerate(images):
-        ref = pick_reference(image, earlier, model=model, tile_size=tile_size)
-        data = encode(image, quality, tile_size=tile_size, threads=threads, model=model, reference=ref)
-        files.append(data)
-        # The frame as the ground will decode it (the rover's reconstruction, bit for bit).
-        if np.asarray(image).dtype == np.uint8:
-            earlier.append(Reference.from_file(data, name=names[i], model=model, reference=ref))
-        if progress is not None:
-            progress(i)
-    return files
+    return [enc.encode(image, name)[0] for image, name in zip(images, names)]
 
 
 def decode_sequence(files, *, model=None, names=None, threads: int = 1) -> list[np.ndarray]:
@@ -199,24 +285,8 @@ def decode_sequence(files, *, model=None, names=None, threads: int = 1) -> list[
         >>> decode_sequence(files[1:])
         Traceback (most recent call last):
         ...
-        pymars.errors.BitstreamError: frame 0 was coded against the frame of file id ... which is not earlier in the sequence: give that file first (or decode with reference=)
+        pymars.errors.BitstreamError: frame 0 was coded against the frame of file id ... which is not earlier in the sequence (or was damaged): give that file first (or decode with reference=)
     """
-    from pymars.ground.decode import decode, info
-
+    dec = SequenceDecoder(model=model, threads=threads)
     names = list(names) if names is not None else [f"frame {i}" for i in range(len(files))]
-    known: dict[bytes, Reference] = {}
-    out = []
-    for name, data in zip(names, files):
-        data = bytes(data)
-        needed = info(data)["sequence_id"]
-        ref = None
-        if needed is not None:
-            ref = known.get(needed)
-            if ref is None:
-                raise BitstreamError(f"{name} was coded against the frame of file id {needed.hex()}, which is not "
-                                     "earlier in the sequence: give that file first (or decode with reference=)")
-        image = decode(data, model=model, threads=threads, reference=ref)
-        out.append(image)
-        if image.dtype == np.uint8:
-            known[file_id(data)] = Reference(np.ascontiguousarray(image), file_id(data), name)
-    return out
+    return [dec.decode(data, name)[0] for data, name in zip(files, names)]
