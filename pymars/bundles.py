@@ -35,10 +35,12 @@ DEFAULT_MODEL = "base-v2-wv"
 #: The RGB default codes them when this bundle is not installed.
 DEFAULT_GRAY_MODEL = "base-v2-gray-wv"
 #: The bundles ``encode(..., max_error=k)`` (``--lossless``, ``--max-error``) uses when no
-#: model is named: near-lossless qualities with every k from 16 (RGB) or 6 (gray) to 0,
-#: range coded, so a loose bound does not pay for a tight one.
-DEFAULT_NEAR_LOSSLESS_MODEL = "base-v1-nl"
-DEFAULT_GRAY_NEAR_LOSSLESS_MODEL = "base-v2-gray-rc"
+#: model is named: near-lossless qualities 81..100 with every k from 16 to 0, range
+#: coded with Arith2's trained contexts (docs/bitstream.md §4.8), so a loose bound
+#: does not pay for a tight one. Files of the earlier ones (base-v1-nl, base-v2-gray-rc)
+#: still decode with those bundles.
+DEFAULT_NEAR_LOSSLESS_MODEL = "base-v2-nl"
+DEFAULT_GRAY_NEAR_LOSSLESS_MODEL = "base-v2-gray-nl"
 #: The REMAC bundle ``encode(..., refs=LIB)`` uses when no model is named.
 DEFAULT_REMAC_MODEL = "remac-v1"
 

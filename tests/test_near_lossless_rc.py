@@ -128,11 +128,15 @@ def test_a_blob_with_unknown_dims_flags_is_refused(rgb_rc):
     blob = bytearray(rgb_rc.blob_path.read_bytes())
     at = blob.index(b"DIMS") + 8 + 7 * 4
     assert struct.unpack_from("<I", blob, at)[0] == 2
-    struct.pack_into("<I", blob, at, 6)
     from pymars import _core
 
-    with pytest.raises(ValueError):
-        _core.Model(bytes(blob))
+    # Bit 3 is unknown; bit 2 (Arith2) means nothing without bit 1 (range coded).
+    for flags in (8, 4):
+        struct.pack_into("<I", blob, at, flags)
+        with pytest.raises(ValueError):
+            _core.Model(bytes(blob))
+    struct.pack_into("<I", blob, at, 6)
+    assert _core.Model(bytes(blob)).near_lossless_coder == "arith2"
 
 
 def test_target_bytes_reaches_lossless(rgb_rc):

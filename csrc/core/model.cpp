@@ -26,6 +26,7 @@ constexpr uint32_t kTagZTab = tag('Z', 'T', 'A', 'B');
 constexpr uint32_t kTagNlqt = tag('N', 'L', 'Q', 'T');
 constexpr uint32_t kTagWvqt = tag('W', 'V', 'Q', 'T');
 constexpr uint32_t kTagWvpr = tag('W', 'V', 'P', 'R');
+constexpr uint32_t kTagNlpr = tag('N', 'L', 'P', 'R');
 
 // Limits that keep every later size computation far from overflow.
 constexpr uint32_t kMaxChannels = 1024;
@@ -317,6 +318,26 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
       model->wv_priors.kinds = kinds;
       continue;
     }
+    if (t == kTagNlpr && next >= 2 && model->nl_priors.kinds == 0) {
+      // Optional, after DIMS, Arith2 models only: u32 kinds (the input channels),
+      // u32 k classes, u32 contexts, u32 bins, then u16 P(0) [kinds][classes][contexts][bins],
+      // each in 1..32767.
+      const uint32_t kinds = sec.u32(), classes = sec.u32(), contexts = sec.u32(), bins = sec.u32();
+      if (sec.failed) return BlobStatus::Truncated;
+      if (model->nl_coder != NlCoder::Arith2 || kinds != model->in_channels || classes != kNlKClasses ||
+          contexts != kNlQContexts || bins != kNlQBins || len != 16 + 2 * size_t(kinds) * classes * contexts * bins)
+        return BlobStatus::BadDims;
+      const size_t n = size_t(kinds) * classes * contexts * bins;
+      uint16_t* table = arena.alloc<uint16_t>(n);
+      for (size_t i = 0; i < n; ++i) {
+        const uint16_t v = sec.u16();
+        if (v == 0 || v >= kAdaptiveOne) return BlobStatus::BadDims;
+        if (table) table[i] = v;
+      }
+      model->nl_priors.table = table;  // null in a counting arena (size query only)
+      model->nl_priors.kinds = kinds;
+      continue;
+    }
     if (t == kTagHsRef && next == 4 && !model->has_ref) {
       // Optional, just before HS: the reference branch (REMAC models).
       const uint32_t at = sec.u32(), frac = sec.u32(), side = sec.u32();
@@ -351,10 +372,11 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
       model->z_limit = d[5];
       model->symbol_limit = d[6];
       model->tile_means = (d[7] & 1u) != 0;
-      model->nl_coder = (d[7] & 2u) ? NlCoder::Arith : NlCoder::Golomb;
+      // Bit 1: range-coded near-lossless tiles (§4.8); bit 2 with it: Arith2's context model.
+      model->nl_coder = (d[7] & 2u) ? ((d[7] & 4u) ? NlCoder::Arith2 : NlCoder::Arith) : NlCoder::Golomb;
       if ((d[0] != 1 && d[0] != 3) || d[1] == 0 || d[1] > kMaxChannels || d[2] == 0 || d[2] > kMaxChannels || d[3] < 2 ||
           d[3] > kMaxScaleLevels || d[4] != kQualityLevels || d[5] == 0 || d[5] > 32767 || d[6] == 0 ||
-          d[6] > (1u << 20) || (d[7] & ~3u) != 0)
+          d[6] > (1u << 20) || (d[7] & ~7u) != 0 || (d[7] & 6u) == 4u)
         return BlobStatus::BadDims;
     } else if (t == kTagGa) {
       st = parse_float_ops(sec, arena, model->ga, &model->n_ga);

@@ -64,12 +64,14 @@ struct Model {
   bool has_nl = false;
   uint8_t nl_k[kQualityLevels] = {};
   // DIMS flag bit 1: near-lossless tiles use the range coder (docs/bitstream.md §4.8),
-  // not the Golomb codes of §4.7 (base-v2-gray's files).
+  // not the Golomb codes of §4.7 (base-v2-gray's files); bit 2 with it: Arith2.
   NlCoder nl_coder = NlCoder::Golomb;
+  // Optional NLPR section (Arith2): the trained initial probabilities.
+  NlPriors nl_priors;
   bool near_lossless(uint32_t quality) const { return has_nl && valid_quality(quality) && nl_k[quality - 1] != 0xFF; }
   // Qualities whose tiles can carry 12/16-bit samples (file header flag bit 1,
   // docs/bitstream.md §4.8): the range-coded near-lossless ones.
-  bool source_depth_capable(uint32_t quality) const { return near_lossless(quality) && nl_coder == NlCoder::Arith; }
+  bool source_depth_capable(uint32_t quality) const { return near_lossless(quality) && nl_coder != NlCoder::Golomb; }
   // The cheapest quality whose every decoded sample is within +-max_error of the
   // original (k = 0: lossless), for samples of `bit_depth` (12/16: coded at that
   // depth, so only range-coded qualities qualify); 0 when the model has none. The

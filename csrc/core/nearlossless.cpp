@@ -256,6 +256,44 @@ inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t cha
   return clamp_sample(base + med(a, b, c) + *sign * s->C[*q], p);
 }
 
+// Arith2 prediction (§4.8, "Arith2"). Channel 0 as §4.7. Channel ch > 0 on its
+// difference plane to channel ch - 1, as predict_ac, but:
+//   * no LOCO-I bias correction below k = kNlChromaBiasFromK: colour difference
+//     planes of real frames are piecewise flat (chroma that is smooth or was
+//     subsampled), and a correction moves the prediction off the exact value that
+//     MED usually finds; at larger k the quantised plane is no longer flat and the
+//     correction pays again (measured, docs/base-v2.md);
+//   * the previous-channel class of channel 2 is its predecessor's difference-plane
+//     deviation (how hard channel 1 was to predict where it was coded), not the
+//     sample-domain one.
+template <typename S>
+inline int32_t predict_v2(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+                          uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign, uint32_t* cross) {
+  if (ch == 0) {
+    *cross = 0;
+    return predict(rec, stride, ch, channels, y, x, w, s, p, q, sign);
+  }
+  int32_t a, b, c, d, a0, b0, c0, d0;
+  neighbours(rec, stride, ch, channels, y, x, w, p.mid, &a, &b, &c, &d);
+  neighbours(rec, stride, ch - 1, channels, y, x, w, p.mid, &a0, &b0, &c0, &d0);
+  const size_t at = size_t(y) * stride + size_t(x) * channels;
+  const int32_t base = rec[at + ch - 1];
+  if (ch == 1) {
+    *cross = cross_class(base, med(a0, b0, c0), p);
+  } else {
+    int32_t a1, b1, c1, d1;
+    neighbours(rec, stride, ch - 2, channels, y, x, w, p.mid, &a1, &b1, &c1, &d1);
+    *cross = cross_class(base - int32_t(rec[at + ch - 2]), med(a0 - a1, b0 - b1, c0 - c1), p);
+  }
+  a -= a0;
+  b -= b0;
+  c -= c0;
+  d -= d0;
+  *q = context(a, b, c, d, p, sign);
+  const int32_t bias = p.k >= int32_t(kNlChromaBiasFromK) ? *sign * s->C[*q] : 0;
+  return clamp_sample(base + med(a, b, c) + bias, p);
+}
+
 // Quantised error -> modulo-RANGE representative in [-RANGE/2, (RANGE-1)/2].
 inline int32_t modulo_range(int32_t e, const Params& p) {
   if (e < 0) e += p.range;
@@ -365,6 +403,23 @@ void reset_arith(NlState* s) {
   }
 }
 
+// Arith2: the gradient-context probabilities of one channel from the priors of its
+// kind and k class (1/2 without priors).
+void reset_q(NlState* s, const NlPriors& priors, uint32_t kind, uint32_t k) {
+  if (!priors.table) {
+    for (uint32_t c = 0; c < kNlQContexts; ++c)
+      for (uint32_t j = 0; j < kNlQBins; ++j) s->p_q[c][j] = kAdaptiveHalf;
+    return;
+  }
+  const uint32_t kk = kind < priors.kinds ? kind : priors.kinds - 1;
+  const uint16_t* t = priors.table + (size_t(kk) * kNlKClasses + nl_k_class(k)) * kNlQContexts * kNlQBins;
+  for (uint32_t c = 0; c < kNlQContexts; ++c)
+    for (uint32_t j = 0; j < kNlQBins; ++j) {
+      const uint16_t v = t[c * kNlQBins + j];
+      s->p_q[c][j] = AdaptiveBit{v, v};
+    }
+}
+
 // Low bits of a magnitude, sent below its unary part: where the context's errors
 // are large (lossless on texture) a unary code of the whole magnitude would be
 // long, so, as a Golomb code does, the Golomb k - kNlShiftBelow lowest bits are
@@ -415,9 +470,11 @@ inline void store_sample(uint8_t* out, size_t i, uint16_t v) {
 inline void load_sample(const uint8_t* in, size_t i, uint8_t* v) { *v = in[i]; }
 inline void load_sample(const uint8_t* in, size_t i, uint16_t* v) { *v = uint16_t(in[2 * i] | (in[2 * i + 1] << 8)); }
 
-template <typename S>
+// V2: Arith2's context model (§4.8, "Arith2"); false: §4.8's, byte for byte.
+template <bool V2, typename S>
 size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
-                    uint32_t k, uint32_t depth, NlState* s, uint8_t* out, size_t cap, S* recon) {
+                    uint32_t k, uint32_t depth, NlState* s, uint8_t* out, size_t cap, S* recon,
+                    const NlPriors& priors, NlCounts* counts) {
   const Params p = params(k, depth);
   const size_t raw = size_t(h) * w * channels * sizeof(S);
   if (cap < raw + 1) return 0;
@@ -427,26 +484,41 @@ size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
   for (uint32_t ch = 0; ch < channels; ++ch) {
     reset(s, p);
     reset_arith(s);
+    const uint32_t kind = ch < 3 ? ch : 2;
+    if (V2) reset_q(s, priors, kind, k);
     for (uint32_t y = 0; y < h; ++y)
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
         uint32_t cross;
-        const int32_t px = predict_ac(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
+        const int32_t px = V2 ? predict_v2(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross)
+                              : predict_ac(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
         const uint32_t act = activity(s, q);
         const uint32_t ctx = ac_context(act, q, cross);
+        const uint32_t qc = uint32_t(q) * kNlCross + cross;
+        // One modelled bin: §4.8's context; Arith2 adds the gradient context's
+        // probability (mixed on channel 0, alone on the difference planes).
+        auto code = [&](NlProb* pa, uint32_t j, uint32_t b) {
+          if (!V2) {
+            rc.bit(pa, b);
+            return;
+          }
+          if (counts) ++counts->n[kind][qc][j][b];
+          if (ch == 0) rc.bit2(pa, &s->p_q[qc][j], b);
+          else rc.bit(&s->p_q[qc][j], b);
+        };
         const int32_t xv = samples[size_t(y) * row_stride + size_t(x) * channels + ch];
         int32_t err = sign * (xv - px);
         if (p.k) err = err > 0 ? (err + p.k) / (2 * p.k + 1) : -((p.k - err) / (2 * p.k + 1));
         recon[size_t(y) * rstride + size_t(x) * channels + ch] = S(reconstruct(px, sign, err, p));
         err = modulo_range(err, p);
-        rc.bit(&s->p_zero[ctx], err != 0);
+        code(&s->p_zero[ctx], 0, err != 0);
         if (err != 0) {
-          rc.bit(&s->p_sign[ctx], err < 0);
+          code(&s->p_sign[ctx], 1, err < 0);
           const uint32_t all = uint32_t(err < 0 ? -err : err) - 1, sh = low_bits(s, q);
           const uint32_t mag = all >> sh;
           uint32_t j = 0;
           for (; j < kNlUnary; ++j) {
-            rc.bit(&s->p_mag[ctx][j], mag > j);
+            code(&s->p_mag[ctx][j], 2 + j, mag > j);
             if (mag == j) break;
           }
           if (j == kNlUnary) {  // escape: Exp-Golomb of mag - kNlUnary
@@ -478,9 +550,9 @@ size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
   return raw + 1;
 }
 
-template <typename S>
+template <bool V2, typename S>
 bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
-                  uint32_t depth, NlState* s, S* out) {
+                  uint32_t depth, NlState* s, S* out, const NlPriors& priors) {
   const Params p = params(k, depth);
   const size_t n_samples = size_t(h) * w * channels, raw = n_samples * sizeof(S);
   if (len < 1) return false;
@@ -500,18 +572,25 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
   for (uint32_t ch = 0; ch < channels; ++ch) {
     reset(s, p);
     reset_arith(s);
+    if (V2) reset_q(s, priors, ch < 3 ? ch : 2, k);
     for (uint32_t y = 0; y < h; ++y)
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
         uint32_t cross;
-        const int32_t px = predict_ac(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
+        const int32_t px = V2 ? predict_v2(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross)
+                              : predict_ac(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
         const uint32_t act = activity(s, q);
         const uint32_t ctx = ac_context(act, q, cross);
+        const uint32_t qc = uint32_t(q) * kNlCross + cross;
+        auto bin = [&](NlProb* pa, uint32_t j) -> uint32_t {
+          if (!V2) return rc.bit(pa);
+          return ch == 0 ? rc.bit2(pa, &s->p_q[qc][j]) : rc.bit(&s->p_q[qc][j]);
+        };
         int32_t err = 0;
-        if (rc.bit(&s->p_zero[ctx])) {
-          const bool negative = rc.bit(&s->p_sign[ctx]) != 0;
+        if (bin(&s->p_zero[ctx], 0)) {
+          const bool negative = bin(&s->p_sign[ctx], 1) != 0;
           uint32_t mag = 0;
-          while (mag < kNlUnary && rc.bit(&s->p_mag[ctx][mag])) ++mag;
+          while (mag < kNlUnary && bin(&s->p_mag[ctx][mag], 2 + mag)) ++mag;
           if (mag == kNlUnary) {
             uint32_t n = 0;
             while (n < p.escape && rc.bit(&s->p_esc[act][n])) ++n;
@@ -544,30 +623,41 @@ size_t nl_max_bytes(uint32_t h, uint32_t w, uint32_t channels) {
   return (size_t(h) * w * channels * size_t(kLimit) + 7) / 8 + 8;
 }
 
+uint32_t nl_k_class(uint32_t k) { return k == 0 ? 0u : (k <= 2 ? 1u : (k <= 5 ? 2u : 3u)); }
+
 size_t nl_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
-                 NlCoder coder, NlState* state, uint8_t* out, size_t cap, uint8_t* recon) {
+                 NlCoder coder, NlState* state, uint8_t* out, size_t cap, uint8_t* recon, const NlPriors& priors,
+                 NlCounts* counts) {
   if (k > kNlMaxError || !recon) return 0;
-  if (coder == NlCoder::Arith) return arith_encode(samples, row_stride, h, w, channels, k, 8, state, out, cap, recon);
+  if (coder == NlCoder::Arith2)
+    return arith_encode<true>(samples, row_stride, h, w, channels, k, 8, state, out, cap, recon, priors, counts);
+  if (coder == NlCoder::Arith)
+    return arith_encode<false>(samples, row_stride, h, w, channels, k, 8, state, out, cap, recon, priors, nullptr);
   return golomb_encode(samples, row_stride, h, w, channels, k, state, out, cap, recon);
 }
 
 bool nl_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k, NlCoder coder,
-               NlState* state, uint8_t* out) {
+               NlState* state, uint8_t* out, const NlPriors& priors) {
   if (k > kNlMaxError) return false;
-  if (coder == NlCoder::Arith) return arith_decode(data, len, h, w, channels, k, 8u, state, out);
+  if (coder == NlCoder::Arith2) return arith_decode<true>(data, len, h, w, channels, k, 8u, state, out, priors);
+  if (coder == NlCoder::Arith) return arith_decode<false>(data, len, h, w, channels, k, 8u, state, out, priors);
   return golomb_decode(data, len, h, w, channels, k, state, out);
 }
 
 size_t nl_encode16(const uint16_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
-                   uint32_t depth, NlState* state, uint8_t* out, size_t cap, uint16_t* recon) {
-  if (k > kNlMaxError || !recon || (depth != 12 && depth != 16)) return 0;
-  return arith_encode(samples, row_stride, h, w, channels, k, depth, state, out, cap, recon);
+                   uint32_t depth, NlState* state, uint8_t* out, size_t cap, uint16_t* recon, NlCoder coder,
+                   const NlPriors& priors) {
+  if (k > kNlMaxError || !recon || (depth != 12 && depth != 16) || coder == NlCoder::Golomb) return 0;
+  if (coder == NlCoder::Arith2)
+    return arith_encode<true>(samples, row_stride, h, w, channels, k, depth, state, out, cap, recon, priors, nullptr);
+  return arith_encode<false>(samples, row_stride, h, w, channels, k, depth, state, out, cap, recon, priors, nullptr);
 }
 
 bool nl_decode16(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
-                 uint32_t depth, NlState* state, uint16_t* out) {
-  if (k > kNlMaxError || (depth != 12 && depth != 16)) return false;
-  return arith_decode(data, len, h, w, channels, k, depth, state, out);
+                 uint32_t depth, NlState* state, uint16_t* out, NlCoder coder, const NlPriors& priors) {
+  if (k > kNlMaxError || (depth != 12 && depth != 16) || coder == NlCoder::Golomb) return false;
+  if (coder == NlCoder::Arith2) return arith_decode<true>(data, len, h, w, channels, k, depth, state, out, priors);
+  return arith_decode<false>(data, len, h, w, channels, k, depth, state, out, priors);
 }
 
 }  // namespace pymars

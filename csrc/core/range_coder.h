@@ -87,6 +87,24 @@ struct RangeEncoder {
       shift_low();
     }
   }
+  // One bin coded with the mean of two adaptive probabilities (both adapt): a
+  // cheap mix of two context models.
+  void bit2(AdaptiveBit* p1, AdaptiveBit* p2, uint32_t b) {
+    const uint32_t pr = (coder_prob<ProbBits, Lo, Hi>(*p1) + coder_prob<ProbBits, Lo, Hi>(*p2) + 1) >> 1;
+    const uint32_t bound = (range >> ProbBits) * pr;
+    if (!b) {
+      range = bound;
+    } else {
+      low += bound;
+      range -= bound;
+    }
+    adapt<FastShift, SlowShift>(p1, b);
+    adapt<FastShift, SlowShift>(p2, b);
+    while (range < kRangeTop) {
+      range <<= 8;
+      shift_low();
+    }
+  }
   void direct(uint32_t v, uint32_t count) {  // count <= 32, equiprobable bits, msb first
     for (uint32_t i = count; i-- > 0;) {
       range >>= 1;
@@ -137,6 +155,26 @@ struct RangeDecoder {
       b = 1;
     }
     adapt<FastShift, SlowShift>(p, b);
+    while (range < kRangeTop) {
+      range <<= 8;
+      code = (code << 8) | next();
+    }
+    return b;
+  }
+  uint32_t bit2(AdaptiveBit* p1, AdaptiveBit* p2) {
+    const uint32_t pr = (coder_prob<ProbBits, Lo, Hi>(*p1) + coder_prob<ProbBits, Lo, Hi>(*p2) + 1) >> 1;
+    const uint32_t bound = (range >> ProbBits) * pr;
+    uint32_t b;
+    if (code < bound) {
+      range = bound;
+      b = 0;
+    } else {
+      code -= bound;
+      range -= bound;
+      b = 1;
+    }
+    adapt<FastShift, SlowShift>(p1, b);
+    adapt<FastShift, SlowShift>(p2, b);
     while (range < kRangeTop) {
       range <<= 8;
       code = (code << 8) | next();

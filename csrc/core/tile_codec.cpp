@@ -90,7 +90,7 @@ bool make_encoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, En
     ws->nl_recon = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
     ws->nl_state = arena.alloc<NlState>(1);
   }
-  if (m.has_nl && m.nl_coder == NlCoder::Arith) {  // source-depth tiles (§4.8): 16-bit samples
+  if (m.has_nl && m.nl_coder != NlCoder::Golomb) {  // source-depth tiles (§4.8): 16-bit samples
     ws->samples16 = arena.alloc<uint16_t>(size_t(d.H) * d.W * m.in_channels);
     ws->nl_recon16 = arena.alloc<uint16_t>(size_t(d.H) * d.W * m.in_channels);
   }
@@ -129,7 +129,7 @@ bool make_decoder_workspace(const Model& m, uint32_t tile_size, Arena& arena, De
   if (m.has_ref) ws->ref_in = arena.alloc<int32_t>(ref_peak);
   if (m.has_sample_coders()) ws->samples = arena.alloc<uint8_t>(size_t(d.H) * d.W * m.in_channels);
   if (m.has_nl) ws->nl_state = arena.alloc<NlState>(1);
-  if (m.has_nl && m.nl_coder == NlCoder::Arith) ws->samples16 = arena.alloc<uint16_t>(size_t(d.H) * d.W * m.in_channels);
+  if (m.has_nl && m.nl_coder != NlCoder::Golomb) ws->samples16 = arena.alloc<uint16_t>(size_t(d.H) * d.W * m.in_channels);
   if (m.has_wv) {
     ws->wv_work = arena.alloc<int32_t>(wv_work_ints(d.H, d.W, m.in_channels));
     ws->wv_state = arena.alloc<WvState>(1);
@@ -305,14 +305,15 @@ bool code_tile(const Model& m, EncoderWorkspace& ws, const TileDims& d, uint32_t
   if (sample_depth != 8 && m.source_depth_capable(quality) && ws.samples16) {
     const size_t n = nl_encode16(ws.samples16, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
                                  m.nl_k[quality - 1], sample_depth, ws.nl_state, ws.sample_stream, ws.sample_capacity,
-                                 ws.nl_recon16);
+                                 ws.nl_recon16, m.nl_coder, m.nl_priors);
     *payload = ws.sample_stream;
     *payload_size = n;
     return n != 0;
   }
   if (m.near_lossless(quality)) {
     const size_t n = nl_encode(ws.samples, size_t(d.W) * m.in_channels, d.h, d.w, m.in_channels,
-                               m.nl_k[quality - 1], m.nl_coder, ws.nl_state, ws.sample_stream, ws.sample_capacity, ws.nl_recon);
+                               m.nl_k[quality - 1], m.nl_coder, ws.nl_state, ws.sample_stream, ws.sample_capacity, ws.nl_recon,
+                               m.nl_priors);
     *payload = ws.sample_stream;
     *payload_size = n;
     return n != 0;
@@ -390,11 +391,11 @@ bool decode_tile(const Model& m, DecoderWorkspace& ws, const TileDims& d, uint32
   if (sample_depth != 8) {
     if (!m.source_depth_capable(quality) || !ws.samples16) return false;
     return nl_decode16(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], sample_depth, ws.nl_state,
-                       ws.samples16);
+                       ws.samples16, m.nl_coder, m.nl_priors);
   }
   if (m.near_lossless(quality))
     return nl_decode(payload, payload_size, d.h, d.w, m.in_channels, m.nl_k[quality - 1], m.nl_coder, ws.nl_state,
-                     ws.samples);
+                     ws.samples, m.nl_priors);
   if (m.wavelet(quality))
     return decode_wavelet_tile(m, quality, d, payload, payload_size, link, ws.wv_state, ws.wv_work, ws.seq_pred,
                                ws.seq_work, ws.samples);

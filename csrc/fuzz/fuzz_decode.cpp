@@ -172,9 +172,10 @@ void check_near_lossless(Fixture& fx, const TileDims& d, uint32_t quality) {
   const size_t n = size_t(d.h) * d.w * c;
   std::memcpy(fx.nl_samples.data(), fx.ws.samples, n);
   const size_t len = nl_encode(fx.nl_samples.data(), size_t(d.w) * c, d.h, d.w, c, k, m.nl_coder, &fx.nl_state,
-                               fx.nl_stream.data(), fx.nl_stream.size(), fx.nl_recon.data());
+                               fx.nl_stream.data(), fx.nl_stream.size(), fx.nl_recon.data(), m.nl_priors);
   FUZZ_CHECK(len != 0);
-  FUZZ_CHECK(nl_decode(fx.nl_stream.data(), len, d.h, d.w, c, k, m.nl_coder, &fx.nl_state, fx.nl_again.data()));
+  FUZZ_CHECK(nl_decode(fx.nl_stream.data(), len, d.h, d.w, c, k, m.nl_coder, &fx.nl_state, fx.nl_again.data(),
+                       m.nl_priors));
   for (size_t i = 0; i < n; ++i) {
     FUZZ_CHECK(fx.nl_again[i] == fx.nl_recon[i]);
     const int diff = int(fx.nl_again[i]) - int(fx.nl_samples[i]);

@@ -674,10 +674,12 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("near_lossless_coder",
                              [](const PyModel& p) -> py::object {
                                if (!p.model.has_nl) return py::none();
-                               return py::str(p.model.nl_coder == NlCoder::Arith ? "arith" : "golomb");
+                               return py::str(p.model.nl_coder == NlCoder::Arith2  ? "arith2"
+                                              : p.model.nl_coder == NlCoder::Arith ? "arith"
+                                                                                   : "golomb");
                              },
-                             "Entropy coder of the near-lossless qualities: 'arith' (§4.8: 12/16-bit samples too),\n"
-                             "'golomb' (§4.7), or None")
+                             "Entropy coder of the near-lossless qualities: 'arith2' (§4.8, Arith2: learned contexts),\n"
+                             "'arith' (§4.8: 12/16-bit samples too), 'golomb' (§4.7), or None")
       .def("wavelet_step",
            [](const PyModel& p, uint32_t q) -> py::object {
              if (!p.model.wavelet(q)) return py::none();
@@ -719,6 +721,9 @@ PYBIND11_MODULE(_core, m) {
       "pymars.remac.selection).");
 
   m.attr("WAVELET_STATE_BITS") = kWvStateBits;
+  m.attr("NL_K_CLASSES") = kNlKClasses;
+  m.attr("NL_CONTEXTS") = kNlQContexts;
+  m.attr("NL_BINS") = kNlQBins;
   m.attr("WAVELET_STEP_CLASSES") = kWvStepClasses;
   m.def(
       "wavelet_bin_counts",
@@ -747,6 +752,33 @@ PYBIND11_MODULE(_core, m) {
       py::arg("tile"), py::arg("step_q4"),
       "(counts uint32 [plane kind][context][bin], payload bytes) of one tile wavelet-coded at step_q4\n"
       "(1/16 level) with every context starting at 1/2: the statistics the WVPR priors are trained on.");
+
+  m.def(
+      "nl_bin_counts",
+      [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> tile, uint32_t k) {
+        if (tile.ndim() != 2 && !(tile.ndim() == 3 && tile.shape(2) == 3))
+          throw py::value_error("tile must be (H, W) or (H, W, 3) uint8");
+        const uint32_t h = uint32_t(tile.shape(0)), w = uint32_t(tile.shape(1)), c = tile.ndim() == 3 ? 3u : 1u;
+        if (h == 0 || w == 0 || h > kMaxTileSize || w > kMaxTileSize)
+          throw py::value_error("tile must be 1..4096 on each side");
+        if (k > kNlMaxError) throw py::value_error("k must be in 0..32");
+        std::vector<uint8_t> out(nl_max_bytes(h, w, c)), recon(size_t(h) * w * c);
+        auto state = std::make_unique<NlState>();
+        auto counts = std::make_unique<NlCounts>();
+        std::memset(counts.get(), 0, sizeof(NlCounts));
+        size_t n;
+        {
+          py::gil_scoped_release nogil;
+          n = nl_encode(tile.data(), size_t(w) * c, h, w, c, k, NlCoder::Arith2, state.get(), out.data(), out.size(),
+                        recon.data(), NlPriors{}, counts.get());
+        }
+        py::array_t<uint32_t> result({size_t(3), size_t(kNlQContexts), size_t(kNlQBins), size_t(2)});
+        std::memcpy(result.mutable_data(), counts->n, sizeof(counts->n));
+        return py::make_tuple(result, n);
+      },
+      py::arg("tile"), py::arg("k"),
+      "(counts uint32 [channel][context][bin][0/1], payload bytes) of one tile coded by Arith2 at maximum error k\n"
+      "with every probability starting at 1/2: the statistics the NLPR priors are trained on.");
 
   m.def(
       "encode",

@@ -191,7 +191,7 @@ def quality_for_max_error(bundle: ModelBundle, max_error: int, depth: int = 8) -
     if depth != 8 and bundle.core.near_lossless_coder == "golomb":
         raise ModelMismatchError(f"model {bundle.name!r} codes near-lossless tiles with Golomb codes (8-bit samples "
                                  "only): max_error on 12/16-bit images needs a range-coded model such as "
-                                 "base-v2-gray-rc or base-v1-nl")
+                                 "base-v2-gray-nl or base-v2-nl")
     q = bundle.core.quality_for_max_error(k, 8 if depth == 8 else 16)
     if q is not None:
         return q

@@ -239,17 +239,38 @@ def wavelet_table(cfg) -> np.ndarray | None:
 
 
 def dims_flags(cfg) -> int:
-    """DIMS flags of a config (docs/model-blob.md): bit 0 tile means, bit 1 range-coded near-lossless tiles.
+    """DIMS flags of a config (docs/model-blob.md): bit 0 tile means, bit 1 range-coded near-lossless tiles,
+    bit 2 (with bit 1) Arith2's learned context model.
 
     Example:
         >>> from pymars.train.codec.network import BaseConfig
         >>> dims_flags(BaseConfig()), dims_flags(BaseConfig(tile_means=True, nl_coder="arith"))
         (0, 3)
+        >>> dims_flags(BaseConfig(nl_coder="arith2"))
+        6
     """
     coder = getattr(cfg, "nl_coder", "golomb")
-    if coder not in ("golomb", "arith"):
-        raise ValueError(f"nl_coder must be 'golomb' or 'arith', got {coder!r}")
-    return (1 if getattr(cfg, "tile_means", False) else 0) | (2 if coder == "arith" else 0)
+    if coder not in ("golomb", "arith", "arith2"):
+        raise ValueError(f"nl_coder must be 'golomb', 'arith' or 'arith2', got {coder!r}")
+    flags = 1 if getattr(cfg, "tile_means", False) else 0
+    return flags | {"golomb": 0, "arith": 2, "arith2": 6}[coder]
+
+
+def nl_priors_section(priors: np.ndarray, channels: int) -> bytes:
+    """The NLPR section: u32 kinds, k classes, contexts, bins, then uint16 P(0) [kinds][classes][contexts][bins].
+
+    Example:
+        >>> from pymars import _core
+        >>> shape = (1, _core.NL_K_CLASSES, _core.NL_CONTEXTS, _core.NL_BINS)
+        >>> len(nl_priors_section(np.full(shape, 16384, np.uint16), 1)) == 16 + 2 * int(np.prod(shape))
+        True
+    """
+
+    p = np.asarray(priors)
+    want = (channels, _core.NL_K_CLASSES, _core.NL_CONTEXTS, _core.NL_BINS)
+    if p.shape != want or p.min() < 1 or p.max() >= 1 << 15:
+        raise ValueError(f"near-lossless priors must be uint16 {want} in 1..32767, got {p.shape}")
+    return _u32(*p.shape) + p.astype("<u2").tobytes()
 
 
 def wavelet_priors_section(priors: np.ndarray, channels: int) -> bytes:
@@ -268,7 +289,8 @@ def wavelet_priors_section(priors: np.ndarray, channels: int) -> bytes:
     return _u32(*p.shape) + p.astype("<u2").tobytes()
 
 
-def model_blob(model: BaseCodec, meta: dict | None = None, wavelet_priors: np.ndarray | None = None) -> bytes:
+def model_blob(model: BaseCodec, meta: dict | None = None, wavelet_priors: np.ndarray | None = None,
+               nl_priors: np.ndarray | None = None) -> bytes:
     """The complete blob for ``model`` (use the EMA weights of a checkpoint).
 
     Example:
@@ -311,6 +333,10 @@ def model_blob(model: BaseCodec, meta: dict | None = None, wavelet_priors: np.nd
         sections.append((b"WVQT", wv.astype("<u2").tobytes()))
     if wavelet_priors is not None:
         sections.append((b"WVPR", wavelet_priors_section(wavelet_priors, cfg.channels)))
+    if nl_priors is not None:
+        if getattr(cfg, "nl_coder", "golomb") != "arith2":
+            raise ValueError("near-lossless priors (NLPR) need nl_coder='arith2'")
+        sections.append((b"NLPR", nl_priors_section(nl_priors, cfg.channels)))
     out = [b"PMWB", struct.pack("<HHI", 1, 0, len(sections))]
     for tag, payload in sections:
         out += [tag, _u32(len(payload)), _pad4(payload)]

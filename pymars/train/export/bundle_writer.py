@@ -105,14 +105,16 @@ def write_bundle(model: BaseCodec, out: str | os.PathLike, provenance: dict) -> 
 
 
 def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_means: bool = True,
-                  wavelet_priors=None, **options) -> dict:
+                  wavelet_priors=None, nl_priors=None, **options) -> dict:
     """A bundle with ``source``'s weights and other coding options, sharing its weight files.
 
     ``options``: other coding fields of the config (``nl_from_quality``,
     ``learned_top_level``, ``nl_max_error``, ``nl_coder``, ``wv_from_quality``,
     ``wv_max_step``, ``wv_min_step``); weights are never changed. ``wavelet_priors``:
     the wavelet coder's trained initial probabilities (WVPR,
-    :func:`pymars.train.codec.wavelet_priors.train_priors`), or None.
+    :func:`pymars.train.codec.wavelet_priors.train_priors`), or None. ``nl_priors``: the
+    Arith2 near-lossless coder's (NLPR, :func:`pymars.train.codec.nl_priors.train_priors`;
+    needs ``nl_coder="arith2"``), or None.
 
     Only the blob (a new model id) and model.json are written; model.json names
     ``source``'s ``synthesis.onnx`` and ``model.safetensors`` (``shared_files``),
@@ -139,7 +141,8 @@ def derive_bundle(source: str | os.PathLike, out: str | os.PathLike, *, tile_mea
         if key not in coding:
             raise ValueError(f"derive_bundle changes coding options only ({', '.join(coding)}), not {key!r}")
         setattr(model.cfg, key, value)
-    blob = model_blob(model, {"provenance": src.manifest.get("provenance", {})}, wavelet_priors=wavelet_priors)
+    blob = model_blob(model, {"provenance": src.manifest.get("provenance", {})}, wavelet_priors=wavelet_priors,
+                      nl_priors=nl_priors)
     atomic_write(out / "encoder.pmw", blob)
     rel = os.path.relpath(src.root.resolve(), out.resolve())
     shared = {name: f"{rel}/{name}" for name in ("synthesis.onnx", "model.safetensors")}

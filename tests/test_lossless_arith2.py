@@ -1,0 +1,134 @@
+"""Arith2, the near-lossless coder with trained contexts (docs/bitstream.md §4.8), and its bundles.
+
+Synthetic scenes only (no ../shared): exact round trips at 8, 12 and 16 bits, the
++-k bound, the NLPR section's checks, and the bin counts the priors are trained on.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+import pymars
+from pymars import _core
+from pymars.bundles import DEFAULT_GRAY_NEAR_LOSSLESS_MODEL, DEFAULT_NEAR_LOSSLESS_MODEL
+from pymars.data.synthetic import mars_like_scene
+
+
+def _bundle(name):
+    try:
+        return pymars.open_bundle(name)
+    except FileNotFoundError:
+        pytest.skip(f"bundle {name} is not installed")
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return _bundle(DEFAULT_NEAR_LOSSLESS_MODEL)
+
+
+@pytest.fixture(scope="module")
+def gray():
+    return _bundle(DEFAULT_GRAY_NEAR_LOSSLESS_MODEL)
+
+
+def test_the_lossless_defaults_use_arith2_with_priors(rgb, gray):
+    for b in (rgb, gray):
+        assert b.core.near_lossless_coder == "arith2"
+        assert b.blob_path.read_bytes().find(b"NLPR") > 0
+        assert [b.core.near_lossless_error(q) for q in (81, 100)] == [16, 0]
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 4, 8, 16])
+def test_every_sample_within_k(rgb, gray, k):
+    img = mars_like_scene(96, 80, seed=k)
+    for b, x in ((rgb, img), (gray, img[..., 1].copy())):
+        data = pymars.encode(x, max_error=k, model=b)
+        out = pymars.decode(data, model=b).reshape(x.shape)
+        assert int(np.abs(out.astype(int) - x).max()) <= k
+        if k == 0:
+            assert np.array_equal(out, x)
+
+
+def test_piecewise_flat_chroma_codes_smaller_than_the_first_range_coder(rgb):
+    # A scene whose colour differences are flat patches (what JPEG-decoded colour
+    # frames hold): Arith2 drops the bias correction there and must not lose.
+    y = mars_like_scene(128, 128, seed=3)[..., 0].astype(int)
+    yy, xx = np.mgrid[0:128, 0:128]
+    cr = 8 * ((yy // 16 + xx // 24) % 3) - 8
+    img = np.clip(np.stack([y + cr, y, y - cr // 2], -1), 0, 255).astype(np.uint8)
+    old = pymars.open_bundle("base-v1-nl") if (pymars.bundles.WEIGHTS_DIR / "base-v1-nl").is_dir() else None
+    new = pymars.encode(img, max_error=0, model=rgb)
+    assert np.array_equal(pymars.decode(new, model=rgb).reshape(img.shape), img)
+    if old is not None:
+        assert len(new) < len(pymars.encode(img, max_error=0, model=old))
+
+
+@pytest.mark.parametrize("depth", [12, 16])
+def test_source_depth_round_trip(gray, rgb, depth):
+    rng = np.random.default_rng(depth)
+    base = mars_like_scene(64, 72, seed=1).astype(np.uint16) << (depth - 8)
+    img = np.minimum(base + rng.integers(0, 1 << (depth - 8), base.shape, dtype=np.uint16), (1 << depth) - 1)
+    for b, x in ((gray, img[..., 0].copy()), (rgb, img)):
+        data = pymars.encode(x, max_error=0, bit_depth=depth, model=b)
+        assert np.array_equal(pymars.decode(data, model=b).reshape(x.shape), x)
+        data = pymars.encode(x, max_error=3, bit_depth=depth, model=b)
+        out = pymars.decode(data, model=b).reshape(x.shape)
+        assert int(np.abs(out.astype(np.int64) - x).max()) <= 3
+
+
+def _nlpr(blob: bytearray) -> int:
+    return blob.index(b"NLPR") + 8  # payload start (tag, u32 length)
+
+
+def test_a_bad_nlpr_section_is_refused(rgb):
+    good = bytearray(rgb.blob_path.read_bytes())
+    at = _nlpr(good)
+    assert struct.unpack_from("<4I", good, at) == (3, _core.NL_K_CLASSES, _core.NL_CONTEXTS, _core.NL_BINS)
+    _core.Model(bytes(good))
+    for field, value in ((0, 1), (1, 3), (2, 1000), (3, 15)):  # kinds, k classes, contexts, bins
+        bad = bytearray(good)
+        struct.pack_into("<I", bad, at + 4 * field, value)
+        with pytest.raises(ValueError):
+            _core.Model(bytes(bad))
+    for value in (0, 1 << 15):  # probabilities are 1..32767
+        bad = bytearray(good)
+        struct.pack_into("<H", bad, at + 16 + 2 * 1234, value)
+        with pytest.raises(ValueError):
+            _core.Model(bytes(bad))
+    # NLPR without Arith2 (DIMS flags back to plain range coding) means nothing.
+    bad = bytearray(good)
+    dims = bad.index(b"DIMS") + 8 + 7 * 4
+    struct.pack_into("<I", bad, dims, struct.unpack_from("<I", bad, dims)[0] & ~4)
+    with pytest.raises(ValueError):
+        _core.Model(bytes(bad))
+
+
+def test_bin_counts_cover_every_coded_sample():
+    tile = mars_like_scene(40, 48, seed=2)
+    counts, n = _core.nl_bin_counts(tile, 0)
+    assert counts.shape == (3, _core.NL_CONTEXTS, _core.NL_BINS, 2) and n > 0
+    # Every sample codes its zero bin exactly once.
+    assert counts[:, :, 0, :].sum() == tile.size
+    with pytest.raises(ValueError):
+        _core.nl_bin_counts(tile, 33)
+    with pytest.raises(ValueError):
+        _core.nl_bin_counts(np.zeros((4, 4, 2), np.uint8), 0)
+
+
+def test_priors_move_bytes_not_samples(rgb):
+    # The same tile through a blob whose priors are all 1/2: other bytes, each payload
+    # whole under its own model (the samples are checked by the round trips above).
+    from tests.test_near_lossless_rc import HEADER, RECORD
+
+    blob = bytearray(rgb.blob_path.read_bytes())
+    at = _nlpr(blob) + 16
+    n = 3 * _core.NL_K_CLASSES * _core.NL_CONTEXTS * _core.NL_BINS
+    blob[at : at + 2 * n] = np.full(n, 16384, "<u2").tobytes()
+    flat = _core.Model(bytes(blob))
+    tile = mars_like_scene(32, 32, seed=7)
+    payloads = [bytes(_core.encode(m, tile, 100, 32))[HEADER + RECORD:] for m in (rgb.core, flat)]
+    assert payloads[0] != payloads[1]
+    for model, payload in zip((rgb.core, flat), payloads):
+        _core.decode_tile_payload(model, payload, 32, 32, 100, None, None)  # raises when damaged
