@@ -13,7 +13,8 @@ Seeds (each a few hundred bytes):
   claiming 16384 x 16384 pixels (alone and with a record claiming 4 GiB);
 * ``corpus/decode/``: the same files prefixed by byte 0 (fuzz_decode whole-file
   mode) and single tile payloads prefixed by byte 1, height, width, quality
-  (one-payload mode, see fuzz_decode.cpp).
+  (one-payload mode, see fuzz_decode.cpp); sequence-coded seeds for the wavelet
+  blobs and Arith2 payloads for the lossless blobs (base-v2-nl, base-v2-gray-nl).
 
 Run from the repository root, with pymars._core built:
     python csrc/fuzz/make_corpus.py
@@ -71,6 +72,24 @@ def sequence_seeds(decode: Path) -> None:
         (decode / f"file_sequence_{name}").write_bytes(b"\x00" + data)
         off, length = next(s for s in spans if data[s[0]] == 2)
         (decode / f"payload_sequence_{name}").write_bytes(bytes([1, 31, 31, 59]) + data[off : off + length])
+
+
+def arith2_seeds(decode: Path) -> None:
+    """Arith2 near-lossless payloads (docs/bitstream.md §4.8) for the lossless blobs
+    (PYMARS_FUZZ_BLOB=.../base-v2-nl or .../base-v2-gray-nl), one-payload mode: lossless,
+    k = 2 (no bias correction on the difference planes) and k = 6 (with it)."""
+    from pymars import _core
+    from pymars.bundles import open_bundle
+
+    for name, c in (("base-v2-gray-nl", 1), ("base-v2-nl", 3)):
+        bundle = open_bundle(name)
+        img = scene(32, 32, c, seed=11)
+        for quality in (100, 98, 93):
+            data = _core.encode(bundle.core, img, quality, 32)
+            h = _core.parse_file_header(data)
+            off, length = _core.scan_tile_records(data, h["header_length"], h["tile_count"])[0]
+            k = bundle.core.near_lossless_error(quality)
+            (decode / f"payload_arith2_{name}_k{k}").write_bytes(bytes([1, 31, 31, quality - 1]) + data[off : off + length])
 
 
 def main() -> int:
@@ -132,6 +151,7 @@ def main() -> int:
         head = bytes([1, th - 1, tw - 1, h["quality"] - 1])
         (decode / ("payload_" + name)).write_bytes(head + data[off : off + length])
     sequence_seeds(decode)
+    arith2_seeds(decode)
     total = sum(p.stat().st_size for p in (HERE / "corpus").rglob("*") if p.is_file())
     print(f"tiny.pmw: {len(blob)} bytes, model id {hashlib.sha256(blob).hexdigest()[:16]}; corpus {total} bytes")
     return 0
