@@ -17,7 +17,8 @@
 #          e.g. pymars/weights/base-v2-gray/encoder.pmw, which refuses RGB).
 # --lossless: lossless and near-lossless files (encode_raw --max-error K, quality column "eK"),
 #          8-, 12- and 16-bit, gray and RGB, for a BLOB with range-coded near-lossless qualities
-#          (e.g. pymars/weights/base-v1-nl/encoder.pmw); whole images only.
+#          (e.g. pymars/weights/base-v2-nl/encoder.pmw); whole images only. With --gray: gray
+#          images only (e.g. pymars/weights/base-v2-gray-nl/encoder.pmw), 8-bit k = 0, 2, 6 among them.
 # --sequence: sequence coding (encode_raw --after EARLIER, quality column "sQ"): a frame coded against
 #          an overlapping earlier frame (a displaced window of the same scene with an exposure change),
 #          8-bit gray and RGB, for a wavelet BLOB (pymars/weights/base-v2-wv/encoder.pmw; gray images need
@@ -76,6 +77,9 @@ build "$root/ppc" "$tests" cmake/toolchains/powerpc-linux-gnu.cmake
 if (( sequence )); then
   images=("seq_rgb 256 320 3 8 1 s60 256" "seq_rgb64 200 240 3 8 2 s85 64" "seq_gray 256 320 1 8 3 s50 256"
           "seq_gray32 160 200 1 8 4 s30 32")
+elif (( ${lossless:-0} && gray )); then
+  images=("gray8_e0 64 80 1 8 1 e0 32" "gray8_e2 80 64 1 8 7 e2 32" "gray8_e6 72 72 1 8 8 e6 64"
+          "gray12_e0 72 56 1 12 2 e0 32" "gray16_e0 48 64 1 16 4 e0 16" "gray12_e4 96 80 1 12 6 e4 64")
 elif (( ${lossless:-0} )); then
   images=("rgb8_e0 64 80 3 8 1 e0 32" "gray12_e0 72 56 1 12 2 e0 32" "rgb12_e0 40 72 3 12 3 e0 32"
           "gray16_e0 48 64 1 16 4 e0 16" "rgb16_e2 56 48 3 16 5 e2 32" "gray12_e4 96 80 1 12 6 e4 64")

@@ -117,6 +117,24 @@ def test_cross_built_encoder_writes_the_x86_bytes_at_range_coded_near_lossless_q
                         tmp_path, "near-lossless")
 
 
+def test_cross_built_encoder_writes_the_x86_bytes_with_arith2(cross_encoder, tiny_bundle, tmp_path_factory, tmp_path,
+                                                               scene_rgb):
+    """Arith2 tiles (§4.8 "Arith2": trained priors, mixed bins, no bias below k = 3) on every CPU."""
+    import numpy as np
+
+    import pymars
+    from pymars import _core
+    from pymars.train.export.bundle_writer import derive_bundle
+
+    rng = np.random.default_rng(0)
+    priors = rng.integers(200, 32500, (3, _core.NL_K_CLASSES, _core.NL_CONTEXTS, _core.NL_BINS)).astype(np.uint16)
+    root = tmp_path_factory.mktemp("a2") / "tiny-a2"
+    derive_bundle(tiny_bundle.root, root, tile_means=False, nl_from_quality=90, nl_max_error=10, nl_coder="arith2",
+                  nl_priors=priors)
+    _assert_cross_bytes(cross_encoder, pymars.open_bundle(str(root)), _with_outliers(scene_rgb), (90, 97, 99, 100),
+                        tmp_path, "Arith2")
+
+
 @pytest.mark.parametrize("mode", ["whole", "stream"])
 def test_cross_built_encoder_writes_the_x86_bytes_at_wavelet_qualities(
         cross_encoder, tiny_bundle, tmp_path_factory, tmp_path, scene_rgb, mode):
