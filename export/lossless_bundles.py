@@ -33,8 +33,7 @@ LADDERS = {
 
 
 def main(argv=None) -> None:
-    from pymars.train.codec import nl_priors, wavelet_priors
-    from pymars.train.export.bundle_writer import derive_bundle
+    from wavelet_bundles import build  # export/ is a folder of scripts, not a package
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--crops", type=int, default=200, help="training crops for the near-lossless priors (NLPR)")
@@ -43,17 +42,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="pymars/weights", help="folder of the bundles (and of their sources)")
     ap.add_argument("--only", choices=sorted(LADDERS), help="build one bundle")
     args = ap.parse_args(argv)
-    root = Path(args.out)
-    for name, ladder in LADDERS.items():
-        if args.only and name != args.only:
-            continue
-        opts = dict(ladder)
-        source, channels = opts.pop("source"), opts.pop("channels")
-        wv = wavelet_priors.train_priors(channels, n=args.wavelet_crops, seed=args.seed)
-        nl = nl_priors.train_priors(channels, n=args.crops, seed=args.seed)
-        files = derive_bundle(root / source, root / name, wavelet_priors=wv, nl_priors=nl, **opts)
-        print(f"{name}: {files['encoder.pmw'][:16]}... (NLPR from {args.crops} crops, WVPR from "
-              f"{args.wavelet_crops}, seed {args.seed})")
+    build(LADDERS, Path(args.out), args.wavelet_crops, args.seed, args.only, nl_crops=args.crops)
 
 
 if __name__ == "__main__":

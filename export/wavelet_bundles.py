@@ -34,25 +34,39 @@ LADDERS = {
 }
 
 
-def main(argv=None) -> None:
-    from pymars.train.codec.wavelet_priors import train_priors
+def build(ladders: dict, root: Path, wavelet_crops: int, seed: int, only: str | None = None,
+          nl_crops: int = 0) -> None:
+    """Derive every bundle of ``ladders`` (name -> options with ``source`` and ``channels``) in ``root``.
+
+    WVPR priors from ``wavelet_crops`` training crops; NLPR priors (Arith2 bundles) from
+    ``nl_crops`` when it is not 0. Same arguments, same files.
+
+    Example:
+        >>> build(LADDERS, Path("pymars/weights"), 400, 0, only="no-such-bundle")  # nothing to build
+    """
+    from pymars.train.codec import nl_priors, wavelet_priors
     from pymars.train.export.bundle_writer import derive_bundle
 
+    for name, ladder in ladders.items():
+        if only and name != only:
+            continue
+        opts = dict(ladder)
+        source, channels = opts.pop("source"), opts.pop("channels")
+        wv = wavelet_priors.train_priors(channels, n=wavelet_crops, seed=seed)
+        nl = nl_priors.train_priors(channels, n=nl_crops, seed=seed) if nl_crops else None
+        files = derive_bundle(root / source, root / name, wavelet_priors=wv, nl_priors=nl, **opts)
+        what = f"WVPR from {wavelet_crops} crops" + (f", NLPR from {nl_crops}" if nl_crops else "")
+        print(f"{name}: {files['encoder.pmw'][:16]}... ({what}, seed {seed})")
+
+
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--crops", type=int, default=400, help="training crops for the priors")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="pymars/weights", help="folder of the bundles (and of their sources)")
     ap.add_argument("--only", choices=sorted(LADDERS), help="build one bundle")
     args = ap.parse_args(argv)
-    root = Path(args.out)
-    for name, ladder in LADDERS.items():
-        if args.only and name != args.only:
-            continue
-        opts = dict(ladder)
-        source, channels = opts.pop("source"), opts.pop("channels")
-        priors = train_priors(channels, n=args.crops, seed=args.seed)
-        files = derive_bundle(root / source, root / name, wavelet_priors=priors, **opts)
-        print(f"{name}: {files['encoder.pmw'][:16]}... (priors from {args.crops} crops, seed {args.seed})")
+    build(LADDERS, Path(args.out), args.crops, args.seed, args.only)
 
 
 if __name__ == "__main__":

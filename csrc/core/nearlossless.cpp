@@ -236,28 +236,8 @@ inline uint32_t cross_class(int32_t previous, int32_t previous_med, const Params
 // is added back. Colour channels of a Mars scene share edges and texture, so the
 // difference plane is smooth; the error stays a sample-domain error, so every
 // channel keeps its +-k bound. Channel 0 (and gray) is predicted as in §4.7.
-template <typename S>
-inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
-                          uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign, uint32_t* cross) {
-  if (ch == 0) {
-    *cross = 0;
-    return predict(rec, stride, ch, channels, y, x, w, s, p, q, sign);
-  }
-  int32_t a, b, c, d, a0, b0, c0, d0;
-  neighbours(rec, stride, ch, channels, y, x, w, p.mid, &a, &b, &c, &d);
-  neighbours(rec, stride, ch - 1, channels, y, x, w, p.mid, &a0, &b0, &c0, &d0);
-  const int32_t base = rec[size_t(y) * stride + size_t(x) * channels + ch - 1];
-  *cross = cross_class(base, med(a0, b0, c0), p);  // from the neighbours just read, not a second fetch
-  a -= a0;
-  b -= b0;
-  c -= c0;
-  d -= d0;
-  *q = context(a, b, c, d, p, sign);
-  return clamp_sample(base + med(a, b, c) + *sign * s->C[*q], p);
-}
-
-// Arith2 prediction (§4.8, "Arith2"). Channel 0 as §4.7. Channel ch > 0 on its
-// difference plane to channel ch - 1, as predict_ac, but:
+//
+// V2 (Arith2, §4.8 "Arith2") differs in two ways:
 //   * no LOCO-I bias correction below k = kNlChromaBiasFromK: colour difference
 //     planes of real frames are piecewise flat (chroma that is smooth or was
 //     subsampled), and a correction moves the prediction off the exact value that
@@ -266,8 +246,8 @@ inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t cha
 //   * the previous-channel class of channel 2 is its predecessor's difference-plane
 //     deviation (how hard channel 1 was to predict where it was coded), not the
 //     sample-domain one.
-template <typename S>
-inline int32_t predict_v2(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+template <bool V2, typename S>
+inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
                           uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign, uint32_t* cross) {
   if (ch == 0) {
     *cross = 0;
@@ -278,19 +258,19 @@ inline int32_t predict_v2(const S* rec, size_t stride, uint32_t ch, uint32_t cha
   neighbours(rec, stride, ch - 1, channels, y, x, w, p.mid, &a0, &b0, &c0, &d0);
   const size_t at = size_t(y) * stride + size_t(x) * channels;
   const int32_t base = rec[at + ch - 1];
-  if (ch == 1) {
-    *cross = cross_class(base, med(a0, b0, c0), p);
-  } else {
+  if (V2 && ch >= 2) {
     int32_t a1, b1, c1, d1;
     neighbours(rec, stride, ch - 2, channels, y, x, w, p.mid, &a1, &b1, &c1, &d1);
     *cross = cross_class(base - int32_t(rec[at + ch - 2]), med(a0 - a1, b0 - b1, c0 - c1), p);
+  } else {
+    *cross = cross_class(base, med(a0, b0, c0), p);  // from the neighbours just read, not a second fetch
   }
   a -= a0;
   b -= b0;
   c -= c0;
   d -= d0;
   *q = context(a, b, c, d, p, sign);
-  const int32_t bias = p.k >= int32_t(kNlChromaBiasFromK) ? *sign * s->C[*q] : 0;
+  const int32_t bias = (!V2 || p.k >= int32_t(kNlChromaBiasFromK)) ? *sign * s->C[*q] : 0;
   return clamp_sample(base + med(a, b, c) + bias, p);
 }
 
@@ -490,8 +470,7 @@ size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
         uint32_t cross;
-        const int32_t px = V2 ? predict_v2(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross)
-                              : predict_ac(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
+        const int32_t px = predict_ac<V2>(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
         const uint32_t act = activity(s, q);
         const uint32_t ctx = ac_context(act, q, cross);
         const uint32_t qc = uint32_t(q) * kNlCross + cross;
@@ -577,8 +556,7 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
         uint32_t cross;
-        const int32_t px = V2 ? predict_v2(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross)
-                              : predict_ac(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
+        const int32_t px = predict_ac<V2>(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
         const uint32_t act = activity(s, q);
         const uint32_t ctx = ac_context(act, q, cross);
         const uint32_t qc = uint32_t(q) * kNlCross + cross;

@@ -73,37 +73,30 @@ struct RangeEncoder {
     ++cache_size;
     low = (low & 0x00FFFFFFu) << 8;
   }
-  void bit(AdaptiveBit* p, uint32_t b) {
-    const uint32_t bound = (range >> ProbBits) * coder_prob<ProbBits, Lo, Hi>(*p);
+  // One bin with an explicit ProbBits-bit probability of a 0.
+  void put_bin(uint32_t prob, uint32_t b) {
+    const uint32_t bound = (range >> ProbBits) * prob;
     if (!b) {
       range = bound;
     } else {
       low += bound;
       range -= bound;
     }
-    adapt<FastShift, SlowShift>(p, b);
     while (range < kRangeTop) {
       range <<= 8;
       shift_low();
     }
   }
+  void bit(AdaptiveBit* p, uint32_t b) {
+    put_bin(coder_prob<ProbBits, Lo, Hi>(*p), b);
+    adapt<FastShift, SlowShift>(p, b);
+  }
   // One bin coded with the mean of two adaptive probabilities (both adapt): a
   // cheap mix of two context models.
   void bit2(AdaptiveBit* p1, AdaptiveBit* p2, uint32_t b) {
-    const uint32_t pr = (coder_prob<ProbBits, Lo, Hi>(*p1) + coder_prob<ProbBits, Lo, Hi>(*p2) + 1) >> 1;
-    const uint32_t bound = (range >> ProbBits) * pr;
-    if (!b) {
-      range = bound;
-    } else {
-      low += bound;
-      range -= bound;
-    }
+    put_bin((coder_prob<ProbBits, Lo, Hi>(*p1) + coder_prob<ProbBits, Lo, Hi>(*p2) + 1) >> 1, b);
     adapt<FastShift, SlowShift>(p1, b);
     adapt<FastShift, SlowShift>(p2, b);
-    while (range < kRangeTop) {
-      range <<= 8;
-      shift_low();
-    }
   }
   void direct(uint32_t v, uint32_t count) {  // count <= 32, equiprobable bits, msb first
     for (uint32_t i = count; i-- > 0;) {
@@ -143,8 +136,9 @@ struct RangeDecoder {
     for (int i = 0; i < 4; ++i) code = (code << 8) | next();
     return !failed && code < range;
   }
-  uint32_t bit(AdaptiveBit* p) {
-    const uint32_t bound = (range >> ProbBits) * coder_prob<ProbBits, Lo, Hi>(*p);
+  // One bin with an explicit ProbBits-bit probability of a 0.
+  uint32_t get_bin(uint32_t prob) {
+    const uint32_t bound = (range >> ProbBits) * prob;
     uint32_t b;
     if (code < bound) {
       range = bound;
@@ -154,31 +148,21 @@ struct RangeDecoder {
       range -= bound;
       b = 1;
     }
-    adapt<FastShift, SlowShift>(p, b);
     while (range < kRangeTop) {
       range <<= 8;
       code = (code << 8) | next();
     }
     return b;
   }
+  uint32_t bit(AdaptiveBit* p) {
+    const uint32_t b = get_bin(coder_prob<ProbBits, Lo, Hi>(*p));
+    adapt<FastShift, SlowShift>(p, b);
+    return b;
+  }
   uint32_t bit2(AdaptiveBit* p1, AdaptiveBit* p2) {
-    const uint32_t pr = (coder_prob<ProbBits, Lo, Hi>(*p1) + coder_prob<ProbBits, Lo, Hi>(*p2) + 1) >> 1;
-    const uint32_t bound = (range >> ProbBits) * pr;
-    uint32_t b;
-    if (code < bound) {
-      range = bound;
-      b = 0;
-    } else {
-      code -= bound;
-      range -= bound;
-      b = 1;
-    }
+    const uint32_t b = get_bin((coder_prob<ProbBits, Lo, Hi>(*p1) + coder_prob<ProbBits, Lo, Hi>(*p2) + 1) >> 1);
     adapt<FastShift, SlowShift>(p1, b);
     adapt<FastShift, SlowShift>(p2, b);
-    while (range < kRangeTop) {
-      range <<= 8;
-      code = (code << 8) | next();
-    }
     return b;
   }
   uint32_t direct(uint32_t count) {
