@@ -132,3 +132,28 @@ def test_priors_move_bytes_not_samples(rgb):
     assert payloads[0] != payloads[1]
     for model, payload in zip((rgb.core, flat), payloads):
         _core.decode_tile_payload(model, payload, 32, 32, 100, None, None)  # raises when damaged
+
+
+def test_an_arith2_model_without_priors_starts_at_one_half(tiny_bundle, tmp_path_factory):
+    from pymars.train.export.bundle_writer import derive_bundle
+
+    root = tmp_path_factory.mktemp("a2") / "tiny-a2-flat"
+    derive_bundle(tiny_bundle.root, root, tile_means=False, nl_from_quality=90, nl_max_error=10, nl_coder="arith2")
+    b = pymars.open_bundle(str(root))
+    assert b.core.near_lossless_coder == "arith2" and b.blob_path.read_bytes().find(b"NLPR") < 0
+    img = mars_like_scene(70, 50, seed=9)
+    for k in (0, 2, 5):
+        out = pymars.decode(pymars.encode(img, max_error=k, model=b), model=b).reshape(img.shape)
+        assert int(np.abs(out.astype(int) - img).max()) <= k
+
+
+def test_priors_need_arith2(tiny_bundle, tmp_path_factory):
+    from pymars.train.export.bundle_writer import derive_bundle
+
+    priors = np.full((3, _core.NL_K_CLASSES, _core.NL_CONTEXTS, _core.NL_BINS), 16384, np.uint16)
+    with pytest.raises(ValueError, match="arith2"):
+        derive_bundle(tiny_bundle.root, tmp_path_factory.mktemp("a2") / "x", nl_from_quality=90, nl_max_error=10,
+                      nl_coder="arith", nl_priors=priors)
+    with pytest.raises(ValueError, match="priors must be"):
+        derive_bundle(tiny_bundle.root, tmp_path_factory.mktemp("a2") / "y", nl_from_quality=90, nl_max_error=10,
+                      nl_coder="arith2", nl_priors=priors[:1])
