@@ -157,3 +157,38 @@ def test_priors_need_arith2(tiny_bundle, tmp_path_factory):
     with pytest.raises(ValueError, match="priors must be"):
         derive_bundle(tiny_bundle.root, tmp_path_factory.mktemp("a2") / "y", nl_from_quality=90, nl_max_error=10,
                       nl_coder="arith2", nl_priors=priors[:1])
+
+
+def _raw_like_colour(h=64, w=64, seed=0):
+    # A raw colour frame: the channels differ by a gain and carry their own sensor noise.
+    rng = np.random.default_rng(seed)
+    f = mars_like_scene(h, w, seed=seed, channels=1).astype(float)
+    img = np.stack([f, 0.78 * f + 6, 0.55 * f + 10], -1) + rng.normal(0, 1.5, (h, w, 3))
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def test_raw_colour_takes_the_gain_form_and_decodes(rgb):
+    from tests.test_near_lossless_rc import HEADER, RECORD
+
+    img = _raw_like_colour()
+    for k in (0, 2, 6):
+        data = pymars.encode(img, max_error=k, model=rgb, tile_size=64)
+        assert data[HEADER + RECORD] == 2, "a raw-like tile should pick the fitted gains (form 2)"
+        out = pymars.decode(data, model=rgb).reshape(img.shape)
+        assert int(np.abs(out.astype(int) - img).max()) <= k
+    # 16-bit samples too.
+    img16 = img.astype(np.uint16) * 16 + 3
+    data = pymars.encode(img16, max_error=0, bit_depth=12, model=rgb, tile_size=64)
+    assert np.array_equal(pymars.decode(data, model=rgb).reshape(img16.shape), img16)
+
+
+def test_a_gain_above_32_is_damage(rgb):
+    from tests.test_near_lossless_rc import HEADER, RECORD
+
+    img = _raw_like_colour(32, 32, seed=1)
+    payload = bytearray(pymars.encode(img, max_error=0, model=rgb, tile_size=32)[HEADER + RECORD:])
+    assert payload[0] == 2 and payload[1] <= 32 and payload[2] <= 32
+    _core.decode_tile_payload(rgb.core, bytes(payload), 32, 32, 100, None, None)
+    payload[1] = 33
+    with pytest.raises(ValueError, match="damaged"):
+        _core.decode_tile_payload(rgb.core, bytes(payload), 32, 32, 100, None, None)

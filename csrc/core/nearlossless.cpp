@@ -6,6 +6,8 @@
 // propagation through a cached byte), written from its published description.
 #include "nearlossless.h"
 
+#include <cstring>
+
 #include "range_coder.h"
 
 namespace pymars {
@@ -230,6 +232,10 @@ inline int32_t predict(const S* rec, size_t stride, uint32_t ch, uint32_t channe
 
 inline uint32_t cross_class(int32_t previous, int32_t previous_med, const Params& p);
 
+// g/16 x v, rounded (v >= 0, 0 <= g <= kNlMaxGain): the previous channel's
+// contribution to a colour-difference plane. g = 16 is v itself.
+inline int32_t scaled(int32_t g, int32_t v) { return (g * v + 8) >> 4; }
+
 // Arith prediction of channel ch > 0: the channel's difference to the previous
 // channel is what is predicted (MED and gradient contexts on the difference plane
 // of the reconstructions), then the previous channel's reconstruction at (y, x)
@@ -248,7 +254,8 @@ inline uint32_t cross_class(int32_t previous, int32_t previous_med, const Params
 //     sample-domain one.
 template <bool V2, typename S>
 inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
-                          uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign, uint32_t* cross) {
+                          uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign, uint32_t* cross,
+                          const int32_t* gain) {
   if (ch == 0) {
     *cross = 0;
     return predict(rec, stride, ch, channels, y, x, w, s, p, q, sign);
@@ -257,18 +264,24 @@ inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t cha
   neighbours(rec, stride, ch, channels, y, x, w, p.mid, &a, &b, &c, &d);
   neighbours(rec, stride, ch - 1, channels, y, x, w, p.mid, &a0, &b0, &c0, &d0);
   const size_t at = size_t(y) * stride + size_t(x) * channels;
-  const int32_t base = rec[at + ch - 1];
+  const int32_t prev = rec[at + ch - 1];
   if (V2 && ch >= 2) {
     int32_t a1, b1, c1, d1;
     neighbours(rec, stride, ch - 2, channels, y, x, w, p.mid, &a1, &b1, &c1, &d1);
-    *cross = cross_class(base - int32_t(rec[at + ch - 2]), med(a0 - a1, b0 - b1, c0 - c1), p);
+    const int32_t g = gain[ch - 2];
+    *cross = cross_class(prev - scaled(g, int32_t(rec[at + ch - 2])),
+                         med(a0 - scaled(g, a1), b0 - scaled(g, b1), c0 - scaled(g, c1)), p);
   } else {
-    *cross = cross_class(base, med(a0, b0, c0), p);  // from the neighbours just read, not a second fetch
+    *cross = cross_class(prev, med(a0, b0, c0), p);  // from the neighbours just read, not a second fetch
   }
-  a -= a0;
-  b -= b0;
-  c -= c0;
-  d -= d0;
+  // The plane predicted: channel ch minus (gain x channel ch - 1); gain 1 (16/16) but
+  // in Arith2 tiles of form 2.
+  const int32_t g = V2 ? gain[ch - 1] : 16;
+  const int32_t base = scaled(g, prev);
+  a -= scaled(g, a0);
+  b -= scaled(g, b0);
+  c -= scaled(g, c0);
+  d -= scaled(g, d0);
   *q = context(a, b, c, d, p, sign);
   const int32_t bias = (!V2 || p.k >= int32_t(kNlChromaBiasFromK)) ? *sign * s->C[*q] : 0;
   return clamp_sample(base + med(a, b, c) + bias, p);
@@ -440,6 +453,10 @@ inline uint32_t ac_context(uint32_t act, int32_t q, uint32_t cross) {
 
 // Form byte of an Arith payload: 0 = range-coded, 1 = the samples stored raw.
 constexpr uint8_t kFormCoded = 0, kFormStored = 1;
+// Arith2, RGB: coded, with the gains of channels 1 and 2 on their predecessors in
+// the two bytes after the form byte (16 = 1: form 0).
+constexpr uint8_t kFormGains = 2;
+constexpr int32_t kNlUnitGain = 16, kNlMaxGain = 32;
 
 // Stored form: one byte per 8-bit sample; two (little-endian) per 12/16-bit sample.
 inline void store_sample(uint8_t* out, size_t i, uint8_t v) { out[i] = v; }
@@ -454,12 +471,20 @@ inline void load_sample(const uint8_t* in, size_t i, uint16_t* v) { *v = uint16_
 template <bool V2, typename S>
 size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
                     uint32_t k, uint32_t depth, NlState* s, uint8_t* out, size_t cap, S* recon,
-                    const NlPriors& priors, NlCounts* counts) {
+                    const NlPriors& priors, NlCounts* counts, const int32_t* gain) {
   const Params p = params(k, depth);
   const size_t raw = size_t(h) * w * channels * sizeof(S);
   if (cap < raw + 1) return 0;
-  out[0] = kFormCoded;
-  NlRangeEncoder rc(out + 1, raw);  // a coded tile must be smaller than a stored one
+  const int32_t unit[2] = {kNlUnitGain, kNlUnitGain};
+  if (!gain) gain = unit;
+  const bool gains = V2 && channels == 3 && (gain[0] != kNlUnitGain || gain[1] != kNlUnitGain);
+  const size_t head = gains ? 3 : 1;
+  out[0] = gains ? kFormGains : kFormCoded;
+  if (gains) {
+    out[1] = uint8_t(gain[0]);
+    out[2] = uint8_t(gain[1]);
+  }
+  NlRangeEncoder rc(out + head, raw + 1 - head);  // a coded tile must be smaller than a stored one
   const size_t rstride = size_t(w) * channels;
   for (uint32_t ch = 0; ch < channels; ++ch) {
     reset(s, p);
@@ -470,7 +495,7 @@ size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
         uint32_t cross;
-        const int32_t px = predict_ac<V2>(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
+        const int32_t px = predict_ac<V2>(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain);
         const uint32_t act = activity(s, q);
         const uint32_t ctx = ac_context(act, q, cross);
         const uint32_t qc = uint32_t(q) * kNlCross + cross;
@@ -515,7 +540,7 @@ size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
       }
   }
   const size_t n = rc.finish();
-  if (n) return n + 1;
+  if (n) return n + head;
   // Incompressible (noise, mostly at k = 0): store the samples, exact and so
   // within any k.
   out[0] = kFormStored;
@@ -543,8 +568,18 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
     }
     return true;
   }
-  if (data[0] != kFormCoded || len > raw + 1) return false;
-  NlRangeDecoder rc(data + 1, len - 1);
+  int32_t gain[2] = {kNlUnitGain, kNlUnitGain};
+  size_t head = 1;
+  if (V2 && channels == 3 && data[0] == kFormGains) {
+    if (len < 3 || data[1] > kNlMaxGain || data[2] > kNlMaxGain) return false;
+    gain[0] = data[1];
+    gain[1] = data[2];
+    head = 3;
+  } else if (data[0] != kFormCoded) {
+    return false;
+  }
+  if (len > raw + 1) return false;
+  NlRangeDecoder rc(data + head, len - head);
   if (!rc.start()) return false;
   const size_t stride = size_t(w) * channels;
   const int32_t lo = -(p.range / 2), hi = (p.range - 1) / 2;  // modulo_range's interval
@@ -556,7 +591,7 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
         uint32_t cross;
-        const int32_t px = predict_ac<V2>(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross);
+        const int32_t px = predict_ac<V2>(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain);
         const uint32_t act = activity(s, q);
         const uint32_t ctx = ac_context(act, q, cross);
         const uint32_t qc = uint32_t(q) * kNlCross + cross;
@@ -595,6 +630,61 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
   return rc.exhausted_exactly();
 }
 
+// Arith2, RGB: the gains of channels 1 and 2 on their predecessors (in 1/16, 0..32)
+// by least squares over the tile's samples, in integers: centred sums in int64 (at
+// most 4096^2 samples of 16 bits: no overflow), rounded to the nearest 1/16.
+template <typename S>
+void fit_gains(const S* samples, size_t row_stride, uint32_t h, uint32_t w, int32_t* gain) {
+  const int64_t n = int64_t(h) * w;
+  for (uint32_t c = 1; c < 3; ++c) {
+    int64_t sx = 0, sy = 0;
+    for (uint32_t y = 0; y < h; ++y)
+      for (uint32_t x = 0; x < w; ++x) {
+        const S* v = samples + size_t(y) * row_stride + size_t(x) * 3;
+        sx += v[c - 1];
+        sy += v[c];
+      }
+    const int64_t mx = sx / n, my = sy / n;
+    int64_t cov = 0, var = 0;
+    for (uint32_t y = 0; y < h; ++y)
+      for (uint32_t x = 0; x < w; ++x) {
+        const S* v = samples + size_t(y) * row_stride + size_t(x) * 3;
+        const int64_t dx = int64_t(v[c - 1]) - mx, dy = int64_t(v[c]) - my;
+        cov += dx * dy;
+        var += dx * dx;
+      }
+    int64_t g = kNlUnitGain;
+    if (var > 0) g = cov <= 0 ? 0 : (2 * kNlUnitGain * cov + var) / (2 * var);
+    gain[c - 1] = int32_t(g > kNlMaxGain ? kNlMaxGain : g);
+  }
+}
+
+// Arith2 on an RGB tile: codes it with unit gains (the colour differences) and, when
+// the fitted gains differ, with them too (form 2), and keeps the shorter. Frames whose
+// chroma is flat (JPEG-decoded ones) want the differences; raw colour frames, whose
+// channels differ by a gain and carry their own noise, want the gains (docs/base-v2.md).
+// The second payload is written past the first inside `out` (nl_max_bytes leaves room
+// for two); the reconstruction is the kept payload's.
+template <typename S>
+size_t arith2_encode_rgb(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t k, uint32_t depth,
+                         NlState* s, uint8_t* out, size_t cap, S* recon, const NlPriors& priors, NlCounts* counts) {
+  int32_t gain[2];
+  fit_gains(samples, row_stride, h, w, gain);
+  const size_t first = arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, out, cap, recon, priors, counts,
+                                          nullptr);
+  const size_t raw = size_t(h) * w * 3 * sizeof(S);
+  if (!first || (gain[0] == kNlUnitGain && gain[1] == kNlUnitGain) || cap < 2 * (raw + 1)) return first;
+  uint8_t* second = out + raw + 1;
+  const size_t n = arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, second, raw + 1, recon, priors,
+                                      nullptr, gain);
+  if (n && n < first) {
+    std::memmove(out, second, n);
+    return n;
+  }
+  if (k == 0) return first;  // lossless: both reconstructions are the samples
+  return arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, out, cap, recon, priors, nullptr, nullptr);
+}
+
 }  // namespace
 
 size_t nl_max_bytes(uint32_t h, uint32_t w, uint32_t channels) {
@@ -608,9 +698,12 @@ size_t nl_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t
                  NlCounts* counts) {
   if (k > kNlMaxError || !recon) return 0;
   if (coder == NlCoder::Arith2)
-    return arith_encode<true>(samples, row_stride, h, w, channels, k, 8, state, out, cap, recon, priors, counts);
+    return channels == 3 ? arith2_encode_rgb(samples, row_stride, h, w, k, 8, state, out, cap, recon, priors, counts)
+                         : arith_encode<true>(samples, row_stride, h, w, channels, k, 8, state, out, cap, recon, priors,
+                                              counts, nullptr);
   if (coder == NlCoder::Arith)
-    return arith_encode<false>(samples, row_stride, h, w, channels, k, 8, state, out, cap, recon, priors, nullptr);
+    return arith_encode<false>(samples, row_stride, h, w, channels, k, 8, state, out, cap, recon, priors, nullptr,
+                               nullptr);
   return golomb_encode(samples, row_stride, h, w, channels, k, state, out, cap, recon);
 }
 
@@ -627,8 +720,12 @@ size_t nl_encode16(const uint16_t* samples, size_t row_stride, uint32_t h, uint3
                    const NlPriors& priors) {
   if (k > kNlMaxError || !recon || (depth != 12 && depth != 16) || coder == NlCoder::Golomb) return 0;
   if (coder == NlCoder::Arith2)
-    return arith_encode<true>(samples, row_stride, h, w, channels, k, depth, state, out, cap, recon, priors, nullptr);
-  return arith_encode<false>(samples, row_stride, h, w, channels, k, depth, state, out, cap, recon, priors, nullptr);
+    return channels == 3
+               ? arith2_encode_rgb(samples, row_stride, h, w, k, depth, state, out, cap, recon, priors, nullptr)
+               : arith_encode<true>(samples, row_stride, h, w, channels, k, depth, state, out, cap, recon, priors,
+                                    nullptr, nullptr);
+  return arith_encode<false>(samples, row_stride, h, w, channels, k, depth, state, out, cap, recon, priors, nullptr,
+                             nullptr);
 }
 
 bool nl_decode16(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,

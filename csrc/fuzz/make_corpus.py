@@ -77,7 +77,8 @@ def sequence_seeds(decode: Path) -> None:
 def arith2_seeds(decode: Path) -> None:
     """Arith2 near-lossless payloads (docs/bitstream.md §4.8) for the lossless blobs
     (PYMARS_FUZZ_BLOB=.../base-v2-nl or .../base-v2-gray-nl), one-payload mode: lossless,
-    k = 2 (no bias correction on the difference planes) and k = 6 (with it)."""
+    k = 2 (no bias correction on the difference planes) and k = 6 (with it), and raw-like
+    colour tiles coded with fitted gains (form 2)."""
     from pymars import _core
     from pymars.bundles import open_bundle
 
@@ -90,6 +91,18 @@ def arith2_seeds(decode: Path) -> None:
             off, length = _core.scan_tile_records(data, h["header_length"], h["tile_count"])[0]
             k = bundle.core.near_lossless_error(quality)
             (decode / f"payload_arith2_{name}_k{k}").write_bytes(bytes([1, 31, 31, quality - 1]) + data[off : off + length])
+        if c == 3:  # a raw-like colour tile (gains and own noise per channel): form 2, with gains
+            rng = np.random.default_rng(5)
+            f = scene(32, 32, 1, seed=12).astype(np.float64)
+            raw = np.stack([f, 0.78 * f + 6, 0.55 * f + 10], -1) + rng.normal(0, 1.5, (32, 32, 3))
+            raw = np.clip(np.round(raw), 0, 255).astype(np.uint8)
+            for quality in (100, 93):
+                data = _core.encode(bundle.core, raw, quality, 32)
+                h = _core.parse_file_header(data)
+                off, length = _core.scan_tile_records(data, h["header_length"], h["tile_count"])[0]
+                assert data[off] == 2, "the raw-like seed should take the gain form"
+                k = bundle.core.near_lossless_error(quality)
+                (decode / f"payload_arith2_gains_k{k}").write_bytes(bytes([1, 31, 31, quality - 1]) + data[off : off + length])
 
 
 def main() -> int:
