@@ -214,7 +214,7 @@ def near_lossless_bundle(gray: bool = False) -> ModelBundle | None:
         >>> b is None or b.core.near_lossless_error(100) == 0
         True
         >>> g = near_lossless_bundle(gray=True)
-        >>> g is None or (g.channels, g.core.near_lossless_error(81)) == (1, 6)
+        >>> g is None or (g.channels, g.core.near_lossless_error(81)) == (1, 16)
         True
     """
     name = DEFAULT_GRAY_NEAR_LOSSLESS_MODEL if gray else DEFAULT_NEAR_LOSSLESS_MODEL
