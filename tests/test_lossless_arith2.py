@@ -15,6 +15,8 @@ from pymars import _core
 from pymars.bundles import DEFAULT_GRAY_NEAR_LOSSLESS_MODEL, DEFAULT_NEAR_LOSSLESS_MODEL
 from pymars.data.synthetic import mars_like_scene
 
+HEADER, RECORD = 40, 24  # file header and tile record header (docs/bitstream.md)
+
 
 def _bundle(name):
     try:
@@ -120,8 +122,6 @@ def test_bin_counts_cover_every_coded_sample():
 def test_priors_move_bytes_not_samples(rgb):
     # The same tile through a blob whose priors are all 1/2: other bytes, each payload
     # whole under its own model (the samples are checked by the round trips above).
-    from tests.test_near_lossless_rc import HEADER, RECORD
-
     blob = bytearray(rgb.blob_path.read_bytes())
     at = _nlpr(blob) + 16
     n = 3 * _core.NL_K_CLASSES * _core.NL_CONTEXTS * _core.NL_BINS
@@ -168,8 +168,6 @@ def _raw_like_colour(h=64, w=64, seed=0):
 
 
 def test_raw_colour_takes_the_gain_form_and_decodes(rgb):
-    from tests.test_near_lossless_rc import HEADER, RECORD
-
     img = _raw_like_colour()
     for k in (0, 2, 6):
         data = pymars.encode(img, max_error=k, model=rgb, tile_size=64)
@@ -183,8 +181,6 @@ def test_raw_colour_takes_the_gain_form_and_decodes(rgb):
 
 
 def test_a_gain_above_32_is_damage(rgb):
-    from tests.test_near_lossless_rc import HEADER, RECORD
-
     img = _raw_like_colour(32, 32, seed=1)
     payload = bytearray(pymars.encode(img, max_error=0, model=rgb, tile_size=32)[HEADER + RECORD:])
     assert payload[0] == 2 and payload[1] <= 32 and payload[2] <= 32
