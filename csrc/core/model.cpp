@@ -237,6 +237,19 @@ BlobStatus parse_tables(ByteReader& r, Arena& arena, uint32_t expected, const Cd
   return BlobStatus::Ok;
 }
 
+// A section's table of n u16 probabilities of a 0 (WVPR, NLPR), each in 1..32767, into
+// the arena (null in a counting arena: a size query). False when a value is out of range.
+bool read_priors(ByteReader& sec, Arena& arena, size_t n, const uint16_t** out) {
+  uint16_t* table = arena.alloc<uint16_t>(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t v = sec.u16();
+    if (v == 0 || v >= kAdaptiveOne) return false;
+    if (table) table[i] = v;
+  }
+  *out = table;
+  return true;
+}
+
 }  // namespace
 
 const char* blob_status_message(BlobStatus s) {
@@ -307,14 +320,8 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
       if (kinds != want || classes != kWvStepClasses || contexts != kWvStateBits ||
           len != 12 + 2 * size_t(kinds) * classes * contexts)
         return BlobStatus::BadDims;
-      const size_t n = size_t(kinds) * classes * contexts;
-      uint16_t* table = arena.alloc<uint16_t>(n);
-      for (size_t i = 0; i < n; ++i) {
-        const uint16_t v = sec.u16();
-        if (v == 0 || v >= kAdaptiveOne) return BlobStatus::BadDims;
-        if (table) table[i] = v;
-      }
-      model->wv_priors.table = table;  // null in a counting arena (size query only)
+      if (!read_priors(sec, arena, size_t(kinds) * classes * contexts, &model->wv_priors.table))
+        return BlobStatus::BadDims;
       model->wv_priors.kinds = kinds;
       continue;
     }
@@ -327,14 +334,8 @@ BlobStatus load_model(const uint8_t* blob, size_t size, Arena& arena, Model* mod
       if (model->nl_coder != NlCoder::Arith2 || kinds != model->in_channels || classes != kNlKClasses ||
           contexts != kNlQContexts || bins != kNlQBins || len != 16 + 2 * size_t(kinds) * classes * contexts * bins)
         return BlobStatus::BadDims;
-      const size_t n = size_t(kinds) * classes * contexts * bins;
-      uint16_t* table = arena.alloc<uint16_t>(n);
-      for (size_t i = 0; i < n; ++i) {
-        const uint16_t v = sec.u16();
-        if (v == 0 || v >= kAdaptiveOne) return BlobStatus::BadDims;
-        if (table) table[i] = v;
-      }
-      model->nl_priors.table = table;  // null in a counting arena (size query only)
+      if (!read_priors(sec, arena, size_t(kinds) * classes * contexts * bins, &model->nl_priors.table))
+        return BlobStatus::BadDims;
       model->nl_priors.kinds = kinds;
       continue;
     }

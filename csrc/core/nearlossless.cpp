@@ -632,30 +632,32 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
 
 // Arith2, RGB: the gains of channels 1 and 2 on their predecessors (in 1/16, 0..32)
 // by least squares over the tile's samples, in integers: centred sums in int64 (at
-// most 4096^2 samples of 16 bits: no overflow), rounded to the nearest 1/16.
+// most 4096^2 samples of 16 bits: no overflow), rounded to the nearest 1/16. One pass
+// for the three channel means, one for the two covariances and variances.
 template <typename S>
 void fit_gains(const S* samples, size_t row_stride, uint32_t h, uint32_t w, int32_t* gain) {
   const int64_t n = int64_t(h) * w;
-  for (uint32_t c = 1; c < 3; ++c) {
-    int64_t sx = 0, sy = 0;
-    for (uint32_t y = 0; y < h; ++y)
-      for (uint32_t x = 0; x < w; ++x) {
-        const S* v = samples + size_t(y) * row_stride + size_t(x) * 3;
-        sx += v[c - 1];
-        sy += v[c];
+  int64_t sum[3] = {0, 0, 0};
+  for (uint32_t y = 0; y < h; ++y)
+    for (uint32_t x = 0; x < w; ++x) {
+      const S* v = samples + size_t(y) * row_stride + size_t(x) * 3;
+      for (uint32_t c = 0; c < 3; ++c) sum[c] += v[c];
+    }
+  const int64_t mean[3] = {sum[0] / n, sum[1] / n, sum[2] / n};
+  int64_t cov[2] = {0, 0}, var[2] = {0, 0};
+  for (uint32_t y = 0; y < h; ++y)
+    for (uint32_t x = 0; x < w; ++x) {
+      const S* v = samples + size_t(y) * row_stride + size_t(x) * 3;
+      const int64_t d[3] = {int64_t(v[0]) - mean[0], int64_t(v[1]) - mean[1], int64_t(v[2]) - mean[2]};
+      for (uint32_t c = 0; c < 2; ++c) {
+        cov[c] += d[c] * d[c + 1];
+        var[c] += d[c] * d[c];
       }
-    const int64_t mx = sx / n, my = sy / n;
-    int64_t cov = 0, var = 0;
-    for (uint32_t y = 0; y < h; ++y)
-      for (uint32_t x = 0; x < w; ++x) {
-        const S* v = samples + size_t(y) * row_stride + size_t(x) * 3;
-        const int64_t dx = int64_t(v[c - 1]) - mx, dy = int64_t(v[c]) - my;
-        cov += dx * dy;
-        var += dx * dx;
-      }
+    }
+  for (uint32_t c = 0; c < 2; ++c) {
     int64_t g = kNlUnitGain;
-    if (var > 0) g = cov <= 0 ? 0 : (2 * kNlUnitGain * cov + var) / (2 * var);
-    gain[c - 1] = int32_t(g > kNlMaxGain ? kNlMaxGain : g);
+    if (var[c] > 0) g = cov[c] <= 0 ? 0 : (2 * kNlUnitGain * cov[c] + var[c]) / (2 * var[c]);
+    gain[c] = int32_t(g > kNlMaxGain ? kNlMaxGain : g);
   }
 }
 
@@ -685,6 +687,27 @@ size_t arith2_encode_rgb(const S* samples, size_t row_stride, uint32_t h, uint32
   return arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, out, cap, recon, priors, nullptr, nullptr);
 }
 
+// The range-coded coders (§4.8, Arith2) on 8- or 12/16-bit samples: the one dispatch
+// of nl_encode and nl_encode16 (Arith2 RGB tiles try the fitted gains too).
+template <typename S>
+size_t range_encode(NlCoder coder, const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
+                    uint32_t k, uint32_t depth, NlState* s, uint8_t* out, size_t cap, S* recon,
+                    const NlPriors& priors, NlCounts* counts) {
+  if (coder == NlCoder::Arith)
+    return arith_encode<false>(samples, row_stride, h, w, channels, k, depth, s, out, cap, recon, priors, nullptr,
+                               nullptr);
+  if (channels == 3) return arith2_encode_rgb(samples, row_stride, h, w, k, depth, s, out, cap, recon, priors, counts);
+  return arith_encode<true>(samples, row_stride, h, w, channels, k, depth, s, out, cap, recon, priors, counts,
+                            nullptr);
+}
+
+template <typename S>
+bool range_decode(NlCoder coder, const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels,
+                  uint32_t k, uint32_t depth, NlState* s, S* out, const NlPriors& priors) {
+  if (coder == NlCoder::Arith2) return arith_decode<true>(data, len, h, w, channels, k, depth, s, out, priors);
+  return arith_decode<false>(data, len, h, w, channels, k, depth, s, out, priors);
+}
+
 }  // namespace
 
 size_t nl_max_bytes(uint32_t h, uint32_t w, uint32_t channels) {
@@ -697,42 +720,28 @@ size_t nl_encode(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t
                  NlCoder coder, NlState* state, uint8_t* out, size_t cap, uint8_t* recon, const NlPriors& priors,
                  NlCounts* counts) {
   if (k > kNlMaxError || !recon) return 0;
-  if (coder == NlCoder::Arith2)
-    return channels == 3 ? arith2_encode_rgb(samples, row_stride, h, w, k, 8, state, out, cap, recon, priors, counts)
-                         : arith_encode<true>(samples, row_stride, h, w, channels, k, 8, state, out, cap, recon, priors,
-                                              counts, nullptr);
-  if (coder == NlCoder::Arith)
-    return arith_encode<false>(samples, row_stride, h, w, channels, k, 8, state, out, cap, recon, priors, nullptr,
-                               nullptr);
-  return golomb_encode(samples, row_stride, h, w, channels, k, state, out, cap, recon);
+  if (coder == NlCoder::Golomb) return golomb_encode(samples, row_stride, h, w, channels, k, state, out, cap, recon);
+  return range_encode(coder, samples, row_stride, h, w, channels, k, 8, state, out, cap, recon, priors, counts);
 }
 
 bool nl_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k, NlCoder coder,
                NlState* state, uint8_t* out, const NlPriors& priors) {
   if (k > kNlMaxError) return false;
-  if (coder == NlCoder::Arith2) return arith_decode<true>(data, len, h, w, channels, k, 8u, state, out, priors);
-  if (coder == NlCoder::Arith) return arith_decode<false>(data, len, h, w, channels, k, 8u, state, out, priors);
-  return golomb_decode(data, len, h, w, channels, k, state, out);
+  if (coder == NlCoder::Golomb) return golomb_decode(data, len, h, w, channels, k, state, out);
+  return range_decode(coder, data, len, h, w, channels, k, 8u, state, out, priors);
 }
 
 size_t nl_encode16(const uint16_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
                    uint32_t depth, NlState* state, uint8_t* out, size_t cap, uint16_t* recon, NlCoder coder,
                    const NlPriors& priors) {
   if (k > kNlMaxError || !recon || (depth != 12 && depth != 16) || coder == NlCoder::Golomb) return 0;
-  if (coder == NlCoder::Arith2)
-    return channels == 3
-               ? arith2_encode_rgb(samples, row_stride, h, w, k, depth, state, out, cap, recon, priors, nullptr)
-               : arith_encode<true>(samples, row_stride, h, w, channels, k, depth, state, out, cap, recon, priors,
-                                    nullptr, nullptr);
-  return arith_encode<false>(samples, row_stride, h, w, channels, k, depth, state, out, cap, recon, priors, nullptr,
-                             nullptr);
+  return range_encode(coder, samples, row_stride, h, w, channels, k, depth, state, out, cap, recon, priors, nullptr);
 }
 
 bool nl_decode16(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
                  uint32_t depth, NlState* state, uint16_t* out, NlCoder coder, const NlPriors& priors) {
   if (k > kNlMaxError || (depth != 12 && depth != 16) || coder == NlCoder::Golomb) return false;
-  if (coder == NlCoder::Arith2) return arith_decode<true>(data, len, h, w, channels, k, depth, state, out, priors);
-  return arith_decode<false>(data, len, h, w, channels, k, depth, state, out, priors);
+  return range_decode(coder, data, len, h, w, channels, k, depth, state, out, priors);
 }
 
 }  // namespace pymars
