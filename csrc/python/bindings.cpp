@@ -634,6 +634,19 @@ struct ParsedFile {
 
 }  // namespace
 
+// The (H, W) or (H, W, 3) uint8 tile of the prior-counting functions (wavelet_bin_counts,
+// nl_bin_counts): its sides and channels, or a one-line ValueError.
+static void training_tile_shape(const py::array_t<uint8_t, py::array::c_style | py::array::forcecast>& tile, uint32_t* h,
+                         uint32_t* w, uint32_t* c) {
+  if (tile.ndim() != 2 && !(tile.ndim() == 3 && tile.shape(2) == 3))
+    throw py::value_error("tile must be (H, W) or (H, W, 3) uint8");
+  *h = uint32_t(tile.shape(0));
+  *w = uint32_t(tile.shape(1));
+  *c = tile.ndim() == 3 ? 3u : 1u;
+  if (*h == 0 || *w == 0 || *h > kMaxTileSize || *w > kMaxTileSize)
+    throw py::value_error("tile must be 1..4096 on each side");
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pymars C++ core: encoder, bit-exact entropy parameters, rANS, container";
   // Progress of encode / encode_to_target / decode_latents: a callable taking the
@@ -728,11 +741,8 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "wavelet_bin_counts",
       [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> tile, uint32_t step_q4) {
-        if (tile.ndim() != 2 && !(tile.ndim() == 3 && tile.shape(2) == 3))
-          throw py::value_error("tile must be (H, W) or (H, W, 3) uint8");
-        const uint32_t h = uint32_t(tile.shape(0)), w = uint32_t(tile.shape(1)), c = tile.ndim() == 3 ? 3u : 1u;
-        if (h == 0 || w == 0 || h > kMaxTileSize || w > kMaxTileSize)
-          throw py::value_error("tile must be 1..4096 on each side");
+        uint32_t h, w, c;
+        training_tile_shape(tile, &h, &w, &c);
         if (step_q4 == 0 || step_q4 > 65535) throw py::value_error("step_q4 must be in 1..65535");
         std::vector<int32_t> work(wv_work_ints(h, w, c));
         std::vector<uint8_t> out(wv_max_bytes(h, w, c));
@@ -756,11 +766,8 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "nl_bin_counts",
       [](py::array_t<uint8_t, py::array::c_style | py::array::forcecast> tile, uint32_t k) {
-        if (tile.ndim() != 2 && !(tile.ndim() == 3 && tile.shape(2) == 3))
-          throw py::value_error("tile must be (H, W) or (H, W, 3) uint8");
-        const uint32_t h = uint32_t(tile.shape(0)), w = uint32_t(tile.shape(1)), c = tile.ndim() == 3 ? 3u : 1u;
-        if (h == 0 || w == 0 || h > kMaxTileSize || w > kMaxTileSize)
-          throw py::value_error("tile must be 1..4096 on each side");
+        uint32_t h, w, c;
+        training_tile_shape(tile, &h, &w, &c);
         if (k > kNlMaxError) throw py::value_error("k must be in 0..32");
         std::vector<uint8_t> out(nl_max_bytes(h, w, c)), recon(size_t(h) * w * c);
         auto state = std::make_unique<NlState>();
