@@ -695,3 +695,23 @@ def error_boundary(command, args, debug: bool = False) -> int:
         print(f"pymars: internal error: {type(e).__name__}{': ' + what if what else ''} (a bug in pymars: "
               f"run the command again with --debug for the traceback, and report it)", file=sys.stderr)
         return EXIT_BUG
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be >= 1 (argparse turns the ValueError into one usage line).
+
+    Example:
+        >>> positive_int("8")
+        8
+        >>> positive_int("0")
+        Traceback (most recent call last):
+        ...
+        ValueError: must be an integer >= 1, got '0'
+    """
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"must be an integer >= 1, got {text!r}")
+    return n

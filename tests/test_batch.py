@@ -173,6 +173,14 @@ def test_enhance_batch_plain_loop(tmp_path):
     write_image(d / "x.png", mars_like_scene(40, 48, seed=3))
     res = run_batch("enhance", d, tmp_path / "out", workers=0, options={"model": "arcnn-jpeg30"}, progress=False)
     assert res["ok"] == 1 and read_image(tmp_path / "out" / "x.png").shape == (40, 48, 3)
+    # Windows batched per inference call (--batch, for GPU providers): the same image.
+    write_image(d / "y.png", mars_like_scene(300, 400, seed=4))
+    run_batch("enhance", d, tmp_path / "one", workers=0, options={"model": "arcnn-jpeg30"}, progress=False)
+    res = run_batch("enhance", d, tmp_path / "eight", workers=0, options={"model": "arcnn-jpeg30", "batch": 8},
+                    progress=False)
+    assert res["ok"] == 2
+    a, b = read_image(tmp_path / "one" / "y.png").astype(int), read_image(tmp_path / "eight" / "y.png")
+    assert np.abs(a - b).max() <= 1
 
 
 @pytest.mark.slow

@@ -343,6 +343,27 @@ def test_marsqe_whole_image_onnx_equals_pytorch(tmp_path, kind):
     assert np.abs(onnx_out - torch_out).max() < 1e-3
 
 
+@pytest.mark.parametrize("kind", ["dncnn", "marsqe", "marsqe-lite"])
+def test_batched_windows_of_several_images_equal_one_window_per_call(tmp_path, kind):
+    # --batch N (a GPU's batched inference) must give what one call per window gives, for
+    # images of different sizes and for gray input (windows of several images share calls).
+    if kind == "dncnn":
+        folder, kw = export_random(tmp_path, kind), {}
+    else:
+        folder, d, _, clf = marsqe_setup(tmp_path, kind)
+        kw = {"dictionary": d, "classifier": clf}
+    images = [mars_like_scene(300, 530, seed=2), mars_like_scene(140, 200, seed=3)[..., 1],
+              mars_like_scene(300, 530, seed=4)]
+    one = [Enhancer(folder, **kw).enhance(im) for im in images]
+    many = Enhancer(folder, batch=5, **kw).enhance_many(images)
+    assert [m.shape for m in many] == [im.shape for im in images]
+    for a, b in zip(one, many):
+        assert np.abs(a.astype(int) - b).max() <= 1  # the runtime's float rounding of a batched call, at most
+        assert np.mean(a != b) < 1e-3
+    with pytest.raises(ValueError, match="batch"):
+        Enhancer(folder, batch=0, **kw)
+
+
 def committed_enhancers():
     return sorted(p for p in WEIGHTS.glob("enhance-*") if (p / "model.json").is_file())
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 
+from pymars.clio import positive_int
+
 
 def cmd_batch(args) -> int:
     from pymars.batch.engine import run_batch
@@ -33,7 +35,7 @@ def cmd_batch(args) -> int:
         opts = {"model": args.model, "providers": args.providers}
     elif kind == "enhance":
         opts = {"model": args.model, "dictionary": args.dictionary, "providers": args.providers,
-                "threads": args.threads}
+                "threads": args.threads, "batch": args.batch}
     elif kind == "spectral":
         opts = {"model": args.model, "threads": args.threads, "steps": args.steps, "seed": args.seed}
     res = run_batch(kind, args.input, args.output, workers=args.workers, scheduler=args.scheduler, options=opts,
@@ -83,6 +85,8 @@ def register(sub) -> None:
     n.add_argument("--dictionary", help="MarsQE reference dictionary .npz (default: rebuilt from ../shared)")
     n.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per worker (default 1)")
     n.add_argument("--providers", metavar="LIST", help="ONNX Runtime providers, e.g. TensorRT,CUDA,CPU (default CPU)")
+    n.add_argument("--batch", type=positive_int, default=1, metavar="N",
+                   help="windows per inference call (default 1; 8-32 for a GPU provider)")
 
     s = bsub.add_parser("spectral", help="CaSSIS 8-bit RGB composites -> OUT_DIR/<stem>.png, the predicted FAL "
                                          "composite (as `pymars spectral predict`)")

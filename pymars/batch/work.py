@@ -55,7 +55,8 @@ def one_line(e: BaseException) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def enhancer(model: str, dictionary: str | None, threads: int | None, providers: tuple[str, ...] | None):
+def enhancer(model: str, dictionary: str | None, threads: int | None, providers: tuple[str, ...] | None,
+             batch: int = 1):
     """The enhancer ``model`` with its ONNX sessions, made once per worker process (then cached).
 
     Example:
@@ -66,7 +67,7 @@ def enhancer(model: str, dictionary: str | None, threads: int | None, providers:
     from pymars.enhance.inference import Enhancer
 
     return Enhancer(resolve_model(model), dictionary=dictionary, threads=threads,
-                    providers=list(providers) if providers else None)
+                    providers=list(providers) if providers else None, batch=batch)
 
 
 def _encode(src: str, out: str, opts: dict, row: dict) -> None:
@@ -116,7 +117,7 @@ def _enhance(src: str, out: str, opts: dict, row: dict) -> None:
         raise ValueError(f"{src}: the enhancers work on 8-bit images, got {img.dtype}")
     providers = opts.get("providers")
     enh = enhancer(opts.get("model") or "marsqe-jpeg30-10k", opts.get("dictionary"), opts.get("threads", 1),
-                   tuple(providers) if providers else None)
+                   tuple(providers) if providers else None, opts.get("batch", 1))
     blob = image_bytes(enh.enhance(img), ".png")
     atomic_write(out, blob)
     row["bytes"] = len(blob)
@@ -157,7 +158,7 @@ def process_item(kind: str, input_path: str, output: str, options: dict) -> dict
 
     ``options``: encode ``quality``, ``lossless``, ``max_error``, ``model``,
     ``psnr``; decode ``model``, ``providers``; enhance ``model``,
-    ``dictionary``, ``threads``, ``providers``; spectral ``model``, ``threads``,
+    ``dictionary``, ``threads``, ``providers``, ``batch``; spectral ``model``, ``threads``,
     ``steps``, ``seed`` and the scene's ``lat``, ``lon``, ``site`` (a manifest
     row's own). Never raises for a bad item.
     """

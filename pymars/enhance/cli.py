@@ -30,6 +30,7 @@ import json
 from pathlib import Path
 
 from pymars.bundles import training_file
+from pymars.clio import positive_int
 
 DEFAULT_MODEL = "marsqe-jpeg30-10k"
 RUNS = Path("runs/enhance")
@@ -76,7 +77,8 @@ def cmd_enhance(args) -> int:
         img = image_from_bytes(read_input(args.input), args.input)
     if img.dtype != "uint8":
         raise ValueError(f"{args.input}: the enhancers work on 8-bit images (JPEG/pymars output), got {img.dtype}")
-    enh = Enhancer(resolve_model(args.model), dictionary=args.dictionary, threads=args.threads, providers=providers)
+    enh = Enhancer(resolve_model(args.model), dictionary=args.dictionary, threads=args.threads, providers=providers,
+                   batch=args.batch)
     with AtomicOutput(out) as sink:
         t0 = time.perf_counter()
         res = enh.enhance(img, progress=not args.quiet)
@@ -93,15 +95,10 @@ def cmd_train(args) -> int:
 
     RUNS.mkdir(parents=True, exist_ok=True)
     if args.what == "classifier":
-        from pymars.enhance.classes import labelled_patches
         from pymars.enhance.training import train_patch_classifier
 
-        for name, held, stride in (("labelled_train", True, 64), ("labelled_dev", False, 128)):
-            f = RUNS / f"{name}.npz"
-            if not f.is_file():
-                p, lab, n = labelled_patches(stride=stride, held_out=held)
-                np.savez(f, patches=p, labels=lab, names=np.array(n))
-        clf, rep = train_patch_classifier(str(RUNS / "labelled_train.npz"), str(RUNS / "labelled_dev.npz"))
+        clf, rep = train_patch_classifier(str(_labelled_patches("labelled_train")),
+                                          str(_labelled_patches("labelled_dev")))
         from pymars.enhance.inference import CLASSIFIER
 
         CLASSIFIER.mkdir(parents=True, exist_ok=True)
@@ -112,7 +109,8 @@ def cmd_train(args) -> int:
     if args.what == "dictionary":
         from pymars.enhance.dictionary import choose_references
 
-        with np.load(RUNS / "labelled_train.npz") as z:
+        # The dictionary's patches are the classifier's training patches (built here on a fresh checkout).
+        with np.load(_labelled_patches("labelled_train")) as z:
             dicts, ch = choose_references(z["patches"], z["labels"], [str(s) for s in z["names"]],
                                           sizes=(1, 3, 6, 9, 12))
         for n, d in dicts.items():
@@ -193,6 +191,22 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _labelled_patches(name: str):
+    """runs/enhance/NAME.npz, the labelled patches of the training images ("labelled_train", every
+    evaluation tile held out, stride 64) or of the development images ("labelled_dev", stride 128);
+    built from ../shared/data/mars the first time (the classifier and the dictionary both read them)."""
+    import numpy as np
+
+    from pymars.enhance.classes import labelled_patches
+
+    held, stride = {"labelled_train": (True, 64), "labelled_dev": (False, 128)}[name]
+    f = RUNS / f"{name}.npz"
+    if not f.is_file():
+        p, lab, n = labelled_patches(stride=stride, held_out=held)
+        np.savez(f, patches=p, labels=lab, names=np.array(n))
+    return f
+
+
 def _reference_setting_of(cfg: dict) -> str:
     from pymars.enhance.patches import TrainingCache
 
@@ -224,6 +238,8 @@ def register(sub) -> None:
     e.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: all)")
     e.add_argument("--providers", default=None, metavar="LIST",
                    help="ONNX Runtime execution providers in order, e.g. TensorRT,CUDA,CPU (default: CPU)")
+    e.add_argument("--batch", type=positive_int, default=1, metavar="N",
+                   help="windows per inference call (default 1; 8-32 for a GPU provider)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_enhance)
 

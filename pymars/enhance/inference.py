@@ -63,7 +63,7 @@ def _ramp(n: int, start: int, stop: int, lo_open: bool, hi_open: bool, blend: in
 
 
 def tiled(fn: Callable, shape: tuple[int, int], channels: int, tile: int = 256, margin: int = 16, blend: int = 8,
-          multiple: int = 1, progress: bool = False, desc: str = "windows") -> np.ndarray:
+          multiple: int = 1, progress: bool = False, desc: str = "windows", batch: int = 1) -> np.ndarray:
     """Apply ``fn(y0, y1, x0, x1, core) -> (channels, y1-y0, x1-x0)`` window by window; blend into (channels, H, W).
 
     Cores are the ``tile`` x ``tile`` squares of a grid from the origin;
@@ -73,34 +73,101 @@ def tiled(fn: Callable, shape: tuple[int, int], channels: int, tile: int = 256, 
     multiple of ``multiple`` and clipped to the image (at the image border
     there is neither context nor fade). ``H`` and ``W`` must be multiples of
     ``multiple``.
+
+    ``batch`` > 1: ``fn`` takes a list of up to ``batch`` windows
+    ``(y0, y1, x0, x1, core)`` of one size and returns their outputs stacked,
+    ``(n, channels, h, w)``: one inference call for many windows (what a GPU
+    wants; on a CPU it brings nothing, docs/ground-segment.md).
+
+    Example:
+        >>> x = np.arange(2 * 40 * 50, dtype=np.float32).reshape(2, 40, 50)
+        >>> one = tiled(lambda y0, y1, x0, x1, c: x[:, y0:y1, x0:x1], (40, 50), 2, tile=16, margin=4)
+        >>> many = tiled(lambda ws: np.stack([x[:, a:b, c:d] for a, b, c, d, _ in ws]), (40, 50), 2, tile=16,
+        ...              margin=4, batch=3)
+        >>> bool(np.allclose(one, x, atol=1e-3)), bool(np.array_equal(one, many))
+        (True, True)
+    """
+    return tiled_many(fn, [tuple(shape)], channels, tile=tile, margin=margin, blend=blend, multiple=multiple,
+                      progress=progress, desc=desc, batch=batch, many=False)[0]
+
+
+def tiled_many(fn: Callable, shapes: list[tuple[int, int]], channels: int, tile: int = 256, margin: int = 16,
+               blend: int = 8, multiple: int = 1, progress: bool = False, desc: str = "windows", batch: int = 1,
+               many: bool = True) -> list[np.ndarray]:
+    """:func:`tiled` over several images at once: windows of equal size from any of them share one call.
+
+    ``many=True``: ``fn`` gets (and, with ``batch`` = 1, is called per window
+    with) an extra first argument or list item, the image's index:
+    ``fn(i, y0, y1, x0, x1, core)`` or, with ``batch`` > 1, ``fn([(i, y0, y1,
+    x0, x1, core), ...]) -> (n, channels, h, w)``. Returns one (channels, H, W)
+    float32 array per shape, the same as :func:`tiled` on each image (to the
+    runtime's float rounding of batched calls).
+
+    Example:
+        >>> xs = [np.ones((1, 20, 30), np.float32), np.zeros((1, 40, 16), np.float32)]
+        >>> out = tiled_many(lambda ws: np.stack([xs[i][:, a:b, c:d] for i, a, b, c, d, _ in ws]),
+        ...                  [(20, 30), (40, 16)], 1, tile=16, margin=4, batch=8)
+        >>> [o.shape for o in out], float(out[0].min()), float(out[1].max())
+        ([(1, 20, 30), (1, 40, 16)], 1.0, 0.0)
     """
     from tqdm import tqdm
 
-    h, w = shape
-    if h % multiple or w % multiple:
-        raise ValueError(f"image {h}x{w} must be padded to a multiple of {multiple}")
-    acc = np.zeros((channels, h, w), np.float64)
-    wsum = np.zeros((h, w), np.float64)
-    cores = [(cy, cx) for cy in range(0, h, tile) for cx in range(0, w, tile)]
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    acc, wsum, jobs = [], [], []
+    for i, (h, w) in enumerate(shapes):
+        if h % multiple or w % multiple:
+            raise ValueError(f"image {h}x{w} must be padded to a multiple of {multiple}")
+        acc.append(np.zeros((channels, h, w), np.float64))
+        wsum.append(np.zeros((h, w), np.float64))
 
-    def span(c: int, n: int):
-        u0, u1 = max(0, c - blend), min(n, c + tile + blend)
-        w0 = max(0, (u0 - margin) // multiple * multiple)
-        w1 = min(n, -(-(u1 + margin) // multiple) * multiple)
-        return u0, u1, w0, w1
+        def span(c: int, n: int):
+            u0, u1 = max(0, c - blend), min(n, c + tile + blend)
+            w0 = max(0, (u0 - margin) // multiple * multiple)
+            w1 = min(n, -(-(u1 + margin) // multiple) * multiple)
+            return u0, u1, w0, w1
 
-    for cy, cx in tqdm(cores, desc=desc, unit="win", disable=not progress):
-        uy0, uy1, y0, y1 = span(cy, h)
-        ux0, ux1, x0, x1 = span(cx, w)
-        out = np.asarray(fn(y0, y1, x0, x1, (cy, cx)), np.float64)
+        for cy in range(0, h, tile):
+            for cx in range(0, w, tile):
+                jobs.append((i, span(cy, h), span(cx, w), (cy, cx)))
+
+    def add(job, out) -> None:
+        i, (uy0, uy1, y0, y1), (ux0, ux1, x0, x1), _ = job
+        h, w = shapes[i]
+        out = np.asarray(out, np.float64)
         if out.shape != (channels, y1 - y0, x1 - x0):
             raise ValueError(f"window function returned {out.shape}, expected {(channels, y1 - y0, x1 - x0)}")
         wy = _ramp(h, uy0, uy1, uy0 > 0, uy1 < h, blend)
         wx = _ramp(w, ux0, ux1, ux0 > 0, ux1 < w, blend)
         weight = wy[:, None] * wx[None, :]
-        acc[:, uy0:uy1, ux0:ux1] += out[:, uy0 - y0:uy1 - y0, ux0 - x0:ux1 - x0] * weight
-        wsum[uy0:uy1, ux0:ux1] += weight
-    return (acc / wsum).astype(np.float32)
+        acc[i][:, uy0:uy1, ux0:ux1] += out[:, uy0 - y0:uy1 - y0, ux0 - x0:ux1 - x0] * weight
+        wsum[i][uy0:uy1, ux0:ux1] += weight
+
+    def args(job):
+        i, (_, _, y0, y1), (_, _, x0, x1), core = job
+        return (i, y0, y1, x0, x1, core) if many else (y0, y1, x0, x1, core)
+
+    bar = tqdm(total=len(jobs), desc=desc, unit="win", disable=not progress)
+    if batch == 1:
+        for job in jobs:
+            add(job, fn(*args(job)))
+            bar.update(1)
+    else:
+        # Windows of one size (the interior ones, nearly all of them) go together, in grid order.
+        by_size: dict[tuple[int, int], list] = {}
+        for job in jobs:
+            by_size.setdefault((job[1][3] - job[1][2], job[2][3] - job[2][2]), []).append(job)
+        for group in by_size.values():
+            for k in range(0, len(group), batch):
+                part = group[k:k + batch]
+                outs = np.asarray(fn([args(j) for j in part]))
+                if outs.ndim != 4 or len(outs) != len(part):
+                    raise ValueError(f"batched window function returned {outs.shape} for {len(part)} windows")
+                for job, out in zip(part, outs):
+                    add(job, out)
+                bar.update(len(part))
+    bar.close()
+    return [(a / s).astype(np.float32) for a, s in zip(acc, wsum)]
 
 
 def session(path: str | os.PathLike, threads: int | None = None, providers=None):
@@ -230,11 +297,16 @@ class Enhancer:
     ``backend="torch"`` runs the same pipeline with the PyTorch modules
     loaded from ``model.safetensors`` (needs torch; for checks only).
     ``providers``: ONNX Runtime execution providers (``"CUDA,CPU"``; None: the CPU).
+    ``batch``: windows per inference call (1: one call per window; a GPU
+    provider wants 8-32; on this CPU batching brings nothing, docs/ground-segment.md).
     """
 
     def __init__(self, folder: str | os.PathLike, dictionary=None, threads: int | None = None,
-                 classifier=None, backend: str = "onnx", providers=None):
+                 classifier=None, backend: str = "onnx", providers=None, batch: int = 1):
         folder = Path(folder)
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch (windows per inference call) must be an integer >= 1, got {batch!r}")
+        self.batch = batch
         if not (folder / "model.json").is_file():
             raise FileNotFoundError(f"{folder}: not an enhancer weights folder (no model.json)")
         if backend not in ("onnx", "torch"):
@@ -275,15 +347,17 @@ class Enhancer:
 
     # -- plain convolutional enhancers ------------------------------------------------------------
 
-    def _plain(self, comp: np.ndarray, progress: bool) -> np.ndarray:
-        x = _chw(comp)[0]
-        h, w = comp.shape[:2]
+    def _plain(self, comps: list[np.ndarray], progress: bool) -> list[np.ndarray]:
+        xs = [_chw(c)[0] for c in comps]
 
-        def fn(y0, y1, x0, x1, core):
-            return self.net.run(None, {"comp": x[None, :, y0:y1, x0:x1]})[0][0]
+        def fn(*w):
+            if self.batch == 1:
+                i, y0, y1, x0, x1, _ = w
+                return self.net.run(None, {"comp": xs[i][None, :, y0:y1, x0:x1]})[0][0]
+            return self.net.run(None, {"comp": np.stack([xs[i][:, y0:y1, x0:x1] for i, y0, y1, x0, x1, _ in w[0]])})[0]
 
-        return tiled(fn, (h, w), 3, tile=256, margin=self.meta.get("margin", 16), blend=8, progress=progress,
-                     desc="enhance")
+        return tiled_many(fn, [c.shape[:2] for c in comps], 3, tile=256, margin=self.meta.get("margin", 16), blend=8,
+                          progress=progress, desc="enhance", batch=self.batch)
 
     # -- MarsQE -----------------------------------------------------------------------------------
 
@@ -297,48 +371,67 @@ class Enhancer:
         refs = np.array([self.dictionary.match(p, int(k)) for p, k in zip(flat, cls)])
         return cls.reshape(rows, cols), refs.reshape(rows, cols)
 
-    def _marsqe(self, comp: np.ndarray, progress: bool) -> np.ndarray:
-        h, w = comp.shape[:2]
-        ph, pw = -(-h // PATCH) * PATCH, -(-w // PATCH) * PATCH
-        # Edge replication to whole patches: the pad is cut off at the end.
-        padded = np.pad(comp, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
-        cls, refs = self.patch_classes_and_refs(padded)
-        x = _chw(padded)[0]
-        class_map = np.repeat(np.repeat(cls, PATCH, 0), PATCH, 1).astype(np.float32)[None]
+    def _marsqe(self, comps: list[np.ndarray], progress: bool) -> list[np.ndarray]:
+        sizes = [c.shape[:2] for c in comps]
+        padded_sizes = [(-(-h // PATCH) * PATCH, -(-w // PATCH) * PATCH) for h, w in sizes]
+        xs, refs, class_maps = [], [], []
+        for comp, (ph, pw) in zip(comps, padded_sizes):
+            h, w = comp.shape[:2]
+            # Edge replication to whole patches: the pad is cut off at the end.
+            padded = np.pad(comp, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+            cls, ref = self.patch_classes_and_refs(padded)
+            xs.append(_chw(padded)[0])
+            refs.append(ref)
+            class_maps.append(np.repeat(np.repeat(cls, PATCH, 0), PATCH, 1).astype(np.float32)[None])
         d = self.dictionary
-        ref_raw = [_chw(p) for p in d.raw]
-        ref_comp = [_chw(p) for p in d.compressed]
+        ref_raw = [_chw(p)[0] for p in d.raw]
+        ref_comp = [_chw(p)[0] for p in d.compressed]
         width = self.meta["width"]
         margin = self.meta.get("margin", 8)
         # The no-reference ablation's graph has no reference inputs (ONNX drops unused inputs).
         main_inputs = self.main.input_names if isinstance(self.main, TorchGraph) else \
             {i.name for i in self.main.get_inputs()}
 
-        def main_fn(y0, y1, x0, x1, core):
-            r = int(refs[core[0] // PATCH, core[1] // PATCH])
-            feeds = {"comp": x[None, :, y0:y1, x0:x1], "ref_raw": ref_raw[r], "ref_comp": ref_comp[r]}
+        def windows(w):  # one window (batch 1) or a list of them -> a list of (i, y0, y1, x0, x1, core)
+            return [w] if self.batch == 1 else w[0]
+
+        def unbatch(out, w):
+            return out[0] if self.batch == 1 else out
+
+        def main_fn(*w):
+            ws = windows(w)
+            r = [int(refs[i][core[0] // PATCH, core[1] // PATCH]) for i, _, _, _, _, core in ws]
+            feeds = {"comp": np.stack([xs[i][:, y0:y1, x0:x1] for i, y0, y1, x0, x1, _ in ws]),
+                     "ref_raw": np.stack([ref_raw[k] for k in r]), "ref_comp": np.stack([ref_comp[k] for k in r])}
             enh, feat = self.main.run(None, {k: v for k, v in feeds.items() if k in main_inputs})
-            return np.concatenate([enh[0], feat[0]], 0)
+            return unbatch(np.concatenate([enh, feat], 1), w)
 
-        both = tiled(main_fn, (ph, pw), 3 + width, tile=PATCH, margin=margin, blend=8, multiple=16,
-                     progress=progress, desc="MarsQE patches")
-        enh, feat = both[:3], both[3:]
+        both = tiled_many(main_fn, padded_sizes, 3 + width, tile=PATCH, margin=margin, blend=8, multiple=16,
+                          progress=progress, desc="MarsQE patches", batch=self.batch)
         if self.post is None:
-            return enh[:, :h, :w]
+            return [b[:3, :h, :w] for b, (h, w) in zip(both, sizes)]
+        enh = [b[:3] for b in both]
+        feat = [b[3:] for b in both]
 
-        def post_fn(y0, y1, x0, x1, core):
-            return self.post.run(None, {"comp": x[None, :, y0:y1, x0:x1], "enh": enh[None, :, y0:y1, x0:x1],
-                                        "feat": feat[None, :, y0:y1, x0:x1],
-                                        "classes": class_map[None, :, y0:y1, x0:x1]})[0][0]
+        def post_fn(*w):
+            ws = windows(w)
 
-        plus = tiled(post_fn, (ph, pw), 3, tile=256, margin=margin, blend=16, multiple=16, progress=progress,
-                     desc="post-enhancement")
-        return plus[:, :h, :w]
+            def cut(planes):
+                return np.stack([planes[i][:, y0:y1, x0:x1] for i, y0, y1, x0, x1, _ in ws])
+
+            return unbatch(self.post.run(None, {"comp": cut(xs), "enh": cut(enh), "feat": cut(feat),
+                                                "classes": cut(class_maps)})[0], w)
+
+        plus = tiled_many(post_fn, padded_sizes, 3, tile=256, margin=margin, blend=16, multiple=16, progress=progress,
+                          desc="post-enhancement", batch=self.batch)
+        return [p[:, :h, :w] for p, (h, w) in zip(plus, sizes)]
+
+    def _run(self, rgbs: list[np.ndarray], progress: bool) -> list[np.ndarray]:
+        return self._plain(rgbs, progress) if self.kind in ("arcnn", "dncnn") else self._marsqe(rgbs, progress)
 
     def enhance_float(self, image: np.ndarray, progress: bool = False) -> np.ndarray:
         """(3, H, W) float32 output in [0, 1] units, unclipped (what the ONNX-vs-PyTorch checks compare)."""
-        rgb, _ = _as_rgb(image)
-        return self._plain(rgb, progress) if self.kind in ("arcnn", "dncnn") else self._marsqe(rgb, progress)
+        return self._run([_as_rgb(image)[0]], progress)[0]
 
     def enhance(self, image: np.ndarray, progress: bool = False) -> np.ndarray:
         """The enhanced uint8 image, same shape as ``image`` (HxW or HxWx3 uint8).
@@ -348,6 +441,16 @@ class Enhancer:
             >>> enh.enhance(np.full((40, 60, 3), 128, np.uint8)).shape
             (40, 60, 3)
         """
-        rgb, gray = _as_rgb(image)
-        out = self._plain(rgb, progress) if self.kind in ("arcnn", "dncnn") else self._marsqe(rgb, progress)
-        return _to_uint8(out, np.asarray(image) if gray else None)
+        return self.enhance_many([image], progress)[0]
+
+    def enhance_many(self, images: list[np.ndarray], progress: bool = False) -> list[np.ndarray]:
+        """:meth:`enhance` of several images; with ``batch`` > 1 their windows share inference calls.
+
+        Example:
+            >>> enh = Enhancer(WEIGHTS / "enhance-arcnn-jpeg30", threads=1, batch=4)
+            >>> [o.shape for o in enh.enhance_many([np.full((40, 60, 3), 128, np.uint8), np.zeros((300, 20), np.uint8)])]
+            [(40, 60, 3), (300, 20)]
+        """
+        pairs = [_as_rgb(im) for im in images]
+        outs = self._run([rgb for rgb, _ in pairs], progress)
+        return [_to_uint8(o, np.asarray(im) if gray else None) for o, im, (_, gray) in zip(outs, images, pairs)]
