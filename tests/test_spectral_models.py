@@ -71,6 +71,30 @@ def test_training_resumes_exactly(tmp_path):
         train(TrainConfig(out=str(tmp_path / "a"), steps=5, **{**kw, "width": 16}))
 
 
+def test_bf16_fine_tune_from_a_run_with_a_green_weight(tmp_path):
+    torch = pytest.importorskip("torch")
+    from pymars.spectral.models import SpectralConfig
+    from pymars.spectral.train import TrainConfig, green_mask, init_weights, load_checkpoint, train
+
+    kw = dict(batch=2, crop=16, width=8, data="toy", progress=False, validate_every=0, save_every=2)
+    train(TrainConfig(out=str(tmp_path / "a"), model="unet", steps=2, **kw))
+    start = load_checkpoint(tmp_path / "a" / "checkpoint.pt").state_dict()
+    # --init-from takes the run's EMA weights; the fine-tune's first checkpoint moved away from them.
+    assert all(torch.equal(v, init_weights(tmp_path / "a", SpectralConfig(kind="unet", width=8))[k])
+               for k, v in start.items())
+    r = train(TrainConfig(out=str(tmp_path / "b"), model="unet", steps=2, precision="bf16", init=str(tmp_path / "a"),
+                          green_weight=4.0, **kw))
+    assert r["step"] == 2 and np.isfinite(r["loss"])
+    tuned = load_checkpoint(tmp_path / "b" / "checkpoint.pt").state_dict()
+    assert all(v.dtype == torch.float32 for v in tuned.values())
+    assert any(not torch.equal(v, tuned[k]) for k, v in start.items())
+    with pytest.raises(ValueError, match="holds a unet"):
+        train(TrainConfig(out=str(tmp_path / "c"), model="diffusion", steps=1, init=str(tmp_path / "a"), **kw))
+    fal = torch.full((1, 3, 2, 2), -1.0)
+    fal[0, 1, 0, 0] = -1.0 + 9 / 127.5  # 9 levels greener than red and blue: a carbonate pixel
+    assert green_mask(fal).sum() == 1
+
+
 # ---- committed weights ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)

@@ -122,7 +122,8 @@ def cmd_train(args) -> int:
     from pymars.spectral.train import TrainConfig, train
 
     # Options left out take TrainConfig's defaults (the committed models' recipe).
-    given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "width", "seed", "synthetic_fraction")
+    given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "width", "seed", "synthetic_fraction",
+                                           "precision", "init", "green_weight")
              if getattr(args, k) is not None}
     cfg = TrainConfig(out=args.out, model=args.model, threads=args.threads, data="toy" if args.toy else "shared",
                       **given)
@@ -199,6 +200,12 @@ def register(sub) -> None:
     t.add_argument("--width", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--synthetic-fraction", type=float)
+    t.add_argument("--precision", choices=("fp32", "bf16"),
+                   help="bf16: autocast + channels_last (AMX CPUs, GPUs); default fp32, the committed recipe")
+    t.add_argument("--init-from", dest="init", metavar="WEIGHTS",
+                   help="start from a weights folder (e.g. pymars/weights/spectral-diffusion) or a checkpoint.pt")
+    t.add_argument("--green-weight", type=float,
+                   help="extra loss weight on carbonate-green target pixels (default 0)")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--toy", action="store_true", help="random synthetic data only (smoke test, no ../shared)")
     t.set_defaults(func=cmd_train)

@@ -31,6 +31,7 @@ Example (two steps on synthetic toy data, no ../shared needed):
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from pymars.spectral.metadata import SITES
 from pymars.spectral.models import SpectralConfig, SpectralUNet, count_parameters
 from pymars.spectral.pairs import load_pairs, pairs_dir, split_scenes
 from pymars.spectral.synthesis import SyntheticSource, synth_patch
-from pymars.train.engine import EMA, Hooks, Trainer, linear_warmup, record_config, start_run
+from pymars.train.engine import CHECKPOINT, EMA, Hooks, Precision, Trainer, linear_warmup, record_config, start_run
 
 
 @dataclass
@@ -67,6 +68,16 @@ class TrainConfig:
     data: str = "shared"  # "shared": ../shared PNG pairs + USGS synthesis; "toy": random synthetic only (tests)
     threads: int = 1
     progress: bool = True
+    # "bf16": autocast to bfloat16 with channels_last activations (AMX CPUs, GPUs); "fp32": the
+    # committed models' recipe.
+    precision: str = "fp32"
+    # Start from these weights (a weights folder such as pymars/weights/spectral-diffusion, or a
+    # run's checkpoint.pt: its EMA weights); optimiser and schedule start afresh.
+    init: str = ""
+    # Loss weight on carbonate-like target pixels (G - max(R, B) > 8 levels, the metric's green):
+    # each such pixel counts 1 + green_weight times. They are 0.7 % of the pixels, and an unweighted
+    # loss averages them away (docs/spectral.md). 0: the committed models' recipe.
+    green_weight: float = 0.0
 
 
 def to_unit(img_u8: np.ndarray) -> np.ndarray:
@@ -141,9 +152,24 @@ def model_inputs(b: dict, x_t: torch.Tensor | None, t: torch.Tensor | None, imag
             torch.from_numpy(b["site"]), torch.from_numpy(b["meta_keep"]))
 
 
+def green_mask(fal: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) 1.0 where a [-1, 1] FAL target is carbonate-green (G - max(R, B) > 8 of 255 levels).
+
+    Example:
+        >>> x = torch.tensor([[[[0.0, 0.0]], [[0.2, 0.0]], [[0.0, 0.0]]]])  # R, G, B of 2 pixels
+        >>> green_mask(x).ravel().tolist()
+        [1.0, 0.0]
+    """
+    r, g, b = fal[:, 0:1], fal[:, 1:2], fal[:, 2:3]
+    return (g - torch.maximum(r, b) > 8 / 127.5).to(fal.dtype)
+
+
 def loss_on(model: SpectralUNet, b: dict, rng: np.random.Generator, schedule: Schedule,
-            image_drop: float = 0.0) -> torch.Tensor:
+            image_drop: float = 0.0, green_weight: float = 0.0, precision: Precision | None = None) -> torch.Tensor:
     """Training loss of one batch (MSE for ``unet``; v-MSE at random times for ``diffusion``).
+
+    ``green_weight``: carbonate-green target pixels count 1 + green_weight times
+    (:func:`green_mask`). ``precision``: bf16 autocast and channels_last (None: fp32).
 
     Example:
         >>> import numpy as np
@@ -152,17 +178,24 @@ def loss_on(model: SpectralUNet, b: dict, rng: np.random.Generator, schedule: Sc
         >>> float(loss_on(m, src.batch(np.random.default_rng(0)), np.random.default_rng(0), Schedule()).detach()) > 0
         True
     """
+    precision = precision or Precision("fp32")
     fal = torch.from_numpy(b["fal"])
+    weight = 1.0 + green_weight * green_mask(fal) if green_weight else 1.0
+
+    def run(*args):
+        with precision.autocast():
+            return model(*(precision.batch(a) for a in args)).float()
+
     if model.cfg.kind == "unet":
-        return torch.mean((model(*model_inputs(b, None, None)) - fal) ** 2)
+        return torch.mean(weight * (run(*model_inputs(b, None, None)) - fal) ** 2)
     n = fal.shape[0]
     t = rng.integers(0, schedule.T, n)
     a, s = (torch.from_numpy(np.asarray(v, np.float32))[:, None, None, None] for v in schedule.coefs(t))
     eps = torch.from_numpy(rng.standard_normal(fal.shape).astype(np.float32))
     x_t = a * fal + s * eps
     keep = torch.from_numpy((rng.random(n) >= image_drop).astype(np.float32))
-    v = model(*model_inputs(b, x_t, torch.from_numpy(t.astype(np.float32)), keep))
-    return torch.mean((v - (a * eps - s * fal)) ** 2)
+    v = run(*model_inputs(b, x_t, torch.from_numpy(t.astype(np.float32)), keep))
+    return torch.mean(weight * (v - (a * eps - s * fal)) ** 2)
 
 
 def _validation_batch(src: BatchSource, crop: int) -> dict | None:
@@ -186,7 +219,11 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"--model must be unet or diffusion, got {cfg.model!r}")
     out, _ = start_run(cfg.out, cfg.seed, cfg.threads, "cpu")
     mcfg = SpectralConfig(kind=cfg.model, width=cfg.width)
+    precision = Precision(cfg.precision, channels_last=cfg.precision == "bf16")
     model = SpectralUNet(mcfg)
+    if cfg.init and not (out / CHECKPOINT).is_file():  # a resumed run has its own weights
+        model.load_state_dict(init_weights(cfg.init, mcfg))
+    model = precision.prepare(model)
     ema = EMA(model, cfg.ema)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     schedule = Schedule()
@@ -201,7 +238,7 @@ def train(cfg: TrainConfig) -> dict:
         return {"step": step, "train_loss": trainer.last, "val_loss": vl, "elapsed_s": round(trainer.elapsed(), 1)}
 
     trainer = Trainer(out, model, opt, lambda s: linear_warmup(s, cfg.lr, 200), steps=cfg.steps, seed=cfg.seed,
-                      ema=ema, clip=1.0, save_every=cfg.save_every, validate_every=cfg.validate_every,
+                      ema=ema, clip=1.0, precision=precision, save_every=cfg.save_every, validate_every=cfg.validate_every,
                       identity={"model_config": mcfg.to_dict()}, progress=cfg.progress, desc=f"train {cfg.model}",
                       hooks=Hooks(validate=validation, postfix=lambda t: {"loss": f"{t.last:.4f}"},
                                   extras=lambda: {"model_config": mcfg.to_dict(), "train_config": asdict(cfg)}))
@@ -210,8 +247,38 @@ def train(cfg: TrainConfig) -> dict:
     src = BatchSource(cfg)
     val = _validation_batch(src, 128)
     image_drop = cfg.image_drop if cfg.model == "diffusion" else 0.0
-    r = trainer.run(lambda s, rng: (loss_on(model, src.batch(rng), rng, schedule, image_drop), {}))
+    r = trainer.run(lambda s, rng: (loss_on(model, src.batch(rng), rng, schedule, image_drop, cfg.green_weight,
+                                            precision), {}))
     return {"step": r["step"], "loss": r["last"], "parameters": count_parameters(model), "out": str(out)}
+
+
+def init_weights(source: str | os.PathLike, mcfg: SpectralConfig) -> dict:
+    """The state dict a fine-tune starts from: a weights folder (config.json + model.safetensors) or a
+    run's checkpoint.pt / run folder (its EMA weights); it must hold a model of ``mcfg``'s kind and width.
+
+    Example:
+        >>> from pymars.spectral.predict import WEIGHTS_DIR as WEIGHTS
+        >>> sd = init_weights(WEIGHTS / "spectral-unet", SpectralConfig(kind="unet", width=16))
+        >>> len(sd) > 10
+        True
+        >>> init_weights(WEIGHTS / "spectral-unet", SpectralConfig(kind="diffusion", width=16))
+        Traceback (most recent call last):
+        ...
+        ValueError: cannot start a diffusion model (width 16) from spectral-unet: it holds a unet (width 16)
+    """
+    p = Path(source)
+    if (p / "config.json").is_file() and (p / "model.safetensors").is_file():
+        from pymars.spectral.export import load_torch_model
+
+        src = load_torch_model(p)
+    elif (p / CHECKPOINT).is_file() or p.is_file():
+        src = load_checkpoint(p / CHECKPOINT if p.is_dir() else p)
+    else:
+        raise FileNotFoundError(f"{source}: no config.json + model.safetensors or checkpoint.pt to start from")
+    if (src.cfg.kind, src.cfg.width) != (mcfg.kind, mcfg.width):
+        raise ValueError(f"cannot start a {mcfg.kind} model (width {mcfg.width}) from {p.name}: it holds a "
+                         f"{src.cfg.kind} (width {src.cfg.width})")
+    return {k: v.float() for k, v in src.state_dict().items()}
 
 
 def load_checkpoint(path: str | Path, use_ema: bool = True) -> SpectralUNet:
