@@ -91,7 +91,7 @@ inline int32_t clamp_sample(int32_t v, const Params& p) { return v < 0 ? 0 : (v 
 // Neighbours a (left), b (above), c (above-left), d (above-right) of (y, x) in the
 // reconstructed plane, with the tile's own edge rule (no samples outside the tile).
 template <typename S>
-inline void neighbours(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+__attribute__((always_inline)) inline void neighbours(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
                        uint32_t w, int32_t mid, int32_t* a, int32_t* b, int32_t* c, int32_t* d) {
   auto at = [&](uint32_t yy, uint32_t xx) { return int32_t(rec[size_t(yy) * stride + size_t(xx) * channels + ch]); };
   if (y == 0) {
@@ -129,7 +129,7 @@ __attribute__((always_inline)) inline int32_t context(int32_t a, int32_t b, int3
 // The smallest kg (at most 24) with N << kg >= A: the Golomb parameter of T.87
 // A.5.1, from bit lengths instead of a loop (N << L, L = the difference of the
 // bit lengths, has A's bit length, so it is A or more, or one doubling short).
-inline int32_t golomb_k(const NlState* s, int32_t q) {
+__attribute__((always_inline)) inline int32_t golomb_k(const NlState* s, int32_t q) {
   const uint32_t n = uint32_t(s->N[q]), a = uint32_t(s->A[q]);
   if (n >= a) return 0;
   int32_t kg = int32_t(bit_length(a)) - int32_t(bit_length(n));
@@ -222,7 +222,7 @@ inline int32_t unmap_error(int32_t m, int32_t kg, const NlState* s, int32_t q, c
 
 // Prediction, with the context's bias correction, for sample (y, x) of channel ch.
 template <typename S>
-inline int32_t predict(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+__attribute__((always_inline)) inline int32_t predict(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
                        uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign) {
   int32_t a, b, c, d;
   neighbours(rec, stride, ch, channels, y, x, w, p.mid, &a, &b, &c, &d);
@@ -253,7 +253,7 @@ inline int32_t scaled(int32_t g, int32_t v) { return (g * v + 8) >> 4; }
 //     deviation (how hard channel 1 was to predict where it was coded), not the
 //     sample-domain one.
 template <bool V2, typename S>
-inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+__attribute__((always_inline)) inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
                           uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign, uint32_t* cross,
                           const int32_t* gain) {
   if (ch == 0) {
@@ -417,7 +417,7 @@ void reset_q(NlState* s, const NlPriors& priors, uint32_t kind, uint32_t k) {
 // are large (lossless on texture) a unary code of the whole magnitude would be
 // long, so, as a Golomb code does, the Golomb k - kNlShiftBelow lowest bits are
 // split off; the top one of them is modelled, the others are sent as they are.
-inline uint32_t low_bits(const NlState* s, int32_t q) {
+__attribute__((always_inline)) inline uint32_t low_bits(const NlState* s, int32_t q) {
   const int32_t kg = golomb_k(s, q) - kNlShiftBelow;
   return kg > 0 ? uint32_t(kg) : 0u;
 }
@@ -425,7 +425,7 @@ inline uint32_t low_bits(const NlState* s, int32_t q) {
 // Activity class 0..kNlActivity-1: log2 of 8 x the context's mean absolute error.
 // bit_length(8A / N) is the smallest m with N << m > 8A: found from bit lengths,
 // without the division (the same integer on every CPU).
-inline uint32_t activity(const NlState* s, int32_t q) {
+__attribute__((always_inline)) inline uint32_t activity(const NlState* s, int32_t q) {
   const uint32_t v = 8u * uint32_t(s->A[q]), n = uint32_t(s->N[q]);
   uint32_t a = 0;
   if (n <= v) {
@@ -468,11 +468,15 @@ inline void load_sample(const uint8_t* in, size_t i, uint8_t* v) { *v = in[i]; }
 inline void load_sample(const uint8_t* in, size_t i, uint16_t* v) { *v = uint16_t(in[2 * i] | (in[2 * i + 1] << 8)); }
 
 // V2: Arith2's context model (§4.8, "Arith2"); false: §4.8's, byte for byte.
-template <bool V2, typename S>
-size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
-                    uint32_t k, uint32_t depth, NlState* s, uint8_t* out, size_t cap, S* recon,
-                    const NlPriors& priors, NlCounts* counts, const int32_t* gain) {
-  const Params p = params(k, depth);
+// Lossless (k = 0) and Counting (counts given: training) are template parameters
+// only so that the compiler drops the quantisation arithmetic and the counting
+// test from the per-sample loop of the flight encoder; the bytes are the same.
+template <bool V2, bool Lossless, bool Counting, typename S>
+size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
+                         uint32_t k, uint32_t depth, NlState* s, uint8_t* out, size_t cap, S* recon,
+                         const NlPriors& priors, NlCounts* counts, const int32_t* gain) {
+  Params p = params(k, depth);
+  if constexpr (Lossless) p.k = 0;  // (k is 0 here): a constant the compiler sees
   const size_t raw = size_t(h) * w * channels * sizeof(S);
   if (cap < raw + 1) return 0;
   const int32_t unit[2] = {kNlUnitGain, kNlUnitGain};
@@ -506,7 +510,7 @@ size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
             rc.bit(pa, b);
             return;
           }
-          if (counts) ++counts->n[kind][qc][j][b];
+          if constexpr (Counting) ++counts->n[kind][qc][j][b];
           if (ch == 0) rc.bit2(pa, &s->p_q[qc][j], b);
           else rc.bit(&s->p_q[qc][j], b);
         };
@@ -552,6 +556,20 @@ size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
         recon[size_t(y) * rstride + size_t(x) * channels + ch] = v;
       }
   return raw + 1;
+}
+
+template <bool V2, typename S>
+size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
+                    uint32_t k, uint32_t depth, NlState* s, uint8_t* out, size_t cap, S* recon,
+                    const NlPriors& priors, NlCounts* counts, const int32_t* gain) {
+  if (counts)
+    return arith_encode_impl<V2, false, true>(samples, row_stride, h, w, channels, k, depth, s, out, cap, recon,
+                                              priors, counts, gain);
+  if (k == 0)
+    return arith_encode_impl<V2, true, false>(samples, row_stride, h, w, channels, k, depth, s, out, cap, recon,
+                                              priors, nullptr, gain);
+  return arith_encode_impl<V2, false, false>(samples, row_stride, h, w, channels, k, depth, s, out, cap, recon,
+                                             priors, nullptr, gain);
 }
 
 template <bool V2, typename S>

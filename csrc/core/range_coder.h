@@ -74,7 +74,7 @@ struct RangeEncoder {
     low = (low & 0x00FFFFFFu) << 8;
   }
   // One bin with an explicit ProbBits-bit probability of a 0.
-  void put_bin(uint32_t prob, uint32_t b) {
+  __attribute__((always_inline)) void put_bin(uint32_t prob, uint32_t b) {
     const uint32_t bound = (range >> ProbBits) * prob;
     if (!b) {
       range = bound;
@@ -87,13 +87,13 @@ struct RangeEncoder {
       shift_low();
     }
   }
-  void bit(AdaptiveBit* p, uint32_t b) {
+  __attribute__((always_inline)) void bit(AdaptiveBit* p, uint32_t b) {
     put_bin(coder_prob<ProbBits, Lo, Hi>(*p), b);
     adapt<FastShift, SlowShift>(p, b);
   }
   // One bin coded with the mean of two adaptive probabilities (both adapt): a
   // cheap mix of two context models.
-  void bit2(AdaptiveBit* p1, AdaptiveBit* p2, uint32_t b) {
+  __attribute__((always_inline)) void bit2(AdaptiveBit* p1, AdaptiveBit* p2, uint32_t b) {
     put_bin((coder_prob<ProbBits, Lo, Hi>(*p1) + coder_prob<ProbBits, Lo, Hi>(*p2) + 1) >> 1, b);
     adapt<FastShift, SlowShift>(p1, b);
     adapt<FastShift, SlowShift>(p2, b);
