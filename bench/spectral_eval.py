@@ -26,7 +26,8 @@ weights (``pymars/weights/spectral-unet`` and ``spectral-diffusion``):
 Writes ``bench/results/spectral.json`` (``spectral_quick.json`` with --quick:
 4 test scenes, 1 repeat) atomically and prints the table.
 
-Usage: ``python3 bench/spectral_eval.py [--quick] [--steps N]``
+Usage: ``python3 bench/spectral_eval.py [--quick] [--steps N]``; a run's own exports instead of the
+shipped weights: ``--unet FOLDER --diffusion FOLDER --table-only --out F.json`` (the table alone).
 """
 from __future__ import annotations
 
@@ -84,10 +85,10 @@ def sweep_val(steps: int | None, scenes: int = 8) -> int:
 
 def _row(job: tuple) -> dict:
     """One row of the table (run in a worker process, so the rows are computed side by side)."""
-    model, with_meta, steps, scenes = job
+    model, weights, with_meta, steps, scenes = job
     pairs = [p for p in held_out_pairs("test") if p.scene in scenes]
     name = f"{model} {'+' if with_meta else '-'} metadata"
-    return evaluate_weights(model, pairs, with_meta, name, **({"steps": steps} if model == "diffusion" else {}))
+    return evaluate_weights(weights, pairs, with_meta, name, **({"steps": steps} if model == "diffusion" else {}))
 
 
 def main(argv=None) -> int:
@@ -98,7 +99,12 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-table", action="store_true", help="timings and real cube only")
     ap.add_argument("--workers", type=int, default=3, help="processes computing the table's rows side by side")
     ap.add_argument("--sweep-val", action="store_true", help="guidance sweep on the val part, then exit")
+    ap.add_argument("--unet", default="unet", help="UNet weights: name or folder (default: the shipped one)")
+    ap.add_argument("--diffusion", default="diffusion", help="diffusion weights: name or folder (default: shipped)")
+    ap.add_argument("--table-only", action="store_true", help="the results table alone (no timings, no real cube)")
+    ap.add_argument("--out", help="result file (default bench/results/spectral[_quick].json)")
     args = ap.parse_args(argv)
+    weights = {"unet": args.unet, "diffusion": args.diffusion}
     if pairs_dir() is None:
         print("needs ../shared/data/spectral", file=sys.stderr)
         return 2
@@ -107,23 +113,30 @@ def main(argv=None) -> int:
     pairs = held_out_pairs("test")
     if args.quick:
         pairs = pairs[:4]
-    diff_cfg = SpectralPredictor("diffusion").config
+    diff_cfg = SpectralPredictor(weights["diffusion"]).config
     steps = args.steps or diff_cfg["sampler"]["steps"]
     result = {"split_part": "test", "scenes": [p.scene for p in pairs], "ddim_steps": steps,
               "sampler": {**diff_cfg["sampler"], "steps": steps}, "machine": platform.platform(),
-              "cpu_count": os.cpu_count(), "rows": []}
+              "cpu_count": os.cpu_count(), "weights": weights, "rows": []}
     if not args.skip_table:
         result["rows"].append(score_predictions([p.cassis for p in pairs], pairs, "input copied (floor)"))
         from concurrent.futures import ProcessPoolExecutor
 
-        jobs = [(m, wm, steps, [p.scene for p in pairs]) for m in ("diffusion", "unet") for wm in (False, True)]
+        jobs = [(m, weights[m], wm, steps, [p.scene for p in pairs]) for m in ("diffusion", "unet")
+                for wm in (False, True)]
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            rows = dict(zip([(m, wm) for m, wm, *_ in jobs], pool.map(_row, jobs)))
+            rows = dict(zip([(m, wm) for m, _, wm, *_ in jobs], pool.map(_row, jobs)))
         for m in ("unet", "diffusion"):
             for wm in (False, True):
                 result["rows"].append(rows[(m, wm)])
         print(f"\nheld-out test part: {len(pairs)} scenes; RMSE on 0-255; carbonate = G - max(R, B) > 8")
         print(format_table(result["rows"]))
+    out = Path(args.out) if args.out else ROOT / "bench" / "results" / ("spectral_quick.json" if args.quick
+                                                                      else "spectral.json")
+    if args.table_only:
+        write_json(out, result)
+        print(f"wrote {out}")
+        return 0
     img = pairs[0].cassis
     m = pairs[0].meta
     meta = {"lat": m.lat, "lon": m.lon, "site": m.site} if m else {}
@@ -133,14 +146,13 @@ def main(argv=None) -> int:
         for threads in (1, 2):
             for label, kw in (("with metadata", meta), ("without metadata", {})):
                 key = f"{model}, {threads} thread(s), {label}"
-                t = timing(model, img, kw, threads, reps, steps if model == "diffusion" else None)
+                t = timing(weights[model], img, kw, threads, reps, steps if model == "diffusion" else None)
                 result["timing_s_per_256"][key] = t
                 print(f"{key}: {t['wall_s']:.2f} s wall, {t['cpu_s']:.2f} s CPU per 256x256 "
                       f"(load {t['load_avg_1min']:.1f})", flush=True)
-    result["real_cube"] = {model: real_cube_check(model, pairs_dir().parent, with_linear=model == "unet")
+    result["real_cube"] = {model: real_cube_check(weights[model], pairs_dir().parent, with_linear=model == "unet")
                            for model in ("unet", "diffusion")}
     print(json.dumps(result["real_cube"], indent=1))
-    out = ROOT / "bench" / "results" / ("spectral_quick.json" if args.quick else "spectral.json")
     write_json(out, result)
     print(f"wrote {out}")
     return 0
