@@ -1,0 +1,100 @@
+"""Does an enhancer ever make its input worse? Gray, sharpened and off-setting JPEGs of the dev tiles.
+
+What it measures (issue 19, item 6: "no enhancer may make its input worse on
+average: gray, colour, any camera"): the mean PSNR gain (dB) of each model
+over the JPEG it is given, on inputs it was not trained on:
+
+* ``gray``: every 2nd ``dev_navcam`` tile (gray Curiosity Navcam frames of
+  held-out sols), gray JPEG (Pillow) at each ``--qualities`` QF, through the
+  gray path of :class:`pymars.enhance.inference.Enhancer`;
+* ``gray sharpened``: the same tiles after an unsharp mask (amount 1, sigma
+  1.5) before JPEG: content crisper than anything in training;
+* ``colour sharpened``: every 3rd colour development tile, sharpened, JPEG 4:2:0.
+
+A negative mean is the failure this guards against. Writes
+bench/results/enhance_generalisation.json (or ``--out``) and prints a table.
+
+Run:  python bench/enhance_generalisation.py --models marsqe-jpeg30-10k,marsqe-lite7-jpeg30-10k --qualities 20,30,50
+
+Example:
+    >>> x = np.full((16, 16), 100, np.uint8); x[8:] = 140
+    >>> s = unsharp(x); int(s[7, 0]) < 100 < 140 < int(s[8, 0])
+    True
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pymars.clio import write_json  # noqa: E402
+from pymars.evaluation.metrics import psnr  # noqa: E402
+
+RESULT = Path(__file__).resolve().parent / "results" / "enhance_generalisation.json"
+
+
+def unsharp(img: np.ndarray, amount: float = 1.0, sigma: float = 1.5) -> np.ndarray:
+    """Unsharp mask of a uint8 image (per channel): ``img + amount * (img - blur)``, clipped."""
+    from scipy.ndimage import gaussian_filter
+
+    x = img.astype(np.float64)
+    blur = gaussian_filter(x, sigma=(sigma, sigma) + (0,) * (x.ndim - 2))
+    return np.clip(np.round(x + amount * (x - blur)), 0, 255).astype(np.uint8)
+
+
+def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """Pillow JPEG round trip (gray stays gray; colour 4:2:0, as the protocol's anchor)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=quality, optimize=True)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+
+
+def main() -> None:
+    from tqdm import tqdm
+
+    from pymars.enhance.cli import resolve_model
+    from pymars.enhance.inference import Enhancer
+    from pymars.evaluation.protocol import dev_tiles
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", required=True, help="enhancer names or folders, comma-separated")
+    ap.add_argument("--qualities", default="20,30,50", help="JPEG QFs of the gray sets (colour: 30 only)")
+    ap.add_argument("--dictionary", default=None, help="MarsQE dictionary .npz (default: rebuilt from ../shared)")
+    ap.add_argument("--out", default=str(RESULT))
+    a = ap.parse_args()
+    gray = [t.pixels for t in dev_tiles("dev_navcam")][::2]
+    colour = [t.pixels for g in ("dev_marsscapes", "dev_marsdata") for t in dev_tiles(g)][::3]
+    sets = {}
+    for q in (int(x) for x in a.qualities.split(",")):
+        sets[f"gray QF {q}"] = (gray, q)
+        sets[f"gray sharpened QF {q}"] = ([unsharp(t) for t in gray], q)
+    sets["colour sharpened QF 30"] = ([unsharp(t) for t in colour], 30)
+    doc = {"tiles": {"gray": len(gray), "colour": len(colour)}, "gain_db": {}}
+    for name in a.models.split(","):
+        enh = Enhancer(resolve_model(name), dictionary=a.dictionary, threads=1)
+        row = {}
+        for label, (raws, q) in sets.items():
+            gains = []
+            for raw in tqdm(raws, desc=f"{name}: {label}", leave=False):
+                comp = jpeg(raw, q)
+                gains.append(psnr(raw, enh.enhance(comp)) - psnr(raw, comp))
+            row[label] = round(float(np.mean(gains)), 3)
+        doc["gain_db"][name] = row
+        print(name, row, flush=True)
+    write_json(a.out, doc)
+    labels = list(sets)
+    print("\n| model | " + " | ".join(labels) + " |\n|---|" + "---|" * len(labels))
+    for name, row in doc["gain_db"].items():
+        print(f"| {name} | " + " | ".join(f"{row[k]:+.2f}" for k in labels) + " |")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
