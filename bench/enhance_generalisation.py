@@ -11,10 +11,17 @@ over the JPEG it is given, on inputs it was not trained on:
   1.5) before JPEG: content crisper than anything in training;
 * ``colour sharpened``: every 3rd colour development tile, sharpened, JPEG 4:2:0.
 
-A negative mean is the failure this guards against. Writes
-bench/results/enhance_generalisation.json (or ``--out``) and prints a table.
+A negative mean is the failure this guards against. With ``--plain`` the
+sets are instead the gray tiles and every 3rd colour tile, unsharpened, at each
+``--qualities`` QF: how far above its own QF a model still helps. The model
+``auto`` is what ``pymars enhance`` runs by default: the shipped model of each
+JPEG's quality read from the file, or the image unchanged above QF 60
+(pymars.enhance.jpeg_quality). Writes bench/results/enhance_generalisation.json
+(or ``--out``) and prints a table.
 
 Run:  python bench/enhance_generalisation.py --models marsqe-jpeg30-10k,marsqe-lite7-jpeg30-10k --qualities 20,30,50
+      python bench/enhance_generalisation.py --plain --models auto,marsqe-jpeg30-10k,marsqe-jpeg50 --qualities 30,50,60,75,90 \
+          --out bench/results/enhance_jpeg_quality.json
 
 Example:
     >>> x = np.full((16, 16), 100, np.uint8); x[8:] = 140
@@ -49,11 +56,16 @@ def unsharp(img: np.ndarray, amount: float = 1.0, sigma: float = 1.5) -> np.ndar
 
 def jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     """Pillow JPEG round trip (gray stays gray; colour 4:2:0, as the protocol's anchor)."""
+    return jpeg_file(img, quality)[1]
+
+
+def jpeg_file(img: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
+    """The JPEG file (Pillow, as :func:`jpeg`) and its decoded pixels."""
     from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=quality, optimize=True)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+    return buf.getvalue(), np.asarray(Image.open(io.BytesIO(buf.getvalue())))
 
 
 def main() -> None:
@@ -67,6 +79,7 @@ def main() -> None:
     ap.add_argument("--models", required=True, help="enhancer names or folders, comma-separated")
     ap.add_argument("--qualities", default="20,30,50", help="JPEG QFs of the gray sets (colour: 30 only)")
     ap.add_argument("--dictionary", default=None, help="MarsQE dictionary .npz (default: rebuilt from ../shared)")
+    ap.add_argument("--plain", action="store_true", help="unsharpened gray and colour sets at every --qualities QF")
     ap.add_argument("--out", default=str(RESULT))
     a = ap.parse_args()
     gray = [t.pixels for t in dev_tiles("dev_navcam")][::2]
@@ -74,17 +87,32 @@ def main() -> None:
     sets = {}
     for q in (int(x) for x in a.qualities.split(",")):
         sets[f"gray QF {q}"] = (gray, q)
-        sets[f"gray sharpened QF {q}"] = ([unsharp(t) for t in gray], q)
-    sets["colour sharpened QF 30"] = ([unsharp(t) for t in colour], 30)
+        if a.plain:
+            sets[f"colour QF {q}"] = (colour, q)
+        else:
+            sets[f"gray sharpened QF {q}"] = ([unsharp(t) for t in gray], q)
+    if not a.plain:
+        sets["colour sharpened QF 30"] = ([unsharp(t) for t in colour], 30)
     doc = {"tiles": {"gray": len(gray), "colour": len(colour)}, "gain_db": {}}
+    from pymars.enhance.jpeg_quality import choose_model
+
+    enhancers = {}
+
+    def enhanced(name: str, data: bytes, comp: np.ndarray) -> np.ndarray:
+        model = choose_model("auto", data)[0] if name == "auto" else name
+        if model is None:  # auto, above every model's reach: the image as it is
+            return comp
+        if model not in enhancers:
+            enhancers[model] = Enhancer(resolve_model(model), dictionary=a.dictionary, threads=1)
+        return enhancers[model].enhance(comp)
+
     for name in a.models.split(","):
-        enh = Enhancer(resolve_model(name), dictionary=a.dictionary, threads=1)
         row = {}
         for label, (raws, q) in sets.items():
             gains = []
             for raw in tqdm(raws, desc=f"{name}: {label}", leave=False):
-                comp = jpeg(raw, q)
-                gains.append(psnr(raw, enh.enhance(comp)) - psnr(raw, comp))
+                data, comp = jpeg_file(raw, q)
+                gains.append(psnr(raw, enhanced(name, data, comp)) - psnr(raw, comp))
             row[label] = round(float(np.mean(gains)), 3)
         doc["gain_db"][name] = row
         print(name, row, flush=True)

@@ -181,6 +181,19 @@ def test_enhance_batch_plain_loop(tmp_path):
     assert res["ok"] == 2
     a, b = read_image(tmp_path / "one" / "y.png").astype(int), read_image(tmp_path / "eight" / "y.png")
     assert np.abs(a - b).max() <= 1
+    # The default model is "auto": a QF 92 JPEG is above every enhancer's reach and is written
+    # unchanged, the row ok with the reason in its error column.
+    from PIL import Image
+
+    j = tmp_path / "jpegs"
+    j.mkdir()
+    Image.fromarray(mars_like_scene(48, 64, seed=5)).save(j / "high.jpg", quality=92)
+    res = run_batch("enhance", j, tmp_path / "auto", workers=0, options={}, progress=False)
+    assert res["ok"] == 1
+    with open(tmp_path / "auto" / "manifest.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert row["status"] == "ok" and "quality 92" in row["error"]
+    assert np.array_equal(read_image(tmp_path / "auto" / "high.png"), np.asarray(Image.open(j / "high.jpg")))
 
 
 @pytest.mark.slow

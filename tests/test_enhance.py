@@ -5,6 +5,8 @@ are random unless a test is about the committed ones.
 """
 from __future__ import annotations
 
+import io
+
 import json
 import math
 from pathlib import Path
@@ -419,6 +421,37 @@ def test_committed_onnx_graphs_equal_pytorch(folder):
             ref = module(*feeds.values())
         ref = ref if isinstance(ref, tuple) else (ref,)
         assert max(float(np.abs(r.numpy() - o).max()) for r, o in zip(ref, got)) < 1e-3, name
+
+
+def test_jpeg_quality_is_read_from_the_file_and_picks_the_model(tmp_path, capsys):
+    # The enhancers make high-quality JPEGs worse (QF 30 MarsQE: -5.4 dB on gray QF 90 tiles), so the
+    # default reads the QF from the file: nearest trained model, or the image unchanged above QF 60.
+    from PIL import Image
+
+    from pymars.cli import main
+    from pymars.enhance.jpeg_quality import AUTO_MAX_QUALITY, auto_model, choose_model, jpeg_quality
+
+    scene = mars_like_scene(64, 96, seed=4)
+    files = {}
+    for q in (10, 20, 30, 47, 60, 61, 75, 95):
+        for gray in (False, True):
+            buf = io.BytesIO()
+            Image.fromarray(scene[..., 0] if gray else scene).save(buf, format="JPEG", quality=q, optimize=True)
+            assert jpeg_quality(buf.getvalue()) == q  # libjpeg's tables, colour or gray
+            files[q] = buf.getvalue()
+    assert jpeg_quality(b"\x89PNG\r\n\x1a\n garbage") is None
+    assert [auto_model(q) for q in (10, 30, 47, AUTO_MAX_QUALITY)] == ["marsqe-jpeg20", "marsqe-jpeg30-10k",
+                                                                       "marsqe-jpeg50", "marsqe-jpeg50"]
+    assert choose_model("auto", files[61])[0] is None and choose_model("auto", None)[0] == "marsqe-jpeg30-10k"
+    assert "may make the image worse" in choose_model("arcnn-jpeg30", files[75])[2]
+    assert choose_model("arcnn-jpeg30", files[30])[2] == ""
+    # The CLI: a QF 95 JPEG is written unchanged, with one warning line.
+    src, out = tmp_path / "high.jpg", tmp_path / "out.png"
+    src.write_bytes(files[95])
+    assert main(["enhance", str(src), "-o", str(out), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "quality 95" in err and "unchanged" in err
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(src)))
 
 
 def test_cli_enhances_a_png_and_refuses_bad_input(tmp_path, capsys):

@@ -80,7 +80,7 @@ def register(sub) -> None:
 
     n = bsub.add_parser("enhance", help="8-bit images -> OUT_DIR/<stem>.png, enhanced")
     common(n)
-    n.add_argument("--model", default="marsqe-jpeg30-10k", help="enhancer name or folder (default %(default)s, as "
+    n.add_argument("--model", default="auto", help="enhancer name or folder (default %(default)s: by each JPEG's quality, as "
                                                             "`pymars enhance`)")
     n.add_argument("--dictionary", help="MarsQE reference dictionary .npz (default: rebuilt from ../shared)")
     n.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per worker (default 1)")

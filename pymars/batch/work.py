@@ -111,12 +111,29 @@ def _enhance(src: str, out: str, opts: dict, row: dict) -> None:
     from pymars.clio import atomic_write
     from pymars.imageio import image_bytes
 
+    from pymars.enhance.jpeg_quality import choose_model  # the product, only when an enhance job runs
+    from pymars.imageio import is_pds
+
     img, _, identity = read_source(src)
     row.update(identity)
     if img.dtype != np.uint8:
         raise ValueError(f"{src}: the enhancers work on 8-bit images, got {img.dtype}")
+    data = None
+    if not is_pds(src):
+        with open(src, "rb") as f:
+            data = f.read()
+    # "auto": the model of each JPEG's quality; above every model's reach the image is written unchanged
+    # and the row says so (status ok, the note in `error`, as a decoded file's damaged tiles are).
+    model, _, note = choose_model(opts.get("model") or "auto", data)
+    if note:
+        row["error"] = note
+    if model is None:
+        blob = image_bytes(img, ".png")
+        atomic_write(out, blob)
+        row["bytes"] = len(blob)
+        return
     providers = opts.get("providers")
-    enh = enhancer(opts.get("model") or "marsqe-jpeg30-10k", opts.get("dictionary"), opts.get("threads", 1),
+    enh = enhancer(model, opts.get("dictionary"), opts.get("threads", 1),
                    tuple(providers) if providers else None, opts.get("batch", 1))
     blob = image_bytes(enh.enhance(img), ".png")
     atomic_write(out, blob)

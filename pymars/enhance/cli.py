@@ -33,6 +33,8 @@ from pymars.bundles import training_file
 from pymars.clio import positive_int
 
 DEFAULT_MODEL = "marsqe-jpeg30-10k"
+#: What ``pymars enhance`` runs by default: the shipped MarsQE of the JPEG's quality (pymars.enhance.jpeg_quality).
+AUTO = "auto"
 RUNS = Path("runs/enhance")
 
 
@@ -71,13 +73,27 @@ def cmd_enhance(args) -> int:
     from pymars.ground.synthesis import onnx_providers
 
     providers = onnx_providers(getattr(args, "providers", None))  # a missing provider: one line, before any work
+    import warnings
+
+    from pymars.enhance.jpeg_quality import choose_model
+
+    data = None
     if is_pds(args.input):  # a PDS3 / PDS4 product (pdr), e.g. an 8-bit browse or JPEG-history product
         img = read_source(args.input)[0]
     else:
-        img = image_from_bytes(read_input(args.input), args.input)
+        data = read_input(args.input)
+        img = image_from_bytes(data, args.input)
     if img.dtype != "uint8":
         raise ValueError(f"{args.input}: the enhancers work on 8-bit images (JPEG/pymars output), got {img.dtype}")
-    enh = Enhancer(resolve_model(args.model), dictionary=args.dictionary, threads=args.threads, providers=providers,
+    model, quality, note = choose_model(args.model, data)
+    if note:
+        warnings.warn(note)
+    if model is None:  # a JPEG above every model's reach: enhancing would make it worse
+        with AtomicOutput(out) as sink:
+            sink.write(image_bytes(img, out.suffix))
+        print(f"{out}: {img.shape[1]}x{img.shape[0]}, unchanged (JPEG quality {quality})")
+        return 0
+    enh = Enhancer(resolve_model(model), dictionary=args.dictionary, threads=args.threads, providers=providers,
                    batch=args.batch)
     with AtomicOutput(out) as sink:
         t0 = time.perf_counter()
@@ -85,8 +101,9 @@ def cmd_enhance(args) -> int:
         dt = time.perf_counter() - t0
         sink.write(image_bytes(res, out.suffix))
     mp = img.shape[0] * img.shape[1] / 1e6
-    print(f"{out}: {img.shape[1]}x{img.shape[0]}, {enh.kind} ({enh.meta.get('setting')}), {dt:.2f} s, "
-          f"{mp / dt:.3f} MP/s")
+    read = f", JPEG quality {quality}" if quality is not None else ""
+    print(f"{out}: {img.shape[1]}x{img.shape[0]}, {Path(model).name.removeprefix('enhance-')}: {enh.kind} "
+          f"({enh.meta.get('setting')}{read}), {dt:.2f} s, {mp / dt:.3f} MP/s")
     return 0
 
 
@@ -229,8 +246,10 @@ def register(sub) -> None:
                                        "(ONNX Runtime)")
     e.add_argument("input")
     e.add_argument("-o", "--output", required=True, help="output .png or .tif")
-    e.add_argument("--model", default=DEFAULT_MODEL,
-                   help="enhancer name (pymars/weights/enhance-NAME) or folder; default %(default)s")
+    e.add_argument("--model", default=AUTO,
+                   help="enhancer name (pymars/weights/enhance-NAME) or folder; default auto: the MarsQE of the "
+                        "JPEG's quality (QF 20-50; above 60 the image is left as it is; not a JPEG file: "
+                        f"{DEFAULT_MODEL})")
     e.add_argument("--dictionary", default=None, help="MarsQE reference dictionary .npz, e.g. runs/enhance/"
                                                       "dictionary-6.npz of `pymars enhance-train dictionary` "
                                                       "(default: rebuild the shipped recipe from the shared data: "

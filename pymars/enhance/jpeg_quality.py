@@ -1,0 +1,148 @@
+"""The quality a JPEG was written with, read from its quantisation table, and the enhancer that fits it.
+
+What it is for: every enhancer is trained for one JPEG quality factor (QF 20,
+30, 40 or 50). Applied to a JPEG of much higher quality it makes the image
+worse: the default QF 30 MarsQE loses 0.9 dB on gray QF 75 Navcam tiles and
+5.4 dB at QF 90, and missions downlink at QF 75-95 (bench/results/
+enhance_jpeg_quality.json). ``pymars enhance`` and ``pymars batch enhance``
+therefore read the QF of a JPEG input here (:func:`jpeg_quality`) and, with
+``--model auto`` (their default), run the shipped model of the nearest QF
+(:func:`auto_model`), or leave the image as it is when the QF is above every
+model's reach. An image that is not a JPEG file (a PNG of a decoded JPEG, a
+pymars file's decoded image) has no table to read: it gets the QF 30 default.
+
+What it must not touch: pixels, PyTorch, the models themselves.
+
+Example:
+    >>> import io, numpy as np
+    >>> from PIL import Image
+    >>> buf = io.BytesIO(); Image.fromarray(np.zeros((16, 16), np.uint8)).save(buf, format="JPEG", quality=85)
+    >>> jpeg_quality(buf.getvalue()), auto_model(jpeg_quality(buf.getvalue())), auto_model(33)
+    (85, None, 'marsqe-jpeg30-10k')
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+#: The example luminance table of the JPEG standard (ITU-T T.81 Annex K, Table K.1), row by row;
+#: libjpeg (and Pillow, GDAL, most cameras' firmware) scale it by the quality factor.
+STANDARD_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.int64)
+
+#: The shipped enhancer run for a JPEG of each trained QF (the MarsQE family of the default).
+AUTO_MODELS = {20: "marsqe-jpeg20", 30: "marsqe-jpeg30-10k", 40: "marsqe-jpeg40", 50: "marsqe-jpeg50"}
+#: The model for an input whose quality cannot be read (not a JPEG file): the default's QF.
+UNKNOWN_QUALITY_MODEL = "marsqe-jpeg30-10k"
+#: Above this QF no shipped model helps on average (the QF 50 MarsQE still gains at QF 60 on
+#: gray and colour dev tiles and loses on gray ones at QF 75: bench/results/enhance_jpeg_quality.json).
+AUTO_MAX_QUALITY = 60
+
+
+def ijg_table(quality: int) -> np.ndarray:
+    """The luminance table libjpeg writes at ``quality`` 1..100 (natural order, baseline-clipped to 1..255).
+
+    Example:
+        >>> ijg_table(50)[:4].tolist(), ijg_table(100)[:4].tolist(), int(ijg_table(1).max())
+        ([16, 11, 10, 16], [1, 1, 1, 1], 255)
+    """
+    q = min(max(int(quality), 1), 100)
+    scale = 5000 // q if q < 50 else 200 - 2 * q
+    return np.clip((STANDARD_LUMA * scale + 50) // 100, 1, 255)
+
+
+def jpeg_quality(data: bytes) -> int | None:
+    """The quality factor (1..100) whose libjpeg luminance table is nearest the file's; None if not a JPEG.
+
+    Exact for files written by libjpeg-based encoders; for other tables the
+    nearest libjpeg quality (what the enhancers' training JPEGs were).
+
+    Example:
+        >>> jpeg_quality(b"not a jpeg") is None
+        True
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.format != "JPEG":
+                return None
+            tables = getattr(im, "quantization", None) or {}
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    if 0 not in tables or len(tables[0]) != 64:
+        return None
+    luma = np.asarray(tables[0], np.int64)
+    errors = [int(np.abs(ijg_table(q) - luma).sum()) for q in range(1, 101)]
+    return int(np.argmin(errors)) + 1
+
+
+def auto_model(quality: int | None) -> str | None:
+    """The shipped enhancer for a JPEG of ``quality``: nearest trained QF (ties: the lower); None above
+    :data:`AUTO_MAX_QUALITY` (leave the image as it is); the QF 30 default when the quality is unknown.
+
+    Example:
+        >>> [auto_model(q) for q in (5, 25, 45, 60, 61)]
+        ['marsqe-jpeg20', 'marsqe-jpeg20', 'marsqe-jpeg40', 'marsqe-jpeg50', None]
+        >>> auto_model(None)
+        'marsqe-jpeg30-10k'
+    """
+    if quality is None:
+        return UNKNOWN_QUALITY_MODEL
+    if quality > AUTO_MAX_QUALITY:
+        return None
+    return AUTO_MODELS[min(AUTO_MODELS, key=lambda s: (abs(s - quality), s))]
+
+
+def setting_quality(setting: str) -> int | None:
+    """The JPEG QF of an enhancer's ``setting`` (``"jpeg:30"`` -> 30), None for pymars or blind settings.
+
+    Example:
+        >>> setting_quality("jpeg:30"), setting_quality("pymars:50"), setting_quality("jpeg:20,jpeg:50")
+        (30, None, None)
+    """
+    kind, _, q = setting.partition(":")
+    return int(q) if kind == "jpeg" and q.isdigit() else None
+
+
+def choose_model(model: str, data: bytes | None) -> tuple[str | None, int | None, str]:
+    """What ``pymars enhance --model MODEL`` runs on an input of bytes ``data`` (None: not a file's bytes).
+
+    Returns ``(model name or folder, or None to leave the image as it is; the
+    JPEG quality read, or None; a note for the user, "" if none)``. ``model``
+    "auto" picks by the quality (:func:`auto_model`); any other model runs as
+    asked, with a note when the input's QF is far from the model's setting.
+
+    Example:
+        >>> import io, numpy as np
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format="JPEG", quality=90)
+        >>> choose_model("auto", buf.getvalue())[:2], choose_model("auto", None)[0]
+        ((None, 90), 'marsqe-jpeg30-10k')
+        >>> choose_model("dncnn-jpeg30", buf.getvalue())[2][:60]
+        'the input is a JPEG of quality 90 and dncnn-jpeg30 was train'
+    """
+    quality = jpeg_quality(data) if data is not None else None
+    if model == "auto":
+        name = auto_model(quality)
+        if name is None:
+            return None, quality, (f"the input is a JPEG of quality {quality}, above every shipped enhancer's reach "
+                                   f"(trained for QF {min(AUTO_MODELS)}-{max(AUTO_MODELS)}, of use up to "
+                                   f"{AUTO_MAX_QUALITY}): it is written unchanged (--model NAME runs one anyway)")
+        return name, quality, ""
+    note = ""
+    if quality is not None:
+        from pymars.enhance.cli import resolve_model  # the model's own setting, from its model.json
+
+        import json
+
+        meta_path = resolve_model(model) / "model.json"
+        trained = setting_quality(json.loads(meta_path.read_text()).get("setting", "")) if meta_path.is_file() else None
+        if trained is not None and (quality > AUTO_MAX_QUALITY or abs(quality - trained) > 15):
+            note = (f"the input is a JPEG of quality {quality} and {model} was trained for QF {trained}: it may "
+                    f"make the image worse (--model auto picks by quality)")
+    return model, quality, note
