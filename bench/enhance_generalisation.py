@@ -13,7 +13,11 @@ over the JPEG it is given, on inputs it was not trained on:
 
 A negative mean is the failure this guards against. With ``--plain`` the
 sets are instead the gray tiles and every 3rd colour tile, unsharpened, at each
-``--qualities`` QF: how far above its own QF a model still helps. The model
+``--qualities`` QF: how far above its own QF a model still helps. Those tiles
+are themselves decoded JPEGs (../shared PROVENANCE.md); ``--raw`` adds the
+``dev_navcam_pds`` tiles, 8-bit views of raw 12-bit Navcam EDRs that were never
+JPEG-compressed: the check that a gain is not the net re-creating the source
+JPEG's quantisation. The model
 ``auto`` is what ``pymars enhance`` runs by default: the shipped model of each
 JPEG's quality read from the file, or the image unchanged above QF 60
 (pymars.enhance.jpeg_quality). Writes bench/results/enhance_generalisation.json
@@ -80,20 +84,24 @@ def main() -> None:
     ap.add_argument("--qualities", default="20,30,50", help="JPEG QFs of the gray sets (colour: 30 only)")
     ap.add_argument("--dictionary", default=None, help="MarsQE dictionary .npz (default: rebuilt from ../shared)")
     ap.add_argument("--plain", action="store_true", help="unsharpened gray and colour sets at every --qualities QF")
+    ap.add_argument("--raw", action="store_true", help="with --plain: also the never-JPEG'd dev_navcam_pds tiles")
     ap.add_argument("--out", default=str(RESULT))
     a = ap.parse_args()
     gray = [t.pixels for t in dev_tiles("dev_navcam")][::2]
     colour = [t.pixels for g in ("dev_marsscapes", "dev_marsdata") for t in dev_tiles(g)][::3]
+    raw_gray = [t.pixels for t in dev_tiles("dev_navcam_pds")] if a.raw else []
     sets = {}
     for q in (int(x) for x in a.qualities.split(",")):
         sets[f"gray QF {q}"] = (gray, q)
         if a.plain:
             sets[f"colour QF {q}"] = (colour, q)
+            if raw_gray:
+                sets[f"raw gray QF {q}"] = (raw_gray, q)
         else:
             sets[f"gray sharpened QF {q}"] = ([unsharp(t) for t in gray], q)
     if not a.plain:
         sets["colour sharpened QF 30"] = ([unsharp(t) for t in colour], 30)
-    doc = {"tiles": {"gray": len(gray), "colour": len(colour)}, "gain_db": {}}
+    doc = {"tiles": {"gray": len(gray), "colour": len(colour), "raw_gray": len(raw_gray)}, "gain_db": {}}
     from pymars.enhance.jpeg_quality import choose_model
 
     enhancers = {}

@@ -1,15 +1,14 @@
 """The quality a JPEG was written with, read from its quantisation table, and the enhancer that fits it.
 
-What it is for: every enhancer is trained for one JPEG quality factor (QF 20,
-30, 40 or 50). Applied to a JPEG of much higher quality it makes the image
-worse: the default QF 30 MarsQE loses 0.9 dB on gray QF 75 Navcam tiles and
-5.4 dB at QF 90, and missions downlink at QF 75-95 (bench/results/
-enhance_jpeg_quality.json). ``pymars enhance`` and ``pymars batch enhance``
-therefore read the QF of a JPEG input here (:func:`jpeg_quality`) and, with
-``--model auto`` (their default), run the shipped model of the nearest QF
-(:func:`auto_model`; QF 40 and below: the QF 30 default, 41-60: the QF 50
-MarsQE), or leave the image as it is when the QF is above every
-model's reach. An image that is not a JPEG file (a PNG of a decoded JPEG, a
+What it is for: every enhancer is trained for one JPEG quality factor.
+Applied to a JPEG of much higher quality it makes the image worse: the QF 30
+MarsQE loses 0.9 dB on gray QF 75 Navcam tiles and 5.5 dB at QF 90, and
+missions downlink at QF 75-95 (bench/results/enhance_jpeg_quality.json).
+``pymars enhance`` and ``pymars batch enhance`` therefore read the QF of a
+JPEG input here (:func:`jpeg_quality`) and, with ``--model auto`` (their
+default), run the shipped model for that QF (:func:`auto_model`: QF 40 and
+below the QF 30 MarsQE, 41-77 and 78-90 MarsQE-lite nets trained at QF 75
+and 90), or leave the image as it is above QF 90. An image that is not a JPEG file (a PNG of a decoded JPEG, a
 pymars file's decoded image) has no table to read: it gets the QF 30 default.
 
 What it must not touch: pixels, PyTorch, the models themselves.
@@ -19,7 +18,7 @@ Example:
     >>> from PIL import Image
     >>> buf = io.BytesIO(); Image.fromarray(np.zeros((16, 16), np.uint8)).save(buf, format="JPEG", quality=85)
     >>> jpeg_quality(buf.getvalue()), auto_model(jpeg_quality(buf.getvalue())), auto_model(33)
-    (85, None, 'marsqe-jpeg30-10k')
+    (85, 'marsqe-lite7-jpeg90-10k', 'marsqe-jpeg30-10k')
 """
 from __future__ import annotations
 
@@ -35,15 +34,16 @@ STANDARD_LUMA = np.array([
     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.int64)
 
-#: The shipped enhancer run for a JPEG nearest each QF (ties: the lower). The 10,000-step QF 30 MarsQE
-#: beats the 2,800-step QF 20 one at QF 20 (gray +0.59 against +0.30 dB, colour +1.06 against +0.87),
-#: so it serves every QF up to 40; the QF 50 MarsQE serves 41-60 (bench/results/enhance_jpeg_quality.json).
-AUTO_MODELS = {30: "marsqe-jpeg30-10k", 50: "marsqe-jpeg50"}
+#: The shipped enhancer run for a JPEG of quality up to each bound, from the mean gain on gray and colour
+#: development tiles at QF 20-95 (bench/results/enhance_jpeg_quality.json): the 10,000-step QF 30 MarsQE up to
+#: QF 40 (at QF 20 it beats the 2,800-step QF 20 model: gray +0.59 against +0.30 dB), the QF 75 MarsQE-lite
+#: for 41-77 (it beats the QF 50 MarsQE from QF 41 on), the QF 90 one for 78-90.
+AUTO_MODELS = {40: "marsqe-jpeg30-10k", 77: "marsqe-lite7-jpeg75-10k", 90: "marsqe-lite7-jpeg90-10k"}
 #: The model for an input whose quality cannot be read (not a JPEG file): the default's QF.
 UNKNOWN_QUALITY_MODEL = "marsqe-jpeg30-10k"
-#: Above this QF no shipped model helps on average (the QF 50 MarsQE still gains at QF 60 on
-#: gray and colour dev tiles and loses on gray ones at QF 75: bench/results/enhance_jpeg_quality.json).
-AUTO_MAX_QUALITY = 60
+#: Above this QF no shipped model helps on average (the QF 90 model gains +0.12 dB on gray and +1.18 on
+#: colour tiles at QF 90, and loses 2.9 dB on both at QF 95: bench/results/enhance_jpeg_quality.json).
+AUTO_MAX_QUALITY = max(AUTO_MODELS)
 
 
 def ijg_table(quality: int) -> np.ndarray:
@@ -85,12 +85,13 @@ def jpeg_quality(data: bytes) -> int | None:
 
 
 def auto_model(quality: int | None) -> str | None:
-    """The shipped enhancer for a JPEG of ``quality``: nearest trained QF (ties: the lower); None above
+    """The shipped enhancer for a JPEG of ``quality`` (:data:`AUTO_MODELS`); None above
     :data:`AUTO_MAX_QUALITY` (leave the image as it is); the QF 30 default when the quality is unknown.
 
     Example:
-        >>> [auto_model(q) for q in (5, 40, 41, 60, 61)]
-        ['marsqe-jpeg30-10k', 'marsqe-jpeg30-10k', 'marsqe-jpeg50', 'marsqe-jpeg50', None]
+        >>> [auto_model(q) for q in (5, 40, 41, 77, 78, 90, 91)]  # doctest: +NORMALIZE_WHITESPACE
+        ['marsqe-jpeg30-10k', 'marsqe-jpeg30-10k', 'marsqe-lite7-jpeg75-10k', 'marsqe-lite7-jpeg75-10k',
+         'marsqe-lite7-jpeg90-10k', 'marsqe-lite7-jpeg90-10k', None]
         >>> auto_model(None)
         'marsqe-jpeg30-10k'
     """
@@ -98,7 +99,7 @@ def auto_model(quality: int | None) -> str | None:
         return UNKNOWN_QUALITY_MODEL
     if quality > AUTO_MAX_QUALITY:
         return None
-    return AUTO_MODELS[min(AUTO_MODELS, key=lambda s: (abs(s - quality), s))]
+    return AUTO_MODELS[min(bound for bound in AUTO_MODELS if quality <= bound)]
 
 
 def setting_quality(setting: str) -> int | None:
@@ -123,18 +124,18 @@ def choose_model(model: str, data: bytes | None) -> tuple[str | None, int | None
     Example:
         >>> import io, numpy as np
         >>> from PIL import Image
-        >>> buf = io.BytesIO(); Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format="JPEG", quality=90)
+        >>> buf = io.BytesIO(); Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format="JPEG", quality=95)
         >>> choose_model("auto", buf.getvalue())[:2], choose_model("auto", None)[0]
-        ((None, 90), 'marsqe-jpeg30-10k')
+        ((None, 95), 'marsqe-jpeg30-10k')
         >>> choose_model("dncnn-jpeg30", buf.getvalue())[2][:60]
-        'the input is a JPEG of quality 90 and dncnn-jpeg30 was train'
+        'the input is a JPEG of quality 95 and dncnn-jpeg30 was train'
     """
     quality = jpeg_quality(data) if data is not None else None
     if model == "auto":
         name = auto_model(quality)
         if name is None:
             return None, quality, (f"the input is a JPEG of quality {quality}, above every shipped enhancer's reach "
-                                   f"(trained for QF 20-50, of use up to {AUTO_MAX_QUALITY}): it is written unchanged "
+                                   f"(of use up to QF {AUTO_MAX_QUALITY}): it is written unchanged "
                                    "(--model NAME runs one anyway)")
         return name, quality, ""
     note = ""
