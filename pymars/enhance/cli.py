@@ -21,8 +21,8 @@ Example:
     >>> import argparse
     >>> p = argparse.ArgumentParser(); sub = p.add_subparsers(dest="command")
     >>> register(sub)
-    >>> p.parse_args(["enhance", "in.png", "-o", "out.png"]).model
-    'marsqe-jpeg30-10k'
+    >>> p.parse_args(["enhance", "in.jpg", "-o", "out.png"]).model  # the model for the JPEG's quality
+    'auto'
 """
 from __future__ import annotations
 
