@@ -64,20 +64,27 @@ def timing(model: str, img: np.ndarray, meta: dict, threads: int, repeats: int, 
     return {"wall_s": float(np.median(wall)), "cpu_s": float(np.median(cpu)), "load_avg_1min": os.getloadavg()[0]}
 
 
-def sweep_val(steps: int | None, scenes: int = 8) -> int:
-    """Guidance scales of the diffusion model on the first ``scenes`` val scenes, with metadata."""
+def sweep_val(steps: int | None, scenes: int = 8, weights: str = "diffusion", out: Path | None = None,
+              steps_list: tuple = ()) -> int:
+    """Guidance scales (then DDIM steps) of the diffusion model on the first ``scenes`` val scenes, with metadata."""
     pairs = held_out_pairs("val")[:scenes]
     rows = []
     for gi, gm in ((1.0, 1.0), (1.5, 2.0), (1.0, 3.0), (2.0, 1.0), (2.0, 3.0)):
-        row = evaluate_weights("diffusion", pairs, True, f"diffusion + metadata, s_img {gi}, s_meta {gm}",
+        row = evaluate_weights(weights, pairs, True, f"diffusion + metadata, s_img {gi}, s_meta {gm}",
                                steps=steps, image_guidance=gi, meta_guidance=gm)
         row.pop("per_scene")
         row.update(image_guidance=gi, meta_guidance=gm)
         rows.append(row)
         print(format_table([row]).splitlines()[-1], flush=True)
-    out = ROOT / "bench" / "results" / "spectral_guidance_val.json"
-    out.write_text(json.dumps({"part": "val", "scenes": [p.scene for p in pairs], "steps": steps, "rows": rows},
-                              indent=1))
+    for n in steps_list:  # DDIM steps at the model's own guidance scales
+        row = evaluate_weights(weights, pairs, True, f"diffusion + metadata, {n} DDIM steps", steps=n)
+        row.pop("per_scene")
+        row.update(ddim_steps=n)
+        rows.append(row)
+        print(format_table([row]).splitlines()[-1], flush=True)
+    out = out or ROOT / "bench" / "results" / "spectral_guidance_val.json"
+    write_json(out, {"part": "val", "weights": weights, "scenes": [p.scene for p in pairs], "steps": steps,
+                     "rows": rows})
     print(format_table(rows))
     print(f"wrote {out}")
     return 0
@@ -103,13 +110,15 @@ def main(argv=None) -> int:
     ap.add_argument("--diffusion", default="diffusion", help="diffusion weights: name or folder (default: shipped)")
     ap.add_argument("--table-only", action="store_true", help="the results table alone (no timings, no real cube)")
     ap.add_argument("--out", help="result file (default bench/results/spectral[_quick].json)")
+    ap.add_argument("--sweep-steps", default="", help="with --sweep-val: DDIM step counts to try too, e.g. 10,50")
     args = ap.parse_args(argv)
     weights = {"unet": args.unet, "diffusion": args.diffusion}
     if pairs_dir() is None:
         print("needs ../shared/data/spectral", file=sys.stderr)
         return 2
     if args.sweep_val:
-        return sweep_val(args.steps)
+        return sweep_val(args.steps, weights=args.diffusion, out=Path(args.out) if args.out else None,
+                         steps_list=tuple(int(x) for x in args.sweep_steps.split(",") if x))
     pairs = held_out_pairs("test")
     if args.quick:
         pairs = pairs[:4]
