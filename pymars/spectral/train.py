@@ -266,8 +266,10 @@ def init_weights(source: str | os.PathLike, mcfg: SpectralConfig) -> dict:
         ...
         ValueError: cannot start a diffusion model (width 16) from spectral-unet: it holds a unet (width 16)
     """
+    from pymars.bundles import training_file  # an installed wheel's weights folder has no safetensors: the checkout's
+
     p = Path(source)
-    if (p / "config.json").is_file() and (p / "model.safetensors").is_file():
+    if (p / "config.json").is_file() and training_file(p / "model.safetensors").is_file():
         from pymars.spectral.export import load_torch_model
 
         src = load_torch_model(p)
