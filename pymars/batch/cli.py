@@ -80,8 +80,8 @@ def register(sub) -> None:
 
     n = bsub.add_parser("enhance", help="8-bit images -> OUT_DIR/<stem>.png, enhanced")
     common(n)
-    n.add_argument("--model", default="auto", help="enhancer name or folder (default %(default)s: by each JPEG's quality, as "
-                                                            "`pymars enhance`)")
+    n.add_argument("--model", default="auto", help="enhancer name or folder (default %(default)s: the one for each "
+                                                    "JPEG's quality, as `pymars enhance`)")
     n.add_argument("--dictionary", help="MarsQE reference dictionary .npz (default: rebuilt from ../shared)")
     n.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per worker (default 1)")
     n.add_argument("--providers", metavar="LIST", help="ONNX Runtime providers, e.g. TensorRT,CUDA,CPU (default CPU)")

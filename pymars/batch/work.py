@@ -109,10 +109,8 @@ def _decode(src: str, out: str, opts: dict, row: dict) -> None:
 
 def _enhance(src: str, out: str, opts: dict, row: dict) -> None:
     from pymars.clio import atomic_write
-    from pymars.imageio import image_bytes
-
-    from pymars.enhance.jpeg_quality import choose_model  # the product, only when an enhance job runs
-    from pymars.imageio import is_pds
+    from pymars.enhance.jpeg_quality import AUTO, choose_model  # the product, only when an enhance job runs
+    from pymars.imageio import image_bytes, is_pds
 
     img, _, identity = read_source(src)
     row.update(identity)
@@ -124,7 +122,7 @@ def _enhance(src: str, out: str, opts: dict, row: dict) -> None:
             data = f.read()
     # "auto": the model of each JPEG's quality; above every model's reach the image is written unchanged
     # and the row says so (status ok, the note in `error`, as a decoded file's damaged tiles are).
-    model, _, note = choose_model(opts.get("model") or "auto", data)
+    model, _, note = choose_model(opts.get("model") or AUTO, data)
     if note:
         row["error"] = note
     if model is None:

@@ -33,7 +33,7 @@ from pymars.bundles import training_file
 from pymars.clio import positive_int
 
 DEFAULT_MODEL = "marsqe-jpeg30-10k"
-#: What ``pymars enhance`` runs by default: the shipped MarsQE of the JPEG's quality (pymars.enhance.jpeg_quality).
+#: What ``pymars enhance`` runs by default: the shipped enhancer for the JPEG's quality (pymars.enhance.jpeg_quality).
 AUTO = "auto"
 RUNS = Path("runs/enhance")
 
@@ -247,9 +247,9 @@ def register(sub) -> None:
     e.add_argument("input")
     e.add_argument("-o", "--output", required=True, help="output .png or .tif")
     e.add_argument("--model", default=AUTO,
-                   help="enhancer name (pymars/weights/enhance-NAME) or folder; default auto: the MarsQE of the "
-                        "JPEG's quality (QF 20-50; above 60 the image is left as it is; not a JPEG file: "
-                        f"{DEFAULT_MODEL})")
+                   help="enhancer name (pymars/weights/enhance-NAME) or folder; default auto: the shipped one "
+                        "for the JPEG's quality, read from the file (above QF 90 the image is left as it is; "
+                        f"not a JPEG file: {DEFAULT_MODEL})")
     e.add_argument("--dictionary", default=None, help="MarsQE reference dictionary .npz, e.g. runs/enhance/"
                                                       "dictionary-6.npz of `pymars enhance-train dictionary` "
                                                       "(default: rebuild the shipped recipe from the shared data: "

@@ -63,7 +63,7 @@ def _ramp(n: int, start: int, stop: int, lo_open: bool, hi_open: bool, blend: in
 
 
 def tiled(fn: Callable, shape: tuple[int, int], channels: int, tile: int = 256, margin: int = 16, blend: int = 8,
-          multiple: int = 1, progress: bool = False, desc: str = "windows", batch: int = 1) -> np.ndarray:
+          multiple: int = 1, progress: bool = False, desc: str = "windows") -> np.ndarray:
     """Apply ``fn(y0, y1, x0, x1, core) -> (channels, y1-y0, x1-x0)`` window by window; blend into (channels, H, W).
 
     Cores are the ``tile`` x ``tile`` squares of a grid from the origin;
@@ -72,34 +72,28 @@ def tiled(fn: Callable, shape: tuple[int, int], channels: int, tile: int = 256, 
     the window adds ``margin`` of context on top, rounded outwards to a
     multiple of ``multiple`` and clipped to the image (at the image border
     there is neither context nor fade). ``H`` and ``W`` must be multiples of
-    ``multiple``.
-
-    ``batch`` > 1: ``fn`` takes a list of up to ``batch`` windows
-    ``(y0, y1, x0, x1, core)`` of one size and returns their outputs stacked,
-    ``(n, channels, h, w)``: one inference call for many windows (what a GPU
-    wants; on a CPU it brings nothing, docs/ground-segment.md).
+    ``multiple``. :func:`tiled_many` is the same over several images, with
+    windows batched per call.
 
     Example:
         >>> x = np.arange(2 * 40 * 50, dtype=np.float32).reshape(2, 40, 50)
-        >>> one = tiled(lambda y0, y1, x0, x1, c: x[:, y0:y1, x0:x1], (40, 50), 2, tile=16, margin=4)
-        >>> many = tiled(lambda ws: np.stack([x[:, a:b, c:d] for a, b, c, d, _ in ws]), (40, 50), 2, tile=16,
-        ...              margin=4, batch=3)
-        >>> bool(np.allclose(one, x, atol=1e-3)), bool(np.array_equal(one, many))
-        (True, True)
+        >>> out = tiled(lambda y0, y1, x0, x1, c: x[:, y0:y1, x0:x1], (40, 50), 2, tile=16, margin=4)
+        >>> bool(np.allclose(out, x, atol=1e-3))
+        True
     """
-    return tiled_many(fn, [tuple(shape)], channels, tile=tile, margin=margin, blend=blend, multiple=multiple,
-                      progress=progress, desc=desc, batch=batch, many=False)[0]
+    return tiled_many(lambda ws: np.stack([fn(*w[1:]) for w in ws]), [tuple(shape)], channels, tile=tile,
+                      margin=margin, blend=blend, multiple=multiple, progress=progress, desc=desc)[0]
 
 
 def tiled_many(fn: Callable, shapes: list[tuple[int, int]], channels: int, tile: int = 256, margin: int = 16,
-               blend: int = 8, multiple: int = 1, progress: bool = False, desc: str = "windows", batch: int = 1,
-               many: bool = True) -> list[np.ndarray]:
-    """:func:`tiled` over several images at once: windows of equal size from any of them share one call.
+               blend: int = 8, multiple: int = 1, progress: bool = False, desc: str = "windows",
+               batch: int = 1) -> list[np.ndarray]:
+    """:func:`tiled` over several images at once: up to ``batch`` windows of equal size share one call.
 
-    ``many=True``: ``fn`` gets (and, with ``batch`` = 1, is called per window
-    with) an extra first argument or list item, the image's index:
-    ``fn(i, y0, y1, x0, x1, core)`` or, with ``batch`` > 1, ``fn([(i, y0, y1,
-    x0, x1, core), ...]) -> (n, channels, h, w)``. Returns one (channels, H, W)
+    ``fn([(i, y0, y1, x0, x1, core), ...]) -> (n, channels, h, w)``: the
+    outputs of n windows of one size, ``i`` the index of the image in
+    ``shapes`` (one inference call for many windows is what a GPU wants; on a
+    CPU it brings nothing, docs/ground-segment.md). Returns one (channels, H, W)
     float32 array per shape, the same as :func:`tiled` on each image (to the
     runtime's float rounding of batched calls).
 
@@ -143,30 +137,21 @@ def tiled_many(fn: Callable, shapes: list[tuple[int, int]], channels: int, tile:
         acc[i][:, uy0:uy1, ux0:ux1] += out[:, uy0 - y0:uy1 - y0, ux0 - x0:ux1 - x0] * weight
         wsum[i][uy0:uy1, ux0:ux1] += weight
 
-    def args(job):
-        i, (_, _, y0, y1), (_, _, x0, x1), core = job
-        return (i, y0, y1, x0, x1, core) if many else (y0, y1, x0, x1, core)
-
-    bar = tqdm(total=len(jobs), desc=desc, unit="win", disable=not progress)
-    if batch == 1:
-        for job in jobs:
-            add(job, fn(*args(job)))
-            bar.update(1)
-    else:
-        # Windows of one size (the interior ones, nearly all of them) go together, in grid order.
-        by_size: dict[tuple[int, int], list] = {}
-        for job in jobs:
-            by_size.setdefault((job[1][3] - job[1][2], job[2][3] - job[2][2]), []).append(job)
-        for group in by_size.values():
+    # Windows of one size (the interior ones, nearly all of them) go together, in grid order; with
+    # batch 1 every window is its own call, in grid order (the order the blend sums them in).
+    by_size: dict[tuple[int, int], list] = {}
+    for job in jobs:
+        by_size.setdefault((job[1][3] - job[1][2], job[2][3] - job[2][2]), []).append(job)
+    with tqdm(total=len(jobs), desc=desc, unit="win", disable=not progress) as bar:
+        for group in (by_size.values() if batch > 1 else [jobs]):
             for k in range(0, len(group), batch):
                 part = group[k:k + batch]
-                outs = np.asarray(fn([args(j) for j in part]))
+                outs = np.asarray(fn([(j[0], j[1][2], j[1][3], j[2][2], j[2][3], j[3]) for j in part]))
                 if outs.ndim != 4 or len(outs) != len(part):
                     raise ValueError(f"batched window function returned {outs.shape} for {len(part)} windows")
                 for job, out in zip(part, outs):
                     add(job, out)
                 bar.update(len(part))
-    bar.close()
     return [(a / s).astype(np.float32) for a, s in zip(acc, wsum)]
 
 
@@ -350,11 +335,8 @@ class Enhancer:
     def _plain(self, comps: list[np.ndarray], progress: bool) -> list[np.ndarray]:
         xs = [_chw(c)[0] for c in comps]
 
-        def fn(*w):
-            if self.batch == 1:
-                i, y0, y1, x0, x1, _ = w
-                return self.net.run(None, {"comp": xs[i][None, :, y0:y1, x0:x1]})[0][0]
-            return self.net.run(None, {"comp": np.stack([xs[i][:, y0:y1, x0:x1] for i, y0, y1, x0, x1, _ in w[0]])})[0]
+        def fn(ws):
+            return self.net.run(None, {"comp": np.stack([xs[i][:, y0:y1, x0:x1] for i, y0, y1, x0, x1, _ in ws])})[0]
 
         return tiled_many(fn, [c.shape[:2] for c in comps], 3, tile=256, margin=self.meta.get("margin", 16), blend=8,
                           progress=progress, desc="enhance", batch=self.batch)
@@ -392,19 +374,12 @@ class Enhancer:
         main_inputs = self.main.input_names if isinstance(self.main, TorchGraph) else \
             {i.name for i in self.main.get_inputs()}
 
-        def windows(w):  # one window (batch 1) or a list of them -> a list of (i, y0, y1, x0, x1, core)
-            return [w] if self.batch == 1 else w[0]
-
-        def unbatch(out, w):
-            return out[0] if self.batch == 1 else out
-
-        def main_fn(*w):
-            ws = windows(w)
+        def main_fn(ws):
             r = [int(refs[i][core[0] // PATCH, core[1] // PATCH]) for i, _, _, _, _, core in ws]
             feeds = {"comp": np.stack([xs[i][:, y0:y1, x0:x1] for i, y0, y1, x0, x1, _ in ws]),
                      "ref_raw": np.stack([ref_raw[k] for k in r]), "ref_comp": np.stack([ref_comp[k] for k in r])}
             enh, feat = self.main.run(None, {k: v for k, v in feeds.items() if k in main_inputs})
-            return unbatch(np.concatenate([enh, feat], 1), w)
+            return np.concatenate([enh, feat], 1)
 
         both = tiled_many(main_fn, padded_sizes, 3 + width, tile=PATCH, margin=margin, blend=8, multiple=16,
                           progress=progress, desc="MarsQE patches", batch=self.batch)
@@ -413,14 +388,12 @@ class Enhancer:
         enh = [b[:3] for b in both]
         feat = [b[3:] for b in both]
 
-        def post_fn(*w):
-            ws = windows(w)
-
+        def post_fn(ws):
             def cut(planes):
                 return np.stack([planes[i][:, y0:y1, x0:x1] for i, y0, y1, x0, x1, _ in ws])
 
-            return unbatch(self.post.run(None, {"comp": cut(xs), "enh": cut(enh), "feat": cut(feat),
-                                                "classes": cut(class_maps)})[0], w)
+            return self.post.run(None, {"comp": cut(xs), "enh": cut(enh), "feat": cut(feat),
+                                        "classes": cut(class_maps)})[0]
 
         plus = tiled_many(post_fn, padded_sizes, 3, tile=256, margin=margin, blend=16, multiple=16, progress=progress,
                           desc="post-enhancement", batch=self.batch)

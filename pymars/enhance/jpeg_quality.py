@@ -8,8 +8,9 @@ missions downlink at QF 75-95 (bench/results/enhance_jpeg_quality.json).
 JPEG input here (:func:`jpeg_quality`) and, with ``--model auto`` (their
 default), run the shipped model for that QF (:func:`auto_model`: QF 40 and
 below the QF 30 MarsQE, 41-77 and 78-90 MarsQE-lite nets trained at QF 75
-and 90), or leave the image as it is above QF 90. An image that is not a JPEG file (a PNG of a decoded JPEG, a
-pymars file's decoded image) has no table to read: it gets the QF 30 default.
+and 90), or leave the image as it is above QF 90. An image that is not a
+JPEG file (a PNG of a decoded JPEG, a pymars file's decoded image) has no
+table to read: it gets the QF 30 default.
 
 What it must not touch: pixels, PyTorch, the models themselves.
 
@@ -23,8 +24,11 @@ Example:
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
+
+from pymars.enhance.cli import AUTO, DEFAULT_MODEL, resolve_model
 
 #: The example luminance table of the JPEG standard (ITU-T T.81 Annex K, Table K.1), row by row;
 #: libjpeg (and Pillow, GDAL, most cameras' firmware) scale it by the quality factor.
@@ -39,8 +43,8 @@ STANDARD_LUMA = np.array([
 #: QF 40 (at QF 20 it beats the 2,800-step QF 20 model: gray +0.59 against +0.30 dB), the QF 75 MarsQE-lite
 #: for 41-77 (it beats the QF 50 MarsQE from QF 41 on), the QF 90 one for 78-90.
 AUTO_MODELS = {40: "marsqe-jpeg30-10k", 77: "marsqe-lite7-jpeg75-10k", 90: "marsqe-lite7-jpeg90-10k"}
-#: The model for an input whose quality cannot be read (not a JPEG file): the default's QF.
-UNKNOWN_QUALITY_MODEL = "marsqe-jpeg30-10k"
+#: The model for an input whose quality cannot be read (not a JPEG file): the QF 30 default.
+UNKNOWN_QUALITY_MODEL = DEFAULT_MODEL
 #: Above this QF no shipped model helps on average (the QF 90 model gains +0.12 dB on gray and +1.18 on
 #: colour tiles at QF 90, and loses 2.9 dB on both at QF 95: bench/results/enhance_jpeg_quality.json).
 AUTO_MAX_QUALITY = max(AUTO_MODELS)
@@ -131,7 +135,7 @@ def choose_model(model: str, data: bytes | None) -> tuple[str | None, int | None
         'the input is a JPEG of quality 95 and dncnn-jpeg30 was train'
     """
     quality = jpeg_quality(data) if data is not None else None
-    if model == "auto":
+    if model == AUTO:
         name = auto_model(quality)
         if name is None:
             return None, quality, (f"the input is a JPEG of quality {quality}, above every shipped enhancer's reach "
@@ -140,11 +144,7 @@ def choose_model(model: str, data: bytes | None) -> tuple[str | None, int | None
         return name, quality, ""
     note = ""
     if quality is not None:
-        from pymars.enhance.cli import resolve_model  # the model's own setting, from its model.json
-
-        import json
-
-        meta_path = resolve_model(model) / "model.json"
+        meta_path = resolve_model(model) / "model.json"  # the model's own setting
         trained = setting_quality(json.loads(meta_path.read_text()).get("setting", "")) if meta_path.is_file() else None
         if trained is not None and (quality > AUTO_MAX_QUALITY or abs(quality - trained) > 15):
             note = (f"the input is a JPEG of quality {quality} and {model} was trained for QF {trained}: it may "
