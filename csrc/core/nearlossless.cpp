@@ -25,6 +25,7 @@ struct Params {
   int32_t maxval;      // 2^depth - 1
   int32_t mid;         // 2^(depth - 1): the sample left of (0, 0)
   uint32_t cross_shift;  // (depth - 8) / 2: the cross class's deviation scale
+  uint32_t depth_shift;  // depth - 8: to 8-bit units (the linear predictor's texture class)
   uint32_t max_all;    // largest |error| - 1 a decoder accepts
   uint32_t escape;     // Exp-Golomb prefix bins of the escape
   // 8-bit samples: quantise_gradient for every gradient -510..510 (the colour
@@ -52,6 +53,7 @@ Params params(uint32_t k, uint32_t depth = 8) {
   p.t2 = clamp_range(factor * (7 - 3) + 3 + 5 * p.k, p.t1, p.maxval);
   p.t3 = clamp_range(factor * (21 - 4) + 4 + 7 * p.k, p.t2, p.maxval);
   p.cross_shift = (depth - 8) / 2;
+  p.depth_shift = depth - 8;
   p.max_all = uint32_t(p.maxval);
   p.escape = depth == 8 ? kNlEscape : kNlEscapeWide;
   if (p.maxval == 255)
@@ -110,6 +112,78 @@ inline int32_t med(int32_t a, int32_t b, int32_t c) {
   if (c >= mx) return mn;
   if (c <= mn) return mx;
   return a + b - c;
+}
+
+// Arith2 form 3 (docs/bitstream.md §4.8, "Linear prediction"): channel 0 predicted by
+// a linear combination of nine causal neighbours, with weights the encoder fits to the
+// tile (least squares) and sends with it, instead of MED plus the LOCO-I bias
+// correction. Raw sensor frames carry noise that MED's single-neighbour choices pass
+// on (a + b - c triples its variance); a fitted average of more neighbours predicts
+// through it. Three weight sets, one per texture class of the sample (below): smooth
+// ground wants a wide average, edges and rocks a narrow one. Each weight multiplies a
+// neighbour's difference to b (the sample above), so the prediction keeps the local
+// level exactly whatever the weights.
+constexpr uint8_t kFormLinear = 3, kFormGainsLinear = 4;  // 4: RGB, form 2's gains, then the weights
+constexpr uint32_t kNlLinTaps = 9;     // neighbours (dy, dx) below
+constexpr uint32_t kNlLinClasses = 3;  // texture classes, one weight set each
+constexpr uint32_t kNlLinWeights = kNlLinTaps * kNlLinClasses;  // bytes after form byte 3
+constexpr int32_t kNlLinShift = 6;     // weights in 1/64
+constexpr int32_t kNlMaxWeight = 127;  // |w|: one signed byte each (-128 is never written)
+constexpr int32_t kNlLinDy[kNlLinTaps] = {0, -1, -1, 0, -2, -1, -1, -2, -2};
+constexpr int32_t kNlLinDx[kNlLinTaps] = {-1, -1, 1, -2, 0, -2, 2, -1, 1};
+// Class thresholds on |d - b| + |b - c| + |c - a| in 8-bit units (12/16-bit samples
+// shifted down by depth - 8), + 4k and + 8k.
+constexpr int32_t kNlLinSmooth = 8, kNlLinEdge = 30;
+
+// Texture class 0..2 of a sample for the linear predictor: its local gradient
+// against two thresholds, which grow with k as the quantisation step does.
+__attribute__((always_inline)) inline uint32_t linear_class(int32_t a, int32_t b, int32_t c, int32_t d,
+                                                           const Params& p) {
+  const int32_t g = ((d > b ? d - b : b - d) + (b > c ? b - c : c - b) + (c > a ? c - a : a - c)) >> p.depth_shift;
+  return g < kNlLinSmooth + 4 * p.k ? 0u : (g < kNlLinEdge + 8 * p.k ? 1u : 2u);
+}
+
+// The predictor's form in the coding loop: per class the nine weights, then b's own
+// weight 64 - (their sum), so that 64 b + sum w_i (n_i - b) is sum w_i n_i + w_b b.
+constexpr uint32_t kNlLinStride = kNlLinTaps + 1;
+void expand_weights(const int32_t* sent, int32_t* full) {
+  for (uint32_t c = 0; c < kNlLinClasses; ++c) {
+    int32_t sum = 0;
+    for (uint32_t i = 0; i < kNlLinTaps; ++i) sum += full[c * kNlLinStride + i] = sent[c * kNlLinTaps + i];
+    full[c * kNlLinStride + kNlLinTaps] = (1 << kNlLinShift) - sum;
+  }
+}
+
+// floor((64 b + sum w_i (n_i - b) + 32) / 64) for (y, x) with y, x >= 1, in int32:
+// |w_i| <= 127, |w_b| <= 64 + 9 x 127 and samples below 2^16 keep it below 2^28.
+// Inside the tile's border (two rows and columns; two columns on the right) the nine
+// neighbours are read directly; on it, a neighbour outside moves to the nearest sample
+// inside (and one on the current row to the left one). `lin`: one class's expanded
+// weights.
+template <typename S>
+__attribute__((always_inline)) inline int32_t linear_predict(const S* rec, size_t stride, uint32_t ch,
+                                                            uint32_t channels, uint32_t y, uint32_t x, uint32_t w,
+                                                            int32_t b, const int32_t* lin) {
+  int32_t s = (1 << (kNlLinShift - 1)) + lin[kNlLinTaps] * b;
+  if (y >= 2 && x >= 2 && x + 2 < w) {
+    const S* r1 = rec + size_t(y - 1) * stride + size_t(x) * channels + ch;  // the row above, at x
+    const S* r0 = r1 + stride;
+    const S* r2 = r1 - stride;
+    const ptrdiff_t c1 = channels, c2 = 2 * ptrdiff_t(channels);
+    s += lin[0] * int32_t(r0[-c1]) + lin[1] * int32_t(r1[-c1]) + lin[2] * int32_t(r1[c1]) +
+         lin[3] * int32_t(r0[-c2]) + lin[4] * int32_t(r2[0]) + lin[5] * int32_t(r1[-c2]) +
+         lin[6] * int32_t(r1[c2]) + lin[7] * int32_t(r2[-c1]) + lin[8] * int32_t(r2[c1]);
+  } else {
+    for (uint32_t i = 0; i < kNlLinTaps; ++i) {
+      int32_t yy = int32_t(y) + kNlLinDy[i], xx = int32_t(x) + kNlLinDx[i];
+      if (yy < 0) yy = 0;
+      if (xx < 0) xx = 0;
+      if (xx >= int32_t(w)) xx = int32_t(w) - 1;
+      if (yy == int32_t(y) && xx >= int32_t(x)) xx = int32_t(x) - 1;
+      s += lin[i] * int32_t(rec[size_t(yy) * stride + size_t(xx) * channels + ch]);
+    }
+  }
+  return s >= 0 ? s >> kNlLinShift : -((-s + (1 << kNlLinShift) - 1) >> kNlLinShift);
 }
 
 // Context index 1..364 (0 is the all-zero context) and its sign.
@@ -223,10 +297,18 @@ inline int32_t unmap_error(int32_t m, int32_t kg, const NlState* s, int32_t q, c
 // Prediction, with the context's bias correction, for sample (y, x) of channel ch.
 template <typename S>
 __attribute__((always_inline)) inline int32_t predict(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
-                       uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign) {
+                       uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign,
+                       const int32_t* lin = nullptr) {
   int32_t a, b, c, d;
   neighbours(rec, stride, ch, channels, y, x, w, p.mid, &a, &b, &c, &d);
   *q = context(a, b, c, d, p, sign);
+  // Form 3: the first row and column keep MED (their neighbours are copies); no bias
+  // correction (a least-squares prediction has no mean error to correct, and the
+  // correction, tuned to MED, costs 0.3-0.5 % on the development groups).
+  if (lin)
+    return clamp_sample(y && x ? linear_predict(rec, stride, ch, channels, y, x, w, b,
+                                                lin + kNlLinStride * linear_class(a, b, c, d, p))
+                               : med(a, b, c), p);
   return clamp_sample(med(a, b, c) + *sign * s->C[*q], p);
 }
 
@@ -255,10 +337,10 @@ inline int32_t scaled(int32_t g, int32_t v) { return (g * v + 8) >> 4; }
 template <bool V2, typename S>
 __attribute__((always_inline)) inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
                           uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign, uint32_t* cross,
-                          const int32_t* gain) {
+                          const int32_t* gain, const int32_t* lin) {
   if (ch == 0) {
     *cross = 0;
-    return predict(rec, stride, ch, channels, y, x, w, s, p, q, sign);
+    return predict(rec, stride, ch, channels, y, x, w, s, p, q, sign, lin);
   }
   int32_t a, b, c, d, a0, b0, c0, d0;
   neighbours(rec, stride, ch, channels, y, x, w, p.mid, &a, &b, &c, &d);
@@ -474,7 +556,7 @@ inline void load_sample(const uint8_t* in, size_t i, uint16_t* v) { *v = uint16_
 template <bool V2, bool Lossless, bool Counting, typename S>
 size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
                          uint32_t k, uint32_t depth, NlState* s, uint8_t* out, size_t cap, S* recon,
-                         const NlPriors& priors, NlCounts* counts, const int32_t* gain) {
+                         const NlPriors& priors, NlCounts* counts, const int32_t* gain, const int32_t* lin) {
   Params p = params(k, depth);
   if constexpr (Lossless) p.k = 0;  // (k is 0 here): a constant the compiler sees
   const size_t raw = size_t(h) * w * channels * sizeof(S);
@@ -482,11 +564,18 @@ size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32
   const int32_t unit[2] = {kNlUnitGain, kNlUnitGain};
   if (!gain) gain = unit;
   const bool gains = V2 && channels == 3 && (gain[0] != kNlUnitGain || gain[1] != kNlUnitGain);
-  const size_t head = gains ? 3 : 1;
-  out[0] = gains ? kFormGains : kFormCoded;
+  if (!V2) lin = nullptr;  // forms 3 and 4 are Arith2's
+  const size_t head = 1 + (gains ? 2 : 0) + (lin ? kNlLinWeights : 0);
+  out[0] = gains ? (lin ? kFormGainsLinear : kFormGains) : (lin ? kFormLinear : kFormCoded);
   if (gains) {
     out[1] = uint8_t(gain[0]);
     out[2] = uint8_t(gain[1]);
+  }
+  int32_t expanded[kNlLinStride * kNlLinClasses];
+  if (lin) {
+    for (uint32_t i = 0; i < kNlLinWeights; ++i) out[head - kNlLinWeights + i] = uint8_t(int8_t(lin[i]));
+    expand_weights(lin, expanded);
+    lin = expanded;
   }
   NlRangeEncoder rc(out + head, raw + 1 - head);  // a coded tile must be smaller than a stored one
   const size_t rstride = size_t(w) * channels;
@@ -499,7 +588,7 @@ size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
         uint32_t cross;
-        const int32_t px = predict_ac<V2>(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain);
+        const int32_t px = predict_ac<V2>(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain, lin);
         const uint32_t act = activity(s, q);
         const uint32_t ctx = ac_context(act, q, cross);
         const uint32_t qc = uint32_t(q) * kNlCross + cross;
@@ -561,15 +650,15 @@ size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32
 template <bool V2, typename S>
 size_t arith_encode(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
                     uint32_t k, uint32_t depth, NlState* s, uint8_t* out, size_t cap, S* recon,
-                    const NlPriors& priors, NlCounts* counts, const int32_t* gain) {
+                    const NlPriors& priors, NlCounts* counts, const int32_t* gain, const int32_t* lin = nullptr) {
   if (counts)
     return arith_encode_impl<V2, false, true>(samples, row_stride, h, w, channels, k, depth, s, out, cap, recon,
-                                              priors, counts, gain);
+                                              priors, counts, gain, lin);
   if (k == 0)
     return arith_encode_impl<V2, true, false>(samples, row_stride, h, w, channels, k, depth, s, out, cap, recon,
-                                              priors, nullptr, gain);
+                                              priors, nullptr, gain, lin);
   return arith_encode_impl<V2, false, false>(samples, row_stride, h, w, channels, k, depth, s, out, cap, recon,
-                                             priors, nullptr, gain);
+                                             priors, nullptr, gain, lin);
 }
 
 template <bool V2, typename S>
@@ -587,14 +676,28 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
     return true;
   }
   int32_t gain[2] = {kNlUnitGain, kNlUnitGain};
+  int32_t weights[kNlLinWeights], expanded[kNlLinStride * kNlLinClasses];
+  const int32_t* lin = nullptr;
   size_t head = 1;
-  if (V2 && channels == 3 && data[0] == kFormGains) {
+  const uint8_t form = data[0];
+  const bool with_gains = form == kFormGains || form == kFormGainsLinear;
+  const bool with_weights = form == kFormLinear || form == kFormGainsLinear;
+  if (form != kFormCoded && !(V2 && with_gains && channels == 3) && !(V2 && form == kFormLinear)) return false;
+  if (with_gains) {
     if (len < 3 || data[1] > kNlMaxGain || data[2] > kNlMaxGain) return false;
     gain[0] = data[1];
     gain[1] = data[2];
     head = 3;
-  } else if (data[0] != kFormCoded) {
-    return false;
+  }
+  if (with_weights) {
+    if (len < head + kNlLinWeights) return false;
+    for (uint32_t i = 0; i < kNlLinWeights; ++i) {
+      weights[i] = int8_t(data[head + i]);
+      if (weights[i] < -kNlMaxWeight) return false;  // -128: never written
+    }
+    expand_weights(weights, expanded);
+    lin = expanded;
+    head += kNlLinWeights;
   }
   if (len > raw + 1) return false;
   NlRangeDecoder rc(data + head, len - head);
@@ -609,7 +712,7 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
         uint32_t cross;
-        const int32_t px = predict_ac<V2>(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain);
+        const int32_t px = predict_ac<V2>(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain, lin);
         const uint32_t act = activity(s, q);
         const uint32_t ctx = ac_context(act, q, cross);
         const uint32_t qc = uint32_t(q) * kNlCross + cross;
@@ -679,6 +782,86 @@ void fit_gains(const S* samples, size_t row_stride, uint32_t h, uint32_t w, int3
   }
 }
 
+// Arith2 form 3: the 3 x 9 weights (1/64) of channel 0's linear predictor solving the
+// normal equations R v = r of one texture class (R in lower-triangular storage). Solved
+// in double by Gaussian elimination with partial pivoting in a fixed order: only +, -,
+// *, / (correctly rounded IEEE operations), no libm, FMA contraction off for the core
+// (CMakeLists.txt), so every CPU finds the same weights; the decoder only reads them.
+// A light ridge keeps flat tiles and empty classes solvable (weights near 0: the
+// prediction is b).
+void solve_linear(const int64_t (&R)[kNlLinTaps][kNlLinTaps], const int64_t (&r)[kNlLinTaps], int32_t* lin) {
+  constexpr uint32_t n = kNlLinTaps;
+  double m[n][n + 1];
+  for (uint32_t i = 0; i < n; ++i) {
+    for (uint32_t j = 0; j < n; ++j) m[i][j] = double(j <= i ? R[i][j] : R[j][i]);
+    m[i][i] += 1.0 + m[i][i] / 1024.0;
+    m[i][n] = double(r[i]);
+  }
+  auto magnitude = [](double v) { return v < 0 ? -v : v; };
+  for (uint32_t col = 0; col < n; ++col) {
+    uint32_t best = col;
+    for (uint32_t i = col + 1; i < n; ++i)
+      if (magnitude(m[i][col]) > magnitude(m[best][col])) best = i;
+    if (best != col)
+      for (uint32_t j = 0; j <= n; ++j) {
+        const double t = m[col][j];
+        m[col][j] = m[best][j];
+        m[best][j] = t;
+      }
+    for (uint32_t i = col + 1; i < n; ++i) {
+      const double f = m[i][col] / m[col][col];  // the pivot is >= 1: the ridge
+      for (uint32_t j = col; j <= n; ++j) m[i][j] -= f * m[col][j];
+    }
+  }
+  double v[n];
+  for (uint32_t i = n; i-- > 0;) {
+    double acc = m[i][n];
+    for (uint32_t j = i + 1; j < n; ++j) acc -= m[i][j] * v[j];
+    v[i] = acc / m[i][i];
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    double s = v[i] * double(1 << kNlLinShift);
+    if (!(s > -kNlMaxWeight)) s = -kNlMaxWeight;  // NaN too
+    if (s > kNlMaxWeight) s = kNlMaxWeight;
+    lin[i] = s >= 0 ? int32_t(s + 0.5) : -int32_t(-s + 0.5);  // round half away, no libm
+  }
+}
+
+// Arith2 form 3: fits channel 0's weights to the tile (least squares per texture class
+// on its original samples; at k > 0 the decoder predicts from reconstructions, close
+// enough) and returns false (MED, form 0) for tiles too small to fit. The normal
+// equations are summed exactly in int64 (differences of 16-bit samples: products below
+// 2^34; a tile has at most 2^24 samples) over every second row of the interior, which
+// halves the encoder's cost for +0.02 % bits (development groups).
+template <typename S>
+bool fit_linear(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels, uint32_t k,
+                uint32_t depth, int32_t* lin) {
+  constexpr uint32_t n = kNlLinTaps;
+  if (h < 4 || w < 6) return false;
+  const Params p = params(k, depth);
+  int64_t R[kNlLinClasses][n][n] = {}, r[kNlLinClasses][n] = {};
+  const ptrdiff_t c1 = channels, c2 = 2 * ptrdiff_t(channels);
+  for (uint32_t y = 2; y < h; y += 2) {
+    const S* r0 = samples + size_t(y) * row_stride;
+    const S* r1 = r0 - row_stride;
+    const S* r2 = r1 - row_stride;
+    for (uint32_t x = 2; x + 2 < w; ++x) {
+      const ptrdiff_t o = ptrdiff_t(x) * c1;
+      const int64_t b = r1[o];
+      const int64_t f[n] = {r0[o - c1] - b, r1[o - c1] - b, r1[o + c1] - b, r0[o - c2] - b, r2[o] - b,
+                            r1[o - c2] - b, r1[o + c2] - b, r2[o - c1] - b, r2[o + c1] - b};
+      const int64_t t = r0[o] - b;
+      const uint32_t cls = linear_class(int32_t(r0[o - c1]), int32_t(b), int32_t(r1[o - c1]), int32_t(r1[o + c1]), p);
+      for (uint32_t i = 0; i < n; ++i) {
+        r[cls][i] += f[i] * t;
+        for (uint32_t j = 0; j <= i; ++j) R[cls][i][j] += f[i] * f[j];
+      }
+    }
+  }
+  for (uint32_t c = 0; c < kNlLinClasses; ++c) solve_linear(R[c], r[c], lin + c * n);
+  return true;
+}
+
 // Arith2 on an RGB tile: codes it with unit gains (the colour differences) and, when
 // the fitted gains differ, with them too (form 2), and keeps the shorter. Frames whose
 // chroma is flat (JPEG-decoded ones) want the differences; raw colour frames, whose
@@ -688,21 +871,23 @@ void fit_gains(const S* samples, size_t row_stride, uint32_t h, uint32_t w, int3
 template <typename S>
 size_t arith2_encode_rgb(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t k, uint32_t depth,
                          NlState* s, uint8_t* out, size_t cap, S* recon, const NlPriors& priors, NlCounts* counts) {
-  int32_t gain[2];
+  int32_t gain[2], weights[kNlLinWeights];
   fit_gains(samples, row_stride, h, w, gain);
+  const int32_t* lin = fit_linear(samples, row_stride, h, w, 3, k, depth, weights) ? weights : nullptr;
   const size_t first = arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, out, cap, recon, priors, counts,
-                                          nullptr);
+                                          nullptr, lin);
   const size_t raw = size_t(h) * w * 3 * sizeof(S);
   if (!first || (gain[0] == kNlUnitGain && gain[1] == kNlUnitGain) || cap < 2 * (raw + 1)) return first;
   uint8_t* second = out + raw + 1;
   const size_t n = arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, second, raw + 1, recon, priors,
-                                      nullptr, gain);
+                                      nullptr, gain, lin);
   if (n && n < first) {
     std::memmove(out, second, n);
     return n;
   }
   if (k == 0) return first;  // lossless: both reconstructions are the samples
-  return arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, out, cap, recon, priors, nullptr, nullptr);
+  return arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, out, cap, recon, priors, nullptr, nullptr,
+                            lin);
 }
 
 // The range-coded coders (§4.8, Arith2) on 8- or 12/16-bit samples: the one dispatch
@@ -715,8 +900,10 @@ size_t range_encode(NlCoder coder, const S* samples, size_t row_stride, uint32_t
     return arith_encode<false>(samples, row_stride, h, w, channels, k, depth, s, out, cap, recon, priors, nullptr,
                                nullptr);
   if (channels == 3) return arith2_encode_rgb(samples, row_stride, h, w, k, depth, s, out, cap, recon, priors, counts);
+  int32_t lin[kNlLinWeights];
+  const bool linear = fit_linear(samples, row_stride, h, w, channels, k, depth, lin);
   return arith_encode<true>(samples, row_stride, h, w, channels, k, depth, s, out, cap, recon, priors, counts,
-                            nullptr);
+                            nullptr, linear ? lin : nullptr);
 }
 
 template <typename S>
