@@ -14,7 +14,8 @@ Seeds (each a few hundred bytes):
 * ``corpus/decode/``: the same files prefixed by byte 0 (fuzz_decode whole-file
   mode) and single tile payloads prefixed by byte 1, height, width, quality
   (one-payload mode, see fuzz_decode.cpp); sequence-coded seeds for the wavelet
-  blobs and Arith2 payloads for the lossless blobs (base-v2-nl, base-v2-gray-nl).
+  blobs and Arith2 payloads for the lossless blobs (base-v2-nl, base-v2-gray-nl): forms 3 and 4
+  (fitted linear prediction) and, from 3-row tiles, forms 0 and 2.
 
 Run from the repository root, with pymars._core built:
     python csrc/fuzz/make_corpus.py
@@ -91,7 +92,7 @@ def arith2_seeds(decode: Path) -> None:
             off, length = _core.scan_tile_records(data, h["header_length"], h["tile_count"])[0]
             k = bundle.core.near_lossless_error(quality)
             (decode / f"payload_arith2_{name}_k{k}").write_bytes(bytes([1, 31, 31, quality - 1]) + data[off : off + length])
-        if c == 3:  # a raw-like colour tile (gains and own noise per channel): form 2, with gains
+        if c == 3:  # a raw-like colour tile (gains and own noise per channel): form 4, gains + weights
             rng = np.random.default_rng(5)
             f = scene(32, 32, 1, seed=12).astype(np.float64)
             raw = np.stack([f, 0.78 * f + 6, 0.55 * f + 10], -1) + rng.normal(0, 1.5, (32, 32, 3))
@@ -100,9 +101,23 @@ def arith2_seeds(decode: Path) -> None:
                 data = _core.encode(bundle.core, raw, quality, 32)
                 h = _core.parse_file_header(data)
                 off, length = _core.scan_tile_records(data, h["header_length"], h["tile_count"])[0]
-                assert data[off] == 2, "the raw-like seed should take the gain form"
+                assert data[off] == 4, "the raw-like seed should take the gain form (with fitted weights: 4)"
                 k = bundle.core.near_lossless_error(quality)
                 (decode / f"payload_arith2_gains_k{k}").write_bytes(bytes([1, 31, 31, quality - 1]) + data[off : off + length])
+                # A tile of 3 rows is too small for the fitted predictor: form 2 (gains, MED), as
+                # earlier encoders wrote every raw-like tile.
+                data = _core.encode(bundle.core, np.ascontiguousarray(raw[:3]), quality, 32)
+                h = _core.parse_file_header(data)
+                off, length = _core.scan_tile_records(data, h["header_length"], h["tile_count"])[0]
+                assert data[off] == 2 or quality != 100, "a 3-row raw-like seed should take form 2"
+                (decode / f"payload_arith2_form{data[off]}_k{k}").write_bytes(bytes([1, 2, 31, quality - 1]) + data[off : off + length])
+        # A 3-row gray tile: form 0 (MED), the form of every gray tile before the fitted predictor.
+        if c == 1:
+            data = _core.encode(bundle.core, np.ascontiguousarray(img[:3]), 100, 32)
+            h = _core.parse_file_header(data)
+            off, length = _core.scan_tile_records(data, h["header_length"], h["tile_count"])[0]
+            assert data[off] == 0, "a 3-row gray seed should take form 0"
+            (decode / "payload_arith2_form0_k0").write_bytes(bytes([1, 2, 31, 99]) + data[off : off + length])
 
 
 def main() -> int:
