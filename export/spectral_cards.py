@@ -82,15 +82,31 @@ def card(folder: Path, res: dict, guidance: dict | None) -> str:
         f"with p = {tr['meta_drop']} in training" + (f", image dropped with p = {tr['image_drop']}" if kind ==
                                                      "diffusion" else "") +
         ", so one model runs with and without metadata.",
-        f"- **Training:** {tr['step']} steps, batch {tr['batch']}, AdamW lr {tr['lr']} (200-step warm-up, then "
-        f"constant), EMA {tr['ema']} (these are the EMA weights), seed {tr['seed']}, 1 thread.",
+        f"- **Training:** " + ((f"{tr['init_step']} steps from scratch (`{tr['init_run']}`), then "
+                                  if tr.get("init_step") else f"from the weights of `{tr['init']}`, ")
+                                 if tr.get("init") else "") +
+        f"{tr['step']} steps{' more, from those weights' if tr.get('init') else ''}, batch {tr['batch']}, AdamW lr "
+        f"{tr['lr']} (200-step warm-up, then constant), EMA {tr['ema']} (these are the EMA weights), seed "
+        f"{tr['seed']}, 1 thread" + (", bf16 autocast + channels_last" if tr.get("precision") == "bf16" else "") +
+        (f", carbonate (green FAL) target pixels counted {1 + tr['green_weight']:g} times in the loss "
+         f"(`--green-weight {tr['green_weight']:g}`)" if tr.get("green_weight") else "") + ".",
         f"- **Hardware:** this x86_64 2-core CPU, no GPU ({platform.python_implementation()} "
         f"{platform.python_version()}, PyTorch CPU), shared with other engineers' training jobs (so wall time is "
         "not a measure of cost).",
-        f"- **Reproduce:** `pymars spectral train --model {kind} --out runs/spectral-{kind} --steps {tr['step']}` "
-        f"(resumable; the batch of step i and the learning rate depend only on i and the seed) then "
-        f"`pymars spectral export runs/spectral-{kind}/checkpoint.pt -o pymars/weights/{folder.name}`; results: "
-        "`python3 bench/spectral_eval.py`; this card: `python3 export/spectral_cards.py`.",
+        f"- **Reproduce:** " + (
+            (f"`pymars spectral train --model {kind} --out {tr['init_run']} --steps {tr['init_step']}`, then "
+             if tr.get("init_step") else "") +
+            f"`pymars spectral train --model {kind} --init-from {tr.get('init_run', tr.get('init'))} "
+            f"--out runs/spectral-{kind}-ft "
+            f"--steps {tr['step']}" + (" --precision bf16" if tr.get("precision") == "bf16" else "") +
+            (f" --green-weight {tr['green_weight']:g}" if tr.get("green_weight") else "") +
+            "` (each resumable; the batch of step i and the learning rate depend only on i and the seed) then "
+            f"`pymars spectral export runs/spectral-{kind}-ft/checkpoint.pt -o pymars/weights/{folder.name}`"
+            if tr.get("init") else
+            f"`pymars spectral train --model {kind} --out runs/spectral-{kind} --steps {tr['step']}` "
+            f"(resumable; the batch of step i and the learning rate depend only on i and the seed) then "
+            f"`pymars spectral export runs/spectral-{kind}/checkpoint.pt -o pymars/weights/{folder.name}`") +
+        "; results: `python3 bench/spectral_eval.py`; this card: `python3 export/spectral_cards.py`.",
         f"- **Files:** `model.safetensors` (EMA weights), `model.onnx` (one network evaluation; ONNX Runtime vs "
         f"PyTorch max |diff| {cfg['onnx_max_abs_diff']:.1e}), `config.json`.", "",
         "## Held-out results (test part, ONNX Runtime)", "", format_table(rows), "",
@@ -119,7 +135,7 @@ def card(folder: Path, res: dict, guidance: dict | None) -> str:
                      "when the session's CPU budget was spent (validation loss still falling); the learning rate "
                      f"does not depend on the planned total, so `--steps {tr['step']}` reproduces these weights.")
     lines += [
-              "- Trained from scratch on 57 scenes of 8-bit, per-image stretched composites: predictions are "
+              "- Trained on 57 scenes of 8-bit, per-image stretched composites: predictions are "
               "relative (stretched) FAL colours, not reflectance.",
               "- Carbonates (green FAL) are under 1 % of the pixels; the carbonate score on 15 test scenes rests on "
               "a few thousand pixels from two or three scenes and is noisy.",
