@@ -133,14 +133,15 @@ def test_cross_built_encoder_writes_the_x86_bytes_with_arith2(cross_encoder, tin
                   nl_priors=priors)
     bundle = pymars.open_bundle(str(root))
     _assert_cross_bytes(cross_encoder, bundle, _with_outliers(scene_rgb), (90, 97, 99, 100), tmp_path, "Arith2")
-    # A raw-like colour frame (per-channel gain and noise): tiles of form 2, the fitted gains.
+    # A raw-like colour frame (per-channel gain and noise): tiles of form 4, the fitted gains with channel 0's
+    # fitted linear predictor (its weights come from a double-precision solve: the same bytes on every CPU).
     f = scene_rgb[..., 0].astype(np.float64)
     raw = np.stack([f, 0.78 * f + 6, 0.55 * f + 10], -1) + rng.normal(0, 1.5, f.shape + (3,))
     raw = np.clip(np.round(raw), 0, 255).astype(np.uint8)
     data = pymars.encode(raw, 100, tile_size=64, model=bundle)
     head = _core.parse_file_header(data)
     forms = {data[off] for off, _ in _core.scan_tile_records(data, head["header_length"], head["tile_count"])}
-    assert 2 in forms, forms
+    assert 4 in forms, forms
     _assert_cross_bytes(cross_encoder, bundle, raw, (95, 100), tmp_path, "Arith2 with gains")
 
 
