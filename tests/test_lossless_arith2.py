@@ -258,3 +258,16 @@ def test_the_fitted_weights_are_the_same_every_time(gray):
     a = pymars.encode(img, max_error=0, model=gray, tile_size=64)
     b = pymars.encode(img.copy(), max_error=0, model=gray, tile_size=64, threads=2)
     assert a == b
+
+
+def test_tiles_too_small_to_fit_keep_the_med_forms(gray, rgb):
+    # Under 4 rows (or 6 columns) there is nothing to fit: MED, forms 0 and 2, exactly what every tile of
+    # the earlier encoders was, so that decoding path stays exercised.
+    g = np.ascontiguousarray(_noisy_gray(64, 40, seed=3)[:3])
+    data = pymars.encode(g, max_error=0, model=gray, tile_size=64)
+    assert data[HEADER + RECORD] == 0
+    assert np.array_equal(pymars.decode(data, model=gray).reshape(g.shape), g)
+    c = _raw_like_colour(64, 64, seed=4)[:3]
+    data = pymars.encode(np.ascontiguousarray(c), max_error=0, model=rgb, tile_size=64)
+    assert data[HEADER + RECORD] in (0, 2)
+    assert np.array_equal(pymars.decode(data, model=rgb).reshape(c.shape), c)
