@@ -133,8 +133,8 @@ def test_cross_built_encoder_writes_the_x86_bytes_with_arith2(cross_encoder, tin
                   nl_priors=priors)
     bundle = pymars.open_bundle(str(root))
     _assert_cross_bytes(cross_encoder, bundle, _with_outliers(scene_rgb), (90, 97, 99, 100), tmp_path, "Arith2")
-    # A raw-like colour frame (per-channel gain and noise): tiles of form 4, the fitted gains with channel 0's
-    # fitted linear predictor (its weights come from a double-precision solve: the same bytes on every CPU).
+    # A raw-like colour frame (per-channel gain and noise): tiles of form 4, the fitted gains with fitted linear
+    # predictors for channel 0 and both colour planes (double-precision solves: the same bytes on every CPU).
     f = scene_rgb[..., 0].astype(np.float64)
     raw = np.stack([f, 0.78 * f + 6, 0.55 * f + 10], -1) + rng.normal(0, 1.5, f.shape + (3,))
     raw = np.clip(np.round(raw), 0, 255).astype(np.uint8)

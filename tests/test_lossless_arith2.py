@@ -171,7 +171,7 @@ def test_raw_colour_takes_the_gain_form_and_decodes(rgb):
     img = _raw_like_colour()
     for k in (0, 2, 6):
         data = pymars.encode(img, max_error=k, model=rgb, tile_size=64)
-        # Form 4: form 2's fitted gains, with channel 0 linearly predicted (form 3's weights).
+        # Form 4: form 2's fitted gains, with channel 0 and both colour planes linearly predicted.
         assert data[HEADER + RECORD] == 4, "a raw-like tile should pick the fitted gains (form 4)"
         out = pymars.decode(data, model=rgb).reshape(img.shape)
         assert int(np.abs(out.astype(int) - img).max()) <= k
@@ -249,6 +249,20 @@ def test_a_damaged_weight_or_a_short_header_is_damage(gray):
     rgb_form[0] = 4  # gains + weights: RGB only
     with pytest.raises(ValueError, match="damaged"):
         _core.decode_tile_payload(gray.core, bytes(rgb_form), 32, 32, 100, None, None)
+
+
+def test_raw_colour_planes_take_their_own_weights(rgb):
+    # Form 4 carries 3 x 27 weights after the gains; the colour planes of a raw-like tile are noisy, so the
+    # fitted planes must beat MED on them: the tile is smaller than with channel 0's weights alone (JPEG XL
+    # is the outside check in bench/lossless_raw_colour.py).
+    img = _raw_like_colour(64, 64, seed=7)
+    payload = pymars.encode(img, max_error=0, model=rgb, tile_size=64)[HEADER + RECORD:]
+    assert payload[0] == 4
+    weights = np.frombuffer(payload[3:3 + 3 * WEIGHTS], np.int8)
+    assert weights.min() >= -127 and np.any(weights[WEIGHTS:] != 0)
+    # The same tile cut short of its plane weights is damage, not a different picture.
+    with pytest.raises(ValueError, match="damaged"):
+        _core.decode_tile_payload(rgb.core, bytes(payload[:3 + 2 * WEIGHTS]), 64, 64, 100, None, None)
 
 
 def test_the_fitted_weights_are_the_same_every_time(gray):

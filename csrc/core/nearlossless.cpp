@@ -123,7 +123,9 @@ inline int32_t med(int32_t a, int32_t b, int32_t c) {
 // ground wants a wide average, edges and rocks a narrow one. Each weight multiplies a
 // neighbour's difference to b (the sample above), so the prediction keeps the local
 // level exactly whatever the weights.
-constexpr uint8_t kFormLinear = 3, kFormGainsLinear = 4;  // 4: RGB, form 2's gains, then the weights
+// 4: RGB, form 2's gains, then weights for channel 0 and for the two colour planes (each
+// predicted from its own nine neighbours, as channel 0 is).
+constexpr uint8_t kFormLinear = 3, kFormGainsLinear = 4;
 constexpr uint32_t kNlLinTaps = 9;     // neighbours (dy, dx) below
 constexpr uint32_t kNlLinClasses = 3;  // texture classes, one weight set each
 constexpr uint32_t kNlLinWeights = kNlLinTaps * kNlLinClasses;  // bytes after form byte 3
@@ -146,6 +148,7 @@ __attribute__((always_inline)) inline uint32_t linear_class(int32_t a, int32_t b
 // The predictor's form in the coding loop: per class the nine weights, then b's own
 // weight 64 - (their sum), so that 64 b + sum w_i (n_i - b) is sum w_i n_i + w_b b.
 constexpr uint32_t kNlLinStride = kNlLinTaps + 1;
+constexpr uint32_t kNlLinExpanded = kNlLinStride * kNlLinClasses;  // one channel's expanded weights
 void expand_weights(const int32_t* sent, int32_t* full) {
   for (uint32_t c = 0; c < kNlLinClasses; ++c) {
     int32_t sum = 0;
@@ -318,6 +321,25 @@ inline uint32_t cross_class(int32_t previous, int32_t previous_med, const Params
 // contribution to a colour-difference plane. g = 16 is v itself.
 inline int32_t scaled(int32_t g, int32_t v) { return (g * v + 8) >> 4; }
 
+// Form 4: the linear prediction of a colour plane x_ch - S(g, x_{ch-1}) at (y, x), y, x >= 1,
+// from the plane's values at channel 0's nine neighbour positions (moved inside the tile as
+// there); `b` is the plane's value above, `lin` one class's expanded weights.
+template <typename S>
+inline int32_t plane_predict(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
+                             uint32_t w, int32_t g, int32_t b, const int32_t* lin) {
+  int32_t s = (1 << (kNlLinShift - 1)) + lin[kNlLinTaps] * b;
+  for (uint32_t i = 0; i < kNlLinTaps; ++i) {
+    int32_t yy = int32_t(y) + kNlLinDy[i], xx = int32_t(x) + kNlLinDx[i];
+    if (yy < 0) yy = 0;
+    if (xx < 0) xx = 0;
+    if (xx >= int32_t(w)) xx = int32_t(w) - 1;
+    if (yy == int32_t(y) && xx >= int32_t(x)) xx = int32_t(x) - 1;
+    const S* v = rec + size_t(yy) * stride + size_t(xx) * channels + ch;
+    s += lin[i] * (int32_t(v[0]) - scaled(g, int32_t(v[-1])));
+  }
+  return s >= 0 ? s >> kNlLinShift : -((-s + (1 << kNlLinShift) - 1) >> kNlLinShift);
+}
+
 // Arith prediction of channel ch > 0: the channel's difference to the previous
 // channel is what is predicted (MED and gradient contexts on the difference plane
 // of the reconstructions), then the previous channel's reconstruction at (y, x)
@@ -337,7 +359,7 @@ inline int32_t scaled(int32_t g, int32_t v) { return (g * v + 8) >> 4; }
 template <bool V2, typename S>
 __attribute__((always_inline)) inline int32_t predict_ac(const S* rec, size_t stride, uint32_t ch, uint32_t channels, uint32_t y, uint32_t x,
                           uint32_t w, const NlState* s, const Params& p, int32_t* q, int32_t* sign, uint32_t* cross,
-                          const int32_t* gain, const int32_t* lin) {
+                          const int32_t* gain, const int32_t* lin, const int32_t* plane_lin = nullptr) {
   if (ch == 0) {
     *cross = 0;
     return predict(rec, stride, ch, channels, y, x, w, s, p, q, sign, lin);
@@ -365,6 +387,11 @@ __attribute__((always_inline)) inline int32_t predict_ac(const S* rec, size_t st
   c -= scaled(g, c0);
   d -= scaled(g, d0);
   *q = context(a, b, c, d, p, sign);
+  // Form 4: the plane's own fitted weights (channel 0's neighbour rule), no bias correction.
+  if (plane_lin)
+    return clamp_sample(base + (y && x ? plane_predict(rec, stride, ch, channels, y, x, w, g, b,
+                                                       plane_lin + kNlLinStride * linear_class(a, b, c, d, p))
+                                       : med(a, b, c)), p);
   const int32_t bias = (!V2 || p.k >= int32_t(kNlChromaBiasFromK)) ? *sign * s->C[*q] : 0;
   return clamp_sample(base + med(a, b, c) + bias, p);
 }
@@ -565,16 +592,22 @@ size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32
   if (!gain) gain = unit;
   const bool gains = V2 && channels == 3 && (gain[0] != kNlUnitGain || gain[1] != kNlUnitGain);
   if (!V2) lin = nullptr;  // forms 3 and 4 are Arith2's
-  const size_t head = 1 + (gains ? 2 : 0) + (lin ? kNlLinWeights : 0);
+  // Form 4 (gains and weights): `lin` holds channel 0's and both colour planes' weights.
+  const bool planes = lin && gains;
+  const uint32_t weight_sets = lin ? (planes ? 3u : 1u) : 0u;
+  const size_t head = 1 + (gains ? 2 : 0) + weight_sets * kNlLinWeights;
   out[0] = gains ? (lin ? kFormGainsLinear : kFormGains) : (lin ? kFormLinear : kFormCoded);
   if (gains) {
     out[1] = uint8_t(gain[0]);
     out[2] = uint8_t(gain[1]);
   }
-  int32_t expanded[kNlLinStride * kNlLinClasses];
+  int32_t expanded[3 * kNlLinExpanded];
   if (lin) {
-    for (uint32_t i = 0; i < kNlLinWeights; ++i) out[head - kNlLinWeights + i] = uint8_t(int8_t(lin[i]));
-    expand_weights(lin, expanded);
+    for (uint32_t j = 0; j < weight_sets; ++j) {
+      for (uint32_t i = 0; i < kNlLinWeights; ++i)
+        out[1 + (gains ? 2 : 0) + j * kNlLinWeights + i] = uint8_t(int8_t(lin[j * kNlLinWeights + i]));
+      expand_weights(lin + j * kNlLinWeights, expanded + j * kNlLinExpanded);
+    }
     lin = expanded;
   }
   NlRangeEncoder rc(out + head, raw + 1 - head);  // a coded tile must be smaller than a stored one
@@ -588,7 +621,8 @@ size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
         uint32_t cross;
-        const int32_t px = predict_ac<V2>(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain, lin);
+        const int32_t px = predict_ac<V2>(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain, lin,
+                                          planes && ch ? lin + ch * kNlLinExpanded : nullptr);
         const uint32_t act = activity(s, q);
         const uint32_t ctx = ac_context(act, q, cross);
         const uint32_t qc = uint32_t(q) * kNlCross + cross;
@@ -676,12 +710,12 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
     return true;
   }
   int32_t gain[2] = {kNlUnitGain, kNlUnitGain};
-  int32_t weights[kNlLinWeights], expanded[kNlLinStride * kNlLinClasses];
+  int32_t weights[kNlLinWeights], expanded[3 * kNlLinExpanded];
   const int32_t* lin = nullptr;
   size_t head = 1;
   const uint8_t form = data[0];
   const bool with_gains = form == kFormGains || form == kFormGainsLinear;
-  const bool with_weights = form == kFormLinear || form == kFormGainsLinear;
+  const uint32_t weight_sets = form == kFormGainsLinear ? 3u : (form == kFormLinear ? 1u : 0u);
   if (form != kFormCoded && !(V2 && with_gains && channels == 3) && !(V2 && form == kFormLinear)) return false;
   if (with_gains) {
     if (len < 3 || data[1] > kNlMaxGain || data[2] > kNlMaxGain) return false;
@@ -689,16 +723,17 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
     gain[1] = data[2];
     head = 3;
   }
-  if (with_weights) {
+  for (uint32_t j = 0; j < weight_sets; ++j) {
     if (len < head + kNlLinWeights) return false;
     for (uint32_t i = 0; i < kNlLinWeights; ++i) {
       weights[i] = int8_t(data[head + i]);
       if (weights[i] < -kNlMaxWeight) return false;  // -128: never written
     }
-    expand_weights(weights, expanded);
+    expand_weights(weights, expanded + j * kNlLinExpanded);
     lin = expanded;
     head += kNlLinWeights;
   }
+  const bool planes = weight_sets == 3;
   if (len > raw + 1) return false;
   NlRangeDecoder rc(data + head, len - head);
   if (!rc.start()) return false;
@@ -712,7 +747,8 @@ bool arith_decode(const uint8_t* data, size_t len, uint32_t h, uint32_t w, uint3
       for (uint32_t x = 0; x < w; ++x) {
         int32_t q, sign;
         uint32_t cross;
-        const int32_t px = predict_ac<V2>(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain, lin);
+        const int32_t px = predict_ac<V2>(out, stride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain, lin,
+                                          planes && ch ? lin + ch * kNlLinExpanded : nullptr);
         const uint32_t act = activity(s, q);
         const uint32_t ctx = ac_context(act, q, cross);
         const uint32_t qc = uint32_t(q) * kNlCross + cross;
@@ -862,6 +898,34 @@ bool fit_linear(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uin
   return true;
 }
 
+// Form 4: the weights of colour plane x_ch - S(g, x_{ch-1}) of an RGB tile, fitted as
+// fit_linear fits channel 0 (same rows, neighbours, classes and solve), on the planes of
+// the original samples.
+template <typename S>
+void fit_plane(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t ch, int32_t g, uint32_t k,
+               uint32_t depth, int32_t* lin) {
+  constexpr uint32_t n = kNlLinTaps;
+  const Params p = params(k, depth);
+  int64_t R[kNlLinClasses][n][n] = {}, r[kNlLinClasses][n] = {};
+  auto plane = [&](uint32_t y, uint32_t x) {
+    const S* v = samples + size_t(y) * row_stride + size_t(x) * 3 + ch;
+    return int64_t(v[0]) - scaled(g, int32_t(v[-1]));
+  };
+  for (uint32_t y = 2; y < h; y += 2)
+    for (uint32_t x = 2; x + 2 < w; ++x) {
+      const int64_t b = plane(y - 1, x);
+      int64_t f[n];
+      for (uint32_t i = 0; i < n; ++i) f[i] = plane(uint32_t(int32_t(y) + kNlLinDy[i]), uint32_t(int32_t(x) + kNlLinDx[i])) - b;
+      const int64_t t = plane(y, x) - b;
+      const uint32_t cls = linear_class(int32_t(f[0] + b), int32_t(b), int32_t(f[1] + b), int32_t(f[2] + b), p);
+      for (uint32_t i = 0; i < n; ++i) {
+        r[cls][i] += f[i] * t;
+        for (uint32_t j = 0; j <= i; ++j) R[cls][i][j] += f[i] * f[j];
+      }
+    }
+  for (uint32_t c = 0; c < kNlLinClasses; ++c) solve_linear(R[c], r[c], lin + c * n);
+}
+
 // Arith2 on an RGB tile: codes it with unit gains (the colour differences) and, when
 // the fitted gains differ, with them too (form 2), and keeps the shorter. Frames whose
 // chroma is flat (JPEG-decoded ones) want the differences; raw colour frames, whose
@@ -871,7 +935,7 @@ bool fit_linear(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uin
 template <typename S>
 size_t arith2_encode_rgb(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t k, uint32_t depth,
                          NlState* s, uint8_t* out, size_t cap, S* recon, const NlPriors& priors, NlCounts* counts) {
-  int32_t gain[2], weights[kNlLinWeights];
+  int32_t gain[2], weights[3 * kNlLinWeights];
   fit_gains(samples, row_stride, h, w, gain);
   const int32_t* lin = fit_linear(samples, row_stride, h, w, 3, k, depth, weights) ? weights : nullptr;
   const size_t first = arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, out, cap, recon, priors, counts,
@@ -879,6 +943,12 @@ size_t arith2_encode_rgb(const S* samples, size_t row_stride, uint32_t h, uint32
   const size_t raw = size_t(h) * w * 3 * sizeof(S);
   if (!first || (gain[0] == kNlUnitGain && gain[1] == kNlUnitGain) || cap < 2 * (raw + 1)) return first;
   uint8_t* second = out + raw + 1;
+  // With the gains (raw colour: each channel its own noise), the colour planes are noisy
+  // too: their own fitted weights (form 4) rather than MED.
+  if (lin) {
+    fit_plane(samples, row_stride, h, w, 1, gain[0], k, depth, weights + kNlLinWeights);
+    fit_plane(samples, row_stride, h, w, 2, gain[1], k, depth, weights + 2 * kNlLinWeights);
+  }
   const size_t n = arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, second, raw + 1, recon, priors,
                                       nullptr, gain, lin);
   if (n && n < first) {

@@ -92,7 +92,7 @@ def arith2_seeds(decode: Path) -> None:
             off, length = _core.scan_tile_records(data, h["header_length"], h["tile_count"])[0]
             k = bundle.core.near_lossless_error(quality)
             (decode / f"payload_arith2_{name}_k{k}").write_bytes(bytes([1, 31, 31, quality - 1]) + data[off : off + length])
-        if c == 3:  # a raw-like colour tile (gains and own noise per channel): form 4, gains + weights
+        if c == 3:  # a raw-like colour tile (gains and own noise per channel): form 4, gains + 3 weight sets
             rng = np.random.default_rng(5)
             f = scene(32, 32, 1, seed=12).astype(np.float64)
             raw = np.stack([f, 0.78 * f + 6, 0.55 * f + 10], -1) + rng.normal(0, 1.5, (32, 32, 3))
@@ -101,7 +101,7 @@ def arith2_seeds(decode: Path) -> None:
                 data = _core.encode(bundle.core, raw, quality, 32)
                 h = _core.parse_file_header(data)
                 off, length = _core.scan_tile_records(data, h["header_length"], h["tile_count"])[0]
-                assert data[off] == 4, "the raw-like seed should take the gain form (with fitted weights: 4)"
+                assert data[off] == 4, "the raw-like seed should take the gain form (with fitted weights for every plane: 4)"
                 k = bundle.core.near_lossless_error(quality)
                 (decode / f"payload_arith2_gains_k{k}").write_bytes(bytes([1, 31, 31, quality - 1]) + data[off : off + length])
                 # A tile of 3 rows is too small for the fitted predictor: form 2 (gains, MED), as
