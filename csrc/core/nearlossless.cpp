@@ -157,6 +157,24 @@ void expand_weights(const int32_t* sent, int32_t* full) {
   }
 }
 
+// Row and column of neighbour i of (y, x) on the tile's border: a neighbour outside moves
+// to the nearest sample inside, and one on the current row at or right of x to x - 1.
+inline size_t neighbour_at(uint32_t y, uint32_t, uint32_t, uint32_t i) {
+  const int32_t yy = int32_t(y) + kNlLinDy[i];
+  return size_t(yy < 0 ? 0 : yy);
+}
+inline size_t neighbour_column(uint32_t y, uint32_t x, uint32_t w, uint32_t i) {
+  int32_t xx = int32_t(x) + kNlLinDx[i];
+  if (xx < 0) xx = 0;
+  if (xx >= int32_t(w)) xx = int32_t(w) - 1;
+  if (int32_t(y) + kNlLinDy[i] == int32_t(y) && xx >= int32_t(x)) xx = int32_t(x) - 1;
+  return size_t(xx);
+}
+// floor(s / 64) without >> of a negative value.
+inline int32_t floor_weighted(int32_t s) {
+  return s >= 0 ? s >> kNlLinShift : -((-s + (1 << kNlLinShift) - 1) >> kNlLinShift);
+}
+
 // floor((64 b + sum w_i (n_i - b) + 32) / 64) for (y, x) with y, x >= 1, in int32:
 // |w_i| <= 127, |w_b| <= 64 + 9 x 127 and samples below 2^16 keep it below 2^28.
 // Inside the tile's border (two rows and columns; two columns on the right) the nine
@@ -177,16 +195,10 @@ __attribute__((always_inline)) inline int32_t linear_predict(const S* rec, size_
          lin[3] * int32_t(r0[-c2]) + lin[4] * int32_t(r2[0]) + lin[5] * int32_t(r1[-c2]) +
          lin[6] * int32_t(r1[c2]) + lin[7] * int32_t(r2[-c1]) + lin[8] * int32_t(r2[c1]);
   } else {
-    for (uint32_t i = 0; i < kNlLinTaps; ++i) {
-      int32_t yy = int32_t(y) + kNlLinDy[i], xx = int32_t(x) + kNlLinDx[i];
-      if (yy < 0) yy = 0;
-      if (xx < 0) xx = 0;
-      if (xx >= int32_t(w)) xx = int32_t(w) - 1;
-      if (yy == int32_t(y) && xx >= int32_t(x)) xx = int32_t(x) - 1;
-      s += lin[i] * int32_t(rec[size_t(yy) * stride + size_t(xx) * channels + ch]);
-    }
+    for (uint32_t i = 0; i < kNlLinTaps; ++i)
+      s += lin[i] * int32_t(rec[neighbour_at(y, x, w, i) * stride + neighbour_column(y, x, w, i) * channels + ch]);
   }
-  return s >= 0 ? s >> kNlLinShift : -((-s + (1 << kNlLinShift) - 1) >> kNlLinShift);
+  return floor_weighted(s);
 }
 
 // Context index 1..364 (0 is the all-zero context) and its sign.
@@ -329,15 +341,10 @@ inline int32_t plane_predict(const S* rec, size_t stride, uint32_t ch, uint32_t 
                              uint32_t w, int32_t g, int32_t b, const int32_t* lin) {
   int32_t s = (1 << (kNlLinShift - 1)) + lin[kNlLinTaps] * b;
   for (uint32_t i = 0; i < kNlLinTaps; ++i) {
-    int32_t yy = int32_t(y) + kNlLinDy[i], xx = int32_t(x) + kNlLinDx[i];
-    if (yy < 0) yy = 0;
-    if (xx < 0) xx = 0;
-    if (xx >= int32_t(w)) xx = int32_t(w) - 1;
-    if (yy == int32_t(y) && xx >= int32_t(x)) xx = int32_t(x) - 1;
-    const S* v = rec + size_t(yy) * stride + size_t(xx) * channels + ch;
+    const S* v = rec + neighbour_at(y, x, w, i) * stride + neighbour_column(y, x, w, i) * channels + ch;
     s += lin[i] * (int32_t(v[0]) - scaled(g, int32_t(v[-1])));
   }
-  return s >= 0 ? s >> kNlLinShift : -((-s + (1 << kNlLinShift) - 1) >> kNlLinShift);
+  return floor_weighted(s);
 }
 
 // Arith prediction of channel ch > 0: the channel's difference to the previous
