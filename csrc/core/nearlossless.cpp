@@ -84,8 +84,11 @@ inline int32_t quantise_gradient_compare(int32_t d, const Params& p) {
   return 4;
 }
 
+// The table covers the gradients of 8-bit samples; a colour plane with a gain above 1
+// (x_c - S(g, x_{c-1}), g <= 2) spans -510..255, so its gradients reach +-765: those
+// take the comparisons (found by fuzzing; the table read outside its bounds).
 inline int32_t quantise_gradient(int32_t d, const Params& p) {
-  return p.maxval == 255 ? p.gradient_class[d + 510] : quantise_gradient_compare(d, p);
+  return p.maxval == 255 && d >= -510 && d <= 510 ? p.gradient_class[d + 510] : quantise_gradient_compare(d, p);
 }
 
 inline int32_t clamp_sample(int32_t v, const Params& p) { return v < 0 ? 0 : (v > p.maxval ? p.maxval : v); }

@@ -17,6 +17,10 @@ Seeds (each a few hundred bytes):
   blobs and Arith2 payloads for the lossless blobs (base-v2-nl, base-v2-gray-nl): forms 3 and 4
   (fitted linear prediction) and, from 3-row tiles, forms 0 and 2.
 
+``regress_*`` seeds are fuzzer findings kept after their fix (decode/regress_arith2_gain_plane_gradient:
+an Arith2 RGB payload whose gain plane's gradients passed the 8-bit gradient table, found with
+PYMARS_FUZZ_BLOB=base-v2-nl); regeneration keeps them.
+
 Run from the repository root, with pymars._core built:
     python csrc/fuzz/make_corpus.py
 """
@@ -164,9 +168,14 @@ def main() -> int:
     variants["bomb_huge_payload_length"] = bomb + bytes(record)
     container = HERE / "corpus" / "container"
     decode = HERE / "corpus" / "decode"
+    # Findings kept as regression seeds (``regress_*``, e.g. a crash input of the fuzzer once fixed) are not
+    # generated here: they survive regeneration.
     for d in (container, decode):
+        kept = {p.name: p.read_bytes() for p in d.glob("regress_*")} if d.is_dir() else {}
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
+        for name, data in kept.items():
+            (d / name).write_bytes(data)
     for name, data in {**files, **variants}.items():
         (container / name).write_bytes(data)
         (decode / ("file_" + name)).write_bytes(b"\x00" + data)
