@@ -873,6 +873,21 @@ void solve_linear(const int64_t (&R)[kNlLinTaps][kNlLinTaps], const int64_t (&r)
   }
 }
 
+// The least-squares sums of the three texture classes (exact, int64) and their solve:
+// one per fit (channel 0, or a colour plane).
+struct NormalEquations {
+  int64_t R[kNlLinClasses][kNlLinTaps][kNlLinTaps] = {}, r[kNlLinClasses][kNlLinTaps] = {};
+  void add(uint32_t cls, const int64_t (&f)[kNlLinTaps], int64_t t) {
+    for (uint32_t i = 0; i < kNlLinTaps; ++i) {
+      r[cls][i] += f[i] * t;
+      for (uint32_t j = 0; j <= i; ++j) R[cls][i][j] += f[i] * f[j];
+    }
+  }
+  void solve(int32_t* lin) const {
+    for (uint32_t c = 0; c < kNlLinClasses; ++c) solve_linear(R[c], r[c], lin + c * kNlLinTaps);
+  }
+};
+
 // Arith2 form 3: fits channel 0's weights to the tile (least squares per texture class
 // on its original samples; at k > 0 the decoder predicts from reconstructions, close
 // enough) and returns false (MED, form 0) for tiles too small to fit. The normal
@@ -885,7 +900,7 @@ bool fit_linear(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uin
   constexpr uint32_t n = kNlLinTaps;
   if (h < 4 || w < 6) return false;
   const Params p = params(k, depth);
-  int64_t R[kNlLinClasses][n][n] = {}, r[kNlLinClasses][n] = {};
+  NormalEquations eq;
   const ptrdiff_t c1 = channels, c2 = 2 * ptrdiff_t(channels);
   for (uint32_t y = 2; y < h; y += 2) {
     const S* r0 = samples + size_t(y) * row_stride;
@@ -897,14 +912,10 @@ bool fit_linear(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uin
       const int64_t f[n] = {r0[o - c1] - b, r1[o - c1] - b, r1[o + c1] - b, r0[o - c2] - b, r2[o] - b,
                             r1[o - c2] - b, r1[o + c2] - b, r2[o - c1] - b, r2[o + c1] - b};
       const int64_t t = r0[o] - b;
-      const uint32_t cls = linear_class(int32_t(r0[o - c1]), int32_t(b), int32_t(r1[o - c1]), int32_t(r1[o + c1]), p);
-      for (uint32_t i = 0; i < n; ++i) {
-        r[cls][i] += f[i] * t;
-        for (uint32_t j = 0; j <= i; ++j) R[cls][i][j] += f[i] * f[j];
-      }
+      eq.add(linear_class(int32_t(r0[o - c1]), int32_t(b), int32_t(r1[o - c1]), int32_t(r1[o + c1]), p), f, t);
     }
   }
-  for (uint32_t c = 0; c < kNlLinClasses; ++c) solve_linear(R[c], r[c], lin + c * n);
+  eq.solve(lin);
   return true;
 }
 
@@ -916,7 +927,7 @@ void fit_plane(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint
                uint32_t depth, int32_t* lin) {
   constexpr uint32_t n = kNlLinTaps;
   const Params p = params(k, depth);
-  int64_t R[kNlLinClasses][n][n] = {}, r[kNlLinClasses][n] = {};
+  NormalEquations eq;
   auto plane = [&](uint32_t y, uint32_t x) {
     const S* v = samples + size_t(y) * row_stride + size_t(x) * 3 + ch;
     return int64_t(v[0]) - scaled(g, int32_t(v[-1]));
@@ -927,13 +938,9 @@ void fit_plane(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint
       int64_t f[n];
       for (uint32_t i = 0; i < n; ++i) f[i] = plane(uint32_t(int32_t(y) + kNlLinDy[i]), uint32_t(int32_t(x) + kNlLinDx[i])) - b;
       const int64_t t = plane(y, x) - b;
-      const uint32_t cls = linear_class(int32_t(f[0] + b), int32_t(b), int32_t(f[1] + b), int32_t(f[2] + b), p);
-      for (uint32_t i = 0; i < n; ++i) {
-        r[cls][i] += f[i] * t;
-        for (uint32_t j = 0; j <= i; ++j) R[cls][i][j] += f[i] * f[j];
-      }
+      eq.add(linear_class(int32_t(f[0] + b), int32_t(b), int32_t(f[1] + b), int32_t(f[2] + b), p), f, t);
     }
-  for (uint32_t c = 0; c < kNlLinClasses; ++c) solve_linear(R[c], r[c], lin + c * n);
+  eq.solve(lin);
 }
 
 // Arith2 on an RGB tile: codes it with unit gains (the colour differences) and, when
