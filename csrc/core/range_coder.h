@@ -27,13 +27,13 @@ constexpr uint32_t kRangeTop = 1u << 24;
 // Moves both estimates toward the coded bin by 2^-FastShift and 2^-SlowShift.
 template <uint32_t FastShift, uint32_t SlowShift>
 inline void adapt(AdaptiveBit* p, uint32_t b) {
-  if (!b) {
-    p->fast = uint16_t(p->fast + ((kAdaptiveOne - p->fast) >> FastShift));
-    p->slow = uint16_t(p->slow + ((kAdaptiveOne - p->slow) >> SlowShift));
-  } else {
-    p->fast = uint16_t(p->fast - (p->fast >> FastShift));
-    p->slow = uint16_t(p->slow - (p->slow >> SlowShift));
-  }
+  // Both moves worked out and one kept: a coded bin is as good as random, so a branch on
+  // it mispredicts about as often as the bin is surprising (selects instead: same values).
+  const uint32_t f = p->fast, s = p->slow;
+  const uint32_t f0 = f + ((kAdaptiveOne - f) >> FastShift), s0 = s + ((kAdaptiveOne - s) >> SlowShift);
+  const uint32_t f1 = f - (f >> FastShift), s1 = s - (s >> SlowShift);
+  p->fast = uint16_t(b ? f1 : f0);
+  p->slow = uint16_t(b ? s1 : s0);
 }
 
 // The coder's ProbBits-bit probability of a 0 bin.
@@ -76,12 +76,8 @@ struct RangeEncoder {
   // One bin with an explicit ProbBits-bit probability of a 0.
   __attribute__((always_inline)) void put_bin(uint32_t prob, uint32_t b) {
     const uint32_t bound = (range >> ProbBits) * prob;
-    if (!b) {
-      range = bound;
-    } else {
-      low += bound;
-      range -= bound;
-    }
+    low += b ? bound : 0u;
+    range = b ? range - bound : bound;
     while (range < kRangeTop) {
       range <<= 8;
       shift_low();
