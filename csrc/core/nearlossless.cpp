@@ -741,7 +741,11 @@ size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32
     for (uint32_t y = 0; y < h; ++y)
       for (uint32_t x0 = 0; x0 < w; x0 += kNlAhead) {
       const uint32_t x1 = w - x0 > kNlAhead ? x0 + kNlAhead : w;
-      if (ahead) predict_ahead(samples, row_stride, channels, y, x0, x1, w, s, p, lin, ahead_err, ahead_q);
+      if (ahead) {
+        predict_ahead(samples, row_stride, channels, y, x0, x1, w, s, p, lin, ahead_err, ahead_q);
+        if (channels == 1)  // lossless: the reconstruction is the samples
+          std::memcpy(recon + size_t(y) * rstride + x0, samples + size_t(y) * row_stride + x0, (x1 - x0) * sizeof(S));
+      }
       for (uint32_t x = x0; x < x1; ++x) {
         int32_t q, err;
         uint32_t cross;
@@ -749,7 +753,8 @@ size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32
           err = ahead_err[x - x0];
           q = ahead_q[x - x0];
           cross = 0;
-          recon[size_t(y) * rstride + size_t(x) * channels] = samples[size_t(y) * row_stride + size_t(x) * channels];
+          if (channels > 1)  // (gray: the run is copied at once, below)
+            recon[size_t(y) * rstride + size_t(x) * channels] = samples[size_t(y) * row_stride + size_t(x) * channels];
         } else {
           int32_t sign;
           const int32_t px = predict_ac<V2>(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain,
@@ -1035,7 +1040,10 @@ inline int32_t dot_columns(const int16_t* a, const int16_t* b, uint32_t m) {
   return s;
 }
 
-inline void fit_rows_8bit(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYMARS_NO_CLONES)
+__attribute__((target_clones("avx2", "default")))
+#endif
+__attribute__((noinline)) void fit_rows_8bit(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
                           const Params& p, NormalEquations* eq) {
   constexpr uint32_t n = kNlLinTaps;
   // Per class: the nine features and the target (row n), kFitBlock samples each.

@@ -78,11 +78,23 @@ struct RangeEncoder {
     const uint32_t bound = (range >> ProbBits) * prob;
     low += b ? bound : 0u;
     range = b ? range - bound : bound;
-    while (range < kRangeTop) {
-      range <<= 8;
-      shift_low();
+    if constexpr (kOneByte) {
+      if (range < kRangeTop) {
+        range <<= 8;
+        shift_low();
+      }
+    } else {
+      while (range < kRangeTop) {
+        range <<= 8;
+        shift_low();
+      }
     }
   }
+  // Whether one renormalisation byte always follows a bin: range >= 2^24 before it and
+  // both of its parts are at least min(Lo, 2^ProbBits - Hi) / 2^ProbBits of that (2^18
+  // for §4.8's coder), so one shift by 8 brings either back to 2^24. The loop is then a test.
+  static constexpr bool kOneByte = (Lo << (24 - ProbBits)) >= (1u << 16) &&
+                                   (((1u << ProbBits) - Hi) << (24 - ProbBits)) >= (1u << 16);
   __attribute__((always_inline)) void bit(AdaptiveBit* p, uint32_t b) {
     put_bin(coder_prob<ProbBits, Lo, Hi>(*p), b);
     adapt<FastShift, SlowShift>(p, b);

@@ -25,6 +25,10 @@
  *            sample within +-K of the original, 12/16-bit samples at their own
  *            depth; QUALITY is ignored (give 0) and the quality chosen is printed.
  *            Whole image only.
+ * --repeat N  (N >= 2) encode the image N times (whole image, QUALITY or --max-error) and
+ *            print the CPU time of the encode calls alone (clock(): no blob
+ *            load, no file reading or writing) and Mpx/s: the encoder-speed
+ *            figure of bench/lossless_speed.py.
  * --after EARLIER  sequence coding (marsenc_encode_sequence): EARLIER is a raw
  *            frame of the same size, channels and 8-bit depth; it is encoded
  *            first at QUALITY (its reconstruction kept, as a rover keeps what it
@@ -39,10 +43,18 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "marsenc.h"
+
+/* --repeat: CPU seconds of the encode calls since t0 and the rate (only when timing was asked). */
+static void report_time(clock_t t0, long runs, uint32_t width, uint32_t height) {
+  if (runs < 2) return;
+  const double s = (double)(clock() - t0) / CLOCKS_PER_SEC;
+  printf("encode %ld x: %.4f s CPU, %.2f Mpx/s\n", runs, s, s > 0 ? (double)runs * width * height / 1e6 / s : 0.0);
+}
 
 static unsigned char* read_file(const char* path, size_t* size) {
   FILE* f = fopen(path, "rb");
@@ -101,6 +113,7 @@ int main(int argc, char** argv) {
   long long target = -1; /* --target: the byte budget; -1: encode at QUALITY */
   long long max_error = -1; /* --max-error: the bound per sample; -1: encode at QUALITY */
   const char* after_path = NULL; /* --after: the earlier frame of a sequence */
+  long repeat = 1;                /* --repeat: encodes timed */
   int a = 1;
   /* The library linked must be the one this header describes. */
   if (marsenc_abi_version() != MARSENC_ABI_VERSION) {
@@ -121,15 +134,19 @@ int main(int argc, char** argv) {
       max_error = atoll(argv[++a]);
     } else if (strcmp(argv[a], "--after") == 0 && a + 1 < argc) {
       after_path = argv[++a];
+    } else if (strcmp(argv[a], "--repeat") == 0 && a + 1 < argc) {
+      repeat = atol(argv[++a]);
     } else {
       break;
     }
   }
   if (argc - a < 7 || (bits != 8 && bits != 12 && bits != 16) || (target >= 0 && stream) || target == 0 ||
       target < -1 || max_error < -1 || max_error > 65535 || (max_error >= 0 && (stream || target >= 0)) ||
-      (after_path && (stream || target >= 0 || max_error >= 0 || bits != 8))) {
+      (after_path && (stream || target >= 0 || max_error >= 0 || bits != 8)) || repeat < 1 || repeat > 100000 ||
+      (repeat > 1 && (stream || target >= 0 || after_path))) {
     fprintf(stderr,
-            "usage: %s [--stream] [--bits 8|12|16] [--refs LIB] [--target BYTES | --max-error K | --after EARLIER] BLOB "
+            "usage: %s [--stream] [--bits 8|12|16] [--refs LIB] [--repeat N] [--target BYTES | --max-error K | --after "
+            "EARLIER] BLOB "
             "RAW WIDTH HEIGHT CHANNELS QUALITY OUT [TILE]\n",
             argv[0]);
     return 2;
@@ -208,8 +225,12 @@ int main(int argc, char** argv) {
       if (st != MARSENC_OK) return fail("encode to size", st);
       printf("quality %d\n", quality);
     } else if (max_error >= 0) {
-      st = marsenc_encode_max_error(enc, &img, (uint32_t)max_error, out, cap, &total, &quality);
-      if (st != MARSENC_OK) return fail("encode with max error", st);
+      const clock_t t0 = clock();
+      for (long r = 0; r < repeat; ++r) {
+        st = marsenc_encode_max_error(enc, &img, (uint32_t)max_error, out, cap, &total, &quality);
+        if (st != MARSENC_OK) return fail("encode with max error", st);
+      }
+      report_time(t0, repeat, width, height);
       printf("quality %d\n", quality);
     } else if (after_path) {
       /* The earlier frame first, keeping its reconstruction (allocated once, as a rover would at start-up). */
@@ -233,8 +254,12 @@ int main(int argc, char** argv) {
       free(keep);
       free(earlier);
     } else {
-      st = marsenc_encode(enc, &img, quality, out, cap, &total);
-      if (st != MARSENC_OK) return fail("encode", st);
+      const clock_t t0 = clock();
+      for (long r = 0; r < repeat; ++r) {
+        st = marsenc_encode(enc, &img, quality, out, cap, &total);
+        if (st != MARSENC_OK) return fail("encode", st);
+      }
+      report_time(t0, repeat, width, height);
     }
     if (fwrite(out, 1, total, out_file) != total) return fail("write", MARSENC_ERR_INTERNAL);
     free(out);
