@@ -300,7 +300,7 @@ def finish(records: dict, bias: dict, extra: dict, models: dict, settings: list,
     return 0
 
 
-NAMES = {"arcnn": "AR-CNN", "dncnn": "DnCNN", "marsqe-lite": "MarsQE-lite", "marsqe": "MarsQE"}
+NAMES = {"arcnn": "AR-CNN", "dncnn": "DnCNN", "dncnn-cascade": "DnCNN + dilated stage", "marsqe-lite": "MarsQE-lite", "marsqe": "MarsQE"}
 
 
 def table3(result: dict) -> str:

@@ -108,12 +108,15 @@ def test_non_local_attention_stays_within_a_class():
     assert not torch.allclose(nla(x2, torch.zeros_like(cls))[..., :2], nla(x, torch.zeros_like(cls))[..., :2])
 
 
-@pytest.mark.parametrize("kind", ["marsqe", "marsqe-lite", "marsqe-notfm", "marsqe-notem", "arcnn", "dncnn"])
+@pytest.mark.parametrize("kind", ["marsqe", "marsqe-lite", "marsqe-notfm", "marsqe-notem", "arcnn", "dncnn",
+                                  "dncnn-cascade"])
 def test_every_kind_runs_and_has_gradients(kind):
+    from pymars.enhance.networks import PLAIN_KINDS
+
     torch.manual_seed(0)
     net = build(kind, 8)
     x = torch.rand(1, 3, 32, 32)
-    out = net(x) if kind in ("arcnn", "dncnn") else net(x, x, x, torch.zeros(1, 1, 32, 32))
+    out = net(x) if kind in PLAIN_KINDS else net(x, x, x, torch.zeros(1, 1, 32, 32))
     final = out[1] if isinstance(out, tuple) else out
     final.mean().backward()
     assert final.shape == x.shape
@@ -283,16 +286,19 @@ def test_cache_batch_gives_each_crop_the_reference_under_its_centre():
 
 
 def export_random(tmp_path: Path, kind: str, dictionary: Dictionary | None = None) -> Path:
-    from pymars.enhance.export import export_enhancer
+    from pymars.enhance.export import export_enhancer, plain_margin
+    from pymars.enhance.networks import PLAIN_KINDS
 
     torch.manual_seed(0)
     net = build(kind, 8)
-    if kind == "dncnn":  # non-trivial batch-norm statistics
+    if kind.startswith("dncnn"):  # non-trivial batch-norm statistics
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
-    meta = {"setting": "jpeg:30", "margin": 16 if kind in ("arcnn", "dncnn") else 8}
+    if kind == "dncnn-cascade":  # a stage that is not the identity (it starts as one)
+        torch.nn.init.normal_(net.second.body[-1].weight, std=0.05)
+    meta = {"setting": "jpeg:30", "margin": plain_margin(net) if kind in PLAIN_KINDS else 8}
     if dictionary is not None:
         meta["dictionary"] = dictionary.recipe()
     folder = tmp_path / kind
@@ -301,7 +307,7 @@ def export_random(tmp_path: Path, kind: str, dictionary: Dictionary | None = Non
     return folder
 
 
-@pytest.mark.parametrize("kind", ["dncnn", "arcnn"])
+@pytest.mark.parametrize("kind", ["dncnn", "arcnn", "dncnn-cascade"])
 def test_tiled_inference_equals_a_single_pass(tmp_path, kind):
     folder = export_random(tmp_path, kind)
     img = mars_like_scene(300, 530, seed=2)
@@ -309,6 +315,28 @@ def test_tiled_inference_equals_a_single_pass(tmp_path, kind):
     tiled_out = enh.enhance_float(img)
     single = enh.net.run(None, {"comp": img.transpose(2, 0, 1)[None].astype(np.float32) / 255})[0][0]
     assert np.abs(tiled_out - single).max() < 1e-5
+
+
+def test_a_cascade_starts_as_the_dncnn_it_extends(tmp_path):
+    from pymars.enhance.export import export_enhancer
+    from pymars.enhance.training import init_weights
+
+    torch.manual_seed(0)
+    dncnn = build("dncnn")
+    for m in dncnn.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+    export_enhancer(dncnn, "dncnn", {"setting": "pymars:50", "margin": 16}, tmp_path / "d")
+    cascade = build("dncnn-cascade")
+    missing = cascade.load_state_dict(init_weights(tmp_path / "d", "dncnn-cascade"), strict=False).missing_keys
+    assert missing and all(k.startswith("second.") for k in missing)
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.equal(cascade.eval()(x), dncnn.eval()(x))
+    # The other way round is refused with the usual one-line error.
+    export_enhancer(cascade, "dncnn-cascade", {"setting": "pymars:50", "margin": 40}, tmp_path / "c")
+    with pytest.raises(ValueError, match="cannot start a dncnn"):
+        init_weights(tmp_path / "c", "dncnn")
 
 
 def test_tiler_cross_fades_without_seams():
@@ -401,9 +429,11 @@ def test_committed_onnx_graphs_equal_pytorch(folder):
     from pymars.enhance.export import _Main, _Post
     from pymars.enhance.training import load_enhancer
 
+    from pymars.enhance.networks import PLAIN_KINDS
+
     net, kind, meta = load_enhancer(folder)
     g = torch.Generator().manual_seed(1)
-    if kind in ("arcnn", "dncnn"):
+    if kind in PLAIN_KINDS:
         graphs = {"model.onnx": (net, {"comp": torch.rand(1, 3, 64, 80, generator=g)})}
     else:
         graphs = {"main.onnx": (_Main(net), {"comp": torch.rand(1, 3, 64, 80, generator=g),

@@ -168,7 +168,7 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     from pymars.clio import AtomicFolder, check_output_folder
     from pymars.enhance.dictionary import Dictionary
-    from pymars.enhance.export import export_enhancer
+    from pymars.enhance.export import export_enhancer, plain_margin
     from pymars.enhance.training import load_enhancer
 
     if args.tem_margin is None:
@@ -191,7 +191,9 @@ def cmd_export(args) -> int:
     meta = {"setting": args.setting or _setting_of(cfg), "trained": {k: cfg.get(k) for k in
                                                                       ("steps", "step_trained", "batch", "crop", "lr", "seed", "cache", "gan",
                                                                        "init")}}
-    if kind not in ("arcnn", "dncnn"):
+    from pymars.enhance.networks import PLAIN_KINDS
+
+    if kind not in PLAIN_KINDS:
         meta["dictionary"] = Dictionary.load(args.dictionary).recipe()
         ref = args.reference_setting or _reference_setting_of(cfg)
         if "," in meta["setting"] and not ref:
@@ -201,7 +203,7 @@ def cmd_export(args) -> int:
             meta["reference_setting"] = ref
         meta["margin"] = 8
     else:
-        meta["margin"] = 16
+        meta["margin"] = plain_margin(net)
     with AtomicFolder(out) as folder:
         errs = export_enhancer(net, kind, meta, folder, tem_margin=args.tem_margin)
     print(f"{args.output}: {kind}, ONNX vs PyTorch max abs {max(errs.values()):.2e}")
@@ -271,7 +273,7 @@ def register(sub) -> None:
                    help="cache, blind model: compress the references at this one setting (e.g. jpeg:30) for every "
                         "region, as inference must when the setting is unknown")
     t.add_argument("--dictionary", default=str(RUNS / "dictionary-6.npz"))
-    t.add_argument("--kind", default="marsqe", help="model: arcnn, dncnn, marsqe, marsqe-lite, marsqe-notfm, "
+    t.add_argument("--kind", default="marsqe", help="model: arcnn, dncnn, dncnn-cascade, marsqe, marsqe-lite, marsqe-notfm, "
                                                     "marsqe-notem")
     t.add_argument("--cache", default=None)
     t.add_argument("--out", default=None)

@@ -124,6 +124,21 @@ def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike,
     return errors
 
 
+def plain_margin(net) -> int:
+    """Context pixels each side of a 256-pixel inference window for a plain (one-input) net.
+
+    16 for the 21 x 21 nets (AR-CNN, DnCNN, as their folders always had); a net
+    that says how far it reads (``radius``, the DnCNN cascade) gets that, rounded
+    up to 8, so that tiled inference equals one pass over the whole image.
+
+    Example:
+        >>> from pymars.enhance.networks import build
+        >>> plain_margin(build("dncnn")), plain_margin(build("dncnn-cascade"))
+        (16, 40)
+    """
+    return max(16, -(-int(getattr(net, "radius", 0)) // 8) * 8)
+
+
 def reexport(folder: str | os.PathLike, out: str | os.PathLike, tem_margin: float = TIE_MARGIN,
              setting: str | None = None) -> dict[str, float]:
     """Export a weights folder again (e.g. with another TEM margin) into ``out``, keeping its record.

@@ -299,12 +299,14 @@ class Enhancer:
         self.folder = folder
         self.meta = json.loads((folder / "model.json").read_text())
         self.kind = self.meta["kind"]
+        # Plain nets (AR-CNN, DnCNN, the DnCNN cascade) are one graph on the compressed image alone.
+        self.plain = (folder / "model.onnx").is_file()
         self.threads = threads
         net = None
         if backend == "torch":
 
             net = load_enhancer(folder)[0]
-        if self.kind in ("arcnn", "dncnn"):
+        if self.plain:
             self.net = session(folder / "model.onnx", threads, providers) if net is None else TorchGraph(net, 1)
             return
         from pymars.enhance.codecs import compress
@@ -400,7 +402,7 @@ class Enhancer:
         return [p[:, :h, :w] for p, (h, w) in zip(plus, sizes)]
 
     def _run(self, rgbs: list[np.ndarray], progress: bool) -> list[np.ndarray]:
-        return self._plain(rgbs, progress) if self.kind in ("arcnn", "dncnn") else self._marsqe(rgbs, progress)
+        return self._plain(rgbs, progress) if self.plain else self._marsqe(rgbs, progress)
 
     def enhance_float(self, image: np.ndarray, progress: bool = False) -> np.ndarray:
         """(3, H, W) float32 output in [0, 1] units, unclipped (what the ONNX-vs-PyTorch checks compare)."""

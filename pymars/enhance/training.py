@@ -205,7 +205,12 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
                       optimizer_key="opt", hooks=hooks,
                       progress=progress, desc=f"{cfg.kind} {Path(cfg.cache).stem}")
     if cfg.init and not (out / CHECKPOINT).is_file():
-        net.load_state_dict(init_weights(cfg.init, cfg.kind, cfg.width))
+        start = init_weights(cfg.init, cfg.kind, cfg.width)
+        # A cascade started from a plain DnCNN gets only its first stage; the new stage keeps its fresh
+        # (identity-at-start) weights.
+        missing = net.load_state_dict(start, strict=False).missing_keys
+        if any(not k.startswith("second.") for k in missing) or (missing and cfg.kind != "dncnn-cascade"):
+            raise ValueError(f"{cfg.init}: weights do not fill a {cfg.kind}: missing {missing[:3]}")
     ck = trainer.resume()
     if ck is not None:
         history = ck.get("history", [])
@@ -238,7 +243,7 @@ def init_weights(source: str | os.PathLike, kind: str, width: int = 16) -> dict:
     model.safetensors + model.json), a run folder (its ``checkpoint.pt``) or a
     ``checkpoint.pt`` / ``snapshot-<step>.pt`` file. The source must be the
     same kind and width as the model being trained (a one-line error says
-    otherwise); only the weights are taken: optimiser, step and learning-rate
+    otherwise), or a ``dncnn`` for a ``dncnn-cascade`` (its first stage); only the weights are taken: optimiser, step and learning-rate
     schedule start afresh, so ``--steps`` and ``--lr`` are the fine-tune's own.
 
     Example:
@@ -258,6 +263,9 @@ def init_weights(source: str | os.PathLike, kind: str, width: int = 16) -> dict:
         raise FileNotFoundError(f"{source}: no model.safetensors, checkpoint.pt or .pt file to start from")
     net, src_kind, meta = load_enhancer(p)
     src_width = meta.get("width") or 16
+    if kind == "dncnn-cascade" and src_kind == "dncnn":
+        # The cascade's first stage is a DnCNN: start it from the trained one (its second stage stays fresh).
+        return {f"first.{k}": (v.float() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
     # Plain kinds ignore the width (their widths are fixed); compare it for MarsQE only.
     if src_kind != kind or (kind not in PLAIN_KINDS and int(src_width) != int(width)):
         shown = str(source) if len(str(source)) < 40 else "..." + Path(source).name
