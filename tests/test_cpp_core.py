@@ -202,3 +202,29 @@ def test_c_api_max_error_encodes_what_python_encodes(cpp_build, tmp_path, bits, 
         assert f"quality {bundle.core.quality_for_max_error(k, bits)}\n" in r.stdout
         back = pymars.decode(want, model=bundle)
         assert np.abs(back.astype(np.int64) - img.astype(np.int64)).max() <= k
+
+
+def test_c_api_repeat_times_the_encoder_and_writes_the_same_file(cpp_build, tmp_path):
+    """encode_raw --repeat N (bench/lossless_speed.py's timing) encodes N times, prints the CPU time of the
+    encode calls, and writes the file one encode writes; nonsense counts are refused before any file exists."""
+    import sys
+
+    import pymars
+    from pymars.data.synthetic import mars_like_scene
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from lossless_speed import parse_time
+
+    bundle = pymars.open_bundle("base-v2-gray-nl")
+    img = mars_like_scene(70, 90, seed=3, channels=1)
+    raw = tmp_path / "img.raw"
+    raw.write_bytes(img.tobytes())
+    args = [str(bundle.blob_path), str(raw), "90", "70", "1", "0"]
+    r = subprocess.run([str(cpp_build / "encode_raw"), "--repeat", "3", "--max-error", "0", *args,
+                        str(tmp_path / "a.pmrs")], check=True, capture_output=True, text=True)
+    assert "encode 3 x: " in r.stdout and parse_time(r.stdout) >= 0.0
+    assert (tmp_path / "a.pmrs").read_bytes() == pymars.encode(img, max_error=0, model=bundle)
+    for bad in ("0", "-2", "1000001"):
+        r = subprocess.run([str(cpp_build / "encode_raw"), "--repeat", bad, "--max-error", "0", *args,
+                            str(tmp_path / "b.pmrs")], capture_output=True, text=True)
+        assert r.returncode == 2 and "usage" in r.stderr and not (tmp_path / "b.pmrs").exists()
