@@ -617,21 +617,20 @@ inline void load_sample(const uint8_t* in, size_t i, uint16_t* v) { *v = uint16_
 // numbers as the per-sample loop, so the same bytes.
 constexpr uint32_t kNlAhead = 128;
 
-// The inside of a gray 8-bit row (contiguous samples) without a branch: the gradient
-// quantiser as comparisons, the sign fold as the sign of 81 q1 + 9 q2 + q3 (|9 q2 + q3|
-// < 81, |q3| < 9), the class as a choice of weights. Lanes are independent integer
-// arithmetic, so vector code (x86-64: an AVX2 clone where the CPU has one) gives the
-// per-sample loop's numbers.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYMARS_NO_CLONES)
-__attribute__((target_clones("avx2", "default")))
-#endif
-__attribute__((noinline, optimize("vect-cost-model=dynamic"))) void predict_inside_gray8(const uint8_t* __restrict t0, size_t row_stride, uint32_t n,
-                                                    const Params& p, const int32_t* lin, int32_t* __restrict err_out,
-                                                    int32_t* __restrict q_out) {
-  const uint8_t* __restrict t1 = t0 - row_stride;
-  const uint8_t* __restrict t2 = t1 - row_stride;
+// The inside of a gray row (contiguous samples) without a branch: the gradient quantiser
+// as comparisons, the sign fold as the sign of 81 q1 + 9 q2 + q3 (|9 q2 + q3| < 81,
+// |q3| < 9), the class as a choice of weights. Lanes are independent integer arithmetic,
+// so vector code (x86-64: an AVX2 clone where the CPU has one) gives the per-sample
+// loop's numbers.
+template <typename S>
+__attribute__((always_inline)) inline void predict_inside_gray(const S* __restrict t0, size_t row_stride, uint32_t n,
+                                                               const Params& p, const int32_t* lin,
+                                                               int32_t* __restrict err_out, int32_t* __restrict q_out) {
+  const S* __restrict t1 = t0 - row_stride;
+  const S* __restrict t2 = t1 - row_stride;
   const int32_t k = p.k, t1q = p.t1, t2q = p.t2, t3q = p.t3, maxval = p.maxval, range = p.range;
   const int32_t smooth = kNlLinSmooth + 4 * k, edge = kNlLinEdge + 8 * k;
+  const uint32_t depth_shift = p.depth_shift;
   int32_t wt[kNlLinStride][kNlLinClasses];
   for (uint32_t j = 0; j < kNlLinStride; ++j)
     for (uint32_t c = 0; c < kNlLinClasses; ++c) wt[j][c] = lin[c * kNlLinStride + j];
@@ -644,16 +643,15 @@ __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void predict_insi
     };
     const int32_t v = 81 * quant(g1) + 9 * quant(g2) + quant(g3);
     const int32_t sign = v < 0 ? -1 : 1;
-    const int32_t grad = (g1 < 0 ? -g1 : g1) + (g2 < 0 ? -g2 : g2) + (g3 < 0 ? -g3 : g3);
+    const int32_t grad = ((g1 < 0 ? -g1 : g1) + (g2 < 0 ? -g2 : g2) + (g3 < 0 ? -g3 : g3)) >> depth_shift;
     const int32_t cls = int32_t(grad >= smooth) + int32_t(grad >= edge);
     auto weight = [&](uint32_t j) { return cls == 0 ? wt[j][0] : (cls == 1 ? wt[j][1] : wt[j][2]); };
     const int32_t sum = (1 << (kNlLinShift - 1)) + weight(kNlLinTaps) * b + weight(0) * a + weight(1) * c +
                         weight(2) * d + weight(3) * int32_t(t0[i - 2]) + weight(4) * int32_t(t2[i]) +
                         weight(5) * int32_t(t1[i - 2]) + weight(6) * int32_t(t1[i + 2]) +
                         weight(7) * int32_t(t2[i - 1]) + weight(8) * int32_t(t2[i + 1]);
-    // floor(sum / 64): sum + 64 * 2^22 is positive (|sum| < 2^28 is not needed: 8-bit
-    // samples keep |sum| below 2^19), so the shift is of a non-negative value.
-    int32_t px = ((sum + (1 << 28)) >> kNlLinShift) - (1 << (28 - kNlLinShift));
+    // floor(sum / 64) by a shift of a non-negative value: |sum| < 2^28 (linear_predict).
+    int32_t px = ((sum + (1 << 30)) >> kNlLinShift) - (1 << (30 - kNlLinShift));
     px = px < 0 ? 0 : (px > maxval ? maxval : px);
     int32_t e = sign * (int32_t(t0[i]) - px);
     e = e < 0 ? e + range : e;
@@ -663,6 +661,30 @@ __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void predict_insi
   }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYMARS_NO_CLONES)
+#define PYMARS_NL_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define PYMARS_NL_CLONES
+#endif
+PYMARS_NL_CLONES __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void predict_inside_gray8(
+    const uint8_t* __restrict t0, size_t row_stride, uint32_t n, const Params& p, const int32_t* lin,
+    int32_t* __restrict err_out, int32_t* __restrict q_out) {
+  predict_inside_gray(t0, row_stride, n, p, lin, err_out, q_out);
+}
+PYMARS_NL_CLONES __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void predict_inside_gray16(
+    const uint16_t* __restrict t0, size_t row_stride, uint32_t n, const Params& p, const int32_t* lin,
+    int32_t* __restrict err_out, int32_t* __restrict q_out) {
+  predict_inside_gray(t0, row_stride, n, p, lin, err_out, q_out);
+}
+inline void predict_inside(const uint8_t* t0, size_t row_stride, uint32_t n, const Params& p, const int32_t* lin,
+                           int32_t* err_out, int32_t* q_out) {
+  predict_inside_gray8(t0, row_stride, n, p, lin, err_out, q_out);
+}
+inline void predict_inside(const uint16_t* t0, size_t row_stride, uint32_t n, const Params& p, const int32_t* lin,
+                           int32_t* err_out, int32_t* q_out) {
+  predict_inside_gray16(t0, row_stride, n, p, lin, err_out, q_out);
+}
+
 template <typename S>
 inline void predict_ahead(const S* samples, size_t row_stride, uint32_t channels, uint32_t y, uint32_t x0,
                           uint32_t x1, uint32_t w, const NlState* s, const Params& p, const int32_t* lin,
@@ -670,17 +692,15 @@ inline void predict_ahead(const S* samples, size_t row_stride, uint32_t channels
   const S* r0 = samples + size_t(y) * row_stride;  // this row, channel 0
   const bool inside_rows = y >= 2;
   const size_t c1 = channels, c2 = 2 * size_t(channels);
-  if constexpr (sizeof(S) == 1) {
-    if (channels == 1 && inside_rows && p.maxval == 255) {
-      const uint32_t xs = x0 > 2 ? x0 : 2, xe = x1 < w - 2 ? x1 : w - 2;
-      if (xs < xe) {
-        for (uint32_t x = x0; x < xs; ++x) predict_ahead(samples, row_stride, channels, y, x, x + 1, w, s, p, lin,
-                                                         err_out + (x - x0), q_out + (x - x0));
-        predict_inside_gray8(r0 + xs, row_stride, xe - xs, p, lin, err_out + (xs - x0), q_out + (xs - x0));
-        for (uint32_t x = xe; x < x1; ++x) predict_ahead(samples, row_stride, channels, y, x, x + 1, w, s, p, lin,
-                                                         err_out + (x - x0), q_out + (x - x0));
-        return;
-      }
+  if (channels == 1 && inside_rows) {
+    const uint32_t xs = x0 > 2 ? x0 : 2, xe = x1 < w - 2 ? x1 : w - 2;
+    if (xs < xe) {  // the border columns of the run one by one (below), the inside at once
+      for (uint32_t x = x0; x < xs; ++x) predict_ahead(samples, row_stride, channels, y, x, x + 1, w, s, p, lin,
+                                                       err_out + (x - x0), q_out + (x - x0));
+      predict_inside(r0 + xs, row_stride, xe - xs, p, lin, err_out + (xs - x0), q_out + (xs - x0));
+      for (uint32_t x = xe; x < x1; ++x) predict_ahead(samples, row_stride, channels, y, x, x + 1, w, s, p, lin,
+                                                       err_out + (x - x0), q_out + (x - x0));
+      return;
     }
   }
   for (uint32_t x = x0; x < x1; ++x) {
@@ -1035,8 +1055,8 @@ struct NormalEquations {
 // 2^34; a tile has at most 2^24 samples) over every second row of the interior, which
 // halves the encoder's cost for +0.02 % bits (development groups).
 //
-// 8-bit samples take a faster route to the same sums: their differences fit int16 and a
-// product 2^16, so a block of up to kFitBlock samples of one class sums exactly in int32.
+// 8- and 12-bit samples take a faster route to the same sums: their differences fit int16
+// and a product 2^16 (2^24), so a block of 128 (64) samples of one class sums exactly in int32.
 // Each row is cut into blocks; a block's features go, class by class, into contiguous
 // int16 columns (zero-padded to a multiple of 16) and every sum of the normal equations
 // is a dot product of two columns, which compilers turn into SIMD multiply-adds
@@ -1046,8 +1066,8 @@ struct NormalEquations {
 constexpr uint32_t kFitBlock = 128;
 
 inline int32_t dot_columns(const int16_t* a, const int16_t* b, uint32_t m) {
-  // m <= kFitBlock and |products| <= 765^2 (colour planes of 8-bit samples; 255^2 for
-  // channel 0): below 2^31, exact.
+  // Exact: m <= 128 and |products| <= 765^2 (colour planes of 8-bit samples; 255^2 for
+  // channel 0), or m <= 64 and |products| <= 4095^2 (12-bit): below 2^31.
   int32_t s = 0;
   for (uint32_t i = 0; i < m; ++i) s += int32_t(a[i]) * int32_t(b[i]);
   return s;
@@ -1068,21 +1088,21 @@ inline void flush_columns(int16_t (*col)[kNlLinTaps + 1][kFitBlock], const uint3
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYMARS_NO_CLONES)
-__attribute__((target_clones("avx2", "default")))
-#endif
-__attribute__((noinline)) void fit_rows_8bit(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t channels,
-                          const Params& p, NormalEquations* eq) {
+// Block: samples per block; Block x (largest |difference|)^2 must stay below 2^31.
+template <typename S, uint32_t Block>
+__attribute__((always_inline)) inline void fit_rows_columns(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
+                                                            uint32_t channels, const Params& p, NormalEquations* eq) {
+  static_assert(Block <= kFitBlock && Block % 16 == 0, "a block fills at most the columns");
   constexpr uint32_t n = kNlLinTaps;
   // Per class: the nine features and the target (row n), kFitBlock samples each.
   alignas(64) int16_t col[kNlLinClasses][n + 1][kFitBlock];
   const ptrdiff_t c1 = channels, c2 = 2 * ptrdiff_t(channels);
   for (uint32_t y = 2; y < h; y += 2) {
-    const uint8_t* r0 = samples + size_t(y) * row_stride;
-    const uint8_t* r1 = r0 - row_stride;
-    const uint8_t* r2 = r1 - row_stride;
-    for (uint32_t x0 = 2; x0 + 2 < w; x0 += kFitBlock) {
-      const uint32_t x1 = x0 + kFitBlock < w - 2 ? x0 + kFitBlock : w - 2;
+    const S* r0 = samples + size_t(y) * row_stride;
+    const S* r1 = r0 - row_stride;
+    const S* r2 = r1 - row_stride;
+    for (uint32_t x0 = 2; x0 + 2 < w; x0 += Block) {
+      const uint32_t x1 = x0 + Block < w - 2 ? x0 + Block : w - 2;
       uint32_t used[kNlLinClasses] = {};
       for (uint32_t x = x0; x < x1; ++x) {
         const ptrdiff_t o = ptrdiff_t(x) * c1;
@@ -1106,12 +1126,21 @@ __attribute__((noinline)) void fit_rows_8bit(const uint8_t* samples, size_t row_
   }
 }
 
+PYMARS_NL_CLONES __attribute__((noinline)) void fit_rows_8bit(const uint8_t* samples, size_t row_stride, uint32_t h,
+                                                              uint32_t w, uint32_t channels, const Params& p,
+                                                              NormalEquations* eq) {
+  fit_rows_columns<uint8_t, kFitBlock>(samples, row_stride, h, w, channels, p, eq);  // 128 x 255^2
+}
+// 12-bit samples: differences fit int16 too, products 2^24, so blocks of 64 (64 x 4095^2 < 2^31).
+PYMARS_NL_CLONES __attribute__((noinline)) void fit_rows_12bit(const uint16_t* samples, size_t row_stride, uint32_t h,
+                                                               uint32_t w, uint32_t channels, const Params& p,
+                                                               NormalEquations* eq) {
+  fit_rows_columns<uint16_t, 64>(samples, row_stride, h, w, channels, p, eq);
+}
+
 // fit_plane's sums for 8-bit RGB by the same columns: plane values x_ch - S(g, x_{ch-1})
 // lie in -510..255, so their differences fit int16 (|d| <= 765).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYMARS_NO_CLONES)
-__attribute__((target_clones("avx2", "default")))
-#endif
-__attribute__((noinline)) void fit_plane_rows_8bit(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w,
+PYMARS_NL_CLONES __attribute__((noinline)) void fit_plane_rows_8bit(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w,
                                                    uint32_t ch, int32_t g, const Params& p, NormalEquations* eq) {
   constexpr uint32_t n = kNlLinTaps;
   alignas(64) int16_t col[kNlLinClasses][n + 1][kFitBlock];
@@ -1148,6 +1177,10 @@ bool fit_linear(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uin
   NormalEquations eq;
   if constexpr (sizeof(S) == 1) {
     fit_rows_8bit(samples, row_stride, h, w, channels, p, &eq);
+    eq.solve(lin);
+    return true;
+  } else if (p.maxval <= 4095) {
+    fit_rows_12bit(samples, row_stride, h, w, channels, p, &eq);
     eq.solve(lin);
     return true;
   }
