@@ -666,14 +666,16 @@ __attribute__((always_inline)) inline void predict_inside_gray(const S* __restri
 #else
 #define PYMARS_NL_CLONES
 #endif
-// The branch-free inside pays where it becomes vector code; a CPU without a vector unit
-// (a RAD750's PowerPC 750, the scalar reference build) runs fewer instructions with the
-// per-sample branches of `predict` (901 against 853 per pixel on the dev_navcam_pds tiles).
+// The branch-free inside and the column fits pay where they become vector code; a CPU
+// without a vector unit (a RAD750's PowerPC 750, the scalar reference build) runs fewer
+// instructions with the per-sample branches of `predict` and the per-sample int64 sums of
+// the fits: 782 instructions per pixel on the dev_navcam_pds tiles in the scalar build
+// against 901 with the vector forms (RGB 3,986 against 4,173).
 #if !defined(PYMARS_NO_CLONES) && (defined(__SSE2__) || defined(__ARM_NEON) || defined(__aarch64__) || \
                                    defined(__ALTIVEC__))
-constexpr bool kNlVectorInside = true;
+constexpr bool kNlVectorUnit = true;
 #else
-constexpr bool kNlVectorInside = false;
+constexpr bool kNlVectorUnit = false;
 #endif
 PYMARS_NL_CLONES __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void predict_inside_gray8(
     const uint8_t* __restrict t0, size_t row_stride, uint32_t n, const Params& p, const int32_t* lin,
@@ -701,7 +703,7 @@ inline void predict_ahead(const S* samples, size_t row_stride, uint32_t channels
   const S* r0 = samples + size_t(y) * row_stride;  // this row, channel 0
   const bool inside_rows = y >= 2;
   const size_t c1 = channels, c2 = 2 * size_t(channels);
-  if (kNlVectorInside && channels == 1 && inside_rows) {
+  if (kNlVectorUnit && channels == 1 && inside_rows) {
     const uint32_t xs = x0 > 2 ? x0 : 2, xe = x1 < w - 2 ? x1 : w - 2;
     if (xs < xe) {  // the border columns of the run one by one (below), the inside at once
       for (uint32_t x = x0; x < xs; ++x) predict_ahead(samples, row_stride, channels, y, x, x + 1, w, s, p, lin,
@@ -1185,10 +1187,12 @@ bool fit_linear(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uin
   const Params p = params(k, depth);
   NormalEquations eq;
   if constexpr (sizeof(S) == 1) {
-    fit_rows_8bit(samples, row_stride, h, w, channels, p, &eq);
-    eq.solve(lin);
-    return true;
-  } else if (p.maxval <= 4095) {
+    if (kNlVectorUnit) {
+      fit_rows_8bit(samples, row_stride, h, w, channels, p, &eq);
+      eq.solve(lin);
+      return true;
+    }
+  } else if (kNlVectorUnit && p.maxval <= 4095) {
     fit_rows_12bit(samples, row_stride, h, w, channels, p, &eq);
     eq.solve(lin);
     return true;
@@ -1221,9 +1225,11 @@ void fit_plane(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint
   const Params p = params(k, depth);
   NormalEquations eq;
   if constexpr (sizeof(S) == 1) {
-    fit_plane_rows_8bit(samples, row_stride, h, w, ch, g, p, &eq);
-    eq.solve(lin);
-    return;
+    if (kNlVectorUnit) {
+      fit_plane_rows_8bit(samples, row_stride, h, w, ch, g, p, &eq);
+      eq.solve(lin);
+      return;
+    }
   }
   auto plane = [&](uint32_t y, uint32_t x) {
     const S* v = samples + size_t(y) * row_stride + size_t(x) * 3 + ch;
