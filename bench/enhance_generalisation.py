@@ -24,6 +24,8 @@ JPEG's quality read from the file, or the image unchanged above QF 60
 (or ``--out``) and prints a table.
 
 Run:  python bench/enhance_generalisation.py --models marsqe-jpeg30-10k,marsqe-lite7-jpeg30-10k --qualities 20,30,50
+      python bench/enhance_generalisation.py --codec pymars --qualities 50 --models dncnn-wv50,dncnn-cascade-wv50 \
+          --out bench/results/enhance_generalisation_pymars50.json   # the same checks on pymars files
       python bench/enhance_generalisation.py --plain --models auto,marsqe-jpeg30-10k,marsqe-jpeg50 --qualities 30,50,60,75,90 \
           --out bench/results/enhance_jpeg_quality.json
 
@@ -72,6 +74,14 @@ def jpeg_file(img: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
     return buf.getvalue(), np.asarray(Image.open(io.BytesIO(buf.getvalue())))
 
 
+def pymars_file(img: np.ndarray, quality: int) -> tuple[bytes, np.ndarray]:
+    """A pymars file of the default model for the image (gray: base-v2-gray-wv) and its decoded pixels."""
+    import pymars
+
+    data = pymars.encode(img, quality)
+    return data, pymars.decode(data).reshape(img.shape)
+
+
 def main() -> None:
     from tqdm import tqdm
 
@@ -85,23 +95,31 @@ def main() -> None:
     ap.add_argument("--dictionary", default=None, help="MarsQE dictionary .npz (default: rebuilt from ../shared)")
     ap.add_argument("--plain", action="store_true", help="unsharpened gray and colour sets at every --qualities QF")
     ap.add_argument("--raw", action="store_true", help="with --plain: also the never-JPEG'd dev_navcam_pds tiles")
+    ap.add_argument("--codec", choices=("jpeg", "pymars"), default="jpeg",
+                    help="what makes the inputs: Pillow JPEG at each QF, or pymars (the default models) at each "
+                         "quality, e.g. --codec pymars --qualities 50 for the pymars:50 enhancers")
     ap.add_argument("--out", default=str(RESULT))
     a = ap.parse_args()
+    compress = jpeg_file if a.codec == "jpeg" else pymars_file
+    unit = "QF" if a.codec == "jpeg" else "pymars q"
     gray = [t.pixels for t in dev_tiles("dev_navcam")][::2]
     colour = [t.pixels for g in ("dev_marsscapes", "dev_marsdata") for t in dev_tiles(g)][::3]
     raw_gray = [t.pixels for t in dev_tiles("dev_navcam_pds")] if a.raw else []
     sets = {}
-    for q in (int(x) for x in a.qualities.split(",")):
-        sets[f"gray QF {q}"] = (gray, q)
+    qualities = [int(x) for x in a.qualities.split(",")]
+    for q in qualities:
+        sets[f"gray {unit} {q}"] = (gray, q)
         if a.plain:
-            sets[f"colour QF {q}"] = (colour, q)
+            sets[f"colour {unit} {q}"] = (colour, q)
             if raw_gray:
-                sets[f"raw gray QF {q}"] = (raw_gray, q)
+                sets[f"raw gray {unit} {q}"] = (raw_gray, q)
         else:
-            sets[f"gray sharpened QF {q}"] = ([unsharp(t) for t in gray], q)
-    if not a.plain:
-        sets["colour sharpened QF 30"] = ([unsharp(t) for t in colour], 30)
-    doc = {"tiles": {"gray": len(gray), "colour": len(colour), "raw_gray": len(raw_gray)}, "gain_db": {}}
+            sets[f"gray sharpened {unit} {q}"] = ([unsharp(t) for t in gray], q)
+    if not a.plain:  # JPEG: QF 30, the enhancers' main setting; pymars: the first quality asked for
+        qc = 30 if a.codec == "jpeg" else qualities[0]
+        sets[f"colour sharpened {unit} {qc}"] = ([unsharp(t) for t in colour], qc)
+    doc = {"codec": a.codec, "tiles": {"gray": len(gray), "colour": len(colour), "raw_gray": len(raw_gray)},
+           "gain_db": {}}
     from pymars.enhance.jpeg_quality import choose_model
 
     enhancers = {}
@@ -119,7 +137,7 @@ def main() -> None:
         for label, (raws, q) in sets.items():
             gains = []
             for raw in tqdm(raws, desc=f"{name}: {label}", leave=False):
-                data, comp = jpeg_file(raw, q)
+                data, comp = compress(raw, q)
                 gains.append(psnr(raw, enhanced(name, data, comp)) - psnr(raw, comp))
             row[label] = round(float(np.mean(gains)), 3)
         doc["gain_db"][name] = row

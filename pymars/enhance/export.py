@@ -216,7 +216,8 @@ def write_model_card(folder: str | os.PathLike, bench: dict | None = None, comma
                     a = v["all"]
                     lines.append(f"| {s} | {m} | {a['psnr']:.2f} | {a['psnr_b']:.2f} | {a['ssim']:.4f} | "
                                  f"{a['ms_ssim']:.4f} |")
-        chk = bench.get("checks", {}).get(name, {})
+        # Checks are keyed as the models were named on the bench's command line (a name or a folder).
+        chk = next((v for k, v in bench.get("checks", {}).items() if own(k)), {})
         if chk:
             lines += ["", "Checks (whole-image ONNX-vs-PyTorch on the first development tile; ONNX Runtime CPU "
                       "throughput in megapixels per second on a 512x768 image, 1 and 2 threads, where measured; "
