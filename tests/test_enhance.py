@@ -395,7 +395,35 @@ def test_batched_windows_of_several_images_equal_one_window_per_call(tmp_path, k
 
 
 def committed_enhancers():
-    return sorted(p for p in WEIGHTS.glob("enhance-*") if (p / "model.json").is_file())
+    """Folders with networks of their own (an ensemble folder only names other folders)."""
+    return sorted(p for p in WEIGHTS.glob("enhance-*") if (p / "model.json").is_file()
+                  and json.loads((p / "model.json").read_text())["kind"] != "ensemble")
+
+
+def test_an_ensemble_is_the_weighted_mean_of_its_members(tmp_path):
+    a, b = export_random(tmp_path, "dncnn"), export_random(tmp_path, "arcnn")
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    meta = {"setting": "jpeg:30", "kind": "ensemble", "members": ["dncnn", "arcnn"], "weights": [0.25, 0.75]}
+    (folder / "model.json").write_text(json.dumps(meta))
+    img = mars_like_scene(90, 130, seed=4)
+    want = 0.25 * Enhancer(a).enhance_float(img) + 0.75 * Enhancer(b).enhance_float(img)
+    assert np.abs(Enhancer(folder).enhance_float(img) - want).max() < 1e-6
+    assert Enhancer(folder).enhance(img[..., 0]).shape == (90, 130)  # gray goes through the gray path
+    (folder / "model.json").write_text(json.dumps(dict(meta, weights=[0.5, 0.6])))
+    with pytest.raises(ValueError, match="summing to 1"):
+        Enhancer(folder)
+    (folder / "model.json").write_text(json.dumps(dict(meta, members=["dncnn", "missing"])))
+    with pytest.raises(FileNotFoundError, match="missing"):
+        Enhancer(folder)
+
+
+def test_committed_ensembles_name_committed_members():
+    for p in WEIGHTS.glob("enhance-*/model.json"):
+        meta = json.loads(p.read_text())
+        if meta["kind"] == "ensemble":
+            assert abs(sum(meta["weights"]) - 1) < 1e-6
+            assert all((WEIGHTS / m / "model.json").is_file() for m in meta["members"]), p
 
 
 def test_export_records_the_tem_margin_and_a_re_export_keeps_the_record(tmp_path, capsys):

@@ -299,6 +299,9 @@ class Enhancer:
         self.folder = folder
         self.meta = json.loads((folder / "model.json").read_text())
         self.kind = self.meta["kind"]
+        if self.kind == "ensemble":
+            self._ensemble(dictionary, threads, classifier, backend, providers, batch)
+            return
         # Plain nets (AR-CNN, DnCNN, the DnCNN cascade) are one graph on the compressed image alone.
         self.plain = (folder / "model.onnx").is_file()
         self.threads = threads
@@ -401,7 +404,25 @@ class Enhancer:
                           desc="post-enhancement", batch=self.batch)
         return [p[:, :h, :w] for p, (h, w) in zip(plus, sizes)]
 
+    # -- ensembles ---------------------------------------------------------------------------------
+
+    def _ensemble(self, dictionary, threads, classifier, backend, providers, batch) -> None:
+        """An ``ensemble`` folder: a weighted mean of other shipped enhancers' outputs (model.json:
+        ``members``, folder names beside it, and ``weights``). Nets trained apart err apart, so their
+        mean is closer to the original than either (the pymars:50 pair: docs/enhance.md)."""
+        members, weights = self.meta.get("members", []), self.meta.get("weights", [])
+        if not members or len(members) != len(weights) or abs(sum(weights) - 1.0) > 1e-6:
+            raise ValueError(f"{self.folder}: an ensemble needs members and as many weights summing to 1")
+        self.weights = [float(w) for w in weights]
+        self.members = [Enhancer(self.folder.parent / m, dictionary=dictionary, threads=threads,
+                                 classifier=classifier, backend=backend, providers=providers, batch=batch)
+                        for m in members]
+        self.plain = False
+
     def _run(self, rgbs: list[np.ndarray], progress: bool) -> list[np.ndarray]:
+        if self.kind == "ensemble":
+            outs = [m._run(rgbs, progress) for m in self.members]
+            return [sum(w * o[i] for w, o in zip(self.weights, outs)) for i in range(len(rgbs))]
         return self._plain(rgbs, progress) if self.plain else self._marsqe(rgbs, progress)
 
     def enhance_float(self, image: np.ndarray, progress: bool = False) -> np.ndarray:
