@@ -4,7 +4,9 @@ What it is for: ``pymars enhance IN -o OUT`` and the bench. An enhancer is a
 weights folder (pymars/weights/enhance-<name>/) with ``model.json`` and ONNX
 graphs:
 
-* AR-CNN / DnCNN: ``model.onnx`` (compressed image -> enhanced image);
+* AR-CNN / DnCNN / the DnCNN cascade: ``model.onnx`` (compressed image -> enhanced image);
+* an ensemble: no graph, ``model.json`` names other folders and the weights of
+  the mean of their outputs;
 * MarsQE / MarsQE-lite: ``main.onnx`` (one 128x128 patch with a margin, its raw
   and compressed reference -> ``I_enh`` and SAM features) and, for the full
   model, ``post.onnx`` (input, ``I_enh``, features, class map -> ``I+_enh``),
