@@ -701,38 +701,33 @@ inline void predict_ahead(const S* samples, size_t row_stride, uint32_t channels
                           uint32_t x1, uint32_t w, const NlState* s, const Params& p, const int32_t* lin,
                           int32_t* err_out, int32_t* q_out) {
   const S* r0 = samples + size_t(y) * row_stride;  // this row, channel 0
-  const bool inside_rows = y >= 2;
-  const size_t c1 = channels, c2 = 2 * size_t(channels);
-  if (kNlVectorUnit && channels == 1 && inside_rows) {
-    const uint32_t xs = x0 > 2 ? x0 : 2, xe = x1 < w - 2 ? x1 : w - 2;
-    if (xs < xe) {  // the border columns of the run one by one (below), the inside at once
-      for (uint32_t x = x0; x < xs; ++x) predict_ahead(samples, row_stride, channels, y, x, x + 1, w, s, p, lin,
-                                                       err_out + (x - x0), q_out + (x - x0));
-      predict_inside(r0 + xs, row_stride, xe - xs, p, lin, err_out + (xs - x0), q_out + (xs - x0));
-      for (uint32_t x = xe; x < x1; ++x) predict_ahead(samples, row_stride, channels, y, x, x + 1, w, s, p, lin,
-                                                       err_out + (x - x0), q_out + (x - x0));
-      return;
+  // `predict` on the samples themselves; inside the tile its four neighbours are read
+  // straight from the rows (no edge rule), then its context and linear prediction.
+  const ptrdiff_t c1 = channels;
+  auto one_by_one = [&](uint32_t xa, uint32_t xb) {
+    for (uint32_t x = xa; x < xb; ++x) {
+      int32_t q, sign, px;
+      if (y >= 2 && x >= 2 && x + 2 < w) {
+        const S* t0 = r0 + ptrdiff_t(x) * c1;
+        const S* t1 = t0 - row_stride;
+        const int32_t a = t0[-c1], b = t1[0], c = t1[-c1], d = t1[c1];
+        q = context(a, b, c, d, p, &sign);
+        px = clamp_sample(linear_predict(samples, row_stride, 0, channels, y, x, w, b,
+                                         lin + kNlLinStride * linear_class(a, b, c, d, p)), p);
+      } else {
+        px = predict(samples, row_stride, 0, channels, y, x, w, s, p, &q, &sign, lin);
+      }
+      err_out[x - x0] = modulo_range(sign * (int32_t(r0[size_t(x) * channels]) - px), p);
+      q_out[x - x0] = q;
     }
-  }
-  for (uint32_t x = x0; x < x1; ++x) {
-    int32_t q, sign, px;
-    if (inside_rows && x >= 2 && x + 2 < w) {
-      const S* t0 = r0 + size_t(x) * c1;
-      const S* t1 = t0 - row_stride;
-      const S* t2 = t1 - row_stride;
-      const int32_t a = t0[-ptrdiff_t(c1)], b = t1[0], c = t1[-ptrdiff_t(c1)], d = t1[c1];
-      q = context(a, b, c, d, p, &sign);
-      const int32_t* l = lin + kNlLinStride * linear_class(a, b, c, d, p);
-      const int32_t sum = (1 << (kNlLinShift - 1)) + l[kNlLinTaps] * b + l[0] * a + l[1] * c + l[2] * d +
-                          l[3] * int32_t(t0[-ptrdiff_t(c2)]) + l[4] * int32_t(t2[0]) +
-                          l[5] * int32_t(t1[-ptrdiff_t(c2)]) + l[6] * int32_t(t1[c2]) +
-                          l[7] * int32_t(t2[-ptrdiff_t(c1)]) + l[8] * int32_t(t2[c1]);
-      px = clamp_sample(floor_weighted(sum), p);
-    } else {
-      px = predict(samples, row_stride, 0, channels, y, x, w, s, p, &q, &sign, lin);
-    }
-    err_out[x - x0] = modulo_range(sign * (int32_t(r0[size_t(x) * c1]) - px), p);
-    q_out[x - x0] = q;
+  };
+  const uint32_t xs = x0 > 2 ? x0 : 2, xe = x1 + 2 < w ? x1 : (w > 2 ? w - 2 : 0);
+  if (kNlVectorUnit && channels == 1 && y >= 2 && xs < xe) {  // the border columns one by one, the inside at once
+    one_by_one(x0, xs);
+    predict_inside(r0 + xs, row_stride, xe - xs, p, lin, err_out + (xs - x0), q_out + (xs - x0));
+    one_by_one(xe, x1);
+  } else {
+    one_by_one(x0, x1);
   }
 }
 
@@ -1099,84 +1094,74 @@ inline void flush_columns(int16_t (*col)[kNlLinTaps + 1][kFitBlock], const uint3
   }
 }
 
-// Block: samples per block; Block x (largest |difference|)^2 must stay below 2^31.
-template <typename S, uint32_t Block>
-__attribute__((always_inline)) inline void fit_rows_columns(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
-                                                            uint32_t channels, const Params& p, NormalEquations* eq) {
+// The rows of the fit (every second one, the interior), cut into blocks of Block samples;
+// `features(y, x, f)` writes a sample's nine features and its target into f[0..9] and
+// returns its class. Block x (largest |difference|)^2 must stay below 2^31.
+template <uint32_t Block, typename Features>
+__attribute__((always_inline)) inline void fit_blocks(uint32_t h, uint32_t w, Features features, NormalEquations* eq) {
   static_assert(Block <= kFitBlock && Block % 16 == 0, "a block fills at most the columns");
   constexpr uint32_t n = kNlLinTaps;
   // Per class: the nine features and the target (row n), kFitBlock samples each.
   alignas(64) int16_t col[kNlLinClasses][n + 1][kFitBlock];
-  const ptrdiff_t c1 = channels, c2 = 2 * ptrdiff_t(channels);
   for (uint32_t y = 2; y < h; y += 2) {
-    const S* r0 = samples + size_t(y) * row_stride;
-    const S* r1 = r0 - row_stride;
-    const S* r2 = r1 - row_stride;
     for (uint32_t x0 = 2; x0 + 2 < w; x0 += Block) {
       const uint32_t x1 = x0 + Block < w - 2 ? x0 + Block : w - 2;
       uint32_t used[kNlLinClasses] = {};
       for (uint32_t x = x0; x < x1; ++x) {
-        const ptrdiff_t o = ptrdiff_t(x) * c1;
-        const int32_t b = r1[o];
-        const uint32_t cls = linear_class(int32_t(r0[o - c1]), b, int32_t(r1[o - c1]), int32_t(r1[o + c1]), p);
+        int32_t f[n + 1];
+        const uint32_t cls = features(y, x, f);
         const uint32_t u = used[cls]++;
-        int16_t(*c)[kFitBlock] = col[cls];
-        c[0][u] = int16_t(r0[o - c1] - b);
-        c[1][u] = int16_t(r1[o - c1] - b);
-        c[2][u] = int16_t(r1[o + c1] - b);
-        c[3][u] = int16_t(r0[o - c2] - b);
-        c[4][u] = int16_t(r2[o] - b);
-        c[5][u] = int16_t(r1[o - c2] - b);
-        c[6][u] = int16_t(r1[o + c2] - b);
-        c[7][u] = int16_t(r2[o - c1] - b);
-        c[8][u] = int16_t(r2[o + c1] - b);
-        c[n][u] = int16_t(r0[o] - b);
+        for (uint32_t i = 0; i <= n; ++i) col[cls][i][u] = int16_t(f[i]);
       }
       flush_columns(col, used, eq);
     }
   }
+}
+
+// Channel 0's features (fit_linear's, as int32).
+template <uint32_t Block, typename S>
+__attribute__((always_inline)) inline void fit_rows_columns(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
+                                                            uint32_t channels, const Params& p, NormalEquations* eq) {
+  const ptrdiff_t c1 = channels, c2 = 2 * ptrdiff_t(channels);
+  fit_blocks<Block>(h, w, [&](uint32_t y, uint32_t x, int32_t* f) {
+    const S* r0 = samples + size_t(y) * row_stride + ptrdiff_t(x) * c1;
+    const S* r1 = r0 - row_stride;
+    const S* r2 = r1 - row_stride;
+    const int32_t b = r1[0];
+    f[0] = r0[-c1] - b, f[1] = r1[-c1] - b, f[2] = r1[c1] - b, f[3] = r0[-c2] - b, f[4] = r2[0] - b;
+    f[5] = r1[-c2] - b, f[6] = r1[c2] - b, f[7] = r2[-c1] - b, f[8] = r2[c1] - b, f[kNlLinTaps] = r0[0] - b;
+    return linear_class(f[0] + b, b, f[1] + b, f[2] + b, p);
+  }, eq);
 }
 
 PYMARS_NL_CLONES __attribute__((noinline)) void fit_rows_8bit(const uint8_t* samples, size_t row_stride, uint32_t h,
                                                               uint32_t w, uint32_t channels, const Params& p,
                                                               NormalEquations* eq) {
-  fit_rows_columns<uint8_t, kFitBlock>(samples, row_stride, h, w, channels, p, eq);  // 128 x 255^2
+  fit_rows_columns<kFitBlock>(samples, row_stride, h, w, channels, p, eq);  // 128 x 255^2
 }
 // 12-bit samples: differences fit int16 too, products 2^24, so blocks of 64 (64 x 4095^2 < 2^31).
 PYMARS_NL_CLONES __attribute__((noinline)) void fit_rows_12bit(const uint16_t* samples, size_t row_stride, uint32_t h,
                                                                uint32_t w, uint32_t channels, const Params& p,
                                                                NormalEquations* eq) {
-  fit_rows_columns<uint16_t, 64>(samples, row_stride, h, w, channels, p, eq);
+  fit_rows_columns<64>(samples, row_stride, h, w, channels, p, eq);
 }
 
 // fit_plane's sums for 8-bit RGB by the same columns: plane values x_ch - S(g, x_{ch-1})
-// lie in -510..255, so their differences fit int16 (|d| <= 765).
-PYMARS_NL_CLONES __attribute__((noinline)) void fit_plane_rows_8bit(const uint8_t* samples, size_t row_stride, uint32_t h, uint32_t w,
-                                                   uint32_t ch, int32_t g, const Params& p, NormalEquations* eq) {
-  constexpr uint32_t n = kNlLinTaps;
-  alignas(64) int16_t col[kNlLinClasses][n + 1][kFitBlock];
-  for (uint32_t y = 2; y < h; y += 2) {
-    const uint8_t* at0 = samples + size_t(y) * row_stride + ch;
-    for (uint32_t x0 = 2; x0 + 2 < w; x0 += kFitBlock) {
-      const uint32_t x1 = x0 + kFitBlock < w - 2 ? x0 + kFitBlock : w - 2;
-      uint32_t used[kNlLinClasses] = {};
-      for (uint32_t x = x0; x < x1; ++x) {
-        const uint8_t* at = at0 + size_t(x) * 3;
-        auto plane = [&](int32_t dy, int32_t dx) {
-          const uint8_t* v = at + ptrdiff_t(dy) * ptrdiff_t(row_stride) + ptrdiff_t(dx) * 3;
-          return int32_t(v[0]) - scaled(g, int32_t(v[-1]));
-        };
-        const int32_t b = plane(-1, 0);
-        int32_t f[n];
-        for (uint32_t i = 0; i < n; ++i) f[i] = plane(kNlLinDy[i], kNlLinDx[i]) - b;
-        const uint32_t cls = linear_class(f[0] + b, b, f[1] + b, f[2] + b, p);
-        const uint32_t u = used[cls]++;
-        for (uint32_t i = 0; i < n; ++i) col[cls][i][u] = int16_t(f[i]);
-        col[cls][n][u] = int16_t(plane(0, 0) - b);
-      }
-      flush_columns(col, used, eq);
-    }
-  }
+// lie in -510..255, so their differences fit int16 (|d| <= 765; 128 x 765^2 < 2^31).
+PYMARS_NL_CLONES __attribute__((noinline)) void fit_plane_rows_8bit(const uint8_t* samples, size_t row_stride,
+                                                                    uint32_t h, uint32_t w, uint32_t ch, int32_t g,
+                                                                    const Params& p, NormalEquations* eq) {
+  fit_blocks<kFitBlock>(h, w, [&](uint32_t y, uint32_t x, int32_t* f) {
+    const uint8_t* at = samples + size_t(y) * row_stride + size_t(x) * 3 + ch;
+    auto plane = [&](int32_t dy, int32_t dx) {
+      const uint8_t* v = at + ptrdiff_t(dy) * ptrdiff_t(row_stride) + ptrdiff_t(dx) * 3;
+      return int32_t(v[0]) - scaled(g, int32_t(v[-1]));
+    };
+    const int32_t b = plane(-1, 0);
+    for (uint32_t i = 0; i < kNlLinTaps; ++i) f[i] = plane(kNlLinDy[i], kNlLinDx[i]) - b;
+    f[kNlLinTaps] = plane(0, 0) - b;
+    return linear_class(f[0] + b, b, f[1] + b, f[2] + b, p);
+  }, eq);
 }
 
 template <typename S>
