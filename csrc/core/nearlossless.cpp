@@ -669,8 +669,8 @@ __attribute__((always_inline)) inline void predict_inside_gray(const S* __restri
 // The branch-free inside and the column fits pay where they become vector code; a CPU
 // without a vector unit (a RAD750's PowerPC 750, the scalar reference build) runs fewer
 // instructions with the per-sample branches of `predict` and the per-sample int64 sums of
-// the fits: 782 instructions per pixel on the dev_navcam_pds tiles in the scalar build
-// against 901 with the vector forms (RGB 3,986 against 4,173).
+// the fits: 786 instructions per pixel on the dev_navcam_pds tiles in the scalar build
+// against 901 with the vector forms (RGB 3,997 against 4,173).
 #if !defined(PYMARS_NO_CLONES) && (defined(__SSE2__) || defined(__ARM_NEON) || defined(__aarch64__) || \
                                    defined(__ALTIVEC__))
 constexpr bool kNlVectorUnit = true;
