@@ -222,10 +222,12 @@ __attribute__((always_inline)) inline int32_t context(int32_t a, int32_t b, int3
 // A.5.1, from bit lengths instead of a loop (N << L, L = the difference of the
 // bit lengths, has A's bit length, so it is A or more, or one doubling short).
 __attribute__((always_inline)) inline int32_t golomb_k(const NlState* s, int32_t q) {
+  // Without a branch (A and N follow the residuals, so a branch on them mispredicts often):
+  // where N >= A the bit-length difference is <= 0 and N << 0 < A fails, so 0 as before.
   const uint32_t n = uint32_t(s->N[q]), a = uint32_t(s->A[q]);
-  if (n >= a) return 0;
-  int32_t kg = int32_t(bit_length(a)) - int32_t(bit_length(n));
-  if ((n << kg) < a) ++kg;
+  const int32_t d = int32_t(bit_length(a)) - int32_t(bit_length(n));
+  int32_t kg = d > 0 ? d : 0;
+  kg += int32_t((n << kg) < a);
   return kg < 24 ? kg : 24;
 }
 
@@ -568,12 +570,11 @@ __attribute__((always_inline)) inline uint32_t low_bits(const NlState* s, int32_
 // bit_length(8A / N) is the smallest m with N << m > 8A: found from bit lengths,
 // without the division (the same integer on every CPU).
 __attribute__((always_inline)) inline uint32_t activity(const NlState* s, int32_t q) {
+  // Without a branch, as golomb_k: where N > 8A the difference is <= 0 and the test fails.
   const uint32_t v = 8u * uint32_t(s->A[q]), n = uint32_t(s->N[q]);
-  uint32_t a = 0;
-  if (n <= v) {
-    a = bit_length(v) - bit_length(n);
-    if ((n << a) <= v) ++a;
-  }
+  const int32_t d = int32_t(bit_length(v)) - int32_t(bit_length(n));
+  uint32_t a = d > 0 ? uint32_t(d) : 0u;
+  a += uint32_t((n << a) <= v);
   return a < kNlActivity ? a : kNlActivity - 1;
 }
 
