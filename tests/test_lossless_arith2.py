@@ -181,6 +181,23 @@ def test_raw_colour_takes_the_gain_form_and_decodes(rgb):
     assert np.array_equal(pymars.decode(data, model=rgb).reshape(img16.shape), img16)
 
 
+def test_lossless_jpeg_decoded_colour_keeps_the_differences(rgb):
+    # Lossless RGB tiles are coded once, in the form the colour planes' residuals point to
+    # (nearlossless.cpp, lossless_form_guess): a JPEG-decoded frame (chroma subsampled, flat
+    # difference planes, fitted gains away from 1) must keep the unit-gain differences (form 3),
+    # a raw-like one the gains (form 4, test above); both exact.
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(mars_like_scene(64, 64, seed=3)).save(buf, "JPEG", quality=85)
+    img = np.array(Image.open(buf))
+    data = pymars.encode(img, max_error=0, model=rgb, tile_size=64)
+    assert data[HEADER + RECORD] == 3, "a JPEG-decoded colour tile should keep the differences (form 3)"
+    assert np.array_equal(pymars.decode(data, model=rgb).reshape(img.shape), img)
+
+
 def test_a_gain_above_32_is_damage(rgb):
     img = _raw_like_colour(32, 32, seed=1)
     payload = bytearray(pymars.encode(img, max_error=0, model=rgb, tile_size=32)[HEADER + RECORD:])
