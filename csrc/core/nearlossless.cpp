@@ -1232,19 +1232,19 @@ void fit_plane(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint
   eq.solve(lin);
 }
 
-// Lossless RGB with fitted gains: which form the tile wants, judged before any coding from
-// its two colour planes on every second row, as the summed bit lengths of their prediction
-// residuals under each form (3: the unit-gain differences by MED; 4: the gain planes by
-// their fitted weights `plane_lin`, expanded, both planes). 3 or 4 when one sum is below
-// 7/8 of the other, 0 (code both and keep the shorter) when they are closer. On the 77
-// development RGB tiles (JPEG-decoded and raw-like) the ratio of the sums is <= 0.65 where
-// form 4 codes shorter and >= 1.24 where form 3 does, so no tile changes form
-// (docs/base-v2.md). Only at k = 0: with k > 0 the coder predicts from reconstructions
-// that this sum does not see, and it misjudged 15 of 77 tiles at k = 2.
+// RGB with fitted gains: which form the tile wants, judged before any coding from its two
+// colour planes on every second row, as the summed bit lengths of their prediction residuals
+// under each form (3: the unit-gain differences by MED; 4: the gain planes by their fitted
+// weights `plane_lin`, expanded, both planes). 3 or 4 when one sum is below 7/8 of the other,
+// 0 when they are closer. On the 77 development RGB tiles (JPEG-decoded and raw-like) the
+// ratio of the sums is <= 0.65 where form 4 codes shorter losslessly and >= 1.24 where form 3
+// does: no tile changes form (docs/base-v2.md). At k > 0 the coder predicts from
+// reconstructions the sums do not see (the guess was wrong on 15 of 77 tiles at k = 2), so
+// there the guess only orders the two codings, which keeps the bytes.
 constexpr uint64_t kNlGuessNum = 7, kNlGuessDen = 8;
 template <typename S>
-uint32_t lossless_form_guess(const S* samples, size_t row_stride, uint32_t h, uint32_t w, const int32_t* gain,
-                             const int32_t* plane_lin, const Params& p) {
+uint32_t form_guess(const S* samples, size_t row_stride, uint32_t h, uint32_t w, const int32_t* gain,
+                    const int32_t* plane_lin, const Params& p) {
   uint64_t c3 = 0, c4 = 0;
   for (uint32_t ch = 1; ch < 3; ++ch) {
     const int32_t g = gain[ch - 1];
@@ -1271,51 +1271,54 @@ uint32_t lossless_form_guess(const S* samples, size_t row_stride, uint32_t h, ui
 }
 
 // Arith2 on an RGB tile: codes it with unit gains (the colour differences) and, when
-// the fitted gains differ, with them too (form 2), and keeps the shorter; lossless tiles
-// whose form lossless_form_guess can tell are coded once, in that form. Frames whose
-// chroma is flat (JPEG-decoded ones) want the differences; raw colour frames, whose
-// channels differ by a gain and carry their own noise, want the gains (docs/base-v2.md).
-// The second payload is written past the first inside `out` (nl_max_bytes leaves room
-// for two); the reconstruction is the kept payload's.
+// the fitted gains differ, with them too (form 2, or 4 with fitted weights), and keeps the
+// shorter (the differences on a tie). Frames whose chroma is flat (JPEG-decoded ones) want
+// the differences; raw colour frames, whose channels differ by a gain and carry their own
+// noise, want the gains (docs/base-v2.md). Lossless tiles whose form form_guess can tell
+// are coded once, in that form. Otherwise the second payload is written past the first
+// inside `out` (nl_max_bytes leaves room for two), the form the guess favours last: at
+// k > 0 the reconstruction left in `recon` is the last coding's, and must be the kept
+// payload's, which takes a third coding only where the guess was wrong.
 template <typename S>
 size_t arith2_encode_rgb(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint32_t k, uint32_t depth,
                          NlState* s, uint8_t* out, size_t cap, S* recon, const NlPriors& priors, NlCounts* counts) {
   int32_t gain[2], weights[3 * kNlLinWeights];
   fit_gains(samples, row_stride, h, w, gain);
   const int32_t* lin = fit_linear(samples, row_stride, h, w, 3, k, depth, weights) ? weights : nullptr;
-  const bool unit_gains = gain[0] == kNlUnitGain && gain[1] == kNlUnitGain;
-  auto fit_planes = [&] {
+  const size_t raw = size_t(h) * w * 3 * sizeof(S);
+  // One coding; the training counts are the differences' (form 3's) alone.
+  auto code = [&](uint8_t* dst, size_t dst_cap, bool with_gains) {
+    return arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, dst, dst_cap, recon, priors,
+                              with_gains ? nullptr : counts, with_gains ? gain : nullptr, lin);
+  };
+  if ((gain[0] == kNlUnitGain && gain[1] == kNlUnitGain) || cap < 2 * (raw + 1)) return code(out, cap, false);
+  uint32_t guess = 0;
+  if (lin) {
+    // With the gains (raw colour: each channel its own noise), the colour planes are noisy
+    // too: their own fitted weights (form 4) rather than MED.
     fit_plane(samples, row_stride, h, w, 1, gain[0], k, depth, weights + kNlLinWeights);
     fit_plane(samples, row_stride, h, w, 2, gain[1], k, depth, weights + 2 * kNlLinWeights);
-  };
-  const bool guessed = k == 0 && lin && !counts && !unit_gains;
-  if (guessed) {
-    fit_planes();
-    int32_t expanded[2 * kNlLinExpanded];
-    expand_weights(weights + kNlLinWeights, expanded);
-    expand_weights(weights + 2 * kNlLinWeights, expanded + kNlLinExpanded);
-    const uint32_t guess = lossless_form_guess(samples, row_stride, h, w, gain, expanded, params(k, depth));
-    if (guess)
-      return arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, out, cap, recon, priors, nullptr,
-                                guess == 4 ? gain : nullptr, lin);
+    if (!counts) {
+      int32_t expanded[2 * kNlLinExpanded];
+      expand_weights(weights + kNlLinWeights, expanded);
+      expand_weights(weights + 2 * kNlLinWeights, expanded + kNlLinExpanded);
+      guess = form_guess(samples, row_stride, h, w, gain, expanded, params(k, depth));
+    }
   }
-  const size_t first = arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, out, cap, recon, priors, counts,
-                                          nullptr, lin);
-  const size_t raw = size_t(h) * w * 3 * sizeof(S);
-  if (!first || unit_gains || cap < 2 * (raw + 1)) return first;
+  if (k == 0 && guess) return code(out, cap, guess == 4);
+  const bool gains_first = guess == 3;
   uint8_t* second = out + raw + 1;
-  // With the gains (raw colour: each channel its own noise), the colour planes are noisy
-  // too: their own fitted weights (form 4) rather than MED.
-  if (lin && !guessed) fit_planes();
-  const size_t n = arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, second, raw + 1, recon, priors,
-                                      nullptr, gain, lin);
-  if (n && n < first) {
-    std::memmove(out, second, n);
-    return n;
+  const size_t n1 = code(out, raw + 1, gains_first);
+  if (!n1) return 0;
+  const size_t n2 = code(second, raw + 1, !gains_first);
+  const size_t n3 = gains_first ? n2 : n1, n4 = gains_first ? n1 : n2;
+  const bool keep_gains = n4 && n4 < n3;
+  if (keep_gains != gains_first) {  // the second coding is kept: its reconstruction is in recon
+    std::memmove(out, second, n2);
+    return n2;
   }
-  if (k == 0) return first;  // lossless: both reconstructions are the samples
-  return arith_encode<true>(samples, row_stride, h, w, 3, k, depth, s, out, cap, recon, priors, nullptr, nullptr,
-                            lin);
+  if (k == 0) return n1;  // lossless: both reconstructions are the samples
+  return code(out, cap, gains_first);
 }
 
 // The range-coded coders (§4.8, Arith2) on 8- or 12/16-bit samples: the one dispatch
