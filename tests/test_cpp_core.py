@@ -202,6 +202,17 @@ def test_c_api_max_error_encodes_what_python_encodes(cpp_build, tmp_path, bits, 
         assert f"quality {bundle.core.quality_for_max_error(k, bits)}\n" in r.stdout
         back = pymars.decode(want, model=bundle)
         assert np.abs(back.astype(np.int64) - img.astype(np.int64)).max() <= k
+    if bits == 12:
+        # Stray high bits of the 16-bit container (which pymars.encode refuses): the C API codes
+        # such a sample as the largest one (the row loader of 9-12-bit input, tile_codec.cpp).
+        stray = img.copy()
+        stray.reshape(-1)[::37] |= np.uint16(0xF000)
+        raw.write_bytes(stray.astype("<u2").tobytes())
+        out = tmp_path / "stray.pmrs"
+        subprocess.run([str(cpp_build / "encode_raw"), "--bits", "12", "--max-error", "0", str(bundle.blob_path),
+                        str(raw), "90", "70", str(channels), "0", str(out), "64"], check=True, capture_output=True)
+        clamped = np.minimum(stray, 4095)
+        assert out.read_bytes() == pymars.encode(clamped, max_error=0, tile_size=64, model=bundle, bit_depth=12)
 
 
 def test_c_api_repeat_times_the_encoder_and_writes_the_same_file(cpp_build, tmp_path):
