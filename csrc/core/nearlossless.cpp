@@ -727,6 +727,18 @@ inline void predict_ahead(const S* samples, size_t row_stride, uint32_t channels
     one_by_one(x0, xs);
     predict_inside(r0 + xs, row_stride, xe - xs, p, lin, err_out + (xs - x0), q_out + (xs - x0));
     one_by_one(xe, x1);
+  } else if (kNlVectorUnit && y >= 2 && xs < xe) {
+    // Interleaved channels: channel 0 of the three rows the inside reads (x from xs - 2 to
+    // xe + 2) copied into contiguous rows first, so that the gray vector form serves.
+    const uint32_t len = xe - xs + 4;
+    S rows[3 * (kNlAhead + 4)];
+    for (uint32_t r = 0; r < 3; ++r) {
+      const S* src = r0 - size_t(2 - r) * row_stride + size_t(xs - 2) * channels;
+      for (uint32_t i = 0; i < len; ++i) rows[r * len + i] = src[size_t(i) * channels];
+    }
+    one_by_one(x0, xs);
+    predict_inside(rows + 2 * len + 2, len, xe - xs, p, lin, err_out + (xs - x0), q_out + (xs - x0));
+    one_by_one(xe, x1);
   } else {
     one_by_one(x0, x1);
   }
@@ -1235,8 +1247,8 @@ void fit_plane(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint
 // RGB with fitted gains: which form the tile wants, judged before any coding from its two
 // colour planes on every second row, as the summed bit lengths of their prediction residuals
 // under each form (3: the unit-gain differences by MED; 4: the gain planes by their fitted
-// weights `plane_lin`, expanded, both planes). 3 or 4 when one sum is below 7/8 of the other,
-// 0 when they are closer. On the 77 development RGB tiles (JPEG-decoded and raw-like) the
+// weights `plane_lin`, expanded, both planes, or by MED where it is null). 3 or 4 when one
+// sum is below 7/8 of the other, 0 when they are closer. On the 77 development RGB tiles (JPEG-decoded and raw-like) the
 // ratio of the sums is <= 0.65 where form 4 codes shorter losslessly and >= 1.24 where form 3
 // does: no tile changes form (docs/base-v2.md). At k > 0 the coder predicts from
 // reconstructions the sums do not see (the guess was wrong on 15 of 77 tiles at k = 2), so
@@ -1248,7 +1260,7 @@ uint32_t form_guess(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
   uint64_t c3 = 0, c4 = 0;
   for (uint32_t ch = 1; ch < 3; ++ch) {
     const int32_t g = gain[ch - 1];
-    const int32_t* lin = plane_lin + (ch - 1) * kNlLinExpanded;
+    const int32_t* lin = plane_lin ? plane_lin + (ch - 1) * kNlLinExpanded : nullptr;
     for (uint32_t y = 2; y < h; y += 2) {
       const S* r0 = samples + size_t(y) * row_stride + ch;
       const S* r1 = r0 - row_stride;
@@ -1258,8 +1270,9 @@ uint32_t form_guess(const S* samples, size_t row_stride, uint32_t h, uint32_t w,
         auto gained = [&](const S* r, ptrdiff_t at) { return int32_t(r[at]) - scaled(g, int32_t(r[at - 1])); };
         const int32_t e3 = unit(r0, o) - med(unit(r0, o - 3), unit(r1, o), unit(r1, o - 3));
         const int32_t a = gained(r0, o - 3), b = gained(r1, o), c = gained(r1, o - 3), d = gained(r1, o + 3);
-        const int32_t e4 = gained(r0, o) - plane_predict(samples, row_stride, ch, 3, y, x, w, g, b,
-                                                         lin + kNlLinStride * linear_class(a, b, c, d, p));
+        const int32_t e4 = gained(r0, o) - (plane_lin ? plane_predict(samples, row_stride, ch, 3, y, x, w, g, b,
+                                                                      lin + kNlLinStride * linear_class(a, b, c, d, p))
+                                                       : med(a, b, c));
         c3 += bit_length(uint32_t(e3 < 0 ? -e3 : e3));
         c4 += bit_length(uint32_t(e4 < 0 ? -e4 : e4));
       }
@@ -1292,6 +1305,11 @@ size_t arith2_encode_rgb(const S* samples, size_t row_stride, uint32_t h, uint32
                               with_gains ? nullptr : counts, with_gains ? gain : nullptr, lin);
   };
   if ((gain[0] == kNlUnitGain && gain[1] == kNlUnitGain) || cap < 2 * (raw + 1)) return code(out, cap, false);
+  // Lossless, a first look with MED on the gain planes too needs no fit of them: a tile whose
+  // differences are clearly the better planes (JPEG-decoded colour: sums 1.15x and more apart
+  // on the development tiles, where the fitted look gives 1.24x) is coded in form 3 at once.
+  if (k == 0 && lin && !counts && form_guess(samples, row_stride, h, w, gain, nullptr, params(k, depth)) == 3)
+    return code(out, cap, false);
   uint32_t guess = 0;
   if (lin) {
     // With the gains (raw colour: each channel its own noise), the colour planes are noisy
