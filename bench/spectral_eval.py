@@ -18,6 +18,14 @@ weights (``pymars/weights/spectral-unet`` and ``spectral-diffusion``):
   do not (for 2 threads they add both threads' time); the 1-minute load
   average is recorded beside each;
 * the real-cube check (:mod:`pymars.spectral.realcube`);
+* when the UNet weights have the carbonate detection head (``--carbonate-head``
+  in training): two more rows, "unet detection head -/+ metadata", the head's
+  logit thresholded as a detector of its own (precision / recall / F1 only;
+  the image columns are "-"). Each threshold (without / with metadata) is the
+  one of highest pooled F1 on the ``val`` part, chosen in this run and then
+  applied to test unchanged; the "unet -/+ metadata" rows above them stay the
+  FAL output's colour rule, so the two can be compared. ``--save-threshold``
+  writes the with-metadata threshold into the weights folder's config.json;
 * with ``--sweep-val``: the guidance scales of the diffusion model tried on the
   ``val`` part (with metadata), written to ``spectral_guidance_val.json``; the
   shipped config.json's scales were chosen from it (best carbonate F1, then RMSE),
@@ -44,7 +52,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 from pymars.clio import write_json
-from pymars.spectral.evaluate import evaluate_weights, format_table, held_out_pairs, score_predictions  # noqa: E402
+from pymars.spectral.evaluate import (carbonate_head_outputs, choose_carbonate_threshold, detection_row,  # noqa: E402
+                                      evaluate_weights, format_table, held_out_pairs, save_carbonate_threshold,
+                                      score_predictions)
 from pymars.spectral.pairs import pairs_dir  # noqa: E402
 from pymars.spectral.predict import SpectralPredictor  # noqa: E402
 from pymars.spectral.realcube import real_cube_check  # noqa: E402
@@ -98,6 +108,20 @@ def _row(job: tuple) -> dict:
     return evaluate_weights(weights, pairs, with_meta, name, **({"steps": steps} if model == "diffusion" else {}))
 
 
+def carbonate_head_rows(weights: str, pairs: list) -> tuple[list[dict], dict]:
+    """The detection head's test rows (without / with metadata), each at its threshold chosen on val."""
+    val = held_out_pairs("val")
+    rows, chosen = [], {}
+    for with_meta in (False, True):
+        thr, f1_val = choose_carbonate_threshold(carbonate_head_outputs(weights, val, with_meta)[1], val)
+        _, logits = carbonate_head_outputs(weights, pairs, with_meta)
+        label = f"unet detection head {'+' if with_meta else '-'} metadata"
+        rows.append(detection_row(logits, pairs, thr, f"{label} (logit >= {thr:.2f}, chosen on val)"))
+        chosen["with metadata" if with_meta else "without metadata"] = {"threshold": thr, "val_f1": f1_val,
+                                                                        "val_scenes": len(val)}
+    return rows, chosen
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -111,6 +135,10 @@ def main(argv=None) -> int:
     ap.add_argument("--table-only", action="store_true", help="the results table alone (no timings, no real cube)")
     ap.add_argument("--out", help="result file (default bench/results/spectral[_quick].json)")
     ap.add_argument("--sweep-steps", default="", help="with --sweep-val: DDIM step counts to try too, e.g. 10,50")
+    ap.add_argument("--families", default="unet,diffusion",
+                    help="model families in the table (e.g. unet: no diffusion rows, much faster)")
+    ap.add_argument("--save-threshold", action="store_true",
+                    help="write the carbonate head's val-chosen threshold (with metadata) into --unet's config.json")
     args = ap.parse_args(argv)
     weights = {"unet": args.unet, "diffusion": args.diffusion}
     if pairs_dir() is None:
@@ -122,7 +150,11 @@ def main(argv=None) -> int:
     pairs = held_out_pairs("test")
     if args.quick:
         pairs = pairs[:4]
-    diff_cfg = SpectralPredictor(weights["diffusion"]).config
+    families = [m for m in ("unet", "diffusion") if m in args.families.split(",")]
+    if "diffusion" in families:
+        diff_cfg = SpectralPredictor(weights["diffusion"]).config
+    else:  # no diffusion rows: its sampler settings do not apply, and its weights need not exist
+        diff_cfg = {"sampler": {"steps": None}}
     steps = args.steps or diff_cfg["sampler"]["steps"]
     result = {"split_part": "test", "scenes": [p.scene for p in pairs], "ddim_steps": steps,
               "sampler": {**diff_cfg["sampler"], "steps": steps}, "machine": platform.platform(),
@@ -132,12 +164,23 @@ def main(argv=None) -> int:
         from concurrent.futures import ProcessPoolExecutor
 
         jobs = [(m, weights[m], wm, steps, [p.scene for p in pairs]) for m in ("diffusion", "unet")
-                for wm in (False, True)]
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            rows = dict(zip([(m, wm) for m, _, wm, *_ in jobs], pool.map(_row, jobs)))
-        for m in ("unet", "diffusion"):
+                if m in families for wm in (False, True)]
+        if args.workers == 1:  # in this process: nothing else runs beside it
+            rows = dict(zip([(m, wm) for m, _, wm, *_ in jobs], map(_row, jobs)))
+        else:
+            with ProcessPoolExecutor(max_workers=args.workers) as pool:
+                rows = dict(zip([(m, wm) for m, _, wm, *_ in jobs], pool.map(_row, jobs)))
+        for m in families:
             for wm in (False, True):
                 result["rows"].append(rows[(m, wm)])
+        if "unet" in families and SpectralPredictor(weights["unet"]).has_carbonate_head:
+            head_rows, chosen = carbonate_head_rows(weights["unet"], pairs)
+            result["rows"].extend(head_rows)
+            result["carbonate_head_threshold"] = chosen
+            print(f"carbonate head thresholds chosen on val: {json.dumps(chosen)}")
+            if args.save_threshold:
+                save_carbonate_threshold(weights["unet"], chosen["with metadata"]["threshold"],
+                                         {"part": "val", "metadata": True, "f1": chosen["with metadata"]["val_f1"]})
         print(f"\nheld-out test part: {len(pairs)} scenes; RMSE on 0-255; carbonate = G - max(R, B) > 8")
         print(format_table(result["rows"]))
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / ("spectral_quick.json" if args.quick

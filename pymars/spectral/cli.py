@@ -123,7 +123,8 @@ def cmd_train(args) -> int:
 
     # Options left out take TrainConfig's defaults (the committed models' recipe).
     given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "width", "seed", "synthetic_fraction",
-                                           "precision", "init", "green_weight")
+                                           "precision", "init", "green_weight", "carbonate_head",
+                                           "carb_weight", "carb_pos_weight")
              if getattr(args, k) is not None}
     cfg = TrainConfig(out=args.out, model=args.model, threads=args.threads, data="toy" if args.toy else "shared",
                       **given)
@@ -206,6 +207,10 @@ def register(sub) -> None:
                    help="start from a weights folder (e.g. pymars/weights/spectral-diffusion) or a checkpoint.pt")
     t.add_argument("--green-weight", type=float,
                    help="extra loss weight on carbonate-green target pixels (default 0)")
+    t.add_argument("--carbonate-head", action="store_true", default=None,
+                   help="unet: add the carbonate detection head (a 4th output, BCE on the target's green mask)")
+    t.add_argument("--carb-weight", type=float, help="with --carbonate-head: weight of its BCE in the loss (1)")
+    t.add_argument("--carb-pos-weight", type=float, help="with --carbonate-head: BCE weight of green pixels (10)")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--toy", action="store_true", help="random synthetic data only (smoke test, no ../shared)")
     t.set_defaults(func=cmd_train)

@@ -10,6 +10,11 @@ metadata" passes each scene's repaired latitude, longitude and site; "without"
 passes none (the models' learned null embedding). A trivial "input as
 output" row shows what the metrics give for copying the CaSSIS composite.
 
+A UNet with the carbonate detection head is scored twice: its FAL output
+with the colour rule like every model, and its head as a detector of its own
+(:func:`detection_row`): logit above a threshold chosen on the ``val`` part
+(:func:`choose_carbonate_threshold`, highest pooled F1 there), never on test.
+
 Example:
     >>> import numpy as np
     >>> from pymars.spectral.pairs import ScenePair
@@ -24,7 +29,7 @@ import time
 
 import numpy as np
 
-from pymars.spectral.metrics import DetectionCounts, image_metrics
+from pymars.spectral.metrics import DetectionCounts, best_f1, carbonate_mask, footprint, image_metrics
 from pymars.spectral.pairs import ScenePair, load_pairs, split_scenes
 from pymars.spectral.predict import SpectralPredictor
 
@@ -115,3 +120,90 @@ def format_table(rows: list[dict]) -> str:
         lines.append(f"| {r['name']} | {f(r['rmse'], 2)} | {f(r['pcc'], 3)} | {f(r['cosine'], 3)} | "
                      f"{f(r['ssim'], 3)} | {f(c['precision'], 3)} | {f(c['recall'], 3)} | {f(c['f1'], 3)} |")
     return "\n".join(lines)
+
+
+def carbonate_head_outputs(weights, pairs: list[ScenePair], with_meta: bool,
+                           threads: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """FAL predictions and carbonate logit maps (-inf outside the footprint) of a UNet with the head.
+
+    Example:
+        >>> carbonate_head_outputs("no-such-model", [], True)
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: spectral weights 'no-such-model' not found ...
+    """
+    predictor = SpectralPredictor(weights, threads=threads)
+    fals, logits = [], []
+    for p in pairs:
+        kw = {"lat": p.meta.lat, "lon": p.meta.lon, "site": p.meta.site} if with_meta and p.meta else {}
+        fal, logit = predictor.predict_with_carbonate(p.cassis, **kw)
+        fals.append(fal)
+        logits.append(logit)
+    return fals, logits
+
+
+def choose_carbonate_threshold(logits: list[np.ndarray], pairs: list[ScenePair]) -> tuple[float, float]:
+    """The logit threshold of highest F1 pooled over the pairs' footprint pixels, and that F1. Meant for the
+    val part; the test part only ever sees the threshold chosen here.
+
+    Example:
+        >>> import numpy as np
+        >>> from pymars.spectral.pairs import ScenePair
+        >>> fal = np.full((2, 2, 3), 50, np.uint8); fal[0, 0, 1] = 90  # one green pixel
+        >>> logit = np.array([[3.0, 1.0], [0.0, -1.0]], np.float32)
+        >>> choose_carbonate_threshold([logit], [ScenePair("s", fal, fal, None)])
+        (3.0, 1.0)
+    """
+    scores = np.concatenate([lg[footprint(p.cassis)] for lg, p in zip(logits, pairs)])
+    truth = np.concatenate([carbonate_mask(p.fal)[footprint(p.cassis)] for p in pairs])
+    f1, thr = best_f1(scores, truth)
+    return thr, f1
+
+
+def detection_row(logits: list[np.ndarray], pairs: list[ScenePair], threshold: float, name: str) -> dict:
+    """A table row for the carbonate head as a detector: pixel positive when ``logit >= threshold``; the image
+    metrics are NaN (shown "-"): the row scores a mask, not a FAL image.
+
+    Example:
+        >>> import numpy as np
+        >>> from pymars.spectral.pairs import ScenePair
+        >>> fal = np.full((2, 2, 3), 50, np.uint8); fal[0, 0, 1] = 90
+        >>> r = detection_row([np.array([[3.0, 1.0], [0.0, -1.0]])], [ScenePair("s", fal, fal, None)], 1.0, "head")
+        >>> r["carbonate"]["precision"], r["carbonate"]["recall"], r["rmse"] != r["rmse"]
+        (0.5, 1.0, True)
+    """
+    counts = DetectionCounts()
+    per = []
+    for lg, p in zip(logits, pairs):
+        inside = footprint(p.cassis)
+        pred, truth = (lg >= threshold) & inside, carbonate_mask(p.fal) & inside
+        c = DetectionCounts(int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum()))
+        counts.tp, counts.fp, counts.fn = counts.tp + c.tp, counts.fp + c.fp, counts.fn + c.fn
+        per.append({"scene": p.scene, "tp": c.tp, "fp": c.fp, "fn": c.fn})
+    nan = float("nan")
+    return {"name": name, "images": len(pairs), **{k: nan for k in METRICS}, "carbonate": counts.scores(),
+            "threshold": float(threshold), "per_scene": per}
+
+
+def save_carbonate_threshold(folder, threshold: float, chosen: dict) -> None:
+    """Record the head's val-chosen decision threshold in the weights folder's config.json
+    (``carbonate_head``: ``threshold`` and how it was chosen), so predictions can apply it.
+
+    Example:
+        >>> import json, os, tempfile
+        >>> d = tempfile.mkdtemp(); open(os.path.join(d, "config.json"), "w").write("{}")
+        2
+        >>> save_carbonate_threshold(d, 1.5, {"part": "val", "f1": 0.2})
+        >>> json.load(open(os.path.join(d, "config.json")))["carbonate_head"]["threshold"]
+        1.5
+    """
+    import json
+    from pathlib import Path
+
+    from pymars.clio import atomic_path
+
+    path = Path(folder) / "config.json"
+    cfg = json.loads(path.read_text())
+    cfg["carbonate_head"] = {"threshold": float(threshold), **chosen}
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(cfg, indent=2))

@@ -9,7 +9,9 @@ The folder holds:
 * ``model.safetensors``: the EMA weights (what the ONNX graph was made from);
 * ``model.onnx``: inputs ``x_t, cassis, image_keep, t, lat, lon, site,
   meta_keep`` with free batch, height and width; output ``out`` (the FAL image
-  for ``unet``, v for ``diffusion``);
+  for ``unet``, v for ``diffusion``); a UNet with the carbonate head has a
+  second output ``carb_logit`` (N, 1, H, W), the per-pixel carbonate logit, in
+  the same graph (one evaluation gives both);
 * ``config.json``: architecture, sites, default sampler settings, the
   training recipe, and the measured ONNX-vs-torch difference.
 
@@ -36,6 +38,30 @@ from pymars.spectral.metadata import SITES
 from pymars.spectral.models import SpectralConfig, SpectralUNet
 
 INPUT_NAMES = ["x_t", "cassis", "image_keep", "t", "lat", "lon", "site", "meta_keep"]
+CARB_OUTPUT = "carb_logit"
+
+
+class _SplitOutputs(torch.nn.Module):
+    """Export view of a model with the carbonate head: its 4 channels as ``out`` (FAL) and ``carb_logit``,
+    so the FAL output keeps the name, shape and meaning it has in every other weights folder."""
+
+    def __init__(self, model: SpectralUNet):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args):
+        y = self.model(*args)
+        return y[:, :3], y[:, 3:]
+
+
+def output_names(model: SpectralUNet) -> list[str]:
+    """Names of the exported graph's outputs.
+
+    Example:
+        >>> output_names(SpectralUNet(SpectralConfig(kind="unet", width=8, carbonate_head=True)))
+        ['out', 'carb_logit']
+    """
+    return ["out", CARB_OUTPUT] if model.cfg.carbonate_head else ["out"]
 #: Sampler defaults written into a diffusion model's config.json (what predict and the results table use).
 DEFAULT_SAMPLER = {"steps": 20, "image_guidance": 1.5, "meta_guidance": 2.0, "seed": 0}
 
@@ -79,10 +105,13 @@ def export_model(model: SpectralUNet, out_dir: str | Path, train_config: dict | 
     dyn = {n: {0: "batch"} for n in INPUT_NAMES}
     for n in ("x_t", "cassis"):
         dyn[n] = {0: "batch", 2: "height", 3: "width"}
-    dyn["out"] = {0: "batch", 2: "height", 3: "width"}
+    outputs = output_names(model)
+    for n in outputs:
+        dyn[n] = {0: "batch", 2: "height", 3: "width"}
+    graph = _SplitOutputs(model) if model.cfg.carbonate_head else model
 
     def write_onnx(p):
-        torch.onnx.export(model, args, str(p), input_names=INPUT_NAMES, output_names=["out"],
+        torch.onnx.export(graph, args, str(p), input_names=INPUT_NAMES, output_names=outputs,
                           dynamic_axes=dyn, opset_version=17, dynamo=False)
 
     _write_with(out / "model.onnx", write_onnx)
@@ -93,7 +122,7 @@ def export_model(model: SpectralUNet, out_dir: str | Path, train_config: dict | 
         with torch.no_grad():
             ref = model(*(torch.from_numpy(ex[n]) for n in INPUT_NAMES)).numpy()
         names = {i.name for i in sess.get_inputs()}  # the UNet's graph has no x_t / t inputs
-        got = sess.run(None, {k: v for k, v in ex.items() if k in names})[0]
+        got = np.concatenate(sess.run(None, {k: v for k, v in ex.items() if k in names}), axis=1)
         diff = max(diff, float(np.abs(ref - got).max()))
     if not diff < 1e-3:
         raise ValueError(f"ONNX Runtime and PyTorch disagree by {diff:.2e} (>= 1e-3)")
@@ -102,6 +131,8 @@ def export_model(model: SpectralUNet, out_dir: str | Path, train_config: dict | 
               "train": train_config or {}}
     if model.cfg.kind == "diffusion":
         config["sampler"] = dict(DEFAULT_SAMPLER)
+    if model.cfg.carbonate_head:  # the decision threshold is chosen later, on the val part (evaluate.py)
+        config["outputs"] = outputs
     _write_with(out / "config.json", lambda p: p.write_text(json.dumps(config, indent=2)))
     return {"files": ["config.json", "model.onnx", "model.safetensors"], "onnx_max_abs_diff": diff}
 

@@ -12,7 +12,9 @@ true FAL composites, both HxWx3 uint8, on the 0-255 scale the thesis reports.
   FAL and cover under 1 % of the pixels. :func:`carbonate_mask` marks a pixel
   green when G exceeds both R and B by more than :data:`GREEN_MARGIN` (of 255);
   :class:`DetectionCounts` pools true/false positives over a set of images for
-  precision, recall, F1 and IoU.
+  precision, recall, F1 and IoU. A detector that outputs a score per pixel
+  (the UNet's carbonate head) needs a threshold: :func:`best_f1` finds the
+  one of highest pooled F1, to be chosen on the val part and applied to test.
 
 No perceptual metric: LPIPS needs pretrained weights that cannot be fetched
 here (stlpips-pytorch is the one offline option and is not a dependency), so
@@ -182,6 +184,28 @@ class DetectionCounts:
         f1 = ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
         return {"precision": p, "recall": r, "f1": f1, "iou": ratio(self.tp, self.tp + self.fp + self.fn),
                 "true_pixels": self.tp + self.fn, "predicted_pixels": self.tp + self.fp}
+
+
+def best_f1(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Highest pooled F1 of ``scores >= threshold`` over all thresholds, and that threshold (the lowest
+    score still marked positive); (nan, inf) when ``truth`` has no positive.
+
+    Example:
+        >>> import numpy as np
+        >>> best_f1(np.array([0.9, 0.8, 0.3, 0.1]), np.array([True, False, True, False]))
+        (0.8, 0.3)
+    """
+    s, t = np.asarray(scores, np.float64).ravel(), np.asarray(truth, bool).ravel()
+    if not t.any():
+        return float("nan"), float("inf")
+    order = np.argsort(-s, kind="stable")
+    s, t = s[order], t[order]
+    last = np.r_[s[1:] != s[:-1], True]  # a threshold takes every tied score together
+    tp = np.cumsum(t)[last]
+    n = np.arange(1, len(s) + 1)[last]
+    f1 = 2 * tp / (n + t.sum())
+    i = int(np.argmax(f1))
+    return float(f1[i]), float(s[last][i])
 
 
 def image_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:

@@ -18,8 +18,16 @@ InstructPix2Pix-style diffusion model. Both are built here from one backbone,
   one model run with or without metadata and gives classifier-free guidance
   its unconditional branches.
 
+* optional carbonate detection head (``carbonate_head``, ``unet`` only): one
+  more output channel, a per-pixel logit of "the FAL target is carbonate-green
+  here" (G - max(R, B) > 8). An MSE regressor averages the rare green excess
+  away (0.7 % of the pixels; docs/spectral.md), so the colour it predicts never
+  crosses the green rule; a classifier trained with a class-weighted BCE on the
+  green mask, thresholded on the val part, is the direct way to score it.
+
 Every forward takes the same tensors (``x_t`` is ignored by the regression
-model), so ONNX export and inference are one code path.
+model), so ONNX export and inference are one code path. With the head the
+output has 4 channels: the FAL image, then the carbonate logit.
 
 Example:
     >>> import torch
@@ -52,16 +60,26 @@ class SpectralConfig:
     emb_dim: int = 64
     fourier: int = 4
     sites: int = len(SITES)
+    # One more output channel: the carbonate-green logit (module docstring). unet only.
+    carbonate_head: bool = False
 
     def to_dict(self) -> dict:
         """Plain-JSON form (stored in config.json beside the weights).
 
+        ``carbonate_head`` is written only when set, so the config (and the
+        checkpoint identity a resumed run is checked against) of a model
+        without the head is what it was before the head existed.
+
         Example:
             >>> SpectralConfig().to_dict()["mults"]
             [1, 2, 4]
+            >>> "carbonate_head" in SpectralConfig().to_dict(), SpectralConfig(carbonate_head=True).to_dict()["carbonate_head"]
+            (False, True)
         """
         d = asdict(self)
         d["mults"] = list(self.mults)
+        if not self.carbonate_head:
+            del d["carbonate_head"]
         return d
 
     @classmethod
@@ -148,6 +166,8 @@ class SpectralUNet(nn.Module):
         super().__init__()
         if cfg.kind not in ("unet", "diffusion"):
             raise ValueError(f"unknown spectral model kind {cfg.kind!r} (unet or diffusion)")
+        if cfg.carbonate_head and cfg.kind != "unet":
+            raise ValueError("the carbonate head is for the unet model only")
         self.cfg = cfg
         w, e = cfg.width, cfg.emb_dim
         cin = 4 + (3 if cfg.kind == "diffusion" else 0)
@@ -167,6 +187,13 @@ class SpectralUNet(nn.Module):
             self.up.append(ResBlock(prev + c, c, e))
             prev = c
         self.out = nn.Sequential(nn.GroupNorm(min(8, prev), prev), nn.SiLU(), nn.Conv2d(prev, 3, 3, padding=1))
+        if cfg.carbonate_head:
+            # Its own small branch on the last decoder features (not a 4th channel of self.out), so a
+            # model without the head loads into this one unchanged and only the branch starts new.
+            self.carb = nn.Sequential(nn.GroupNorm(min(8, prev), prev), nn.SiLU(), nn.Conv2d(prev, prev, 3, padding=1),
+                                      nn.SiLU(), nn.Conv2d(prev, 1, 1))
+            with torch.no_grad():  # start near the class prior (~1 % green) rather than at 50 %
+                self.carb[-1].bias.fill_(-4.0)
 
     @property
     def multiple(self) -> int:
@@ -192,6 +219,8 @@ class SpectralUNet(nn.Module):
             if i:
                 h = F.interpolate(h, scale_factor=2.0, mode="nearest")
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
+        if self.cfg.carbonate_head:
+            return torch.cat([self.out(h), self.carb(h)], dim=1)
         return self.out(h)
 
 

@@ -6,7 +6,11 @@ weights folder written by :mod:`pymars.spectral.export` (the shipped ones are
 8-bit CaSSIS composite (BLU, PAN, NIR, per-channel stretched, black outside the
 footprint) to an 8-bit FAL composite (R2529, R1506, R1080).
 
-* ``unet`` folders: one network evaluation.
+* ``unet`` folders: one network evaluation. A UNet with the carbonate
+  detection head also gives a per-pixel carbonate logit
+  (:meth:`SpectralPredictor.predict_with_carbonate`); its decision threshold,
+  once chosen on the val part, is ``config.json``'s
+  ``carbonate_head.threshold`` (:func:`pymars.spectral.evaluate.save_carbonate_threshold`).
 * ``diffusion`` folders: DDIM from seeded noise with classifier-free guidance
   on the image and, when the location is given, on the metadata
   (:func:`pymars.spectral.diffusion.ddim_sample`); the branches run as one
@@ -126,10 +130,55 @@ class SpectralPredictor:
         self.session = ort.InferenceSession(str(self.folder / "model.onnx"), opts,
                                             providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
+        self.has_carbonate_head = len(self.session.get_outputs()) > 1
         self.schedule = Schedule()
 
-    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
+    def _run(self, feeds: dict[str, np.ndarray], everything: bool = False):
+        outs = self.session.run(None, {k: v for k, v in feeds.items() if k in self.inputs})
+        return outs if everything else outs[0]
+
+    def predict_with_carbonate(self, cassis: np.ndarray, lat: float | None = None, lon: float | None = None,
+                               site: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """FAL composite (HxWx3 uint8) and carbonate logit map (HxW float32, -inf outside the footprint) of a
+        UNet with the carbonate head, from one network evaluation.
+
+        ``logit > config["carbonate_head"]["threshold"]`` is the head's carbonate
+        mask; it is a separate detector, not the FAL output's green rule.
+
+        Example:
+            >>> import numpy as np
+            >>> p = SpectralPredictor.__new__(SpectralPredictor)
+            >>> p.kind, p.has_carbonate_head = "unet", False
+            >>> p.predict_with_carbonate(np.zeros((8, 8, 3), np.uint8))
+            Traceback (most recent call last):
+            ...
+            ValueError: this model has no carbonate head (train with --carbonate-head)
+        """
+        if self.kind != "unet" or not self.has_carbonate_head:
+            raise ValueError("this model has no carbonate head (train with --carbonate-head)")
+        cassis = check_cassis(cassis)
+        out, logit = self._run(self._unet_feeds(cassis, check_metadata(lat, lon, site)), everything=True)[:2]
+        h, w = cassis.shape[:2]
+        logit = logit[0, 0, :h, :w].astype(np.float32)
+        logit[cassis.max(axis=-1) == 0] = -np.inf
+        return self._to_fal(out[0], cassis), logit
+
+    def _unet_feeds(self, cassis: np.ndarray, meta) -> dict[str, np.ndarray]:
+        h, w = cassis.shape[:2]
+        m = self.multiple
+        padded = np.pad(cassis, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
+        x = (np.moveaxis(padded.astype(np.float32), -1, 0)[None] / 127.5 - 1.0).astype(np.float32)
+        lat_v, lon_v, site_i = meta if meta is not None else (0.0, 0.0, 0)
+        return {"cassis": x, "image_keep": np.ones(1, np.float32), "lat": np.array([lat_v], np.float32),
+                "lon": np.array([lon_v], np.float32), "site": np.array([site_i], np.int64),
+                "meta_keep": np.array([1.0 if meta else 0.0], np.float32)}
+
+    @staticmethod
+    def _to_fal(out: np.ndarray, cassis: np.ndarray) -> np.ndarray:
+        h, w = cassis.shape[:2]
+        fal = np.clip(np.round((np.moveaxis(out, 0, -1)[:h, :w] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        fal[cassis.max(axis=-1) == 0] = 0
+        return fal
 
     def predict(self, cassis: np.ndarray, lat: float | None = None, lon: float | None = None,
                 site: str | None = None, steps: int | None = None, image_guidance: float | None = None,
@@ -146,15 +195,10 @@ class SpectralPredictor:
         """
         cassis = check_cassis(cassis)
         meta = check_metadata(lat, lon, site)
-        h, w = cassis.shape[:2]
-        m = self.multiple
-        padded = np.pad(cassis, ((0, -h % m), (0, -w % m), (0, 0)), mode="edge")
-        x = (np.moveaxis(padded.astype(np.float32), -1, 0)[None] / 127.5 - 1.0).astype(np.float32)
+        feeds = self._unet_feeds(cassis, meta)
+        x = feeds["cassis"]
         lat_v, lon_v, site_i = meta if meta is not None else (0.0, 0.0, 0)
         if self.kind == "unet":
-            feeds = {"cassis": x, "image_keep": np.ones(1, np.float32), "lat": np.array([lat_v], np.float32),
-                     "lon": np.array([lon_v], np.float32), "site": np.array([site_i], np.int64),
-                     "meta_keep": np.array([1.0 if meta else 0.0], np.float32)}
             out = self._run(feeds)[0]
         else:
             s = self.config.get("sampler", {})
@@ -173,9 +217,7 @@ class SpectralPredictor:
 
             out = ddim_sample(denoise, x.shape, self.schedule, steps,
                               seed=int(seed if seed is not None else s.get("seed", 0)), progress=progress)[0]
-        fal = np.clip(np.round((np.moveaxis(out, 0, -1)[:h, :w] + 1.0) * 127.5), 0, 255).astype(np.uint8)
-        fal[cassis.max(axis=-1) == 0] = 0
-        return fal
+        return self._to_fal(out, cassis)
 
 
 def write_png_atomic(path: str | Path, img: np.ndarray) -> None:

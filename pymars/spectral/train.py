@@ -10,7 +10,9 @@ unconditional branch (the "with / without metadata" rows of the results
 table, and classifier-free guidance); the denoiser also drops the image with
 ``image_drop``.
 
-* ``unet``: MSE between prediction and target, both in [-1, 1].
+* ``unet``: MSE between prediction and target, both in [-1, 1]; with
+  ``carbonate_head`` plus ``carb_weight`` x a class-weighted BCE of the head's
+  logit against the target's green mask (:func:`green_mask`) over the footprint.
 * ``diffusion``: DDPM, a uniform time in 0..999, the target noised with the
   cosine schedule, MSE on v (:mod:`~pymars.spectral.diffusion`).
 
@@ -41,6 +43,7 @@ import torch
 from pymars.spectral.augment import augment_pair
 from pymars.spectral.diffusion import Schedule
 from pymars.spectral.metadata import SITES
+from pymars.spectral.metrics import best_f1
 from pymars.spectral.models import SpectralConfig, SpectralUNet, count_parameters
 from pymars.spectral.pairs import load_pairs, pairs_dir, split_scenes
 from pymars.spectral.synthesis import SyntheticSource, synth_patch
@@ -78,6 +81,13 @@ class TrainConfig:
     # each such pixel counts 1 + green_weight times. They are 0.7 % of the pixels, and an unweighted
     # loss averages them away (docs/spectral.md). 0: the committed models' recipe.
     green_weight: float = 0.0
+    # Carbonate detection head (models.py; unet only): a 4th output channel, a per-pixel logit trained
+    # with BCE on the target's green mask, positives weighted carb_pos_weight (they are ~1 in 150
+    # footprint pixels; the decision threshold is chosen later on the val part, so this weight only
+    # shapes the ranking, it need not be the class ratio). The loss adds carb_weight x that BCE.
+    carbonate_head: bool = False
+    carb_weight: float = 1.0
+    carb_pos_weight: float = 10.0
 
 
 def to_unit(img_u8: np.ndarray) -> np.ndarray:
@@ -164,12 +174,33 @@ def green_mask(fal: torch.Tensor) -> torch.Tensor:
     return (g - torch.maximum(r, b) > 8 / 127.5).to(fal.dtype)
 
 
+def carbonate_bce(logit: torch.Tensor, fal: torch.Tensor, cassis: torch.Tensor, pos_weight: float) -> torch.Tensor:
+    """Class-weighted BCE of (N, 1, H, W) carbonate logits against the green mask of the [-1, 1] FAL target,
+    averaged over footprint pixels (input not black): the black surround is trivially "no carbonate" and
+    would only dilute the loss.
+
+    Example:
+        >>> fal = torch.tensor([[[[0.0, 0.0]], [[0.2, 0.0]], [[0.0, 0.0]]]])  # pixel 0 green, pixel 1 grey
+        >>> cassis = torch.zeros(1, 3, 1, 2)
+        >>> good, bad = torch.tensor([[[[9.0, -9.0]]]]), torch.tensor([[[[-9.0, 9.0]]]])
+        >>> float(carbonate_bce(good, fal, cassis, 10.0)) < 0.01 < float(carbonate_bce(bad, fal, cassis, 10.0))
+        True
+    """
+    inside = (cassis > -1).any(dim=1, keepdim=True).to(logit.dtype)
+    per_pixel = torch.nn.functional.binary_cross_entropy_with_logits(
+        logit, green_mask(fal).to(logit.dtype), pos_weight=torch.tensor(pos_weight, dtype=logit.dtype),
+        reduction="none")
+    return (per_pixel * inside).sum() / inside.sum().clamp(min=1.0)
+
+
 def loss_on(model: SpectralUNet, b: dict, rng: np.random.Generator, schedule: Schedule,
-            image_drop: float = 0.0, green_weight: float = 0.0, precision: Precision | None = None) -> torch.Tensor:
+            image_drop: float = 0.0, green_weight: float = 0.0, precision: Precision | None = None,
+            carb_weight: float = 1.0, carb_pos_weight: float = 10.0) -> torch.Tensor:
     """Training loss of one batch (MSE for ``unet``; v-MSE at random times for ``diffusion``).
 
     ``green_weight``: carbonate-green target pixels count 1 + green_weight times
     (:func:`green_mask`). ``precision``: bf16 autocast and channels_last (None: fp32).
+    A model with the carbonate head adds ``carb_weight`` x :func:`carbonate_bce`.
 
     Example:
         >>> import numpy as np
@@ -187,7 +218,11 @@ def loss_on(model: SpectralUNet, b: dict, rng: np.random.Generator, schedule: Sc
             return model(*(precision.batch(a) for a in args)).float()
 
     if model.cfg.kind == "unet":
-        return torch.mean(weight * (run(*model_inputs(b, None, None)) - fal) ** 2)
+        out = run(*model_inputs(b, None, None))
+        mse = torch.mean(weight * (out[:, :3] - fal) ** 2)
+        if not model.cfg.carbonate_head:
+            return mse
+        return mse + carb_weight * carbonate_bce(out[:, 3:], fal, torch.from_numpy(b["cassis"]), carb_pos_weight)
     n = fal.shape[0]
     t = rng.integers(0, schedule.T, n)
     a, s = (torch.from_numpy(np.asarray(v, np.float32))[:, None, None, None] for v in schedule.coefs(t))
@@ -218,11 +253,11 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.model not in ("unet", "diffusion"):
         raise ValueError(f"--model must be unet or diffusion, got {cfg.model!r}")
     out, _ = start_run(cfg.out, cfg.seed, cfg.threads, "cpu")
-    mcfg = SpectralConfig(kind=cfg.model, width=cfg.width)
+    mcfg = SpectralConfig(kind=cfg.model, width=cfg.width, carbonate_head=cfg.carbonate_head)
     precision = Precision(cfg.precision, channels_last=cfg.precision == "bf16")
     model = SpectralUNet(mcfg)
     if cfg.init and not (out / CHECKPOINT).is_file():  # a resumed run has its own weights
-        model.load_state_dict(init_weights(cfg.init, mcfg))
+        load_init(model, init_weights(cfg.init, mcfg))
     model = precision.prepare(model)
     ema = EMA(model, cfg.ema)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -233,9 +268,19 @@ def train(cfg: TrainConfig) -> dict:
         if val is None:
             return None
         with torch.no_grad():
-            vl = float(loss_on(ema.model, val, np.random.default_rng(999), schedule))
-        trainer.write(f"step {step}: val loss {vl:.4f}")
-        return {"step": step, "train_loss": trainer.last, "val_loss": vl, "elapsed_s": round(trainer.elapsed(), 1)}
+            vl = float(loss_on(ema.model, val, np.random.default_rng(999), schedule, carb_weight=0.0))
+            rec = {"step": step, "train_loss": trainer.last, "val_loss": vl, "elapsed_s": round(trainer.elapsed(), 1)}
+            if mcfg.carbonate_head:  # val loss stays the plain MSE (comparable with head-less runs)
+                logit = ema.model(*model_inputs(val, None, None))[:, 3:].float()
+                rec["val_carb_bce"] = float(carbonate_bce(logit, torch.from_numpy(val["fal"]),
+                                                          torch.from_numpy(val["cassis"]), cfg.carb_pos_weight))
+                inside = (torch.from_numpy(val["cassis"]) > -1).any(dim=1, keepdim=True)
+                rec["val_carb_best_f1"] = best_f1(logit[inside].numpy(),
+                                                  green_mask(torch.from_numpy(val["fal"]))[inside].numpy() > 0)[0]
+        extra = (f", carbonate BCE {rec['val_carb_bce']:.4f}, best F1 {rec['val_carb_best_f1']:.3f}"
+                 if mcfg.carbonate_head else "")
+        trainer.write(f"step {step}: val loss {vl:.4f}{extra}")
+        return rec
 
     trainer = Trainer(out, model, opt, lambda s: linear_warmup(s, cfg.lr, 200), steps=cfg.steps, seed=cfg.seed,
                       ema=ema, clip=1.0, precision=precision, save_every=cfg.save_every, validate_every=cfg.validate_every,
@@ -248,7 +293,7 @@ def train(cfg: TrainConfig) -> dict:
     val = _validation_batch(src, 128)
     image_drop = cfg.image_drop if cfg.model == "diffusion" else 0.0
     r = trainer.run(lambda s, rng: (loss_on(model, src.batch(rng), rng, schedule, image_drop, cfg.green_weight,
-                                            precision), {}))
+                                            precision, cfg.carb_weight, cfg.carb_pos_weight), {}))
     return {"step": r["step"], "loss": r["last"], "parameters": count_parameters(model), "out": str(out)}
 
 
@@ -281,6 +326,21 @@ def init_weights(source: str | os.PathLike, mcfg: SpectralConfig) -> dict:
         raise ValueError(f"cannot start a {mcfg.kind} model (width {mcfg.width}) from {p.name}: it holds a "
                          f"{src.cfg.kind} (width {src.cfg.width})")
     return {k: v.float() for k, v in src.state_dict().items()}
+
+
+def load_init(model: SpectralUNet, state: dict) -> None:
+    """Load fine-tune start weights; only a new carbonate head (``carb.*``) may be absent from them.
+
+    Example:
+        >>> src = SpectralUNet(SpectralConfig(kind="unet", width=8))
+        >>> dst = SpectralUNet(SpectralConfig(kind="unet", width=8, carbonate_head=True))
+        >>> load_init(dst, src.state_dict()); bool(torch.equal(dst.inp.weight, src.inp.weight))
+        True
+    """
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.startswith("carb.")] + list(unexpected)
+    if bad:
+        raise ValueError(f"start weights do not fit the model: {', '.join(sorted(bad)[:5])}")
 
 
 def load_checkpoint(path: str | Path, use_ema: bool = True) -> SpectralUNet:
