@@ -174,3 +174,38 @@ def test_cli_train_options():
                       "--carb-pos-weight", "5"])
     assert (a.carbonate_head, a.carb_weight, a.carb_pos_weight) == (True, 0.1, 5.0)
     assert p.parse_args(["spectral", "train", "--model", "unet", "--out", "x"]).carbonate_head is None
+
+
+def test_cli_writes_the_heads_mask_with_the_val_threshold_or_refuses_in_one_line(tmp_path, capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    from PIL import Image
+
+    from pymars.cli import main
+    from pymars.spectral.evaluate import save_carbonate_threshold
+    from pymars.spectral.export import export_model
+    from pymars.spectral.models import SpectralConfig, SpectralUNet
+    from pymars.spectral.predict import SpectralPredictor
+
+    head, plain = tmp_path / "head", tmp_path / "plain"
+    export_model(SpectralUNet(SpectralConfig(width=8, carbonate_head=True)), head)
+    export_model(SpectralUNet(SpectralConfig(width=8)), plain)
+    img = np.random.default_rng(1).integers(1, 256, (20, 24, 3)).astype(np.uint8)
+    img[:4] = 0  # outside the footprint: never carbonate
+    src = tmp_path / "cassis.png"
+    Image.fromarray(img).save(src)
+    fal_out, mask_out = tmp_path / "fal.png", tmp_path / "mask.png"
+    args = ["spectral", "predict", str(src), "-o", str(fal_out), "--carbonate-mask", str(mask_out), "--quiet"]
+    # No threshold chosen yet, and a model without the head: one line each, no file written.
+    for model, match in ((head, "no carbonate threshold"), (plain, "needs a UNet with the carbonate head")):
+        assert main([*args, "--model", str(model)]) != 0
+        assert match in capsys.readouterr().err
+        assert not fal_out.exists() and not mask_out.exists()
+    _, logit = SpectralPredictor(head).predict_with_carbonate(img)
+    threshold = float(np.median(logit[4:]))
+    save_carbonate_threshold(head, threshold, {"val_f1": 0.5})
+    assert main([*args, "--model", str(head)]) == 0
+    mask = np.array(Image.open(mask_out))
+    assert mask.shape == img.shape[:2] and set(np.unique(mask)) <= {0, 255}
+    np.testing.assert_array_equal(mask > 0, logit >= threshold)
+    assert not mask[:4].any() and fal_out.exists()

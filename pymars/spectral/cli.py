@@ -100,21 +100,43 @@ def pds_cassis(path: str) -> "np.ndarray":
 
 
 def cmd_predict(args) -> int:
+    import numpy as np
+
     from pymars.clio import AtomicOutput, check_output
     from pymars.imageio import image_bytes
     from pymars.spectral.predict import SpectralPredictor
 
     out = check_output(args.output, "PNG image", [args.input])
+    mask_out = check_output(args.carbonate_mask, "PNG image", [args.input, out]) if args.carbonate_mask else None
     img = read_cassis(args.input)
     predictor = SpectralPredictor(args.model, threads=args.threads)
+    threshold = None
+    if mask_out is not None:
+        # The head's own detector (docs/spectral.md, "Carbonate detection head"): checked before any output.
+        if predictor.kind != "unet" or not predictor.has_carbonate_head:
+            raise ValueError(f"--carbonate-mask needs a UNet with the carbonate head; {predictor.folder} has none "
+                             "(train with --carbonate-head)")
+        threshold = predictor.config.get("carbonate_head", {}).get("threshold")
+        if threshold is None:
+            raise ValueError(f"{predictor.folder}: no carbonate threshold in config.json (choose one on the val part: "
+                             "bench/spectral_eval.py --save-threshold)")
     with AtomicOutput(out) as sink:
-        fal = predictor.predict(img, lat=args.lat, lon=args.lon, site=args.site, steps=args.steps,
-                                image_guidance=args.image_guidance, meta_guidance=args.meta_guidance, seed=args.seed,
-                                progress=not args.quiet)
+        if mask_out is None:
+            fal = predictor.predict(img, lat=args.lat, lon=args.lon, site=args.site, steps=args.steps,
+                                    image_guidance=args.image_guidance, meta_guidance=args.meta_guidance,
+                                    seed=args.seed, progress=not args.quiet)
+        else:
+            fal, logit = predictor.predict_with_carbonate(img, lat=args.lat, lon=args.lon, site=args.site)
+            mask = np.where(logit >= threshold, 255, 0).astype(np.uint8)
+            with AtomicOutput(mask_out) as mask_sink:
+                mask_sink.write(image_bytes(mask, ".png"))
         sink.write(image_bytes(fal, ".png"))
     meta = "no metadata" if args.site is None else f"lat {args.lat}, lon {args.lon}, site {args.site}"
     print(f"{out}: FAL (R2529, R1506, R1080) {fal.shape[1]}x{fal.shape[0]}, {predictor.kind} model "
           f"{predictor.folder.name}, {meta}")
+    if mask_out is not None:
+        print(f"{mask_out}: carbonate mask of the detection head (logit >= {threshold:.3f}), "
+              f"{int((mask > 0).sum())} of {int((img.max(axis=-1) > 0).sum())} footprint pixels")
     return 0
 
 
@@ -188,6 +210,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, help="noise seed (default 0)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--carbonate-mask", metavar="MASK.png", default=None,
+                   help="also write the carbonate detection head's mask (255 = carbonate; a UNet folder trained "
+                        "with --carbonate-head whose threshold was chosen on val)")
     p.set_defaults(func=cmd_predict)
 
     t = ssub.add_parser("train", help="train or resume a spectral model on ../shared/data/spectral")

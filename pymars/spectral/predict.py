@@ -142,7 +142,7 @@ class SpectralPredictor:
         """FAL composite (HxWx3 uint8) and carbonate logit map (HxW float32, -inf outside the footprint) of a
         UNet with the carbonate head, from one network evaluation.
 
-        ``logit > config["carbonate_head"]["threshold"]`` is the head's carbonate
+        ``logit >= config["carbonate_head"]["threshold"]`` is the head's carbonate
         mask; it is a separate detector, not the FAL output's green rule.
 
         Example:
