@@ -744,6 +744,111 @@ inline void predict_ahead(const S* samples, size_t row_stride, uint32_t channels
   }
 }
 
+// Lossless colour plane ch (1 or 2) of a form 2 or 3 RGB tile, inside (y >= 1, 1 <= x <
+// w - 1): `predict_ac`'s numbers (MED on the plane x_ch - S(g, x_ch-1), no bias correction
+// below kNlChromaBiasFromK, the previous channel's class) without a branch, on contiguous
+// copies of the rows: cur/up channel ch at rows y and y - 1, pcur/pup channel ch - 1, and
+// for ch = 2 scur/sup channel 0 (its plane deviation gives channel 2's class).
+template <typename S>
+__attribute__((always_inline)) inline void predict_inside_plane(
+    const S* __restrict cur, const S* __restrict up, const S* __restrict pcur, const S* __restrict pup,
+    const S* __restrict scur, const S* __restrict sup, uint32_t n, int32_t g, int32_t g0, const Params& p,
+    int32_t* __restrict err_out, int32_t* __restrict q_out, int32_t* __restrict cross_out) {
+  const int32_t t1q = p.t1, t2q = p.t2, t3q = p.t3, maxval = p.maxval, range = p.range;
+  const uint32_t cross_shift = p.cross_shift;
+  auto sc = [](int32_t gain, int32_t v) { return (gain * v + 8) >> 4; };
+  auto quant = [&](int32_t d) {
+    return int32_t(d > 0) + int32_t(d >= t1q) + int32_t(d >= t2q) + int32_t(d >= t3q) - int32_t(d < 0) -
+           int32_t(d <= -t1q) - int32_t(d <= -t2q) - int32_t(d <= -t3q);
+  };
+  auto med3 = [](int32_t a, int32_t b, int32_t c) {
+    const int32_t mx = a > b ? a : b, mn = a < b ? a : b;
+    return c >= mx ? mn : (c <= mn ? mx : a + b - c);
+  };
+  for (ptrdiff_t i = 0; i < ptrdiff_t(n); ++i) {
+    const int32_t a = int32_t(cur[i - 1]) - sc(g, pcur[i - 1]), b = int32_t(up[i]) - sc(g, pup[i]);
+    const int32_t c = int32_t(up[i - 1]) - sc(g, pup[i - 1]), d = int32_t(up[i + 1]) - sc(g, pup[i + 1]);
+    const int32_t v = 81 * quant(d - b) + 9 * quant(b - c) + quant(c - a);
+    const int32_t sign = v < 0 ? -1 : 1;
+    int32_t px = sc(g, pcur[i]) + med3(a, b, c);
+    px = px < 0 ? 0 : (px > maxval ? maxval : px);
+    int32_t e = sign * (int32_t(cur[i]) - px);
+    e = e < 0 ? e + range : e;
+    e = e >= (range + 1) / 2 ? e - range : e;
+    // The class of the previous channel's error where it was coded (cross_class at k = 0).
+    int32_t dev = scur ? (int32_t(pcur[i]) - sc(g0, scur[i])) - med3(int32_t(pcur[i - 1]) - sc(g0, scur[i - 1]),
+                                                                     int32_t(pup[i]) - sc(g0, sup[i]),
+                                                                     int32_t(pup[i - 1]) - sc(g0, sup[i - 1]))
+                       : int32_t(pcur[i]) - med3(pcur[i - 1], pup[i], pup[i - 1]);
+    dev = (dev < 0 ? -dev : dev) >> cross_shift;
+    err_out[i] = e;
+    q_out[i] = v < 0 ? -v : v;
+    cross_out[i] = dev >= 2 ? 2 : dev;
+  }
+}
+PYMARS_NL_CLONES __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void predict_inside_plane8(
+    const uint8_t* cur, const uint8_t* up, const uint8_t* pcur, const uint8_t* pup, const uint8_t* scur,
+    const uint8_t* sup, uint32_t n, int32_t g, int32_t g0, const Params& p, int32_t* err_out, int32_t* q_out,
+    int32_t* cross_out) {
+  if (scur) predict_inside_plane(cur, up, pcur, pup, scur, sup, n, g, g0, p, err_out, q_out, cross_out);
+  else predict_inside_plane<uint8_t>(cur, up, pcur, pup, nullptr, nullptr, n, g, g0, p, err_out, q_out, cross_out);
+}
+PYMARS_NL_CLONES __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void predict_inside_plane16(
+    const uint16_t* cur, const uint16_t* up, const uint16_t* pcur, const uint16_t* pup, const uint16_t* scur,
+    const uint16_t* sup, uint32_t n, int32_t g, int32_t g0, const Params& p, int32_t* err_out, int32_t* q_out,
+    int32_t* cross_out) {
+  if (scur) predict_inside_plane(cur, up, pcur, pup, scur, sup, n, g, g0, p, err_out, q_out, cross_out);
+  else predict_inside_plane<uint16_t>(cur, up, pcur, pup, nullptr, nullptr, n, g, g0, p, err_out, q_out, cross_out);
+}
+inline void predict_inside_plane_any(const uint8_t* cur, const uint8_t* up, const uint8_t* pcur, const uint8_t* pup,
+                                     const uint8_t* scur, const uint8_t* sup, uint32_t n, int32_t g, int32_t g0,
+                                     const Params& p, int32_t* e, int32_t* q, int32_t* c) {
+  predict_inside_plane8(cur, up, pcur, pup, scur, sup, n, g, g0, p, e, q, c);
+}
+inline void predict_inside_plane_any(const uint16_t* cur, const uint16_t* up, const uint16_t* pcur,
+                                     const uint16_t* pup, const uint16_t* scur, const uint16_t* sup, uint32_t n,
+                                     int32_t g, int32_t g0, const Params& p, int32_t* e, int32_t* q, int32_t* c) {
+  predict_inside_plane16(cur, up, pcur, pup, scur, sup, n, g, g0, p, e, q, c);
+}
+
+// Lossless colour plane ch of a form 2 or 3 RGB tile, a run of row y ahead of its coding:
+// the border by `predict_ac` on the samples (the reconstruction here), the inside by
+// predict_inside_plane on the channels' rows copied out (132 samples at most per row).
+template <bool V2, typename S>
+inline void plane_ahead(const S* samples, size_t row_stride, uint32_t ch, uint32_t y, uint32_t x0, uint32_t x1,
+                        uint32_t w, const NlState* s, const Params& p, const int32_t* gain, const int32_t* lin,
+                        int32_t* err_out, int32_t* q_out, int32_t* cross_out) {
+  auto one_by_one = [&](uint32_t xa, uint32_t xb) {
+    for (uint32_t x = xa; x < xb; ++x) {
+      int32_t q, sign;
+      uint32_t cross;
+      const int32_t px = predict_ac<V2>(samples, row_stride, ch, 3, y, x, w, s, p, &q, &sign, &cross, gain, lin);
+      err_out[x - x0] = modulo_range(sign * (int32_t(samples[size_t(y) * row_stride + size_t(x) * 3 + ch]) - px), p);
+      q_out[x - x0] = q;
+      cross_out[x - x0] = int32_t(cross);
+    }
+  };
+  const uint32_t xs = x0 > 1 ? x0 : 1, xe = x1 + 1 < w ? x1 : (w > 1 ? w - 1 : 0);
+  if (y < 1 || xs >= xe) {
+    one_by_one(x0, x1);
+    return;
+  }
+  const uint32_t len = xe - xs + 2;  // x from xs - 1 to xe
+  S rows[6][kNlAhead + 2];
+  const uint32_t chans = ch == 2 ? 3 : 2;
+  for (uint32_t r = 0; r < 2; ++r)
+    for (uint32_t k = 0; k < chans; ++k) {
+      const S* src = samples + size_t(y - r) * row_stride + size_t(xs - 1) * 3 + (ch - k);
+      S* dst = rows[2 * k + r];
+      for (uint32_t i = 0; i < len; ++i) dst[i] = src[size_t(i) * 3];
+    }
+  one_by_one(x0, xs);
+  predict_inside_plane_any(rows[0] + 1, rows[1] + 1, rows[2] + 1, rows[3] + 1, ch == 2 ? rows[4] + 1 : nullptr,
+                           ch == 2 ? rows[5] + 1 : nullptr, xe - xs, gain[ch - 1], gain[0], p,
+                           err_out + (xs - x0), q_out + (xs - x0), cross_out + (xs - x0));
+  one_by_one(xe, x1);
+}
+
 // V2: Arith2's context model (§4.8, "Arith2"); false: §4.8's, byte for byte.
 // Lossless (k = 0) and Counting (counts given: training) are template parameters
 // only so that the compiler drops the quantisation arithmetic and the counting
@@ -785,13 +890,18 @@ size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32
     reset_arith(s);
     const uint32_t kind = ch < 3 ? ch : 2;
     if (V2) reset_q(s, priors, kind, k);
-    // Lossless channel 0 with fitted weights: predictions worked out a run ahead (predict_ahead).
-    const bool ahead = Lossless && V2 && ch == 0 && lin;
-    int32_t ahead_err[kNlAhead], ahead_q[kNlAhead];
+    // Lossless channel 0 with fitted weights, and the colour planes of a lossless form 2 or 3
+    // RGB tile where there is a vector unit (MED, no bias correction below kNlChromaBiasFromK:
+    // no adaptive state read): predictions worked out a run ahead (predict_ahead, plane_ahead).
+    const bool plane_run = Lossless && V2 && kNlVectorUnit && ch > 0 && channels == 3 && !planes;
+    const bool ahead = (Lossless && V2 && ch == 0 && lin) || plane_run;
+    int32_t ahead_err[kNlAhead], ahead_q[kNlAhead], ahead_cross[kNlAhead];
     for (uint32_t y = 0; y < h; ++y)
       for (uint32_t x0 = 0; x0 < w; x0 += kNlAhead) {
       const uint32_t x1 = w - x0 > kNlAhead ? x0 + kNlAhead : w;
-      if (ahead) {
+      if (plane_run) {
+        plane_ahead<V2>(samples, row_stride, ch, y, x0, x1, w, s, p, gain, lin, ahead_err, ahead_q, ahead_cross);
+      } else if (ahead) {
         predict_ahead(samples, row_stride, channels, y, x0, x1, w, s, p, lin, ahead_err, ahead_q);
         if (channels == 1)  // lossless: the reconstruction is the samples
           std::memcpy(recon + size_t(y) * rstride + x0, samples + size_t(y) * row_stride + x0, (x1 - x0) * sizeof(S));
@@ -802,9 +912,10 @@ size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32
         if (ahead) {
           err = ahead_err[x - x0];
           q = ahead_q[x - x0];
-          cross = 0;
-          if (channels > 1)  // (gray: the run is copied at once, below)
-            recon[size_t(y) * rstride + size_t(x) * channels] = samples[size_t(y) * row_stride + size_t(x) * channels];
+          cross = plane_run ? uint32_t(ahead_cross[x - x0]) : 0u;
+          if (channels > 1)  // (gray: the run is copied at once, above)
+            recon[size_t(y) * rstride + size_t(x) * channels + ch] =
+                samples[size_t(y) * row_stride + size_t(x) * channels + ch];
         } else {
           int32_t sign;
           const int32_t px = predict_ac<V2>(recon, rstride, ch, channels, y, x, w, s, p, &q, &sign, &cross, gain,
