@@ -749,14 +749,19 @@ inline void predict_ahead(const S* samples, size_t row_stride, uint32_t channels
 // below kNlChromaBiasFromK, the previous channel's class) without a branch, on contiguous
 // copies of the rows: cur/up channel ch at rows y and y - 1, pcur/pup channel ch - 1, and
 // for ch = 2 scur/sup channel 0 (its plane deviation gives channel 2's class).
-template <typename S>
+template <bool Linear, typename S>
 __attribute__((always_inline)) inline void predict_inside_plane(
     const S* __restrict cur, const S* __restrict up, const S* __restrict pcur, const S* __restrict pup,
-    const S* __restrict scur, const S* __restrict sup, uint32_t n, int32_t g, int32_t g0, const Params& p,
-    int32_t* __restrict err_out, int32_t* __restrict q_out, int32_t* __restrict cross_out) {
+    const S* __restrict scur, const S* __restrict sup, const S* __restrict up2, const S* __restrict pup2,
+    const int32_t* plin, uint32_t n, int32_t g, int32_t g0, const Params& p, int32_t* __restrict err_out,
+    int32_t* __restrict q_out, int32_t* __restrict cross_out) {
   const int32_t t1q = p.t1, t2q = p.t2, t3q = p.t3, maxval = p.maxval, range = p.range;
-  const uint32_t cross_shift = p.cross_shift;
+  const uint32_t cross_shift = p.cross_shift, depth_shift = p.depth_shift;
   auto sc = [](int32_t gain, int32_t v) { return (gain * v + 8) >> 4; };
+  int32_t wt[kNlLinStride][kNlLinClasses] = {};
+  if (Linear)
+    for (uint32_t j = 0; j < kNlLinStride; ++j)
+      for (uint32_t c = 0; c < kNlLinClasses; ++c) wt[j][c] = plin[c * kNlLinStride + j];
   auto quant = [&](int32_t d) {
     return int32_t(d > 0) + int32_t(d >= t1q) + int32_t(d >= t2q) + int32_t(d >= t3q) - int32_t(d < 0) -
            int32_t(d <= -t1q) - int32_t(d <= -t2q) - int32_t(d <= -t3q);
@@ -770,7 +775,21 @@ __attribute__((always_inline)) inline void predict_inside_plane(
     const int32_t c = int32_t(up[i - 1]) - sc(g, pup[i - 1]), d = int32_t(up[i + 1]) - sc(g, pup[i + 1]);
     const int32_t v = 81 * quant(d - b) + 9 * quant(b - c) + quant(c - a);
     const int32_t sign = v < 0 ? -1 : 1;
-    int32_t px = sc(g, pcur[i]) + med3(a, b, c);
+    int32_t pred;
+    if constexpr (Linear) {  // plane_predict inside the border, its class as linear_class
+      const int32_t grad = ((d > b ? d - b : b - d) + (b > c ? b - c : c - b) + (c > a ? c - a : a - c)) >> depth_shift;
+      const int32_t cls = int32_t(grad >= kNlLinSmooth) + int32_t(grad >= kNlLinEdge);
+      auto weight = [&](uint32_t j) { return cls == 0 ? wt[j][0] : (cls == 1 ? wt[j][1] : wt[j][2]); };
+      auto pl = [&](const S* r, const S* pr, ptrdiff_t at) { return int32_t(r[at]) - sc(g, pr[at]); };
+      const int32_t sum = (1 << (kNlLinShift - 1)) + weight(kNlLinTaps) * b + weight(0) * a + weight(1) * c +
+                          weight(2) * d + weight(3) * pl(cur, pcur, i - 2) + weight(4) * pl(up2, pup2, i) +
+                          weight(5) * pl(up, pup, i - 2) + weight(6) * pl(up, pup, i + 2) +
+                          weight(7) * pl(up2, pup2, i - 1) + weight(8) * pl(up2, pup2, i + 1);
+      pred = floor_weighted(sum);
+    } else {
+      pred = med3(a, b, c);
+    }
+    int32_t px = sc(g, pcur[i]) + pred;
     px = px < 0 ? 0 : (px > maxval ? maxval : px);
     int32_t e = sign * (int32_t(cur[i]) - px);
     e = e < 0 ? e + range : e;
@@ -786,66 +805,73 @@ __attribute__((always_inline)) inline void predict_inside_plane(
     cross_out[i] = dev >= 2 ? 2 : dev;
   }
 }
-PYMARS_NL_CLONES __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void predict_inside_plane8(
-    const uint8_t* cur, const uint8_t* up, const uint8_t* pcur, const uint8_t* pup, const uint8_t* scur,
-    const uint8_t* sup, uint32_t n, int32_t g, int32_t g0, const Params& p, int32_t* err_out, int32_t* q_out,
-    int32_t* cross_out) {
-  if (scur) predict_inside_plane(cur, up, pcur, pup, scur, sup, n, g, g0, p, err_out, q_out, cross_out);
-  else predict_inside_plane<uint8_t>(cur, up, pcur, pup, nullptr, nullptr, n, g, g0, p, err_out, q_out, cross_out);
-}
-PYMARS_NL_CLONES __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void predict_inside_plane16(
-    const uint16_t* cur, const uint16_t* up, const uint16_t* pcur, const uint16_t* pup, const uint16_t* scur,
-    const uint16_t* sup, uint32_t n, int32_t g, int32_t g0, const Params& p, int32_t* err_out, int32_t* q_out,
-    int32_t* cross_out) {
-  if (scur) predict_inside_plane(cur, up, pcur, pup, scur, sup, n, g, g0, p, err_out, q_out, cross_out);
-  else predict_inside_plane<uint16_t>(cur, up, pcur, pup, nullptr, nullptr, n, g, g0, p, err_out, q_out, cross_out);
-}
+// One clone per sample type and predictor (MED: forms 2 and 3; fitted weights: form 4).
+#define PYMARS_PLANE_WRAPPER(NAME, S, LINEAR)                                                                    \
+  PYMARS_NL_CLONES __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void NAME(                     \
+      const S* cur, const S* up, const S* pcur, const S* pup, const S* scur, const S* sup, const S* up2,          \
+      const S* pup2, const int32_t* plin, uint32_t n, int32_t g, int32_t g0, const Params& p, int32_t* e,         \
+      int32_t* q, int32_t* c) {                                                                                    \
+    if (scur) predict_inside_plane<LINEAR>(cur, up, pcur, pup, scur, sup, up2, pup2, plin, n, g, g0, p, e, q, c); \
+    else predict_inside_plane<LINEAR, S>(cur, up, pcur, pup, nullptr, nullptr, up2, pup2, plin, n, g, g0, p, e, q, c); \
+  }
+PYMARS_PLANE_WRAPPER(predict_inside_plane8_med, uint8_t, false)
+PYMARS_PLANE_WRAPPER(predict_inside_plane8_lin, uint8_t, true)
+PYMARS_PLANE_WRAPPER(predict_inside_plane16_med, uint16_t, false)
+PYMARS_PLANE_WRAPPER(predict_inside_plane16_lin, uint16_t, true)
+#undef PYMARS_PLANE_WRAPPER
 inline void predict_inside_plane_any(const uint8_t* cur, const uint8_t* up, const uint8_t* pcur, const uint8_t* pup,
-                                     const uint8_t* scur, const uint8_t* sup, uint32_t n, int32_t g, int32_t g0,
-                                     const Params& p, int32_t* e, int32_t* q, int32_t* c) {
-  predict_inside_plane8(cur, up, pcur, pup, scur, sup, n, g, g0, p, e, q, c);
+                                     const uint8_t* scur, const uint8_t* sup, const uint8_t* up2, const uint8_t* pup2,
+                                     const int32_t* plin, uint32_t n, int32_t g, int32_t g0, const Params& p,
+                                     int32_t* e, int32_t* q, int32_t* c) {
+  if (plin) predict_inside_plane8_lin(cur, up, pcur, pup, scur, sup, up2, pup2, plin, n, g, g0, p, e, q, c);
+  else predict_inside_plane8_med(cur, up, pcur, pup, scur, sup, up2, pup2, plin, n, g, g0, p, e, q, c);
 }
 inline void predict_inside_plane_any(const uint16_t* cur, const uint16_t* up, const uint16_t* pcur,
-                                     const uint16_t* pup, const uint16_t* scur, const uint16_t* sup, uint32_t n,
+                                     const uint16_t* pup, const uint16_t* scur, const uint16_t* sup,
+                                     const uint16_t* up2, const uint16_t* pup2, const int32_t* plin, uint32_t n,
                                      int32_t g, int32_t g0, const Params& p, int32_t* e, int32_t* q, int32_t* c) {
-  predict_inside_plane16(cur, up, pcur, pup, scur, sup, n, g, g0, p, e, q, c);
+  if (plin) predict_inside_plane16_lin(cur, up, pcur, pup, scur, sup, up2, pup2, plin, n, g, g0, p, e, q, c);
+  else predict_inside_plane16_med(cur, up, pcur, pup, scur, sup, up2, pup2, plin, n, g, g0, p, e, q, c);
 }
 
-// Lossless colour plane ch of a form 2 or 3 RGB tile, a run of row y ahead of its coding:
-// the border by `predict_ac` on the samples (the reconstruction here), the inside by
-// predict_inside_plane on the channels' rows copied out (132 samples at most per row).
+// Lossless colour plane ch of an RGB tile, a run of row y ahead of its coding: the border by
+// `predict_ac` on the samples (the reconstruction here), the inside by predict_inside_plane on
+// the channels' rows copied out (at most 132 samples per row). `plane_lin`: form 4's expanded
+// weights of this plane (its inside starts at y = 2, x = 2), else null (MED: y, x >= 1).
 template <bool V2, typename S>
 inline void plane_ahead(const S* samples, size_t row_stride, uint32_t ch, uint32_t y, uint32_t x0, uint32_t x1,
                         uint32_t w, const NlState* s, const Params& p, const int32_t* gain, const int32_t* lin,
-                        int32_t* err_out, int32_t* q_out, int32_t* cross_out) {
+                        const int32_t* plane_lin, int32_t* err_out, int32_t* q_out, int32_t* cross_out) {
   auto one_by_one = [&](uint32_t xa, uint32_t xb) {
     for (uint32_t x = xa; x < xb; ++x) {
       int32_t q, sign;
       uint32_t cross;
-      const int32_t px = predict_ac<V2>(samples, row_stride, ch, 3, y, x, w, s, p, &q, &sign, &cross, gain, lin);
+      const int32_t px =
+          predict_ac<V2>(samples, row_stride, ch, 3, y, x, w, s, p, &q, &sign, &cross, gain, lin, plane_lin);
       err_out[x - x0] = modulo_range(sign * (int32_t(samples[size_t(y) * row_stride + size_t(x) * 3 + ch]) - px), p);
       q_out[x - x0] = q;
       cross_out[x - x0] = int32_t(cross);
     }
   };
-  const uint32_t xs = x0 > 1 ? x0 : 1, xe = x1 + 1 < w ? x1 : (w > 1 ? w - 1 : 0);
-  if (y < 1 || xs >= xe) {
+  const uint32_t m = plane_lin ? 2 : 1;  // the border's width
+  const uint32_t xs = x0 > m ? x0 : m, xe = x1 + m < w ? x1 : (w > m ? w - m : 0);
+  if (y < m || xs >= xe) {
     one_by_one(x0, x1);
     return;
   }
-  const uint32_t len = xe - xs + 2;  // x from xs - 1 to xe
-  S rows[6][kNlAhead + 2];
+  const uint32_t len = xe - xs + 2 * m;  // x from xs - m to xe + m - 1
+  S rows[9][kNlAhead + 4];
   const uint32_t chans = ch == 2 ? 3 : 2;
-  for (uint32_t r = 0; r < 2; ++r)
+  for (uint32_t r = 0; r <= m; ++r)
     for (uint32_t k = 0; k < chans; ++k) {
-      const S* src = samples + size_t(y - r) * row_stride + size_t(xs - 1) * 3 + (ch - k);
-      S* dst = rows[2 * k + r];
+      const S* src = samples + size_t(y - r) * row_stride + size_t(xs - m) * 3 + (ch - k);
+      S* dst = rows[3 * k + r];
       for (uint32_t i = 0; i < len; ++i) dst[i] = src[size_t(i) * 3];
     }
   one_by_one(x0, xs);
-  predict_inside_plane_any(rows[0] + 1, rows[1] + 1, rows[2] + 1, rows[3] + 1, ch == 2 ? rows[4] + 1 : nullptr,
-                           ch == 2 ? rows[5] + 1 : nullptr, xe - xs, gain[ch - 1], gain[0], p,
-                           err_out + (xs - x0), q_out + (xs - x0), cross_out + (xs - x0));
+  predict_inside_plane_any(rows[0] + m, rows[1] + m, rows[3] + m, rows[4] + m, ch == 2 ? rows[6] + m : nullptr,
+                           ch == 2 ? rows[7] + m : nullptr, rows[2] + m, rows[5] + m, plane_lin, xe - xs,
+                           gain[ch - 1], gain[0], p, err_out + (xs - x0), q_out + (xs - x0), cross_out + (xs - x0));
   one_by_one(xe, x1);
 }
 
@@ -890,17 +916,18 @@ size_t arith_encode_impl(const S* samples, size_t row_stride, uint32_t h, uint32
     reset_arith(s);
     const uint32_t kind = ch < 3 ? ch : 2;
     if (V2) reset_q(s, priors, kind, k);
-    // Lossless channel 0 with fitted weights, and the colour planes of a lossless form 2 or 3
-    // RGB tile where there is a vector unit (MED, no bias correction below kNlChromaBiasFromK:
-    // no adaptive state read): predictions worked out a run ahead (predict_ahead, plane_ahead).
-    const bool plane_run = Lossless && V2 && kNlVectorUnit && ch > 0 && channels == 3 && !planes;
+    // Lossless channel 0 with fitted weights, and the colour planes of a lossless RGB tile
+    // where there is a vector unit (no bias correction below kNlChromaBiasFromK: no adaptive
+    // state read): predictions worked out a run ahead (predict_ahead, plane_ahead).
+    const bool plane_run = Lossless && V2 && kNlVectorUnit && ch > 0 && channels == 3;
     const bool ahead = (Lossless && V2 && ch == 0 && lin) || plane_run;
     int32_t ahead_err[kNlAhead], ahead_q[kNlAhead], ahead_cross[kNlAhead];
     for (uint32_t y = 0; y < h; ++y)
       for (uint32_t x0 = 0; x0 < w; x0 += kNlAhead) {
       const uint32_t x1 = w - x0 > kNlAhead ? x0 + kNlAhead : w;
       if (plane_run) {
-        plane_ahead<V2>(samples, row_stride, ch, y, x0, x1, w, s, p, gain, lin, ahead_err, ahead_q, ahead_cross);
+        plane_ahead<V2>(samples, row_stride, ch, y, x0, x1, w, s, p, gain, lin,
+                        planes ? lin + ch * kNlLinExpanded : nullptr, ahead_err, ahead_q, ahead_cross);
       } else if (ahead) {
         predict_ahead(samples, row_stride, channels, y, x0, x1, w, s, p, lin, ahead_err, ahead_q);
         if (channels == 1)  // lossless: the reconstruction is the samples
