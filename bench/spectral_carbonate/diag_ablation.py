@@ -7,7 +7,7 @@ sys.argv = ["x"]
 g = {}
 src = open("bench/spectral_carbonate/diag_pixel.py").read().split("for use_meta in")[0]
 exec(src, g)
-build, best_f1, prf = g["build"], g["best_f1"], g["prf"]
+build, best_f1, prf, fit = g["build"], g["best_f1"], g["prf"], g["fit"]
 rng = np.random.default_rng(0)
 Xtr, ytr = build("train", True, 0.25, rng); Xva, yva = build("val", True); Xte, yte = build("test", True)
 sets = {"raw bands + ratios": list(range(0, 3)) + list(range(6, 9)),
@@ -22,14 +22,7 @@ for name, cols in sets.items():
     a, b, c = Xtr[:, cols], Xva[:, cols], Xte[:, cols]
     mu, sd = a.mean(0), a.std(0) + 1e-6
     tX = torch.from_numpy((a - mu) / sd); ty = torch.from_numpy(ytr.astype(np.float32))
-    net = torch.nn.Linear(len(cols), 1); opt = torch.optim.Adam(net.parameters(), 3e-3)
-    pw = torch.tensor(float((~ytr).sum() / ytr.sum())); gen = torch.Generator().manual_seed(0)
-    for ep in range(4):
-        perm = torch.randperm(len(tX), generator=gen)
-        for i in range(0, len(tX), 4096):
-            idx = perm[i:i + 4096]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(tX[idx]).squeeze(1), ty[idx], pos_weight=pw)
-            opt.zero_grad(); loss.backward(); opt.step()
+    net = fit(torch.nn.Linear(len(cols), 1), tX, ty, torch.tensor(float((~ytr).sum() / ytr.sum())), 4)
     with torch.no_grad():
         sv = net(torch.from_numpy((b - mu) / sd)).squeeze(1).numpy(); st = net(torch.from_numpy((c - mu) / sd)).squeeze(1).numpy()
     f1v, thr = best_f1(sv, yva); pr, rc, f1t = prf(st, yte, thr)

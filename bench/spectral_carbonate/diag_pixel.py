@@ -81,6 +81,18 @@ def prf(s, y, thr):
     pr = tp / (tp + fp) if tp + fp else float("nan"); rc = tp / (tp + fn)
     return pr, rc, 2 * tp / (2 * tp + fp + fn)
 
+def fit(net, tX, ty, pw, epochs, weight_decay=0.0):
+    """Class-weighted BCE, Adam 3e-3, batches of 4096 in a seeded order (shared with diag_ablation.py)."""
+    opt = torch.optim.Adam(net.parameters(), 3e-3, weight_decay=weight_decay)
+    g = torch.Generator().manual_seed(0)
+    for ep in range(epochs):
+        perm = torch.randperm(len(tX), generator=g)
+        for i in range(0, len(tX), 4096):
+            idx = perm[i:i + 4096]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(tX[idx]).squeeze(1), ty[idx], pos_weight=pw)
+            opt.zero_grad(); loss.backward(); opt.step()
+    return net
+
 for use_meta in (False, True):
     rng = np.random.default_rng(0)
     Xtr, ytr = build("train", use_meta, 0.25, rng)
@@ -94,16 +106,8 @@ for use_meta in (False, True):
         d = tX.shape[1]
         net = torch.nn.Linear(d, 1) if kind == "logreg" else torch.nn.Sequential(
             torch.nn.Linear(d, 64), torch.nn.SiLU(), torch.nn.Linear(64, 64), torch.nn.SiLU(), torch.nn.Linear(64, 1))
-        opt = torch.optim.Adam(net.parameters(), 3e-3, weight_decay=1e-5)
-        g = torch.Generator().manual_seed(0)
         t0 = time.time()
-        epochs = 6 if kind == "mlp" else 4
-        for ep in range(epochs):
-            perm = torch.randperm(len(tX), generator=g)
-            for i in range(0, len(tX), 4096):
-                idx = perm[i:i + 4096]
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(net(tX[idx]).squeeze(1), ty[idx], pos_weight=pw)
-                opt.zero_grad(); loss.backward(); opt.step()
+        fit(net, tX, ty, pw, 6 if kind == "mlp" else 4, weight_decay=1e-5)
         with torch.no_grad():
             sv = net(n(Xva)).squeeze(1).numpy(); st = net(n(Xte)).squeeze(1).numpy(); s_tr = net(tX).squeeze(1).numpy()
         f1v, thr = best_f1(sv, yva)
