@@ -110,11 +110,10 @@ __attribute__((always_inline)) inline void neighbours(const S* rec, size_t strid
   *d = x + 1 < w ? at(y - 1, x + 1) : *b;
 }
 
+// As selects, so that the branch-free run-ahead forms (predict_inside_plane) can use it too.
 inline int32_t med(int32_t a, int32_t b, int32_t c) {
   const int32_t mx = a > b ? a : b, mn = a < b ? a : b;
-  if (c >= mx) return mn;
-  if (c <= mn) return mx;
-  return a + b - c;
+  return c >= mx ? mn : (c <= mn ? mx : a + b - c);
 }
 
 // Arith2 form 3 (docs/bitstream.md §4.8, "Linear prediction"): channel 0 predicted by
@@ -618,6 +617,44 @@ inline void load_sample(const uint8_t* in, size_t i, uint16_t* v) { *v = uint16_
 // numbers as the per-sample loop, so the same bytes.
 constexpr uint32_t kNlAhead = 128;
 
+// What the branch-free run-ahead forms (predict_inside_gray, predict_inside_plane) share: the
+// per-sample functions' arithmetic with selects for their branches, on values copied out of
+// Params (locals, so that no store of a lane can alias them), hence the same numbers.
+struct LaneParams {
+  int32_t k, t1, t2, t3, maxval, range, smooth, edge;
+  uint32_t depth_shift, cross_shift;
+  explicit LaneParams(const Params& p)
+      : k(p.k), t1(p.t1), t2(p.t2), t3(p.t3), maxval(p.maxval), range(p.range), smooth(kNlLinSmooth + 4 * p.k),
+        edge(kNlLinEdge + 8 * p.k), depth_shift(p.depth_shift), cross_shift(p.cross_shift) {}
+  // quantise_gradient as comparisons.
+  int32_t quantise(int32_t g) const {
+    return int32_t(g > k) + int32_t(g >= t1) + int32_t(g >= t2) + int32_t(g >= t3) - int32_t(g < -k) -
+           int32_t(g <= -t1) - int32_t(g <= -t2) - int32_t(g <= -t3);
+  }
+  // linear_class from the gradients the context quantises: d - b, b - c, c - a.
+  int32_t linear_class(int32_t g1, int32_t g2, int32_t g3) const {
+    const int32_t g = ((g1 < 0 ? -g1 : g1) + (g2 < 0 ? -g2 : g2) + (g3 < 0 ? -g3 : g3)) >> depth_shift;
+    return int32_t(g >= smooth) + int32_t(g >= edge);
+  }
+  // The coded error of sample v predicted as px: px clamped, the sign fold, modulo_range.
+  int32_t error(int32_t v, int32_t px, int32_t sign) const {
+    px = px < 0 ? 0 : (px > maxval ? maxval : px);
+    int32_t e = sign * (v - px);
+    e = e < 0 ? e + range : e;
+    return e >= (range + 1) / 2 ? e - range : e;
+  }
+};
+// A tile's expanded weights with the texture class chosen by a select.
+struct ClassWeights {
+  int32_t w[kNlLinStride][kNlLinClasses];
+  explicit ClassWeights(const int32_t* lin) {
+    for (uint32_t j = 0; j < kNlLinStride; ++j)
+      for (uint32_t c = 0; c < kNlLinClasses; ++c) w[j][c] = lin[c * kNlLinStride + j];
+  }
+  int32_t operator()(uint32_t j, int32_t cls) const { return cls == 0 ? w[j][0] : (cls == 1 ? w[j][1] : w[j][2]); }
+};
+constexpr int32_t kNoWeights[kNlLinExpanded] = {};  // a MED plane's (ClassWeights unread)
+
 // The inside of a gray row (contiguous samples) without a branch: the gradient quantiser
 // as comparisons, the sign fold as the sign of 81 q1 + 9 q2 + q3 (|9 q2 + q3| < 81,
 // |q3| < 9), the class as a choice of weights. Lanes are independent integer arithmetic,
@@ -625,39 +662,25 @@ constexpr uint32_t kNlAhead = 128;
 // loop's numbers.
 template <typename S>
 __attribute__((always_inline)) inline void predict_inside_gray(const S* __restrict t0, size_t row_stride, uint32_t n,
-                                                               const Params& p, const int32_t* lin,
+                                                               const Params& params, const int32_t* lin,
                                                                int32_t* __restrict err_out, int32_t* __restrict q_out) {
   const S* __restrict t1 = t0 - row_stride;
   const S* __restrict t2 = t1 - row_stride;
-  const int32_t k = p.k, t1q = p.t1, t2q = p.t2, t3q = p.t3, maxval = p.maxval, range = p.range;
-  const int32_t smooth = kNlLinSmooth + 4 * k, edge = kNlLinEdge + 8 * k;
-  const uint32_t depth_shift = p.depth_shift;
-  int32_t wt[kNlLinStride][kNlLinClasses];
-  for (uint32_t j = 0; j < kNlLinStride; ++j)
-    for (uint32_t c = 0; c < kNlLinClasses; ++c) wt[j][c] = lin[c * kNlLinStride + j];
+  const LaneParams p(params);
+  const ClassWeights weight(lin);
   for (ptrdiff_t i = 0; i < ptrdiff_t(n); ++i) {
     const int32_t a = t0[i - 1], b = t1[i], c = t1[i - 1], d = t1[i + 1];
     const int32_t g1 = d - b, g2 = b - c, g3 = c - a;
-    auto quant = [&](int32_t g) {
-      return int32_t(g > k) + int32_t(g >= t1q) + int32_t(g >= t2q) + int32_t(g >= t3q) - int32_t(g < -k) -
-             int32_t(g <= -t1q) - int32_t(g <= -t2q) - int32_t(g <= -t3q);
-    };
-    const int32_t v = 81 * quant(g1) + 9 * quant(g2) + quant(g3);
-    const int32_t sign = v < 0 ? -1 : 1;
-    const int32_t grad = ((g1 < 0 ? -g1 : g1) + (g2 < 0 ? -g2 : g2) + (g3 < 0 ? -g3 : g3)) >> depth_shift;
-    const int32_t cls = int32_t(grad >= smooth) + int32_t(grad >= edge);
-    auto weight = [&](uint32_t j) { return cls == 0 ? wt[j][0] : (cls == 1 ? wt[j][1] : wt[j][2]); };
-    const int32_t sum = (1 << (kNlLinShift - 1)) + weight(kNlLinTaps) * b + weight(0) * a + weight(1) * c +
-                        weight(2) * d + weight(3) * int32_t(t0[i - 2]) + weight(4) * int32_t(t2[i]) +
-                        weight(5) * int32_t(t1[i - 2]) + weight(6) * int32_t(t1[i + 2]) +
-                        weight(7) * int32_t(t2[i - 1]) + weight(8) * int32_t(t2[i + 1]);
+    const int32_t v = 81 * p.quantise(g1) + 9 * p.quantise(g2) + p.quantise(g3);
+    const int32_t cls = p.linear_class(g1, g2, g3);
+    const int32_t sum = (1 << (kNlLinShift - 1)) + weight(kNlLinTaps, cls) * b + weight(0, cls) * a +
+                        weight(1, cls) * c + weight(2, cls) * d + weight(3, cls) * int32_t(t0[i - 2]) +
+                        weight(4, cls) * int32_t(t2[i]) + weight(5, cls) * int32_t(t1[i - 2]) +
+                        weight(6, cls) * int32_t(t1[i + 2]) + weight(7, cls) * int32_t(t2[i - 1]) +
+                        weight(8, cls) * int32_t(t2[i + 1]);
     // floor(sum / 64) by a shift of a non-negative value: |sum| < 2^28 (linear_predict).
-    int32_t px = ((sum + (1 << 30)) >> kNlLinShift) - (1 << (30 - kNlLinShift));
-    px = px < 0 ? 0 : (px > maxval ? maxval : px);
-    int32_t e = sign * (int32_t(t0[i]) - px);
-    e = e < 0 ? e + range : e;
-    e = e >= (range + 1) / 2 ? e - range : e;
-    err_out[i] = e;
+    const int32_t px = ((sum + (1 << 30)) >> kNlLinShift) - (1 << (30 - kNlLinShift));
+    err_out[i] = p.error(t0[i], px, v < 0 ? -1 : 1);
     q_out[i] = v < 0 ? -v : v;
   }
 }
@@ -753,59 +776,43 @@ template <bool Linear, typename S>
 __attribute__((always_inline)) inline void predict_inside_plane(
     const S* __restrict cur, const S* __restrict up, const S* __restrict pcur, const S* __restrict pup,
     const S* __restrict scur, const S* __restrict sup, const S* __restrict up2, const S* __restrict pup2,
-    const int32_t* plin, uint32_t n, int32_t g, int32_t g0, const Params& p, int32_t* __restrict err_out,
+    const int32_t* plin, uint32_t n, int32_t g, int32_t g0, const Params& params, int32_t* __restrict err_out,
     int32_t* __restrict q_out, int32_t* __restrict cross_out) {
-  const int32_t t1q = p.t1, t2q = p.t2, t3q = p.t3, maxval = p.maxval, range = p.range;
-  const uint32_t cross_shift = p.cross_shift, depth_shift = p.depth_shift;
-  auto sc = [](int32_t gain, int32_t v) { return (gain * v + 8) >> 4; };
-  int32_t wt[kNlLinStride][kNlLinClasses] = {};
-  if (Linear)
-    for (uint32_t j = 0; j < kNlLinStride; ++j)
-      for (uint32_t c = 0; c < kNlLinClasses; ++c) wt[j][c] = plin[c * kNlLinStride + j];
-  auto quant = [&](int32_t d) {
-    return int32_t(d > 0) + int32_t(d >= t1q) + int32_t(d >= t2q) + int32_t(d >= t3q) - int32_t(d < 0) -
-           int32_t(d <= -t1q) - int32_t(d <= -t2q) - int32_t(d <= -t3q);
-  };
-  auto med3 = [](int32_t a, int32_t b, int32_t c) {
-    const int32_t mx = a > b ? a : b, mn = a < b ? a : b;
-    return c >= mx ? mn : (c <= mn ? mx : a + b - c);
-  };
+  const LaneParams p(params);
+  const ClassWeights weight(Linear ? plin : kNoWeights);
+  // The plane's value from a sample and its previous channel's (values, not pointers: GCC keeps
+  // the rows' __restrict only on direct indexing, and vectorises only then).
+  auto pl = [g](int32_t v, int32_t prev) { return v - scaled(g, prev); };
+  auto pl0 = [g0](int32_t v, int32_t prev) { return v - scaled(g0, prev); };
   for (ptrdiff_t i = 0; i < ptrdiff_t(n); ++i) {
-    const int32_t a = int32_t(cur[i - 1]) - sc(g, pcur[i - 1]), b = int32_t(up[i]) - sc(g, pup[i]);
-    const int32_t c = int32_t(up[i - 1]) - sc(g, pup[i - 1]), d = int32_t(up[i + 1]) - sc(g, pup[i + 1]);
-    const int32_t v = 81 * quant(d - b) + 9 * quant(b - c) + quant(c - a);
-    const int32_t sign = v < 0 ? -1 : 1;
+    const int32_t a = pl(cur[i - 1], pcur[i - 1]), b = pl(up[i], pup[i]);
+    const int32_t c = pl(up[i - 1], pup[i - 1]), d = pl(up[i + 1], pup[i + 1]);
+    const int32_t g1 = d - b, g2 = b - c, g3 = c - a;
+    const int32_t v = 81 * p.quantise(g1) + 9 * p.quantise(g2) + p.quantise(g3);
     int32_t pred;
-    if constexpr (Linear) {  // plane_predict inside the border, its class as linear_class
-      const int32_t grad = ((d > b ? d - b : b - d) + (b > c ? b - c : c - b) + (c > a ? c - a : a - c)) >> depth_shift;
-      const int32_t cls = int32_t(grad >= kNlLinSmooth) + int32_t(grad >= kNlLinEdge);
-      auto weight = [&](uint32_t j) { return cls == 0 ? wt[j][0] : (cls == 1 ? wt[j][1] : wt[j][2]); };
-      auto pl = [&](const S* r, const S* pr, ptrdiff_t at) { return int32_t(r[at]) - sc(g, pr[at]); };
-      const int32_t sum = (1 << (kNlLinShift - 1)) + weight(kNlLinTaps) * b + weight(0) * a + weight(1) * c +
-                          weight(2) * d + weight(3) * pl(cur, pcur, i - 2) + weight(4) * pl(up2, pup2, i) +
-                          weight(5) * pl(up, pup, i - 2) + weight(6) * pl(up, pup, i + 2) +
-                          weight(7) * pl(up2, pup2, i - 1) + weight(8) * pl(up2, pup2, i + 1);
+    if constexpr (Linear) {  // plane_predict inside the border
+      const int32_t cls = p.linear_class(g1, g2, g3);
+      const int32_t sum = (1 << (kNlLinShift - 1)) + weight(kNlLinTaps, cls) * b + weight(0, cls) * a +
+                          weight(1, cls) * c + weight(2, cls) * d + weight(3, cls) * pl(cur[i - 2], pcur[i - 2]) +
+                          weight(4, cls) * pl(up2[i], pup2[i]) + weight(5, cls) * pl(up[i - 2], pup[i - 2]) +
+                          weight(6, cls) * pl(up[i + 2], pup[i + 2]) + weight(7, cls) * pl(up2[i - 1], pup2[i - 1]) +
+                          weight(8, cls) * pl(up2[i + 1], pup2[i + 1]);
       pred = floor_weighted(sum);
     } else {
-      pred = med3(a, b, c);
+      pred = med(a, b, c);
     }
-    int32_t px = sc(g, pcur[i]) + pred;
-    px = px < 0 ? 0 : (px > maxval ? maxval : px);
-    int32_t e = sign * (int32_t(cur[i]) - px);
-    e = e < 0 ? e + range : e;
-    e = e >= (range + 1) / 2 ? e - range : e;
-    // The class of the previous channel's error where it was coded (cross_class at k = 0).
-    int32_t dev = scur ? (int32_t(pcur[i]) - sc(g0, scur[i])) - med3(int32_t(pcur[i - 1]) - sc(g0, scur[i - 1]),
-                                                                     int32_t(pup[i]) - sc(g0, sup[i]),
-                                                                     int32_t(pup[i - 1]) - sc(g0, sup[i - 1]))
-                       : int32_t(pcur[i]) - med3(pcur[i - 1], pup[i], pup[i - 1]);
-    dev = (dev < 0 ? -dev : dev) >> cross_shift;
-    err_out[i] = e;
+    err_out[i] = p.error(cur[i], scaled(g, int32_t(pcur[i])) + pred, v < 0 ? -1 : 1);
     q_out[i] = v < 0 ? -v : v;
+    // The class of the previous channel's error where it was coded (cross_class at k = 0).
+    int32_t dev = scur ? pl0(pcur[i], scur[i]) -
+                             med(pl0(pcur[i - 1], scur[i - 1]), pl0(pup[i], sup[i]), pl0(pup[i - 1], sup[i - 1]))
+                       : int32_t(pcur[i]) - med(pcur[i - 1], pup[i], pup[i - 1]);
+    dev = (dev < 0 ? -dev : dev) >> p.cross_shift;
     cross_out[i] = dev >= 2 ? 2 : dev;
   }
 }
-// One clone per sample type and predictor (MED: forms 2 and 3; fitted weights: form 4).
+// One clone per sample type and predictor (MED: forms 2 and 3; fitted weights: form 4). The
+// test of scur is taken once, outside the loop: each call below is the loop for one case.
 #define PYMARS_PLANE_WRAPPER(NAME, S, LINEAR)                                                                    \
   PYMARS_NL_CLONES __attribute__((noinline, optimize("vect-cost-model=dynamic"))) void NAME(                     \
       const S* cur, const S* up, const S* pcur, const S* pup, const S* scur, const S* sup, const S* up2,          \
@@ -1386,9 +1393,9 @@ void fit_plane(const S* samples, size_t row_stride, uint32_t h, uint32_t w, uint
 // colour planes on every second row, as the summed bit lengths of their prediction residuals
 // under each form (3: the unit-gain differences by MED; 4: the gain planes by their fitted
 // weights `plane_lin`, expanded, both planes, or by MED where it is null). 3 or 4 when one
-// sum is below 7/8 of the other, 0 when they are closer. On the 77 development RGB tiles (JPEG-decoded and raw-like) the
-// ratio of the sums is <= 0.65 where form 4 codes shorter losslessly and >= 1.24 where form 3
-// does: no tile changes form (docs/base-v2.md). At k > 0 the coder predicts from
+// sum is below 7/8 of the other, 0 when they are closer. On the 77 development RGB tiles
+// (JPEG-decoded and raw-like) the ratio of the sums is <= 0.65 where form 4 codes shorter
+// losslessly and >= 1.24 where form 3 does: no tile changes form (docs/base-v2.md). At k > 0 the coder predicts from
 // reconstructions the sums do not see (the guess was wrong on 15 of 77 tiles at k = 2), so
 // there the guess only orders the two codings, which keeps the bytes.
 constexpr uint64_t kNlGuessNum = 7, kNlGuessDen = 8;
