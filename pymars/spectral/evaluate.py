@@ -177,8 +177,8 @@ def detection_row(logits: list[np.ndarray], pairs: list[ScenePair], threshold: f
     for lg, p in zip(logits, pairs):
         inside = footprint(p.cassis)
         pred, truth = (lg >= threshold) & inside, carbonate_mask(p.fal) & inside
-        c = DetectionCounts(int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum()))
-        counts.tp, counts.fp, counts.fn = counts.tp + c.tp, counts.fp + c.fp, counts.fn + c.fn
+        counts.add_masks(pred, truth)
+        c = DetectionCounts().add_masks(pred, truth)
         per.append({"scene": p.scene, "tp": c.tp, "fp": c.fp, "fn": c.fn})
     nan = float("nan")
     return {"name": name, "images": len(pairs), **{k: nan for k in METRICS}, "carbonate": counts.scores(),

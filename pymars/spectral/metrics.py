@@ -165,9 +165,19 @@ class DetectionCounts:
         p, t = carbonate_mask(pred), carbonate_mask(target)
         if mask is not None:
             p, t = p & mask, t & mask
-        self.tp += int((p & t).sum())
-        self.fp += int((p & ~t).sum())
-        self.fn += int((~p & t).sum())
+        return self.add_masks(p, t)
+
+    def add_masks(self, pred: np.ndarray, truth: np.ndarray) -> "DetectionCounts":
+        """Count one pair of boolean carbonate masks (a detector's, the target's) into the totals; returns self.
+
+        Example:
+            >>> import numpy as np
+            >>> DetectionCounts().add_masks(np.array([True, True]), np.array([True, False])).scores()["precision"]
+            0.5
+        """
+        self.tp += int((pred & truth).sum())
+        self.fp += int((pred & ~truth).sum())
+        self.fn += int((~pred & truth).sum())
         return self
 
     def scores(self) -> dict[str, float]:
