@@ -146,7 +146,8 @@ def cmd_train(args) -> int:
     # Options left out take TrainConfig's defaults (the committed models' recipe).
     given = {k: getattr(args, k) for k in ("steps", "batch", "crop", "lr", "width", "seed", "synthetic_fraction",
                                            "precision", "init", "green_weight", "carbonate_head",
-                                           "carb_weight", "carb_pos_weight")
+                                           "carb_weight", "carb_pos_weight", "device", "max_seconds", "workers",
+                                           "snapshot", "save_every", "validate_every")
              if getattr(args, k) is not None}
     cfg = TrainConfig(out=args.out, model=args.model, threads=args.threads, data="toy" if args.toy else "shared",
                       **given)
@@ -164,7 +165,8 @@ def cmd_export(args) -> int:
     out = check_output_folder(args.output, [args.checkpoint], marker="config.json", what="spectral weights folder")
     ck = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     with AtomicFolder(out) as folder:  # the folder appears complete or not at all
-        info = export_model(load_checkpoint(args.checkpoint), folder, {**ck["train_config"], "step": ck["step"]})
+        info = export_model(load_checkpoint(args.checkpoint), folder, {**ck["train_config"], "step": ck["step"],
+                                                                   **{k: ck[k] for k in ("hardware",) if k in ck}})
     print(f"{args.output}: {', '.join(info['files'])}; ONNX vs torch max |diff| {info['onnx_max_abs_diff']:.2e}")
     return 0
 
@@ -236,6 +238,15 @@ def register(sub) -> None:
                    help="unet: add the carbonate detection head (a 4th output, BCE on the target's green mask)")
     t.add_argument("--carb-weight", type=float, help="with --carbonate-head: weight of its BCE in the loss (1)")
     t.add_argument("--carb-pos-weight", type=float, help="with --carbonate-head: BCE weight of green pixels (10)")
+    t.add_argument("--device", choices=("cpu", "cuda"), help="where to train (default cpu, the committed recipe)")
+    t.add_argument("--max-seconds", type=float,
+                   help="stop resumably (checkpoint saved) once this many seconds have passed (default: no limit)")
+    t.add_argument("--workers", type=int, help="processes drawing batches ahead (default 0: in the training process)")
+    t.add_argument("--snapshot", metavar="FILE.pt",
+                   help="after each checkpoint also write FILE.pt: EMA weights (fp16), configs, step, hardware, "
+                        "validation history; no optimiser (spectral export takes it)")
+    t.add_argument("--save-every", type=int, help="checkpoint every N steps (250)")
+    t.add_argument("--validate-every", type=int, help="validation loss every N steps (500)")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--toy", action="store_true", help="random synthetic data only (smoke test, no ../shared)")
     t.set_defaults(func=cmd_train)

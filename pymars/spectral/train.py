@@ -1,4 +1,4 @@
-"""`pymars spectral train`: resumable, seeded CPU training of the UNet baseline and the conditional denoiser.
+"""`pymars spectral train`: resumable, seeded training (CPU, or CUDA) of the UNet baseline and the conditional denoiser.
 
 What it is for: reproduce the committed spectral weights (their MODEL_CARD.md
 gives the command). A batch mixes augmented crops of the training scenes
@@ -23,6 +23,16 @@ of step ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so a
 resumed run sees the same data as an uninterrupted one. ``OUT/log.jsonl``
 gets the validation loss every ``validate_every`` steps (validation scenes,
 never trained on).
+
+On a GPU (``device="cuda"``): the model, the batches and the noise live there,
+``precision="bf16"`` autocasts; ``workers`` processes draw the batches ahead
+(the batch of step ``i`` and the random numbers after it are still those of
+``default_rng([seed, i])``, so the data is that of ``workers=0``);
+``max_seconds`` stops resumably once that much wall time has passed (the
+learning rate is constant after warm-up, so a run stopped by time is a run of
+its saved step count); ``snapshot`` is a compact file (EMA weights in fp16,
+configs, step, hardware, validation history; no optimiser) rewritten after
+every checkpoint, which ``pymars spectral export`` takes like a checkpoint.
 
 Example (two steps on synthetic toy data, no ../shared needed):
     >>> import tempfile
@@ -88,6 +98,14 @@ class TrainConfig:
     carbonate_head: bool = False
     carb_weight: float = 1.0
     carb_pos_weight: float = 10.0
+    # Where the model trains: "cpu" (the committed recipe) or "cuda".
+    device: str = "cpu"
+    # Stop (resumably, with a checkpoint) once this many seconds have passed; 0: run to ``steps``.
+    max_seconds: float = 0.0
+    # Processes drawing batches ahead (0: in the training process, the committed recipe).
+    workers: int = 0
+    # Also write the compact weights file (see the module docstring) here after each checkpoint.
+    snapshot: str = ""
 
 
 def to_unit(img_u8: np.ndarray) -> np.ndarray:
@@ -188,7 +206,8 @@ def carbonate_bce(logit: torch.Tensor, fal: torch.Tensor, cassis: torch.Tensor, 
     """
     inside = (cassis > -1).any(dim=1, keepdim=True).to(logit.dtype)
     per_pixel = torch.nn.functional.binary_cross_entropy_with_logits(
-        logit, green_mask(fal).to(logit.dtype), pos_weight=torch.tensor(pos_weight, dtype=logit.dtype),
+        logit, green_mask(fal).to(logit.dtype),
+        pos_weight=torch.tensor(pos_weight, dtype=logit.dtype, device=logit.device),
         reduction="none")
     return (per_pixel * inside).sum() / inside.sum().clamp(min=1.0)
 
@@ -210,26 +229,31 @@ def loss_on(model: SpectralUNet, b: dict, rng: np.random.Generator, schedule: Sc
         True
     """
     precision = precision or Precision("fp32")
-    fal = torch.from_numpy(b["fal"])
+    dev = next(model.parameters()).device
+
+    def on(x):  # host arrays -> the model's device (a no-op on the CPU)
+        return (torch.from_numpy(x) if isinstance(x, np.ndarray) else x).to(dev, non_blocking=True)
+
+    fal = on(b["fal"])
     weight = 1.0 + green_weight * green_mask(fal) if green_weight else 1.0
 
     def run(*args):
         with precision.autocast():
-            return model(*(precision.batch(a) for a in args)).float()
+            return model(*(precision.batch(on(a)) for a in args)).float()
 
     if model.cfg.kind == "unet":
         out = run(*model_inputs(b, None, None))
         mse = torch.mean(weight * (out[:, :3] - fal) ** 2)
         if not model.cfg.carbonate_head:
             return mse
-        return mse + carb_weight * carbonate_bce(out[:, 3:], fal, torch.from_numpy(b["cassis"]), carb_pos_weight)
+        return mse + carb_weight * carbonate_bce(out[:, 3:], fal, on(b["cassis"]), carb_pos_weight)
     n = fal.shape[0]
     t = rng.integers(0, schedule.T, n)
-    a, s = (torch.from_numpy(np.asarray(v, np.float32))[:, None, None, None] for v in schedule.coefs(t))
-    eps = torch.from_numpy(rng.standard_normal(fal.shape).astype(np.float32))
+    a, s = (on(np.asarray(v, np.float32))[:, None, None, None] for v in schedule.coefs(t))
+    eps = on(rng.standard_normal(fal.shape).astype(np.float32))
     x_t = a * fal + s * eps
-    keep = torch.from_numpy((rng.random(n) >= image_drop).astype(np.float32))
-    v = run(*model_inputs(b, x_t, torch.from_numpy(t.astype(np.float32)), keep))
+    keep = on((rng.random(n) >= image_drop).astype(np.float32))
+    v = run(*model_inputs(b, x_t, on(t.astype(np.float32)), keep))
     return torch.mean(weight * (v - (a * eps - s * fal)) ** 2)
 
 
@@ -252,13 +276,20 @@ def train(cfg: TrainConfig) -> dict:
     """Train (or resume) a spectral model and return a summary; see the module docstring."""
     if cfg.model not in ("unet", "diffusion"):
         raise ValueError(f"--model must be unet or diffusion, got {cfg.model!r}")
-    out, _ = start_run(cfg.out, cfg.seed, cfg.threads, "cpu")
+    if cfg.device not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu or cuda, got {cfg.device!r}")
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: PyTorch sees no CUDA device")
+    out, device = start_run(cfg.out, cfg.seed, cfg.threads, cfg.device)
     mcfg = SpectralConfig(kind=cfg.model, width=cfg.width, carbonate_head=cfg.carbonate_head)
-    precision = Precision(cfg.precision, channels_last=cfg.precision == "bf16")
+    precision = Precision(cfg.precision, channels_last=cfg.precision == "bf16", device=device)
     model = SpectralUNet(mcfg)
     if cfg.init and not (out / CHECKPOINT).is_file():  # a resumed run has its own weights
         load_init(model, init_weights(cfg.init, mcfg))
-    model = precision.prepare(model)
+    # The data (and its worker processes, forked before CUDA starts) before the model moves.
+    src = BatchSource(cfg)
+    prefetch = BatchPrefetcher(src, cfg.seed, cfg.workers) if cfg.workers > 0 else None
+    model = precision.prepare(model.to(device))
     ema = EMA(model, cfg.ema)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     schedule = Schedule()
@@ -271,7 +302,8 @@ def train(cfg: TrainConfig) -> dict:
             vl = float(loss_on(ema.model, val, np.random.default_rng(999), schedule, carb_weight=0.0))
             rec = {"step": step, "train_loss": trainer.last, "val_loss": vl, "elapsed_s": round(trainer.elapsed(), 1)}
             if mcfg.carbonate_head:  # val loss stays the plain MSE (comparable with head-less runs)
-                logit = ema.model(*model_inputs(val, None, None))[:, 3:].float()
+                args = [a.to(device) for a in model_inputs(val, None, None)]
+                logit = ema.model(*args)[:, 3:].float().cpu()
                 rec["val_carb_bce"] = float(carbonate_bce(logit, torch.from_numpy(val["fal"]),
                                                           torch.from_numpy(val["cassis"]), cfg.carb_pos_weight))
                 inside = (torch.from_numpy(val["cassis"]) > -1).any(dim=1, keepdim=True)
@@ -279,22 +311,124 @@ def train(cfg: TrainConfig) -> dict:
                                                   green_mask(torch.from_numpy(val["fal"]))[inside].numpy() > 0)[0]
         extra = (f", carbonate BCE {rec['val_carb_bce']:.4f}, best F1 {rec['val_carb_best_f1']:.3f}"
                  if mcfg.carbonate_head else "")
-        trainer.write(f"step {step}: val loss {vl:.4f}{extra}")
+        trainer.write(f"step {step}: train loss {trainer.last:.4f}, val loss {vl:.4f}{extra} "
+                      f"({rec['elapsed_s']} s)")
         return rec
 
     trainer = Trainer(out, model, opt, lambda s: linear_warmup(s, cfg.lr, 200), steps=cfg.steps, seed=cfg.seed,
-                      ema=ema, clip=1.0, precision=precision, save_every=cfg.save_every, validate_every=cfg.validate_every,
+                      ema=ema, clip=1.0, precision=precision, device=device, save_every=cfg.save_every,
+                      validate_every=cfg.validate_every, max_seconds=cfg.max_seconds,
                       identity={"model_config": mcfg.to_dict()}, progress=cfg.progress, desc=f"train {cfg.model}",
                       hooks=Hooks(validate=validation, postfix=lambda t: {"loss": f"{t.last:.4f}"},
-                                  extras=lambda: {"model_config": mcfg.to_dict(), "train_config": asdict(cfg)}))
+                                  extras=lambda: {"model_config": mcfg.to_dict(), "train_config": asdict(cfg),
+                                                  "hardware": hardware(device)},
+                                  after_save=lambda step: write_snapshot(trainer, cfg.snapshot) if cfg.snapshot
+                                  else None))
     trainer.resume()
     record_config(out / "config.json", {"train": asdict(cfg), "model": mcfg.to_dict(), "sites": SITES})
-    src = BatchSource(cfg)
     val = _validation_batch(src, 128)
     image_drop = cfg.image_drop if cfg.model == "diffusion" else 0.0
-    r = trainer.run(lambda s, rng: (loss_on(model, src.batch(rng), rng, schedule, image_drop, cfg.green_weight,
-                                            precision, cfg.carb_weight, cfg.carb_pos_weight), {}))
-    return {"step": r["step"], "loss": r["last"], "parameters": count_parameters(model), "out": str(out)}
+
+    def step(s: int, rng: np.random.Generator):
+        if prefetch is not None:
+            b, rng = prefetch.get(s)  # the batch of step s and default_rng([seed, s]) after drawing it
+        else:
+            b = src.batch(rng)
+        return loss_on(model, b, rng, schedule, image_drop, cfg.green_weight, precision, cfg.carb_weight,
+                       cfg.carb_pos_weight), {}
+
+    try:
+        r = trainer.run(step)
+    finally:
+        if prefetch is not None:
+            prefetch.close()
+    return {"step": r["step"], "loss": r["last"], "parameters": count_parameters(model), "out": str(out),
+            "seconds": round(trainer.elapsed(), 1), "device": str(device)}
+
+
+_SOURCE: BatchSource | None = None  # a prefetch worker's copy of the batch source (set when it forks)
+
+
+def _set_source(src: BatchSource) -> None:
+    global _SOURCE
+    _SOURCE = src
+
+
+def _draw(seed: int, step: int) -> tuple[dict, np.random.Generator]:
+    rng = np.random.default_rng([seed, step])
+    return _SOURCE.batch(rng), rng
+
+
+class BatchPrefetcher:
+    """Batches of the coming steps drawn by ``workers`` forked processes, at most ``2 * workers`` ahead.
+
+    ``get(step)`` returns the batch of ``step`` and the generator ``default_rng([seed, step])``
+    in the state after drawing it: exactly what the in-process path has, so the run is unchanged.
+
+    Example:
+        >>> src = BatchSource(TrainConfig(data="toy", batch=2, crop=8))
+        >>> p = BatchPrefetcher(src, seed=0, workers=1)
+        >>> b, rng = p.get(3); p.close()
+        >>> r = np.random.default_rng([0, 3]); ref = src.batch(r)
+        >>> bool((b["fal"] == ref["fal"]).all()), rng.random() == r.random()
+        (True, True)
+    """
+
+    def __init__(self, src: BatchSource, seed: int, workers: int):
+        import multiprocessing
+
+        # fork: the workers share the loaded scenes; they never touch torch (or CUDA).
+        self.pool = multiprocessing.get_context("fork").Pool(workers, initializer=_set_source, initargs=(src,))
+        self.seed, self.depth = seed, 2 * workers
+        self.pending: dict[int, object] = {}
+
+    def get(self, step: int) -> tuple[dict, np.random.Generator]:
+        if step not in self.pending:  # a jump (the first call, a resume): start over from here
+            self.pending.clear()
+        for s in range(step, step + self.depth):
+            if s not in self.pending:
+                self.pending[s] = self.pool.apply_async(_draw, (self.seed, s))
+        return self.pending.pop(step).get()
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()
+
+
+def hardware(device: torch.device) -> str:
+    """One line naming where a run trains (GPU name, or the CPU's architecture and core count) and PyTorch.
+
+    Example:
+        >>> "torch" in hardware(torch.device("cpu"))
+        True
+    """
+    import platform
+
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"{platform.machine()} {os.cpu_count()}-core CPU")
+    return f"{where}, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def write_snapshot(trainer: Trainer, path: str | os.PathLike) -> None:
+    """Write the compact weights file of a run (atomically): the EMA weights in fp16, the configs, the step,
+    the hardware and the validation history (``log.jsonl``); no optimiser. ``pymars spectral export`` and
+    :func:`load_checkpoint` take it like a checkpoint.pt.
+    """
+    import json
+
+    from pymars.train.engine import LOG, save_checkpoint
+
+    log = trainer.out / LOG
+    history = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+    state = trainer.state()
+    compact = {"ema": {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
+                       for k, v in state["ema"].items()},
+               "step": state["step"], "history": history, "elapsed_s": round(trainer.elapsed(), 1),
+               "running": state["running"]}
+    for key in ("model_config", "train_config", "hardware"):
+        compact[key] = state[key]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(compact, path)
 
 
 def init_weights(source: str | os.PathLike, mcfg: SpectralConfig) -> dict:

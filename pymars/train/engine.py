@@ -366,6 +366,9 @@ class Trainer:
       the running mean (or is not finite) is skipped: one exploding crop would
       poison Adam's moments (None: every step is taken);
     * ``stop_at``: stop there (resumably) before ``steps``; the schedule still runs to ``steps``;
+    * ``max_seconds``: stop (resumably: validation and checkpoint as at the end) at the first step
+      taken once this many seconds have passed since the trainer was made (0: no time limit); meant
+      for schedules that do not depend on the planned total (:func:`linear_warmup`);
     * ``optimizer_key``: the checkpoint key of the optimiser state (the enhancers' is ``"opt"``);
     * ``identity``: checkpoint keys that must match to resume (see :func:`refuse_other_architecture`).
 
@@ -379,7 +382,8 @@ class Trainer:
     def __init__(self, out: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  lr_at: Callable[[int], float], *, steps: int, seed: int = 0, ema: EMA | None = None,
                  clip: float = 1.0, precision: Precision | None = None, device: str | torch.device = "cpu",
-                 save_every: int = 100, validate_every: int = 0, stop_at: int = 0, outlier_after: int | None = None,
+                 save_every: int = 100, validate_every: int = 0, stop_at: int = 0, max_seconds: float = 0.0,
+                 outlier_after: int | None = None,
                  optimizer_key: str = "optimizer", identity: dict | None = None, hooks: Hooks | None = None,
                  progress: bool = True, desc: str = "train"):
         self.out = Path(out)
@@ -388,6 +392,7 @@ class Trainer:
         self.device = torch.device(device)
         self.precision = precision or Precision("fp32", device=self.device)
         self.save_every, self.validate_every, self.stop_at = save_every, validate_every, stop_at
+        self.max_seconds = max_seconds
         self.outlier_after, self.optimizer_key = outlier_after, optimizer_key
         self.identity = identity or {}
         self.hooks = hooks or Hooks()
@@ -524,7 +529,7 @@ class Trainer:
                 if self.step % 20 == 0 and self.running:
                     post = self.hooks.postfix(self) if self.hooks.postfix else {"loss": f"{self.last:.4g}"}
                     self._bar.set_postfix(**post)
-                done = self.step >= end
+                done = self.step >= end or bool(self.max_seconds and self.elapsed() >= self.max_seconds)
                 if self.hooks.validate is not None and self.validate_every and (
                         self.step % self.validate_every == 0 or done):
                     record = self.hooks.validate(self.step)
@@ -532,6 +537,8 @@ class Trainer:
                         self.log(record)
                 if self.step % self.save_every == 0 or done:
                     self.save()
+                if done:
+                    break
             if not self.checkpoint.is_file():  # nothing to train (steps already reached): still leave a checkpoint
                 self.save()
         finally:
