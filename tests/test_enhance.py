@@ -250,6 +250,50 @@ def test_training_resumes_exactly(tmp_path):
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
+def test_batches_drawn_ahead_train_exactly_as_drawn_in_the_loop(tmp_path):
+    # The GPU runs draw batches in threads ahead of the step (scripts/gpu_enhance.py); the weights must not change.
+    from pymars.enhance.training import EnhancerConfig, train_enhancer
+
+    cache = tmp_path / "cache.npz"
+    synthetic_cache().save(cache)
+    common = dict(kind="marsqe", cache=str(cache), batch=2, crop=32, width=4, save_every=1, steps=3)
+    train_enhancer(EnhancerConfig(out=str(tmp_path / "a"), **common), progress=False)
+    train_enhancer(EnhancerConfig(out=str(tmp_path / "b"), prefetch=2, **common), progress=False)
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert a["step"] == b["step"] == 3
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_gan_recipe_refuses_a_gpu_in_one_line(tmp_path):
+    from pymars.enhance.training import EnhancerConfig, train_enhancer
+
+    cache = tmp_path / "cache.npz"
+    synthetic_cache(1).save(cache)
+    with pytest.raises(ValueError, match="CPU only"):
+        train_enhancer(EnhancerConfig(cache=str(cache), out=str(tmp_path / "g"), gan="plain", device="meta"),
+                       progress=False)
+
+
+def test_gpu_pack_rebuilds_the_training_cache(tmp_path):
+    # The device gets the cache as WebP + JPEG bytes (64 MiB limit); unpacked it must be the same cache.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_enhance", Path(__file__).resolve().parents[1] / "scripts" / "gpu_enhance.py")
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    c = synthetic_cache(3)
+    c.save(tmp_path / "cache.npz")
+    pack = tmp_path / "pack.npz"
+    gpu.main(["prepare", "--cache", str(tmp_path / "cache.npz"), "--regions", "2", "--out", str(pack)])
+    assert gpu.unpack(pack, tmp_path / "back.npz").endswith("decode differently here: 0")
+    back = TrainingCache.load(tmp_path / "back.npz")
+    pick = np.sort(np.random.default_rng(0).permutation(3)[:2])
+    assert np.array_equal(back.raw, c.raw[pick]) and np.array_equal(back.comp, c.comp[pick])
+    assert np.array_equal(back.classes, c.classes[pick]) and np.array_equal(back.dict_comp, c.dict_comp)
+    assert back.specs == ["jpeg:30"] and pack.stat().st_size < (tmp_path / "cache.npz").stat().st_size / 3
+
+
 @pytest.mark.parametrize("kind", ["marsqe", "dncnn"])
 def test_bf16_training_steps_lower_the_loss_and_save_fp32_weights(tmp_path, kind):
     from pymars.enhance.training import EnhancerConfig, train_enhancer

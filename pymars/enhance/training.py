@@ -109,6 +109,42 @@ class EnhancerConfig:
     # "bf16": autocast the networks to bfloat16 with channels_last activations (AMX CPUs, GPUs);
     # "fp32": the shipped enhancers' recipe. The loss is always taken in fp32.
     precision: str = "fp32"
+    # "cpu", "cuda" or "auto" (pymars.train.engine.pick_device); a lent GPU runs the same loop (scripts/gpu_enhance.py).
+    device: str = "cpu"
+    # Worker threads that draw the coming steps' batches ahead (0: drawn in the loop). A step's batch depends on
+    # (seed, step) only, so drawing ahead changes nothing but speed: a GPU step is shorter than numpy's crop work.
+    prefetch: int = 0
+    # Stop (resumably, checkpoint written) after this many seconds of training; 0 = no limit.
+    max_seconds: float = 0.0
+
+
+class _BatchesAhead:
+    """The batches of the next ``ahead`` steps, drawn in threads; ``get(s)`` is step ``s``'s batch.
+
+    Example:
+        >>> import numpy as np
+        >>> class Toy:
+        ...     def batch(self, rng, n, crop): return {"x": rng.random(n)}
+        >>> ahead = _BatchesAhead(Toy(), seed=0, batch=2, crop=8, ahead=2)
+        >>> bool((ahead.get(5)["x"] == Toy().batch(np.random.default_rng([0, 5]), 2, 8)["x"]).all())
+        True
+    """
+
+    def __init__(self, cache, seed: int, batch: int, crop: int, ahead: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.cache, self.seed, self.batch, self.crop, self.ahead = cache, seed, batch, crop, ahead
+        self.pool = ThreadPoolExecutor(ahead)
+        self.pending: dict = {}
+
+    def get(self, s: int) -> dict:
+        for t in range(s, s + self.ahead + 1):
+            if t not in self.pending:
+                self.pending[t] = self.pool.submit(self.cache.batch, np.random.default_rng([self.seed, t]),
+                                                   self.batch, self.crop)
+        for t in [t for t in self.pending if t < s]:  # a resumed run skips steps it has already taken
+            self.pending.pop(t)
+        return self.pending.pop(s).result()
 
 
 def mse_loss(kind: str, outputs, target, lam: float = 1.0):
@@ -166,12 +202,14 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
     from pymars.train.engine import CHECKPOINT, Hooks, Precision, Trainer, cosine_lr, save_checkpoint, start_run
 
     # One thread unless told otherwise (0 too): the machine is shared.
-    out, _ = start_run(cfg.out, cfg.seed, max(1, cfg.threads), "cpu")
+    out, device = start_run(cfg.out, cfg.seed, max(1, cfg.threads), cfg.device)
     cache = TrainingCache.load(cfg.cache)
-    precision = Precision(cfg.precision, channels_last=cfg.precision == "bf16")
-    net = precision.prepare(build(cfg.kind, cfg.width))
+    precision = Precision(cfg.precision, channels_last=cfg.precision == "bf16", device=device)
+    net = precision.prepare(build(cfg.kind, cfg.width)).to(device)
     opt = torch.optim.Adam(net.parameters(), cfg.lr, betas=(0.9, 0.999))
     gan = None
+    if cfg.gan and device.type != "cpu":
+        raise ValueError(f"the GAN recipe trains on the CPU only (device {cfg.device!r} asked)")
     if cfg.gan:
         from pymars.enhance.gan import AdversarialRecipe
 
@@ -202,7 +240,7 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
                   postfix=lambda t: {"loss": f"{np.mean(t.window[-20:]):.2e}"})
     trainer = Trainer(out, net, opt, lambda s: cosine_lr(s, cfg.steps, cfg.lr), steps=cfg.steps, seed=cfg.seed,
                       clip=1.0, precision=precision, save_every=cfg.save_every, stop_at=cfg.stop_at,
-                      optimizer_key="opt", hooks=hooks,
+                      optimizer_key="opt", hooks=hooks, device=device, max_seconds=cfg.max_seconds,
                       progress=progress, desc=f"{cfg.kind} {Path(cfg.cache).stem}")
     if cfg.init and not (out / CHECKPOINT).is_file():
         start = init_weights(cfg.init, cfg.kind, cfg.width)
@@ -217,10 +255,12 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
         if gan is not None and "gan" in ck:
             gan.load_state_dict(ck["gan"])
     net.train()
+    ahead = _BatchesAhead(cache, cfg.seed, cfg.batch, cfg.crop, cfg.prefetch) if cfg.prefetch > 0 else None
 
     def step(s: int, rng: np.random.Generator):
         nonlocal outputs, batch
-        batch = {k: precision.batch(torch.from_numpy(v)) for k, v in cache.batch(rng, cfg.batch, cfg.crop).items()}
+        drawn = ahead.get(s) if ahead is not None else cache.batch(rng, cfg.batch, cfg.crop)
+        batch = {k: precision.batch(torch.from_numpy(v).to(device, non_blocking=True)) for k, v in drawn.items()}
         with precision.autocast():
             outputs = run_enhancer(net, cfg.kind, batch)
         outputs = tuple(o.float() for o in outputs) if isinstance(outputs, tuple) else outputs.float()
