@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the device runs the checkout with its own python3: pymars is not installed there
+    sys.path.insert(0, str(ROOT))
 PACK = ROOT / ".gpu_pack"
 PACK_FILE = PACK / "enhance_jpeg30.npz"
 SETTING = "jpeg:30"
