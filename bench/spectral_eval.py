@@ -75,11 +75,11 @@ def timing(model: str, img: np.ndarray, meta: dict, threads: int, repeats: int, 
 
 
 def sweep_val(steps: int | None, scenes: int = 8, weights: str = "diffusion", out: Path | None = None,
-              steps_list: tuple = ()) -> int:
+              steps_list: tuple = (), samples_list: tuple = (), guidance: tuple = ()) -> int:
     """Guidance scales (then DDIM steps) of the diffusion model on the first ``scenes`` val scenes, with metadata."""
     pairs = held_out_pairs("val")[:scenes]
     rows = []
-    for gi, gm in ((1.0, 1.0), (1.5, 2.0), (1.0, 3.0), (2.0, 1.0), (2.0, 3.0)):
+    for gi, gm in guidance or ((1.0, 1.0), (1.5, 2.0), (1.0, 3.0), (2.0, 1.0), (2.0, 3.0)):
         row = evaluate_weights(weights, pairs, True, f"diffusion + metadata, s_img {gi}, s_meta {gm}",
                                steps=steps, image_guidance=gi, meta_guidance=gm)
         row.pop("per_scene")
@@ -90,6 +90,13 @@ def sweep_val(steps: int | None, scenes: int = 8, weights: str = "diffusion", ou
         row = evaluate_weights(weights, pairs, True, f"diffusion + metadata, {n} DDIM steps", steps=n)
         row.pop("per_scene")
         row.update(ddim_steps=n)
+        rows.append(row)
+        print(format_table([row]).splitlines()[-1], flush=True)
+    for n in samples_list:  # the mean of n samples (seeds 0..n-1) at the model's own guidance scales
+        row = evaluate_weights(weights, pairs, True, f"diffusion + metadata, mean of {n} samples", steps=steps,
+                               samples=n)
+        row.pop("per_scene")
+        row.update(samples=n)
         rows.append(row)
         print(format_table([row]).splitlines()[-1], flush=True)
     out = out or ROOT / "bench" / "results" / "spectral_guidance_val.json"
@@ -135,6 +142,9 @@ def main(argv=None) -> int:
     ap.add_argument("--table-only", action="store_true", help="the results table alone (no timings, no real cube)")
     ap.add_argument("--out", help="result file (default bench/results/spectral[_quick].json)")
     ap.add_argument("--sweep-steps", default="", help="with --sweep-val: DDIM step counts to try too, e.g. 10,50")
+    ap.add_argument("--sweep-samples", default="", help="with --sweep-val: sample counts whose mean to try, e.g. 2,4")
+    ap.add_argument("--sweep-guidance", default="",
+                    help="with --sweep-val: image:meta scale pairs instead of the default grid, e.g. 1:1,1:0.5")
     ap.add_argument("--families", default="unet,diffusion",
                     help="model families in the table (e.g. unet: no diffusion rows, much faster)")
     ap.add_argument("--save-threshold", action="store_true",
@@ -146,7 +156,10 @@ def main(argv=None) -> int:
         return 2
     if args.sweep_val:
         return sweep_val(args.steps, weights=args.diffusion, out=Path(args.out) if args.out else None,
-                         steps_list=tuple(int(x) for x in args.sweep_steps.split(",") if x))
+                         steps_list=tuple(int(x) for x in args.sweep_steps.split(",") if x),
+                         samples_list=tuple(int(x) for x in args.sweep_samples.split(",") if x),
+                         guidance=tuple(tuple(float(v) for v in g.split(":")) for g in args.sweep_guidance.split(",")
+                                        if g))
     pairs = held_out_pairs("test")
     if args.quick:
         pairs = pairs[:4]

@@ -127,6 +127,19 @@ def test_diffusion_prediction_is_seeded_and_uses_the_metadata():
     assert (a[:6, :10] == 0).all()  # outside the footprint stays black
 
 
+def test_diffusion_mean_of_samples_is_the_mean_of_the_seeded_draws():
+    # samples=N averages the draws of seeds seed..seed+N-1 in the network's output space (then one rounding).
+    p = SpectralPredictor("diffusion")
+    img = _scene()
+    one = p.predict(img, steps=2, seed=4, samples=1)
+    assert (one == p.predict(img, steps=2, seed=4)).all()
+    two = p.predict(img, steps=2, seed=4, samples=2).astype(int)
+    a, b = one.astype(int), p.predict(img, steps=2, seed=5).astype(int)
+    assert np.abs(two - (a + b) / 2).max() <= 1.0 and not (two == a).all()
+    with pytest.raises(ValueError, match="samples"):
+        p.predict(img, steps=2, samples=0)
+
+
 def test_predictor_refuses_bad_arrays():
     for bad, msg in [(np.zeros((16, 16), np.uint8), "HxWx3"), (np.zeros((16, 16, 3), np.uint16), "uint8"),
                      (np.zeros((0, 16, 3), np.uint8), "at least"), ([[1, 2, 3]], "numpy array")]:

@@ -124,7 +124,7 @@ def cmd_predict(args) -> int:
         if mask_out is None:
             fal = predictor.predict(img, lat=args.lat, lon=args.lon, site=args.site, steps=args.steps,
                                     image_guidance=args.image_guidance, meta_guidance=args.meta_guidance,
-                                    seed=args.seed, progress=not args.quiet)
+                                    seed=args.seed, samples=args.samples, progress=not args.quiet)
         else:
             fal, logit = predictor.predict_with_carbonate(img, lat=args.lat, lon=args.lon, site=args.site)
             mask = np.where(logit >= threshold, 255, 0).astype(np.uint8)
@@ -210,6 +210,8 @@ def register(sub) -> None:
     p.add_argument("--image-guidance", type=float, help="guidance scale on the image (default from config)")
     p.add_argument("--meta-guidance", type=float, help="guidance scale on the metadata (default from config)")
     p.add_argument("--seed", type=int, help="noise seed (default 0)")
+    p.add_argument("--samples", type=int, help="diffusion: mean of this many samples (seeds seed, seed+1, ...; "
+                                               "default from config, 1)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--carbonate-mask", metavar="MASK.png", default=None,

@@ -182,8 +182,14 @@ class SpectralPredictor:
 
     def predict(self, cassis: np.ndarray, lat: float | None = None, lon: float | None = None,
                 site: str | None = None, steps: int | None = None, image_guidance: float | None = None,
-                meta_guidance: float | None = None, seed: int | None = None, progress: bool = False) -> np.ndarray:
+                meta_guidance: float | None = None, seed: int | None = None, progress: bool = False,
+                samples: int | None = None) -> np.ndarray:
         """FAL composite (HxWx3 uint8) of a CaSSIS composite (HxWx3 uint8); sampler settings default to config.json.
+
+        ``samples`` (diffusion): the mean of that many DDIM samples from seeds
+        ``seed, seed + 1, ...``. One sample is one draw of the model's posterior; their
+        mean estimates the posterior mean, which is what RMSE and PCC reward (a
+        single draw's own spread adds to its error), at ``samples`` times the cost.
 
         Example:
             >>> import numpy as np
@@ -215,8 +221,12 @@ class SpectralPredictor:
                 f = dict(feeds, x_t=np.repeat(x_t, n, axis=0), t=np.repeat(t, n).astype(np.float32))
                 return guidance_combine(self._run(f), gi, gm, meta is not None)[None]
 
-            out = ddim_sample(denoise, x.shape, self.schedule, steps,
-                              seed=int(seed if seed is not None else s.get("seed", 0)), progress=progress)[0]
+            n_samples = int(samples if samples is not None else s.get("samples", 1))
+            if n_samples < 1:
+                raise ValueError(f"samples must be >= 1, got {n_samples}")
+            first = int(seed if seed is not None else s.get("seed", 0))
+            out = np.mean([ddim_sample(denoise, x.shape, self.schedule, steps, seed=first + i,
+                                       progress=progress)[0] for i in range(n_samples)], axis=0)
         return self._to_fal(out, cassis)
 
 
