@@ -61,6 +61,7 @@ def card(folder: Path, res: dict, guidance: dict | None) -> str:
     cfg = json.loads((folder / "config.json").read_text())
     tr, mc = cfg["train"], cfg["model"]
     kind = mc["kind"]
+    gpu = tr.get("device", "cpu") not in ("cpu", "")
     rows = [r for r in res["rows"] if r["name"].startswith(kind)]
     what = ("UNet regression baseline (MSE), the thesis' baseline" if kind == "unet" else
             "conditional diffusion denoiser (v-prediction, cosine DDPM schedule, T = 1000), InstructPix2Pix-style "
@@ -87,13 +88,23 @@ def card(folder: Path, res: dict, guidance: dict | None) -> str:
                                  if tr.get("init") else "") +
         f"{tr['step']} steps{' more, from those weights' if tr.get('init') else ''}, batch {tr['batch']}, AdamW lr "
         f"{tr['lr']} (200-step warm-up, then constant), EMA {tr['ema']} (these are the EMA weights), seed "
-        f"{tr['seed']}, 1 thread" + (", bf16 autocast + channels_last" if tr.get("precision") == "bf16" else "") +
+        f"{tr['seed']}, " + ("on the GPU below" if gpu else "1 thread") +
+        (", bf16 autocast + channels_last" if tr.get("precision") == "bf16" else "") +
         (f", carbonate (green FAL) target pixels counted {1 + tr['green_weight']:g} times in the loss "
          f"(`--green-weight {tr['green_weight']:g}`)" if tr.get("green_weight") else "") + ".",
-        f"- **Hardware:** this x86_64 2-core CPU, no GPU ({platform.python_implementation()} "
-        f"{platform.python_version()}, PyTorch CPU), shared with other engineers' training jobs (so wall time is "
-        "not a measure of cost).",
+        (f"- **Hardware:** {tr.get('hardware', 'a GPU')}, lent for one session (the `device` tool), "
+         f"{tr.get('workers', 0)} batch-drawing worker processes; stopped by time after {tr.get('max_seconds', 0):.0f} s "
+         f"of training (`--max-seconds`), so the step count is the GPU's, not a chosen total." if gpu else
+         f"- **Hardware:** this x86_64 2-core CPU, no GPU ({platform.python_implementation()} "
+         f"{platform.python_version()}, PyTorch CPU), shared with other engineers' training jobs (so wall time is "
+         "not a measure of cost)."),
         f"- **Reproduce:** " + (
+            f"`scripts/gpu_spectral.sh prepare` here, then on a GPU "
+            f"`PYMARS_SHARED=$PWD/.gpu_pack/shared scripts/gpu_spectral.sh remote "
+            f"{tr.get('max_seconds', 0) + 25:.0f} {mc['width']}` (the device call is in the script's header; "
+            f"another GPU reaches another step count), then `scripts/gpu_spectral.sh export "
+            f"spectral_diffusion_gpu.pt pymars/weights/{folder.name}` and the sampler settings below in config.json"
+            if gpu else (
             (f"`pymars spectral train --model {kind} --out {tr['init_run']} --steps {tr['init_step']}`, then "
              if tr.get("init_step") else "") +
             f"`pymars spectral train --model {kind} --init-from {tr.get('init_run', tr.get('init'))} "
@@ -105,14 +116,16 @@ def card(folder: Path, res: dict, guidance: dict | None) -> str:
             if tr.get("init") else
             f"`pymars spectral train --model {kind} --out runs/spectral-{kind} --steps {tr['step']}` "
             f"(resumable; the batch of step i and the learning rate depend only on i and the seed) then "
-            f"`pymars spectral export runs/spectral-{kind}/checkpoint.pt -o pymars/weights/{folder.name}`") +
+            f"`pymars spectral export runs/spectral-{kind}/checkpoint.pt -o pymars/weights/{folder.name}`")) +
         "; results: `python3 bench/spectral_eval.py`; this card: `python3 export/spectral_cards.py`.",
         f"- **Files:** `model.safetensors` (EMA weights), `model.onnx` (one network evaluation; ONNX Runtime vs "
         f"PyTorch max |diff| {cfg['onnx_max_abs_diff']:.1e}), `config.json`.", "",
         "## Held-out results (test part, ONNX Runtime)", "", format_table(rows), "",
     ]
     if kind == "diffusion":
-        lines.append(f"DDIM steps {res['ddim_steps']}, seed 0.")
+        n = int(cfg.get("sampler", {}).get("samples", 1))
+        lines.append(f"DDIM steps {res['ddim_steps']}, seed 0" +
+                     (f"; each prediction the mean of {n} samples (seeds 0..{n - 1})." if n > 1 else "."))
     t = {k: v for k, v in res.get("timing_s_per_256", {}).items() if k.startswith(kind)}
     if t:
         lines += ["", "Seconds per 256x256 image (ONNX Runtime, this shared 2-core CPU; wall / process CPU): " +
@@ -130,7 +143,7 @@ def card(folder: Path, res: dict, guidance: dict | None) -> str:
     if floor is not None and best is not None and best <= floor:
         lines.append(f"- **Carbonates are not detected**: the best carbonate F1 of this model ({best:.3f}) is not "
                      f"above copying the input ({floor:.3f}); the averages above hide it (docs/spectral.md).")
-    if tr.get("steps", tr["step"]) != tr["step"]:
+    if tr.get("steps", tr["step"]) != tr["step"] and not tr.get("max_seconds"):
         lines.append(f"- History: launched with `--steps {tr['steps']}` and stopped at the saved step {tr['step']} "
                      "when the session's CPU budget was spent (validation loss still falling); the learning rate "
                      f"does not depend on the planned total, so `--steps {tr['step']}` reproduces these weights.")

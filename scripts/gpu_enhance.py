@@ -43,8 +43,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # the device runs the checkout with its own python3: pymars is not installed there
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "scripts"):  # the device runs the checkout with its own python3: nothing is installed
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 PACK = ROOT / ".gpu_pack"
 PACK_FILE = PACK / "enhance_jpeg30.npz"
 SETTING = "jpeg:30"
@@ -151,23 +152,9 @@ def unpack(pack: str | os.PathLike, out: str | os.PathLike) -> str:
 
 def _stub_core() -> None:
     # Training never calls the C core, and the device's Python cannot load this machine's build of it.
-    # pymars' package imports name C functions up front, so every name resolves to one that refuses to run.
-    import types
+    from core_standin import install
 
-    class Absent(types.ModuleType):
-        def __getattr__(self, name):
-            if name.startswith("__"):
-                raise AttributeError(name)
-
-            def absent(*args, **kwargs):
-                raise RuntimeError(f"pymars._core.{name}: the C core is not built on this machine")
-
-            return absent
-
-    try:
-        import pymars._core  # noqa: F401
-    except ImportError:
-        sys.modules["pymars._core"] = Absent("pymars._core")
+    install()
 
 
 def _slim(state: dict) -> dict:

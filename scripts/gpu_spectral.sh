@@ -87,25 +87,10 @@ case "$cmd" in
            "$precision, $workers workers, PYMARS_SHARED=$PYMARS_SHARED, $(date -u +%FT%TZ)"
       command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv || true
       "$py" - "$out/spectral_diffusion_gpu.pt" <<PY
-import sys, types
-try:
-    import pymars  # noqa: F401
-except ImportError as e:  # no build of the C++ extension here: a stand-in (spectral training never calls it)
-    if "_core" not in str(e):
-        raise
-    class _Absent(types.ModuleType):
-        def __getattr__(self, name):
-            if name.startswith("__"):  # __file__, __spec__, ...: as a plain module has none
-                raise AttributeError(name)
-            if name.isupper():
-                return 0
-            def absent(*a, **k):
-                raise RuntimeError(f"pymars._core.{name}: the C++ extension is not built on this machine")
-            return absent
-    for m in [m for m in sys.modules if m == "pymars" or m.startswith("pymars.")]:
-        del sys.modules[m]
-    sys.modules["pymars._core"] = _Absent("pymars._core")
-    print("pymars._core not importable here: running with a stand-in", flush=True)
+import sys
+sys.path.insert(0, "scripts")
+from core_standin import install  # pymars' C core has no build on the device; training never calls it
+install()
 from pymars.cli import main
 sys.exit(main(["spectral", "train", "--model", "diffusion", "--out", "$run", "--steps", "10000000",
                "--width", "$width", "--batch", "${BATCH:-32}", "--lr", "${LR:-0.001}", "--device", "$device",
