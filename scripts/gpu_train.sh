@@ -15,9 +15,13 @@
 # a file); `resume` starts the CPU run from them with a fresh optimiser.
 #
 # Size: the device takes at most 64 MiB of working tree (tracked files + carry). The
-# tracked tree is ~136 MB today (pymars/weights holds 115 MB, issue 16), and the gray-wide
-# pack is ~80 MB (pool 71 MB at 256x256 + weights 10 MB), so a device call is refused until
-# the weights leave the tree and the pool is cut (e.g. Navcam at 2x/4x only).
+# tracked tree is ~190 MB (pymars/weights ~160 MB); `scripts/gpu_slim_tree.sh park` moves the
+# folders training does not read out of the checkout for the call (code ~3 MB remains) and
+# `restore` brings them back. The gray-wide pack is ~80 MB (pool 71 MB at 256x256 + weights
+# 10 MB), so it still has to be cut (e.g. Navcam at 2x/4x only, or lossless WebP as
+# scripts/gpu_enhance.py packs its regions) before this family can travel; `remote` also
+# needs `from core_standin import install` (scripts/core_standin.py) before importing
+# pymars, as the device has no build of its C core (not done: never run on a GPU yet).
 # The device call (one command, ~9 minutes of training; see /work/.library/device):
 #   run(command="scripts/gpu_train.sh remote gray-wide 480", carry=[".gpu_pack"], timeout_s=600)
 set -euo pipefail
