@@ -75,11 +75,12 @@ def timing(model: str, img: np.ndarray, meta: dict, threads: int, repeats: int, 
 
 
 def sweep_val(steps: int | None, scenes: int = 8, weights: str = "diffusion", out: Path | None = None,
-              steps_list: tuple = (), samples_list: tuple = (), guidance: tuple = ()) -> int:
+              steps_list: tuple = (), samples_list: tuple = (), guidance: tuple | None = None) -> int:
     """Guidance scales (then DDIM steps) of the diffusion model on the first ``scenes`` val scenes, with metadata."""
     pairs = held_out_pairs("val")[:scenes]
     rows = []
-    for gi, gm in guidance or ((1.0, 1.0), (1.5, 2.0), (1.0, 3.0), (2.0, 1.0), (2.0, 3.0)):
+    grid = ((1.0, 1.0), (1.5, 2.0), (1.0, 3.0), (2.0, 1.0), (2.0, 3.0))
+    for gi, gm in grid if guidance is None else guidance:
         row = evaluate_weights(weights, pairs, True, f"diffusion + metadata, s_img {gi}, s_meta {gm}",
                                steps=steps, image_guidance=gi, meta_guidance=gm)
         row.pop("per_scene")
@@ -144,7 +145,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-steps", default="", help="with --sweep-val: DDIM step counts to try too, e.g. 10,50")
     ap.add_argument("--sweep-samples", default="", help="with --sweep-val: sample counts whose mean to try, e.g. 2,4")
     ap.add_argument("--sweep-guidance", default="",
-                    help="with --sweep-val: image:meta scale pairs instead of the default grid, e.g. 1:1,1:0.5")
+                    help="with --sweep-val: image:meta scale pairs instead of the default grid, e.g. 1:1,1:0.5 "
+                         "('none': no guidance rows)")
     ap.add_argument("--families", default="unet,diffusion",
                     help="model families in the table (e.g. unet: no diffusion rows, much faster)")
     ap.add_argument("--save-threshold", action="store_true",
@@ -158,8 +160,9 @@ def main(argv=None) -> int:
         return sweep_val(args.steps, weights=args.diffusion, out=Path(args.out) if args.out else None,
                          steps_list=tuple(int(x) for x in args.sweep_steps.split(",") if x),
                          samples_list=tuple(int(x) for x in args.sweep_samples.split(",") if x),
-                         guidance=tuple(tuple(float(v) for v in g.split(":")) for g in args.sweep_guidance.split(",")
-                                        if g))
+                         guidance=None if not args.sweep_guidance else tuple(
+                             tuple(float(v) for v in g.split(":")) for g in args.sweep_guidance.split(",")
+                             if g != "none"))
     pairs = held_out_pairs("test")
     if args.quick:
         pairs = pairs[:4]

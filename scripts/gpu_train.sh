@@ -19,9 +19,8 @@
 # folders training does not read out of the checkout for the call (code ~3 MB remains) and
 # `restore` brings them back. The gray-wide pack is ~80 MB (pool 71 MB at 256x256 + weights
 # 10 MB), so it still has to be cut (e.g. Navcam at 2x/4x only, or lossless WebP as
-# scripts/gpu_enhance.py packs its regions) before this family can travel; `remote` also
-# needs `from core_standin import install` (scripts/core_standin.py) before importing
-# pymars, as the device has no build of its C core (not done: never run on a GPU yet).
+# scripts/gpu_enhance.py packs its regions) before this family can travel. `remote` puts a
+# stand-in for pymars' C core in place (scripts/core_standin.py): the device has no build of it.
 # The device call (one command, ~9 minutes of training; see /work/.library/device):
 #   run(command="scripts/gpu_train.sh remote gray-wide 480", carry=[".gpu_pack"], timeout_s=600)
 set -euo pipefail
@@ -58,6 +57,9 @@ PY
     nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$out/gpu.txt" || true
     python3 - "$family" "$seconds" "$pack" "$out" <<'PY' 2>&1 | tee "$out/train.log"
 import sys, time, torch
+sys.path.insert(0, "scripts")
+from core_standin import install  # the device has no build of pymars' C core; training never calls it
+install()
 from pymars.train.codec.loop import TrainConfig, train
 import os
 family, seconds, pack, out = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
