@@ -118,10 +118,18 @@ def card(folder: Path, res: dict, guidance: dict | None) -> str:
             f"(resumable; the batch of step i and the learning rate depend only on i and the seed) then "
             f"`pymars spectral export runs/spectral-{kind}/checkpoint.pt -o pymars/weights/{folder.name}`")) +
         "; results: `python3 bench/spectral_eval.py`; this card: `python3 export/spectral_cards.py`.",
-        f"- **Files:** `model.safetensors` (EMA weights), `model.onnx` (one network evaluation; ONNX Runtime vs "
+        f"- **Files:** `model.safetensors` (EMA weights{', float16 as the run kept them' if gpu else ''}), "
+        f"`model.onnx` (one network evaluation; ONNX Runtime vs "
         f"PyTorch max |diff| {cfg['onnx_max_abs_diff']:.1e}), `config.json`.", "",
         "## Held-out results (test part, ONNX Runtime)", "", format_table(rows), "",
     ]
+    curve = ROOT / "bench" / "results" / "spectral_gpu_train.json"
+    if gpu and curve.is_file():  # the run's validation curve, from the compact file the GPU returned
+        hist = json.loads(curve.read_text())["history"]
+        picks = [h for h in hist if h["step"] in (500, 1000, 2500, 5000, 7500, 10000) or h is hist[-1]]
+        lines[-5:-5] = [f"- **Curve:** validation loss (EMA weights, 128 val crops) " + ", ".join(
+            f"{h['val_loss']:.4f} at step {h['step']} ({h['elapsed_s']:.0f} s)" for h in picks) +
+            " (`bench/results/spectral_gpu_train.json`)."]
     if kind == "diffusion":
         n = int(cfg.get("sampler", {}).get("samples", 1))
         lines.append(f"DDIM steps {res['ddim_steps']}, seed 0" +
