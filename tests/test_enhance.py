@@ -235,30 +235,21 @@ def synthetic_cache(n=3, seed=0) -> TrainingCache:
                          np.zeros(n, np.int16), d_raw, d_comp, np.array([1, 2], np.uint8), ["jpeg:30"])
 
 
-def test_training_resumes_exactly(tmp_path):
-    from pymars.enhance.training import EnhancerConfig, train_enhancer
-
-    cache = tmp_path / "cache.npz"
-    synthetic_cache().save(cache)
-    common = dict(kind="marsqe", cache=str(cache), batch=2, crop=32, width=4, save_every=1)
-    train_enhancer(EnhancerConfig(out=str(tmp_path / "a"), steps=3, **common), progress=False)
-    train_enhancer(EnhancerConfig(out=str(tmp_path / "b"), steps=3, stop_at=2, **common), progress=False)  # interrupted
-    train_enhancer(EnhancerConfig(out=str(tmp_path / "b"), steps=3, **common), progress=False)
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
-    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    assert a["step"] == b["step"] == 3
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-
-
-def test_batches_drawn_ahead_train_exactly_as_drawn_in_the_loop(tmp_path):
-    # The GPU runs draw batches in threads ahead of the step (scripts/gpu_enhance.py); the weights must not change.
+@pytest.mark.parametrize("variant", ["resumed", "drawn ahead"])
+def test_training_weights_are_the_same_resumed_or_with_batches_drawn_ahead(tmp_path, variant):
+    # A run stopped and resumed, and one whose batches are drawn in threads ahead of the step (the GPU runs,
+    # scripts/gpu_enhance.py), must end with the uninterrupted in-loop run's weights.
     from pymars.enhance.training import EnhancerConfig, train_enhancer
 
     cache = tmp_path / "cache.npz"
     synthetic_cache().save(cache)
     common = dict(kind="marsqe", cache=str(cache), batch=2, crop=32, width=4, save_every=1, steps=3)
     train_enhancer(EnhancerConfig(out=str(tmp_path / "a"), **common), progress=False)
-    train_enhancer(EnhancerConfig(out=str(tmp_path / "b"), prefetch=2, **common), progress=False)
+    if variant == "resumed":
+        train_enhancer(EnhancerConfig(out=str(tmp_path / "b"), stop_at=2, **common), progress=False)  # interrupted
+        train_enhancer(EnhancerConfig(out=str(tmp_path / "b"), **common), progress=False)
+    else:
+        train_enhancer(EnhancerConfig(out=str(tmp_path / "b"), prefetch=2, **common), progress=False)
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     assert a["step"] == b["step"] == 3
