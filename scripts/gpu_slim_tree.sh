@@ -21,7 +21,8 @@ case "${1:-}" in
       mkdir -p "$park/$(dirname "$d")"
       mv "$d" "$park/$d"
     done
-    tree=$(git ls-files -z | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+    # (du counts the tracked files still here; the parked ones it cannot find, hence the || true)
+    tree=$( (git ls-files -z | du -cb --files0-from=- 2>/dev/null || true) | tail -1 | cut -f1)
     pack=$(du -sb .gpu_pack 2>/dev/null | cut -f1 || echo 0)
     echo "parked $dirs in $park; would travel: tree $((tree / 1048576)) MiB + .gpu_pack $((${pack:-0} / 1048576)) MiB (limit 64)"
     ;;
