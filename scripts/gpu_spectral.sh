@@ -21,7 +21,8 @@
 #                              Rewritten atomically after every checkpoint (500 steps), so a
 #                              killed run still returns weights (~3 MB at width 32).
 #   spectral_diffusion.log     the training log (validation lines with elapsed seconds).
-# Environment: DEVICE (cuda; DEVICE=cpu checks the script on a machine without a GPU), BATCH (32),
+# Environment: INIT (a weights folder to continue, e.g. .gpu_pack/spectral-diffusion-init, which
+# `prepare` fills with the shipped model; fresh optimiser), DEVICE (cuda; DEVICE=cpu checks the script on a machine without a GPU), BATCH (32),
 # LR (0.001), WORKERS (3 on cuda, 0 on cpu), PRECISION (bf16 on cuda, fp32 on cpu),
 # RUN (/tmp/spectral-diffusion-gpu, the full run folder, removed first unless RESUME=1).
 #
@@ -63,7 +64,12 @@ case "$cmd" in
     cp "$src/usgs_splib07_av95/"{PROVENANCE.md,s07_AV95_envi.sli,s07_AV95_envi.hdr} "$dst/usgs_splib07_av95/"
     cp "$src/cassis_filter_curves/"{PROVENANCE.md,cassis-response-mtrdr.txt} "$dst/cassis_filter_curves/"
     chmod -R u+w "$dst"
-    du -sh "$pack/shared/data/spectral"
+    # The shipped weights, for a run that continues them (INIT=.gpu_pack/spectral-diffusion-init):
+    # pymars/weights does not travel (scripts/gpu_slim_tree.sh parks it). No ONNX: training reads the rest.
+    init=$pack/spectral-diffusion-init
+    rm -rf "$init" && mkdir -p "$init"
+    cp pymars/weights/spectral-diffusion/{config.json,model.safetensors} "$init/"
+    du -sh "$pack/shared/data/spectral" "$init"
     du -sh "$pack"
     ;;
 
@@ -96,7 +102,7 @@ sys.exit(main(["spectral", "train", "--model", "diffusion", "--out", "$run", "--
                "--width", "$width", "--batch", "${BATCH:-32}", "--lr", "${LR:-0.001}", "--device", "$device",
                "--precision", "$precision", "--workers", "$workers", "--threads", "1",
                "--max-seconds", "$budget", "--save-every", "500", "--validate-every", "500",
-               "--snapshot", sys.argv[1]]))
+               "--snapshot", sys.argv[1]] + (["--init-from", "${INIT:-}"] if "${INIT:-}" else [])))
 PY
       echo "done $(date -u +%FT%TZ)"
     } 2>&1 | tee "$out/spectral_diffusion.log"
