@@ -46,6 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 for path in (ROOT, ROOT / "scripts"):  # the device runs the checkout with its own python3: nothing is installed
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
+
+# Training never calls pymars' C core, and the device's Python cannot load this machine's build of it.
+from core_standin import install  # noqa: E402
 PACK = ROOT / ".gpu_pack"
 PACK_FILE = PACK / "enhance_jpeg30.npz"
 SETTING = "jpeg:30"
@@ -150,13 +153,6 @@ def unpack(pack: str | os.PathLike, out: str | os.PathLike) -> str:
     return f"{n} regions unpacked; compressed twins that decode differently here: {differ}"
 
 
-def _stub_core() -> None:
-    # Training never calls the C core, and the device's Python cannot load this machine's build of it.
-    from core_standin import install
-
-    install()
-
-
 def _slim(state: dict) -> dict:
     import torch
 
@@ -195,7 +191,7 @@ def collect(name: str, run: Path, out: Path, hardware: str) -> int:
 
 def train_one(args) -> int:
     """One job: probe the speed, size the schedule to the deadline, train, keep snapshots."""
-    _stub_core()
+    install()
     import torch
 
     from pymars.enhance.training import EnhancerConfig, train_enhancer
@@ -232,7 +228,7 @@ def remote(args) -> int:
     deadline = start + args.seconds
     device = os.environ.get("DEVICE", "cuda")
     hardware = "cpu"
-    _stub_core()
+    install()
     if device == "cuda":
         import torch
 

@@ -146,6 +146,10 @@ class _BatchesAhead:
             self.pending.pop(t)
         return self.pending.pop(s).result()
 
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pending.clear()
+
 
 def mse_loss(kind: str, outputs, target, lam: float = 1.0):
     """The reconstruction loss: MarsQE's Eq. 10 (two outputs, lambda) or plain MSE.
@@ -269,7 +273,11 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
             loss = loss + gan.generator_loss(final_output(cfg.kind, outputs), batch["raw"], batch["comp"], s, cfg.steps)
         return loss, {}
 
-    r = trainer.run(step)
+    try:
+        r = trainer.run(step)
+    finally:
+        if ahead is not None:  # the batches drawn past the last step are not needed
+            ahead.close()
     summary = {"config": asdict(cfg), "steps": r["step"], "history": history[-5:],
                "parameters": int(sum(p.numel() for p in net.parameters()))}
     atomic_write(out / "train.json", json.dumps(summary, indent=1).encode())
