@@ -11,7 +11,8 @@ over the JPEG it is given, on inputs it was not trained on:
   1.5) before JPEG: content crisper than anything in training;
 * ``colour sharpened``: every 3rd colour development tile, sharpened, JPEG 4:2:0.
 
-A negative mean is the failure this guards against. With ``--plain`` the
+A model trained on gray images (``enhance-train cache --gray``) is not run on
+the colour sets (``n/a``). A negative mean is the failure this guards against. With ``--plain`` the
 sets are instead the gray tiles and every 3rd colour tile, unsharpened, at each
 ``--qualities`` QF: how far above its own QF a model still helps. Those tiles
 are themselves decoded JPEGs (../shared PROVENANCE.md); ``--raw`` adds the
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -125,16 +127,25 @@ def main() -> None:
     enhancers = {}
 
     def enhanced(name: str, data: bytes, comp: np.ndarray) -> np.ndarray:
-        model = choose_model("auto", data)[0] if name == "auto" else name
+        model = choose_model("auto", data, gray=comp.ndim == 2)[0] if name == "auto" else name
         if model is None:  # auto, above every model's reach: the image as it is
             return comp
         if model not in enhancers:
             enhancers[model] = Enhancer(resolve_model(model), dictionary=a.dictionary, threads=1)
         return enhancers[model].enhance(comp)
 
+    def gray_only(name: str) -> bool:  # a model trained on gray images (enhance-train cache --gray) refuses colour
+        if name == "auto":
+            return False
+        meta = resolve_model(name) / "model.json"
+        return meta.is_file() and json.loads(meta.read_text()).get("input") == "gray"
+
     for name in a.models.split(","):
         row = {}
         for label, (raws, q) in sets.items():
+            if gray_only(name) and label.startswith("colour"):
+                row[label] = None
+                continue
             gains = []
             for raw in tqdm(raws, desc=f"{name}: {label}", leave=False):
                 data, comp = compress(raw, q)
@@ -146,7 +157,7 @@ def main() -> None:
     labels = list(sets)
     print("\n| model | " + " | ".join(labels) + " |\n|---|" + "---|" * len(labels))
     for name, row in doc["gain_db"].items():
-        print(f"| {name} | " + " | ".join(f"{row[k]:+.2f}" for k in labels) + " |")
+        print(f"| {name} | " + " | ".join("n/a" if row[k] is None else f"{row[k]:+.2f}" for k in labels) + " |")
     print(f"wrote {a.out}")
 
 

@@ -522,7 +522,7 @@ def test_jpeg_quality_is_read_from_the_file_and_picks_the_model(tmp_path, capsys
     from PIL import Image
 
     from pymars.cli import main
-    from pymars.enhance.jpeg_quality import AUTO_MAX_QUALITY, auto_model, choose_model, jpeg_quality
+    from pymars.enhance.jpeg_quality import AUTO_GRAY_MODELS, AUTO_MAX_QUALITY, auto_model, choose_model, jpeg_quality
 
     scene = mars_like_scene(64, 96, seed=4)
     files = {}
@@ -540,6 +540,11 @@ def test_jpeg_quality_is_read_from_the_file_and_picks_the_model(tmp_path, capsys
     assert choose_model("auto", files[61])[0] == "marsqe-lite7-jpeg75-10k"
     assert "may make the image worse" in choose_model("arcnn-jpeg30", files[75])[2]
     assert choose_model("arcnn-jpeg30", files[30])[2] == ""
+    # A gray image gets the nets trained on gray images, over the same QF ranges.
+    assert [auto_model(q, gray=True) for q in (10, 40, 41, 77, 78, 90)] == [
+        AUTO_GRAY_MODELS[b] for b in (40, 40, 77, 77, 90, 90)]
+    assert auto_model(None, gray=True) == AUTO_GRAY_MODELS[40] and auto_model(95, gray=True) is None
+    assert choose_model("auto", files[61], gray=True)[0] == AUTO_GRAY_MODELS[77]
     # The CLI: a QF 95 JPEG is written unchanged, with one warning line.
     src, out = tmp_path / "high.jpg", tmp_path / "out.png"
     src.write_bytes(files[95])
@@ -547,6 +552,16 @@ def test_jpeg_quality_is_read_from_the_file_and_picks_the_model(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "quality 95" in err and "unchanged" in err
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(src)))
+
+
+def test_auto_models_are_committed_and_gray_ones_take_gray_input():
+    from pymars.enhance.jpeg_quality import AUTO_GRAY_MODELS, AUTO_MODELS
+
+    assert set(AUTO_MODELS) == set(AUTO_GRAY_MODELS)  # the same QF ranges
+    for table, gray in ((AUTO_MODELS, False), (AUTO_GRAY_MODELS, True)):
+        for name in table.values():
+            meta = json.loads((WEIGHTS / f"enhance-{name}" / "model.json").read_text())
+            assert (meta.get("input") == "gray") == gray, name
 
 
 def test_cli_enhances_a_png_and_refuses_bad_input(tmp_path, capsys):
@@ -613,6 +628,47 @@ def test_gray_input_keeps_its_level_and_is_improved(model):
         assert float(np.abs(box_mean(out, 8) - box_mean(comp, 8)).mean()) < 0.5
         gains.append(psnr(raw, out) - psnr(raw, comp))
     assert min(gains) > 0.1, gains
+
+
+def test_gray_cache_trains_a_gray_model_that_takes_gray_input_only(tmp_path, monkeypatch):
+    """enhance-train cache --gray: regions compressed as gray JPEGs, stored as three equal channels; the model
+    trained on it is marked gray on export, runs on gray input without keep_level and refuses RGB."""
+    from pymars.cli import main
+    from pymars.enhance import patches
+    from pymars.enhance.codecs import compress, gray_rgb
+    from pymars.enhance.inference import _to_uint8
+    from pymars.train import dataset
+
+    frames = [mars_like_scene(300, 320, seed=80 + i, channels=1) for i in range(2)]
+    monkeypatch.setattr(dataset, "gray_training_pool", lambda crop, progress=True: dataset.GrayCropPool(frames, crop))
+    colour = np.stack([mars_like_scene(128, 128, seed=70 + i) for i in range(2)])
+    d = Dictionary(colour, np.array([0, 1], np.uint8), ["synthetic0.png:0,0", "synthetic1.png:0,0"])
+    cache = patches.build_cache(["jpeg:30"], 3, lambda p: np.zeros(len(p), np.uint8), d, progress=False, gray=True)
+    assert cache.gray and cache.raw.shape == (3, 256, 256, 3)
+    for arr in (cache.raw, cache.comp, cache.dict_raw, cache.dict_comp[0]):
+        assert np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])
+    # Compressed as the gray image it is (one JPEG component), not as an RGB JPEG of three equal channels.
+    assert np.array_equal(cache.comp[0, ..., 0], compress(cache.raw[0, ..., 0], "jpeg:30")[0])
+    assert np.array_equal(cache.dict_raw[1, ..., 0], gray_rgb(colour[1])[..., 0])
+    path = tmp_path / "cache-gray.npz"
+    cache.save(path)
+    assert TrainingCache.load(path).gray and not synthetic_cache(1).gray
+
+    from pymars.enhance.training import EnhancerConfig, train_enhancer
+
+    cfg = EnhancerConfig(kind="dncnn", cache=str(path), batch=2, crop=32, out=str(tmp_path / "run"), steps=2)
+    assert train_enhancer(cfg, progress=False)["config"]["gray"] is True
+    folder = tmp_path / "gray-model"
+    assert main(["enhance-export", str(tmp_path / "run" / "checkpoint.pt"), "-o", str(folder)]) == 0
+    assert json.loads((folder / "model.json").read_text())["input"] == "gray"
+    enh = Enhancer(folder, threads=1)
+    comp = compress(mars_like_scene(70, 90, seed=3, channels=1), "jpeg:30")[0]
+    expect = _to_uint8(enh.enhance_float(comp), comp, gray_model=True)
+    assert np.array_equal(enh.enhance(comp), expect)  # no keep_level: the net's own levels
+    assert not np.array_equal(expect, _to_uint8(enh.enhance_float(comp), comp))
+    with pytest.raises(ValueError) as e:
+        enh.enhance(mars_like_scene(40, 40, seed=1))
+    assert "\n" not in str(e.value) and "trained on gray images" in str(e.value)
 
 
 def test_shipped_classifier_file_is_valid():

@@ -122,7 +122,7 @@ def _enhance(src: str, out: str, opts: dict, row: dict) -> None:
             data = f.read()
     # "auto": the model of each JPEG's quality; above every model's reach the image is written unchanged
     # and the row says so (status ok, the note in `error`, as a decoded file's damaged tiles are).
-    model, _, note = choose_model(opts.get("model") or AUTO, data)
+    model, _, note = choose_model(opts.get("model") or AUTO, data, gray=img.ndim == 2)
     if note:
         row["error"] = note
     if model is None:

@@ -85,7 +85,7 @@ def cmd_enhance(args) -> int:
         img = image_from_bytes(data, args.input)
     if img.dtype != "uint8":
         raise ValueError(f"{args.input}: the enhancers work on 8-bit images (JPEG/pymars output), got {img.dtype}")
-    model, quality, note = choose_model(args.model, data)
+    model, quality, note = choose_model(args.model, data, gray=img.ndim == 2)
     if note:
         warnings.warn(note)
     if model is None:  # a JPEG above every model's reach: enhancing would make it worse
@@ -144,8 +144,9 @@ def cmd_train(args) -> int:
         specs = args.setting.split(",")
         ref = args.reference_setting or ""
         cache = build_cache(specs, args.regions, load_classifier(), Dictionary.load(args.dictionary), seed=args.seed,
-                            ref_spec=ref)
-        out = Path(args.out or RUNS / (f"cache-{'+'.join(s.replace(':', '') for s in specs)}"
+                            ref_spec=ref, gray=args.gray)
+        out = Path(args.out or RUNS / (f"cache-{'gray-' if args.gray else ''}"
+                                       f"{'+'.join(s.replace(':', '') for s in specs)}"
                                        f"{'-ref' + ref.replace(':', '') if ref else ''}.npz"))
         cache.save(out)
         print(f"{out}: {len(cache)} regions, settings {specs}, class shares "
@@ -154,8 +155,9 @@ def cmd_train(args) -> int:
     from pymars.enhance.training import EnhancerConfig, train_enhancer
 
     tag = args.setting.replace(":", "").replace(",", "+")
-    cfg = EnhancerConfig(kind=args.kind, cache=args.cache or str(RUNS / f"cache-{tag}.npz"),
-                         out=args.out or str(RUNS / f"{args.kind}-{tag}{'-' + args.gan if args.gan else ''}"),
+    gray = "gray-" if args.gray else ""
+    cfg = EnhancerConfig(kind=args.kind, cache=args.cache or str(RUNS / f"cache-{gray}{tag}.npz"),
+                         out=args.out or str(RUNS / f"{args.kind}-{gray}{tag}{'-' + args.gan if args.gan else ''}"),
                          steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
                          width=args.width, threads=args.threads, gan=args.gan or "", init=args.init or "",
                          stop_at=args.stop_at, precision=args.precision,
@@ -191,6 +193,8 @@ def cmd_export(args) -> int:
     meta = {"setting": args.setting or _setting_of(cfg), "trained": {k: cfg.get(k) for k in
                                                                       ("steps", "step_trained", "batch", "crop", "lr", "seed", "cache", "gan",
                                                                        "init")}}
+    if cfg.get("gray"):
+        meta["input"] = "gray"  # trained on gray images: the gray path runs it without keep_level, RGB is refused
     from pymars.enhance.networks import PLAIN_KINDS
 
     if kind not in PLAIN_KINDS:
@@ -272,6 +276,9 @@ def register(sub) -> None:
     t.add_argument("--reference-setting", default=None,
                    help="cache, blind model: compress the references at this one setting (e.g. jpeg:30) for every "
                         "region, as inference must when the setting is unknown")
+    t.add_argument("--gray", action="store_true",
+                   help="cache: gray regions (Navcam of the training sols, luma of the colour sets) for a model of "
+                        "gray images; model: its default cache is then runs/enhance/cache-gray-SETTING.npz")
     t.add_argument("--dictionary", default=str(RUNS / "dictionary-6.npz"))
     t.add_argument("--kind", default="marsqe", help="model: arcnn, dncnn, dncnn-cascade, marsqe, marsqe-lite, marsqe-notfm, "
                                                     "marsqe-notem")

@@ -46,3 +46,29 @@ def compress(image: np.ndarray, spec: str) -> tuple[np.ndarray, int]:
 
     data = pymars.encode(image, quality=q)
     return np.asarray(pymars.decode(data)), len(data)
+
+
+def gray_rgb(image: np.ndarray) -> np.ndarray:
+    """A gray image (H, W) or an RGB one made gray (its BT.601 luma) as three equal channels (H, W, 3).
+
+    Example:
+        >>> gray_rgb(np.full((2, 2, 3), (200, 100, 50), np.uint8))[0, 0].tolist()
+        [124, 124, 124]
+    """
+    from pymars.evaluation.protocol import luma
+
+    return np.repeat(luma(image)[:, :, None], 3, 2)
+
+
+def compressed_like_training(patch: np.ndarray, spec: str, gray: bool) -> np.ndarray:
+    """A dictionary patch (S, S, 3) compressed under ``spec`` as a model's training saw it: as the gray image
+    it is (one JPEG component, a gray pymars file) and back to three equal channels for a gray model.
+
+    Example:
+        >>> p = gray_rgb(np.full((16, 16), 90, np.uint8))
+        >>> compressed_like_training(p, "jpeg:30", gray=True).shape
+        (16, 16, 3)
+    """
+    if not gray:
+        return compress(patch, spec)[0]
+    return np.repeat(compress(np.ascontiguousarray(patch[:, :, 0]), spec)[0][:, :, None], 3, 2)

@@ -166,6 +166,15 @@ HARDWARE = ("x86_64, 2 shared CPU cores at nice 15 (other trainings ran at the s
             "PyTorch 2.13.0+cpu, one thread.")
 
 
+GRAY_DATA = ("- **Training data (gray images; the model takes gray input only):** "
+             "pymars.train.dataset.gray_training_pool, drawn 50 / 35 / 15 %: Curiosity Navcam frames of the training "
+             "sols (every sol of ../shared/data/mars/curiosity_navcam_gray but the held-out 53, 372, 733, 995) at full "
+             "resolution, 2x and 4x box-downsampled, and their 256x256 binned frames; the luma of the MarsScapes "
+             "panoramas at 2x and 4x with every protocol window (+ 64 px) held out; the luma of the MarsData scenes "
+             "that give no protocol tile. Regions re-exposed at random (gamma 0.8-1.25, gain 0.8-1.15), compressed "
+             "as gray images (one JPEG component), stored as three equal channels")
+
+
 def write_model_card(folder: str | os.PathLike, bench: dict | None = None, command: str = "",
                      notes: str = "", hardware: str = HARDWARE) -> Path:
     """Write ``MODEL_CARD.md`` of a weights folder from its model.json, the training record and bench results.
@@ -184,10 +193,12 @@ def write_model_card(folder: str | os.PathLike, bench: dict | None = None, comma
              f"- **Architecture:** `{meta['kind']}` (pymars/enhance/networks.py)"
              + (f", width {meta['width']}" if meta.get("width") else "") + f", {params} parameters; ONNX graphs: {', '.join(sorted(p.name for p in folder.glob('*.onnx')))}.",
              f"- **Compression setting it enhances:** `{meta['setting']}` (pymars/enhance/codecs.py).",
-             "- **Training data:** ../shared/data/mars development set with every evaluation tile held out "
-             "(pymars.train.dataset.mars_training_pool: the 38 MarsScapes evaluation windows grown by 64 px and the "
-             f"31 MarsData images that give evaluation tiles are excluded); cache `{t.get('cache')}` of 256x256 "
-             f"regions compressed whole, {t.get('crop')}x{t.get('crop')} crops on the 8-px JPEG grid.",
+             (GRAY_DATA if meta.get("input") == "gray" else
+              "- **Training data:** ../shared/data/mars development set with every evaluation tile held out "
+              "(pymars.train.dataset.mars_training_pool: the 38 MarsScapes evaluation windows grown by 64 px and the "
+              "31 MarsData images that give evaluation tiles are excluded)")
+             + f"; cache `{t.get('cache')}` of 256x256 regions compressed whole, {t.get('crop')}x{t.get('crop')} "
+             "crops on the 8-px JPEG grid.",
              f"- **Training:** {t.get('step_trained', t.get('steps'))} steps (of a {t.get('steps')}-step schedule)"
              + (f" starting from `{t.get('init')}`" if t.get("init") else "") + f", batch {t.get('batch')}, crop {t.get('crop')}, Adam "
              f"(0.9, 0.999) lr {t.get('lr')} with cosine annealing to lr/100, grad-norm clip 1, seed {t.get('seed')}"

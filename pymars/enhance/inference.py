@@ -252,9 +252,11 @@ def keep_level(enhanced: np.ndarray, original: np.ndarray, size: int = GRAY_LEVE
     return enhanced + box_mean(original, size) - box_mean(enhanced, size)
 
 
-def _to_uint8(chw: np.ndarray, gray_input: np.ndarray | None) -> np.ndarray:
+def _to_uint8(chw: np.ndarray, gray_input: np.ndarray | None, gray_model: bool = False) -> np.ndarray:
     if gray_input is not None:  # the nets are RGB: a gray image went in as three equal channels
-        gray = keep_level(chw.astype(np.float64).mean(0) * 255.0, gray_input)
+        gray = chw.astype(np.float64).mean(0) * 255.0
+        if not gray_model:  # a colour-trained net shifts a gray image's level (keep_level); a gray one does not
+            gray = keep_level(gray, gray_input)
         return np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(np.clip(np.rint(chw * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0))
 
@@ -301,6 +303,8 @@ class Enhancer:
         self.folder = folder
         self.meta = json.loads((folder / "model.json").read_text())
         self.kind = self.meta["kind"]
+        # Trained on gray images (enhance-train cache --gray): gray input only, no keep_level.
+        self.gray = self.meta.get("input") == "gray"
         if self.kind == "ensemble":
             self._ensemble(dictionary, threads, classifier, backend, providers, batch)
             return
@@ -314,8 +318,8 @@ class Enhancer:
         if self.plain:
             self.net = session(folder / "model.onnx", threads, providers) if net is None else TorchGraph(net, 1)
             return
-        from pymars.enhance.codecs import compress
         from pymars.enhance.dictionary import Dictionary, from_recipe
+        from pymars.enhance.codecs import compressed_like_training
 
         if net is None:
             self.main = session(folder / "main.onnx", threads, providers)
@@ -330,11 +334,18 @@ class Enhancer:
             dictionary = from_recipe(self.meta["dictionary"])
         elif not isinstance(dictionary, Dictionary):
             dictionary = Dictionary.load(dictionary)
+        if self.gray:  # its references were gray at training (patches.build_cache): the same here
+            from dataclasses import replace
+
+            from pymars.enhance.codecs import gray_rgb
+
+            dictionary = replace(dictionary, raw=np.stack([gray_rgb(p) for p in dictionary.raw]), compressed=None,
+                                 histograms=None)
         if dictionary.histograms is None:
             spec = self.meta.get("reference_setting") or self.meta["setting"]
             if "," in spec:
                 raise ValueError(f"{folder}: a blind MarsQE needs a reference_setting in model.json")
-            dictionary.compress(lambda p: compress(p, spec)[0])
+            dictionary.compress(lambda p: compressed_like_training(p, spec, self.gray))
         self.dictionary = dictionary
 
     # -- plain convolutional enhancers ------------------------------------------------------------
@@ -450,5 +461,9 @@ class Enhancer:
             [(40, 60, 3), (300, 20)]
         """
         pairs = [_as_rgb(im) for im in images]
+        if self.gray and not all(gray for _, gray in pairs):
+            raise ValueError(f"{self.folder.name} was trained on gray images and this image is RGB: use a colour "
+                             "model (or --model auto, which picks by the image)")
         outs = self._run([rgb for rgb, _ in pairs], progress)
-        return [_to_uint8(o, np.asarray(im) if gray else None) for o, im, (_, gray) in zip(outs, images, pairs)]
+        return [_to_uint8(o, np.asarray(im) if gray else None, self.gray)
+                for o, im, (_, gray) in zip(outs, images, pairs)]

@@ -8,9 +8,11 @@ missions downlink at QF 75-95 (bench/results/enhance_jpeg_quality.json).
 JPEG input here (:func:`jpeg_quality`) and, with ``--model auto`` (their
 default), run the shipped model for that QF (:func:`auto_model`: QF 40 and
 below the QF 30 MarsQE, 41-77 and 78-90 MarsQE-lite nets trained at QF 75
-and 90), or leave the image as it is above QF 90. An image that is not a
-JPEG file (a PNG of a decoded JPEG, a pymars file's decoded image) has no
-table to read: it gets the QF 30 default.
+and 90), or leave the image as it is above QF 90. A gray image (Navcam,
+Hazcam) gets the nets trained on gray images for the same ranges
+(:data:`AUTO_GRAY_MODELS`). An image that is not a JPEG file (a PNG of a
+decoded JPEG, a pymars file's decoded image) has no table to read: it gets
+the QF 30 default (gray: the QF 30 gray net).
 
 What it must not touch: pixels, PyTorch, the models themselves.
 
@@ -43,6 +45,11 @@ STANDARD_LUMA = np.array([
 #: QF 40 (at QF 20 it beats the 2,800-step QF 20 model: gray +0.59 against +0.30 dB), the QF 75 MarsQE-lite
 #: for 41-77 (it beats the QF 50 MarsQE from QF 41 on), the QF 90 one for 78-90.
 AUTO_MODELS = {40: "marsqe-jpeg30-10k", 77: "marsqe-lite7-jpeg75-10k", 90: "marsqe-lite7-jpeg90-10k"}
+#: Gray inputs (Navcam, Hazcam: most of the archive): nets trained on gray images (``enhance-train cache
+#: --gray``: Navcam frames of the training sols and the luma of the colour sets), same QF bounds. On every
+#: 2nd dev_navcam tile (held-out sols) they beat the colour nets' gray path at each bound's QF
+#: (bench/results/enhance_gray.json, docs/enhance.md "Gray models").
+AUTO_GRAY_MODELS = {40: "dncnn-gray-jpeg30-10k", 77: "dncnn-gray-jpeg75-10k", 90: "dncnn-gray-jpeg90-10k"}
 #: The model for an input whose quality cannot be read (not a JPEG file): the QF 30 default.
 UNKNOWN_QUALITY_MODEL = DEFAULT_MODEL
 #: Above this QF no shipped model helps on average (the QF 90 model gains +0.12 dB on gray and +1.18 on
@@ -88,22 +95,24 @@ def jpeg_quality(data: bytes) -> int | None:
     return int(np.argmin(errors)) + 1
 
 
-def auto_model(quality: int | None) -> str | None:
-    """The shipped enhancer for a JPEG of ``quality`` (:data:`AUTO_MODELS`); None above
-    :data:`AUTO_MAX_QUALITY` (leave the image as it is); the QF 30 default when the quality is unknown.
+def auto_model(quality: int | None, gray: bool = False) -> str | None:
+    """The shipped enhancer for a JPEG of ``quality`` (:data:`AUTO_MODELS`, or :data:`AUTO_GRAY_MODELS` for a
+    ``gray`` image); None above :data:`AUTO_MAX_QUALITY` (leave the image as it is); the QF 30 model when the
+    quality is unknown.
 
     Example:
         >>> [auto_model(q) for q in (5, 40, 41, 77, 78, 90, 91)]  # doctest: +NORMALIZE_WHITESPACE
         ['marsqe-jpeg30-10k', 'marsqe-jpeg30-10k', 'marsqe-lite7-jpeg75-10k', 'marsqe-lite7-jpeg75-10k',
          'marsqe-lite7-jpeg90-10k', 'marsqe-lite7-jpeg90-10k', None]
-        >>> auto_model(None)
-        'marsqe-jpeg30-10k'
+        >>> auto_model(None), auto_model(30, gray=True)
+        ('marsqe-jpeg30-10k', 'dncnn-gray-jpeg30-10k')
     """
+    table = AUTO_GRAY_MODELS if gray else AUTO_MODELS
     if quality is None:
-        return UNKNOWN_QUALITY_MODEL
+        return table[min(table)] if gray else UNKNOWN_QUALITY_MODEL
     if quality > AUTO_MAX_QUALITY:
         return None
-    return AUTO_MODELS[min(bound for bound in AUTO_MODELS if quality <= bound)]
+    return table[min(bound for bound in table if quality <= bound)]
 
 
 def setting_quality(setting: str) -> int | None:
@@ -117,8 +126,9 @@ def setting_quality(setting: str) -> int | None:
     return int(q) if kind == "jpeg" and q.isdigit() else None
 
 
-def choose_model(model: str, data: bytes | None) -> tuple[str | None, int | None, str]:
-    """What ``pymars enhance --model MODEL`` runs on an input of bytes ``data`` (None: not a file's bytes).
+def choose_model(model: str, data: bytes | None, gray: bool = False) -> tuple[str | None, int | None, str]:
+    """What ``pymars enhance --model MODEL`` runs on an input of bytes ``data`` (None: not a file's bytes);
+    ``gray``: the image is gray (HxW), so "auto" picks from :data:`AUTO_GRAY_MODELS`.
 
     Returns ``(model name or folder, or None to leave the image as it is; the
     JPEG quality read, or None; a note for the user, "" if none)``. ``model``
@@ -136,7 +146,7 @@ def choose_model(model: str, data: bytes | None) -> tuple[str | None, int | None
     """
     quality = jpeg_quality(data) if data is not None else None
     if model == AUTO:
-        name = auto_model(quality)
+        name = auto_model(quality, gray)
         if name is None:
             return None, quality, (f"the input is a JPEG of quality {quality}, above every shipped enhancer's reach "
                                    f"(of use up to QF {AUTO_MAX_QUALITY}): it is written unchanged "

@@ -39,7 +39,7 @@ import numpy as np
 
 from pymars.clio import atomic_path
 from pymars.enhance.classes import PATCH
-from pymars.enhance.codecs import compress
+from pymars.enhance.codecs import compress, compressed_like_training, gray_rgb
 from pymars.train.dataset import mars_training_pool
 
 REGION = 256
@@ -59,6 +59,10 @@ class TrainingCache:
     # A blind model's references: compressed twins (and the Eq. 4 matching) at this one setting for every region,
     # since the model is not told the setting at inference. "" = each region's own setting (a per-setting model).
     ref_spec: str = ""
+    # Gray regions (gray_training_pool: Navcam of the training sols, luma of the colour sets), compressed as gray
+    # images and stored as three equal channels, with the dictionary's patches turned gray the same way: the
+    # networks stay RGB, and a gray model sees at training what the gray path gives it at inference.
+    gray: bool = False
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -67,7 +71,7 @@ class TrainingCache:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **{k: getattr(self, k) for k in ("raw", "comp", "classes", "refs", "spec_index", "dict_raw",
                                                            "dict_comp", "dict_classes")}, specs=np.array(self.specs),
-                     ref_spec=np.array(self.ref_spec))
+                     ref_spec=np.array(self.ref_spec), gray=np.array(self.gray))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainingCache":
@@ -75,6 +79,7 @@ class TrainingCache:
             d = {k: z[k] for k in z.files}
         d["specs"] = [str(s) for s in d["specs"]]
         d["ref_spec"] = str(d.get("ref_spec", ""))
+        d["gray"] = bool(d.get("gray", False))
         return cls(**d)
 
     def batch(self, rng: np.random.Generator, batch: int, crop: int) -> dict[str, np.ndarray]:
@@ -120,7 +125,7 @@ def patch_grid(image: np.ndarray, patch: int = PATCH) -> np.ndarray:
 
 
 def build_cache(specs: list[str], regions: int, classify: Callable[[np.ndarray], np.ndarray], dictionary,
-                seed: int = 0, progress: bool = True, ref_spec: str = "") -> TrainingCache:
+                seed: int = 0, progress: bool = True, ref_spec: str = "", gray: bool = False) -> TrainingCache:
     """Draw ``regions`` raw regions from the training pool and prepare them (see the module docstring).
 
     ``specs`` are compression settings (pymars.enhance.codecs); with several
@@ -130,17 +135,30 @@ def build_cache(specs: list[str], regions: int, classify: Callable[[np.ndarray],
     ``ref_spec`` (a blind model): the dictionary's compressed twins, for the
     matching and the ``ref_comp`` input, are made at this one setting for
     every region, as they will be at inference where the setting is unknown.
+    ``gray``: regions from pymars.train.dataset.gray_training_pool (Navcam frames
+    of the training sols, 50 %; luma of MarsScapes and MarsData, every evaluation
+    tile held out), each compressed as a gray image; the regions, their
+    compressed versions and the dictionary are stored as three equal channels.
     """
     from dataclasses import replace
 
     from tqdm import tqdm
 
-    pool = mars_training_pool(REGION, progress=progress)
+    if gray:
+        from pymars.train.dataset import gray_training_pool
+
+        pool = gray_training_pool(REGION, progress=progress)
+        # Targets as they are: no sensor noise or JPEG history drawn on them (the base codec's augmentations),
+        # only re-exposure, which keeps a target a possible image.
+        pool.p_noise = pool.p_jpeg = 0.0
+        dictionary = replace(dictionary, raw=np.stack([gray_rgb(p) for p in dictionary.raw]))
+    else:
+        pool = mars_training_pool(REGION, progress=progress)
     rng = np.random.default_rng(seed)
     per_spec = []
     for spec in specs:
         d = replace(dictionary)
-        d.compress(lambda p, s=ref_spec or spec: compress(p, s)[0])
+        d.compress(lambda p, s=ref_spec or spec: compressed_like_training(p, s, gray))
         per_spec.append(d)
     raw = np.empty((regions, REGION, REGION, 3), np.uint8)
     comp = np.empty_like(raw)
@@ -155,8 +173,12 @@ def build_cache(specs: list[str], regions: int, classify: Callable[[np.ndarray],
         chunk = np.rint(pool.sample(rng, n) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
         for j in range(n):
             i = done + j
-            raw[i] = chunk[j]
-            comp[i] = compress(chunk[j], specs[spec_index[i]])[0]
+            if gray:  # compressed as the gray image it is (one JPEG component), then three equal channels
+                raw[i] = np.repeat(chunk[j], 3, 2)
+                comp[i] = np.repeat(compress(chunk[j][:, :, 0], specs[spec_index[i]])[0][:, :, None], 3, 2)
+            else:
+                raw[i] = chunk[j]
+                comp[i] = compress(chunk[j], specs[spec_index[i]])[0]
             patches = patch_grid(comp[i]).reshape(-1, PATCH, PATCH, 3)
             cls = np.asarray(classify(patches)).reshape(g, g)
             classes[i] = cls
@@ -166,4 +188,4 @@ def build_cache(specs: list[str], regions: int, classify: Callable[[np.ndarray],
         bar.update(n)
     bar.close()
     return TrainingCache(raw, comp, classes, refs, spec_index, dictionary.raw,
-                         np.stack([d.compressed for d in per_spec]), dictionary.classes, list(specs), ref_spec)
+                         np.stack([d.compressed for d in per_spec]), dictionary.classes, list(specs), ref_spec, gray)

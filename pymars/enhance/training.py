@@ -116,6 +116,8 @@ class EnhancerConfig:
     prefetch: int = 0
     # Stop (resumably, checkpoint written) after this many seconds of training; 0 = no limit.
     max_seconds: float = 0.0
+    # A model of gray images: set from the cache (TrainingCache.gray) when training starts; export records it.
+    gray: bool = False
 
 
 class _BatchesAhead:
@@ -208,6 +210,10 @@ def train_enhancer(cfg: EnhancerConfig, progress: bool = True) -> dict:
     # One thread unless told otherwise (0 too): the machine is shared.
     out, device = start_run(cfg.out, cfg.seed, max(1, cfg.threads), cfg.device)
     cache = TrainingCache.load(cfg.cache)
+    if cache.gray != cfg.gray:  # the cache decides what the model is for
+        from dataclasses import replace
+
+        cfg = replace(cfg, gray=cache.gray)
     precision = Precision(cfg.precision, channels_last=cfg.precision == "bf16", device=device)
     net = precision.prepare(build(cfg.kind, cfg.width)).to(device)
     opt = torch.optim.Adam(net.parameters(), cfg.lr, betas=(0.9, 0.999))
