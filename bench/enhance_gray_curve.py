@@ -8,7 +8,7 @@ tile (gray Curiosity Navcam JPEGs of held-out sols) and the 16 ``dev_navcam_pds`
 from the run's checkpoint. Writes bench/results/enhance_gray_curve.json (or ``--out``); the model cards
 quote it (export/enhance_gray_cards.py). It must not write into pymars/weights.
 
-Run:  python bench/enhance_gray_curve.py --runs runs/enhance/dncnn-gray-jpeg30-10k,runs/enhance/dncnn-gray-jpeg75-10k,runs/enhance/dncnn-gray-jpeg90-10k
+Run:  python bench/enhance_gray_curve.py --runs runs/enhance/marsqe-gray-jpeg30-10k,runs/enhance/dncnn-gray-jpeg30-10k,runs/enhance/dncnn-gray-jpeg75-10k,runs/enhance/dncnn-gray-jpeg90-10k
 
 Example:
     >>> snapshot_path(Path("runs/x"), 2500, 10000).name, snapshot_path(Path("runs/x"), 10000, 10000).name
@@ -42,6 +42,7 @@ def main() -> None:
     from tqdm import tqdm
 
     from enhance_generalisation import jpeg_file
+    from pymars.enhance.dictionary import Dictionary
     from pymars.enhance.export import export_enhancer, plain_margin
     from pymars.enhance.inference import Enhancer
     from pymars.enhance.networks import PLAIN_KINDS
@@ -51,6 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", required=True, help="training run folders (enhance-train model --gray), comma-separated")
     ap.add_argument("--steps", default="1000,2500,5000,7500,10000")
+    ap.add_argument("--dictionary", default="runs/enhance/dictionary-6.npz", help="MarsQE runs: the dictionary .npz")
     ap.add_argument("--out", default=str(RESULT))
     a = ap.parse_args()
     sets = {"gray": [t.pixels for t in dev_tiles("dev_navcam")][::2],
@@ -72,12 +74,14 @@ def main() -> None:
         doc["curves"][name], doc["raw_curves"][name] = {}, {}
         for step in steps:
             net, kind, _ = load_enhancer(snapshot_path(run, step, last))
-            if kind not in PLAIN_KINDS:  # MarsQE needs its dictionary recipe: export it with pymars enhance-export
-                raise ValueError(f"{run}: {kind} is not a plain net (AR-CNN, DnCNN)")
             with tempfile.TemporaryDirectory() as tmp:
-                meta = {"setting": f"jpeg:{qf}", "input": "gray", "margin": plain_margin(net)}
+                meta = {"setting": f"jpeg:{qf}", "input": "gray"}
+                if kind in PLAIN_KINDS:
+                    meta["margin"] = plain_margin(net)
+                else:  # MarsQE kinds: the dictionary's recipe, as pymars enhance-export records it
+                    meta.update(dictionary=Dictionary.load(a.dictionary).recipe(), margin=8)
                 export_enhancer(net, kind, meta, Path(tmp) / "m")
-                enh = Enhancer(Path(tmp) / "m", threads=1)
+                enh = Enhancer(Path(tmp) / "m", threads=1, dictionary=None if kind in PLAIN_KINDS else a.dictionary)
                 for label, key in (("gray", "curves"), ("raw gray", "raw_curves")):
                     gains = [psnr(raw, enh.enhance(comp)) - psnr(raw, comp)
                              for raw, comp in tqdm(list(zip(sets[label], inputs[label])), leave=False,

@@ -671,6 +671,20 @@ def test_gray_cache_trains_a_gray_model_that_takes_gray_input_only(tmp_path, mon
     assert "\n" not in str(e.value) and "trained on gray images" in str(e.value)
 
 
+def test_a_gray_marsqe_matches_against_gray_references_compressed_as_gray_images(tmp_path):
+    from pymars.enhance.codecs import compressed_like_training, gray_rgb
+
+    folder, _, npz, clf = marsqe_setup(tmp_path)
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps(dict(meta, input="gray")))
+    enh = Enhancer(folder, dictionary=npz, classifier=clf)
+    colour = Dictionary.load(npz).raw
+    assert np.array_equal(enh.dictionary.raw, np.stack([gray_rgb(p) for p in colour]))
+    assert np.array_equal(enh.dictionary.compressed[0], compressed_like_training(enh.dictionary.raw[0], "jpeg:30", True))
+    out = enh.enhance(mars_like_scene(64, 80, seed=2, channels=1))
+    assert out.shape == (64, 80) and out.dtype == np.uint8
+
+
 def test_shipped_classifier_file_is_valid():
     path = WEIGHTS / "enhance-classifier" / "classifier.json"
     assert path.is_file(), "the patch classifier is not committed"

@@ -45,11 +45,12 @@ STANDARD_LUMA = np.array([
 #: QF 40 (at QF 20 it beats the 2,800-step QF 20 model: gray +0.59 against +0.30 dB), the QF 75 MarsQE-lite
 #: for 41-77 (it beats the QF 50 MarsQE from QF 41 on), the QF 90 one for 78-90.
 AUTO_MODELS = {40: "marsqe-jpeg30-10k", 77: "marsqe-lite7-jpeg75-10k", 90: "marsqe-lite7-jpeg90-10k"}
-#: Gray inputs (Navcam, Hazcam: most of the archive): DnCNNs trained on gray images (``enhance-train cache
-#: --gray``: Navcam frames of the training sols and the luma of the colour sets), one per QF 30, 75 and 90,
-#: each run up to where the next one gains more on the gray development tiles (QF 45 and 82: between the QFs
-#: measured; bench/results/enhance_gray.json, docs/enhance.md "Gray models"). Same top as the colour table.
-AUTO_GRAY_MODELS = {45: "dncnn-gray-jpeg30-10k", 82: "dncnn-gray-jpeg75-10k", 90: "dncnn-gray-jpeg90-10k"}
+#: Gray inputs (Navcam, Hazcam: most of the archive): nets trained on gray images (``enhance-train cache
+#: --gray``: Navcam frames of the training sols and the luma of the colour sets), MarsQE at QF 30 and DnCNNs at
+#: QF 75 and 90, each run up to where the next one gains more on the gray development tiles (QF 45 and 82:
+#: between the QFs measured; bench/results/enhance_gray*.json, docs/enhance.md "Gray models"). Same top as the
+#: colour table.
+AUTO_GRAY_MODELS = {45: "marsqe-gray-jpeg30-10k", 82: "dncnn-gray-jpeg75-10k", 90: "dncnn-gray-jpeg90-10k"}
 #: The model for an input whose quality cannot be read (not a JPEG file): the QF 30 default.
 UNKNOWN_QUALITY_MODEL = DEFAULT_MODEL
 #: Above this QF no shipped model helps on average (the QF 90 model gains +0.12 dB on gray and +1.18 on
@@ -105,7 +106,7 @@ def auto_model(quality: int | None, gray: bool = False) -> str | None:
         ['marsqe-jpeg30-10k', 'marsqe-jpeg30-10k', 'marsqe-lite7-jpeg75-10k', 'marsqe-lite7-jpeg75-10k',
          'marsqe-lite7-jpeg90-10k', 'marsqe-lite7-jpeg90-10k', None]
         >>> auto_model(None), auto_model(30, gray=True)
-        ('marsqe-jpeg30-10k', 'dncnn-gray-jpeg30-10k')
+        ('marsqe-jpeg30-10k', 'marsqe-gray-jpeg30-10k')
     """
     table = AUTO_GRAY_MODELS if gray else AUTO_MODELS
     if quality is None:
