@@ -63,6 +63,9 @@ def main() -> None:
             notes.append("Curve (gain on the gray tiles at its own setting, by training step): "
                          + ", ".join(f"{int(k):,} {v:+.2f}" for k, v in sorted(cur.items(), key=lambda kv: int(kv[0])))
                          + " (bench/results/enhance_gray_curve.json).")
+        if "dictionary" in meta:
+            notes.append("Its references are those dictionary patches made gray (BT.601 luma, three equal channels) and "
+                         "compressed as gray images, at training (the cache) and at inference (Enhancer) alike.")
         twin = "dncnn-jpeg30" if kind == "dncnn" else "marsqe-jpeg30-10k"
         tp = speed["checks"][f"pymars/weights/enhance-{twin}"]
         notes.append(f"Throughput: that of {twin} (same graphs; a gray image still runs three channels): "
