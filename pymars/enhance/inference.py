@@ -318,8 +318,8 @@ class Enhancer:
         if self.plain:
             self.net = session(folder / "model.onnx", threads, providers) if net is None else TorchGraph(net, 1)
             return
+        from pymars.enhance.codecs import compressed_like_training, gray_rgb
         from pymars.enhance.dictionary import Dictionary, from_recipe
-        from pymars.enhance.codecs import compressed_like_training
 
         if net is None:
             self.main = session(folder / "main.onnx", threads, providers)
@@ -336,8 +336,6 @@ class Enhancer:
             dictionary = Dictionary.load(dictionary)
         if self.gray:  # its references were gray at training (patches.build_cache): the same here
             from dataclasses import replace
-
-            from pymars.enhance.codecs import gray_rgb
 
             dictionary = replace(dictionary, raw=np.stack([gray_rgb(p) for p in dictionary.raw]), compressed=None,
                                  histograms=None)

@@ -9,7 +9,7 @@ JPEG input here (:func:`jpeg_quality`) and, with ``--model auto`` (their
 default), run the shipped model for that QF (:func:`auto_model`: QF 40 and
 below the QF 30 MarsQE, 41-77 and 78-90 MarsQE-lite nets trained at QF 75
 and 90), or leave the image as it is above QF 90. A gray image (Navcam,
-Hazcam) gets the nets trained on gray images for the same ranges
+Hazcam) gets the nets trained on gray images, up to the same QF 90
 (:data:`AUTO_GRAY_MODELS`). An image that is not a JPEG file (a PNG of a
 decoded JPEG, a pymars file's decoded image) has no table to read: it gets
 the QF 30 default (gray: the QF 30 gray net).
