@@ -61,7 +61,7 @@ def gray_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def compressed_like_training(patch: np.ndarray, spec: str, gray: bool) -> np.ndarray:
-    """A dictionary patch (S, S, 3) compressed under ``spec`` as a model's training saw it: as the gray image
+    """A region or dictionary patch (H, W, 3) compressed under ``spec`` as a model's training saw it: as the gray image
     it is (one JPEG component, a gray pymars file) and back to three equal channels for a gray model.
 
     Example:

@@ -88,6 +88,21 @@ class Dictionary:
     def __len__(self) -> int:
         return len(self.raw)
 
+    def as_gray(self) -> "Dictionary":
+        """The same patches made gray (BT.601 luma as three equal channels), not yet compressed: the references
+        of a model trained on gray images (``enhance-train cache --gray``), at training and at inference alike.
+
+        Example:
+            >>> d = Dictionary(np.full((1, 4, 4, 3), (200, 100, 50), np.uint8), np.zeros(1, np.uint8), ["a:0,0"])
+            >>> d.as_gray().raw[0, 0, 0].tolist(), d.as_gray().compressed is None
+            ([124, 124, 124], True)
+        """
+        from dataclasses import replace
+
+        from pymars.enhance.codecs import gray_rgb
+
+        return replace(self, raw=np.stack([gray_rgb(p) for p in self.raw]), compressed=None, histograms=None)
+
     def compress(self, codec: Callable[[np.ndarray], np.ndarray]) -> None:
         """Fill the compressed twins with ``codec(raw patch) -> decoded patch`` and index their textures."""
         self.compressed = np.stack([codec(p) for p in self.raw])

@@ -318,7 +318,7 @@ class Enhancer:
         if self.plain:
             self.net = session(folder / "model.onnx", threads, providers) if net is None else TorchGraph(net, 1)
             return
-        from pymars.enhance.codecs import compressed_like_training, gray_rgb
+        from pymars.enhance.codecs import compressed_like_training
         from pymars.enhance.dictionary import Dictionary, from_recipe
 
         if net is None:
@@ -335,10 +335,7 @@ class Enhancer:
         elif not isinstance(dictionary, Dictionary):
             dictionary = Dictionary.load(dictionary)
         if self.gray:  # its references were gray at training (patches.build_cache): the same here
-            from dataclasses import replace
-
-            dictionary = replace(dictionary, raw=np.stack([gray_rgb(p) for p in dictionary.raw]), compressed=None,
-                                 histograms=None)
+            dictionary = dictionary.as_gray()
         if dictionary.histograms is None:
             spec = self.meta.get("reference_setting") or self.meta["setting"]
             if "," in spec:

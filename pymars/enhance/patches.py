@@ -39,7 +39,7 @@ import numpy as np
 
 from pymars.clio import atomic_path
 from pymars.enhance.classes import PATCH
-from pymars.enhance.codecs import compress, compressed_like_training, gray_rgb
+from pymars.enhance.codecs import compressed_like_training
 from pymars.train.dataset import mars_training_pool
 
 REGION = 256
@@ -151,7 +151,7 @@ def build_cache(specs: list[str], regions: int, classify: Callable[[np.ndarray],
         # Targets as they are: no sensor noise or JPEG history drawn on them (the base codec's augmentations),
         # only re-exposure, which keeps a target a possible image.
         pool.p_noise = pool.p_jpeg = 0.0
-        dictionary = replace(dictionary, raw=np.stack([gray_rgb(p) for p in dictionary.raw]))
+        dictionary = dictionary.as_gray()
     else:
         pool = mars_training_pool(REGION, progress=progress)
     rng = np.random.default_rng(seed)
@@ -173,12 +173,8 @@ def build_cache(specs: list[str], regions: int, classify: Callable[[np.ndarray],
         chunk = np.rint(pool.sample(rng, n) * 255).astype(np.uint8).transpose(0, 2, 3, 1)
         for j in range(n):
             i = done + j
-            if gray:  # compressed as the gray image it is (one JPEG component), then three equal channels
-                raw[i] = np.repeat(chunk[j], 3, 2)
-                comp[i] = np.repeat(compress(chunk[j][:, :, 0], specs[spec_index[i]])[0][:, :, None], 3, 2)
-            else:
-                raw[i] = chunk[j]
-                comp[i] = compress(chunk[j], specs[spec_index[i]])[0]
+            raw[i] = np.repeat(chunk[j], 3, 2) if gray else chunk[j]  # gray: three equal channels
+            comp[i] = compressed_like_training(raw[i], specs[spec_index[i]], gray)
             patches = patch_grid(comp[i]).reshape(-1, PATCH, PATCH, 3)
             cls = np.asarray(classify(patches)).reshape(g, g)
             classes[i] = cls
