@@ -109,7 +109,7 @@ def test_non_local_attention_stays_within_a_class():
 
 
 @pytest.mark.parametrize("kind", ["marsqe", "marsqe-lite", "marsqe-notfm", "marsqe-notem", "arcnn", "dncnn",
-                                  "dncnn-cascade"])
+                                  "dncnn-cascade", "unet"])
 def test_every_kind_runs_and_has_gradients(kind):
     from pymars.enhance.networks import PLAIN_KINDS
 
@@ -321,7 +321,7 @@ def test_cache_batch_gives_each_crop_the_reference_under_its_centre():
 
 
 def export_random(tmp_path: Path, kind: str, dictionary: Dictionary | None = None) -> Path:
-    from pymars.enhance.export import export_enhancer, plain_margin
+    from pymars.enhance.export import export_enhancer, plain_layout
     from pymars.enhance.networks import PLAIN_KINDS
 
     torch.manual_seed(0)
@@ -333,7 +333,9 @@ def export_random(tmp_path: Path, kind: str, dictionary: Dictionary | None = Non
                 m.running_var.uniform_(0.5, 1.5)
     if kind == "dncnn-cascade":  # a stage that is not the identity (it starts as one)
         torch.nn.init.normal_(net.second.body[-1].weight, std=0.05)
-    meta = {"setting": "jpeg:30", "margin": plain_margin(net) if kind in PLAIN_KINDS else 8}
+    if kind == "unet":  # its last convolution starts at zero too
+        torch.nn.init.normal_(net.tail.weight, std=0.05)
+    meta = {"setting": "jpeg:30", **(plain_layout(net) if kind in PLAIN_KINDS else {"margin": 8})}
     if dictionary is not None:
         meta["dictionary"] = dictionary.recipe()
     folder = tmp_path / kind
@@ -342,13 +344,18 @@ def export_random(tmp_path: Path, kind: str, dictionary: Dictionary | None = Non
     return folder
 
 
-@pytest.mark.parametrize("kind", ["dncnn", "arcnn", "dncnn-cascade"])
+@pytest.mark.parametrize("kind", ["dncnn", "arcnn", "dncnn-cascade", "unet"])
 def test_tiled_inference_equals_a_single_pass(tmp_path, kind):
     folder = export_random(tmp_path, kind)
-    img = mars_like_scene(300, 530, seed=2)
+    # Sides that are not multiples of 8, and (for the U-Net's 512-pixel cores) more than one core across.
+    img = mars_like_scene(300, 530 if kind != "unet" else 1100, seed=2)
     enh = Enhancer(folder)
     tiled_out = enh.enhance_float(img)
-    single = enh.net.run(None, {"comp": img.transpose(2, 0, 1)[None].astype(np.float32) / 255})[0][0]
+    # One pass over the whole image, edge-replicated to the net's multiple (the U-Net's 8) and cut back.
+    m = enh.meta.get("multiple", 1)
+    padded = np.pad(img, ((0, -img.shape[0] % m), (0, -img.shape[1] % m), (0, 0)), mode="edge")
+    single = enh.net.run(None, {"comp": padded.transpose(2, 0, 1)[None].astype(np.float32) / 255})[0][0]
+    single = single[:, :img.shape[0], :img.shape[1]]
     assert np.abs(tiled_out - single).max() < 1e-5
 
 

@@ -170,7 +170,7 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     from pymars.clio import AtomicFolder, check_output_folder
     from pymars.enhance.dictionary import Dictionary
-    from pymars.enhance.export import export_enhancer, plain_margin
+    from pymars.enhance.export import export_enhancer, plain_layout
     from pymars.enhance.training import load_enhancer
 
     if args.tem_margin is None:
@@ -207,7 +207,7 @@ def cmd_export(args) -> int:
             meta["reference_setting"] = ref
         meta["margin"] = 8
     else:
-        meta["margin"] = plain_margin(net)
+        meta.update(plain_layout(net))
     with AtomicFolder(out) as folder:
         errs = export_enhancer(net, kind, meta, folder, tem_margin=args.tem_margin)
     print(f"{args.output}: {kind}, ONNX vs PyTorch max abs {max(errs.values()):.2e}")
@@ -280,7 +280,7 @@ def register(sub) -> None:
                    help="cache: gray regions (Navcam of the training sols, luma of the colour sets) for a model of "
                         "gray images; model: its default cache is then runs/enhance/cache-gray-SETTING.npz")
     t.add_argument("--dictionary", default=str(RUNS / "dictionary-6.npz"))
-    t.add_argument("--kind", default="marsqe", help="model: arcnn, dncnn, dncnn-cascade, marsqe, marsqe-lite, marsqe-notfm, "
+    t.add_argument("--kind", default="marsqe", help="model: arcnn, dncnn, dncnn-cascade, unet, marsqe, marsqe-lite, marsqe-notfm, "
                                                     "marsqe-notem")
     t.add_argument("--cache", default=None)
     t.add_argument("--out", default=None)

@@ -139,6 +139,24 @@ def plain_margin(net) -> int:
     return max(16, -(-int(getattr(net, "radius", 0)) // 8) * 8)
 
 
+def plain_layout(net) -> dict:
+    """model.json's window layout of a plain net: ``margin``, and for a net that downsamples ``multiple`` and ``tile``.
+
+    A net whose input sides must be multiples of ``multiple`` (the U-Net: 8)
+    is run on images edge-replicated to whole multiples, in 512-pixel cores
+    (its 80-pixel margin would more than double the work of 256-pixel ones).
+
+    Example:
+        >>> from pymars.enhance.networks import build
+        >>> plain_layout(build("dncnn")), plain_layout(build("unet"))
+        ({'margin': 16}, {'margin': 80, 'multiple': 8, 'tile': 512})
+    """
+    layout = {"margin": plain_margin(net)}
+    if getattr(net, "multiple", 1) > 1:
+        layout.update(multiple=int(net.multiple), tile=512)
+    return layout
+
+
 def reexport(folder: str | os.PathLike, out: str | os.PathLike, tem_margin: float = TIE_MARGIN,
              setting: str | None = None) -> dict[str, float]:
     """Export a weights folder again (e.g. with another TEM margin) into ``out``, keeping its record.

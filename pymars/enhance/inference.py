@@ -346,13 +346,22 @@ class Enhancer:
     # -- plain convolutional enhancers ------------------------------------------------------------
 
     def _plain(self, comps: list[np.ndarray], progress: bool) -> list[np.ndarray]:
-        xs = [_chw(c)[0] for c in comps]
+        # A net that downsamples (the U-Net: sides multiples of 8) gets images edge-replicated to whole multiples
+        # and windows on that grid; the pad is cut off at the end, as MarsQE's is.
+        m = int(self.meta.get("multiple", 1))
+        sizes = [c.shape[:2] for c in comps]
+        padded = [(-(-h // m) * m, -(-w // m) * m) for h, w in sizes]
+        xs = [_chw(np.pad(c, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge"))[0]
+              for c, (h, w), (ph, pw) in zip(comps, sizes, padded)]
 
         def fn(ws):
             return self.net.run(None, {"comp": np.stack([xs[i][:, y0:y1, x0:x1] for i, y0, y1, x0, x1, _ in ws])})[0]
 
-        return tiled_many(fn, [c.shape[:2] for c in comps], 3, tile=256, margin=self.meta.get("margin", 16), blend=8,
-                          progress=progress, desc="enhance", batch=self.batch)
+        # A wide net reads far (the U-Net 76 pixels): larger cores keep its context margin a smaller share.
+        tile = int(self.meta.get("tile", 256))
+        out = tiled_many(fn, padded, 3, tile=tile, margin=self.meta.get("margin", 16), blend=8, multiple=m,
+                         progress=progress, desc="enhance", batch=self.batch)
+        return [o[:, :h, :w] for o, (h, w) in zip(out, sizes)]
 
     # -- MarsQE -----------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""PyTorch networks of the enhancer: MarsQE (full and lite), AR-CNN and DnCNN.
+"""PyTorch networks of the enhancer: MarsQE (full and lite), AR-CNN, DnCNN and a U-Net.
 
 What it is for: the trainable networks of issue 6, written so that every one of
 them exports to plain ONNX (opset 17: Conv, MatMul, ArgMax/Gather, Softmax,
@@ -25,7 +25,8 @@ Ablations: ``fusion="add"`` replaces TFM by an addition (paper's "w/o TFM");
 Baselines: :class:`ARCNN` (Dong et al. 2015; widths reduced) and
 :class:`DnCNN` (Zhang et al. 2017; depth and width reduced), both with a
 global residual; :class:`DnCNNCascade` appends a dilated stage to a trained
-DnCNN (wider context for the wavelet coder's output). Every network maps images in [0, 1] to images in [0, 1]
+DnCNN (wider context for the wavelet coder's output); :class:`UNet` reads
+about 76 pixels each side at MarsQE's MACs per pixel (three 2x levels). Every network maps images in [0, 1] to images in [0, 1]
 (unclipped during training).
 
 What it must not do: depend on the batch for inference (DnCNN's batch norm is
@@ -429,13 +430,69 @@ class DnCNNCascade(nn.Module):
         return self.second(self.first(comp))
 
 
+class UNet(nn.Module):
+    """A residual U-Net (kind ``unet``): three 2x downsamplings, one residual block per level each way.
+
+    Why: JPEG's errors at QF 20-50 are block-sized and correlated across blocks
+    (8 x 8 DCT quantisation, chroma at half resolution), while DnCNN and MarsQE's
+    main network read about 21-40 pixels; a U-Net reads about 76 each side for MarsQE's
+    MACs per pixel (about 128,000), since its deeper levels work on 1/4, 1/16 and
+    1/64 of the pixels. Skips are sums (no concatenation), down- and upsampling
+    are 2 x 2 stride-2 convolutions, and the last convolution starts at zero,
+    so a fresh net is the identity (global residual).
+
+    Input sides must be multiples of :attr:`multiple` (8); ``Enhancer`` pads
+    images by edge replication to that and cuts the pad off.
+
+    Example:
+        >>> import torch
+        >>> net = UNet().eval()
+        >>> x = torch.rand(1, 3, 24, 32)
+        >>> bool(torch.equal(net(x), x)), net.multiple, net.radius
+        (True, 8, 76)
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 128)):
+        super().__init__()
+        self.widths = tuple(widths)
+        self.head = conv(3, widths[0])
+        self.enc = nn.ModuleList(ResBlock(c) for c in widths[:-1])
+        self.down = nn.ModuleList(nn.Conv2d(a, b, 2, 2) for a, b in zip(widths[:-1], widths[1:]))
+        self.bottom = nn.Sequential(ResBlock(widths[-1]), ResBlock(widths[-1]))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, 2) for a, b in zip(widths[:-1], widths[1:]))
+        self.dec = nn.ModuleList(ResBlock(c) for c in widths[:-1])
+        self.tail = conv(widths[0], 3)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+        levels = len(widths) - 1
+        #: Input sides must be multiples of this.
+        self.multiple = 2 ** levels
+        # Reach: a 3x3 conv at level l adds 2^l pixels each side; each level has two blocks (enc, dec) of two
+        # convolutions, the bottom two blocks; the head and the tail one each; strided 2x2 convolutions add
+        # 2^l - 1 at most (counted as 2^l).
+        self.radius = 2 + sum(4 * 2 ** level + 2 ** level for level in range(levels)) + 4 * 2 ** levels + \
+            sum(2 ** level for level in range(levels))
+
+    def forward(self, comp):
+        x = self.head(comp)
+        skips = []
+        for block, down in zip(self.enc, self.down):
+            x = block(x)
+            skips.append(x)
+            x = down(F.relu(x))
+        x = self.bottom(x)
+        for block, up, skip in zip(reversed(self.dec), reversed(self.up), reversed(skips)):
+            x = block(up(x) + skip)
+        return comp + self.tail(F.relu(x))
+
+
 #: Model kinds that take only the compressed image (the others also take references and classes).
-PLAIN_KINDS = ("arcnn", "dncnn", "dncnn-cascade")
+PLAIN_KINDS = ("arcnn", "dncnn", "dncnn-cascade", "unet")
 MARSQE_KINDS = ("marsqe", "marsqe-lite", "marsqe-notfm", "marsqe-notem")
 
 
 def build(kind: str, width: int = 16) -> nn.Module:
-    """A fresh network of a kind: arcnn, dncnn, marsqe, marsqe-lite, marsqe-notfm, marsqe-notem.
+    """A fresh network of a kind: arcnn, dncnn, dncnn-cascade, unet, marsqe, marsqe-lite, marsqe-notfm, marsqe-notem.
 
     Example:
         >>> type(build("marsqe-lite")).__name__, build("marsqe-lite").post_enabled
@@ -447,6 +504,8 @@ def build(kind: str, width: int = 16) -> nn.Module:
         return DnCNN()
     if kind == "dncnn-cascade":
         return DnCNNCascade()
+    if kind == "unet":
+        return UNet()
     if kind == "marsqe":
         return MarsQE(width, post=True)
     if kind == "marsqe-lite":
