@@ -43,7 +43,7 @@ def main() -> None:
 
     from enhance_generalisation import jpeg_file
     from pymars.enhance.dictionary import Dictionary
-    from pymars.enhance.export import export_enhancer, plain_margin
+    from pymars.enhance.export import export_enhancer, plain_layout
     from pymars.enhance.inference import Enhancer
     from pymars.enhance.networks import PLAIN_KINDS
     from pymars.enhance.training import load_enhancer
@@ -77,7 +77,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 meta = {"setting": f"jpeg:{qf}", "input": "gray"}
                 if kind in PLAIN_KINDS:
-                    meta["margin"] = plain_margin(net)
+                    meta.update(plain_layout(net))
                 else:  # MarsQE kinds: the dictionary's recipe, as pymars enhance-export records it
                     meta.update(dictionary=Dictionary.load(a.dictionary).recipe(), margin=8)
                 export_enhancer(net, kind, meta, Path(tmp) / "m")

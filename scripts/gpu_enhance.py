@@ -60,6 +60,7 @@ JOBS = {
     "lite-w16": ("marsqe-lite", 16),
     "dncnn": ("dncnn", 16),
     "arcnn": ("arcnn", 16),
+    "unet": ("unet", 16),  # width unused: the U-Net's widths are fixed (32, 64, 128, 128)
 }
 BATCH, CROP, LR, PROBE = 32, 64, 5e-4, 300
 FRACTIONS = (0.25, 0.5, 0.75)  # snapshots kept besides the final weights

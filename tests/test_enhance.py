@@ -359,6 +359,37 @@ def test_tiled_inference_equals_a_single_pass(tmp_path, kind):
     assert np.abs(tiled_out - single).max() < 1e-5
 
 
+def test_a_half_size_export_is_its_rounded_weights(tmp_path):
+    """--half: float16 in safetensors and ONNX, half the bytes, and PyTorch and ONNX Runtime still agree."""
+    import onnx
+    from safetensors.numpy import load_file
+
+    from pymars.enhance.export import export_enhancer, plain_layout, reexport
+
+    torch.manual_seed(0)
+    net = build("unet")
+    torch.nn.init.normal_(net.tail.weight, std=0.05)
+    meta = {"setting": "jpeg:30", **plain_layout(net)}
+    export_enhancer(net, "unet", dict(meta), tmp_path / "full")
+    errs = export_enhancer(net, "unet", dict(meta), tmp_path / "half", half=True)
+    assert max(errs.values()) < 1e-5
+    full, half = tmp_path / "full", tmp_path / "half"
+    assert json.loads((half / "model.json").read_text())["weights"] == "float16"
+    assert {v.dtype for v in load_file(str(half / "model.safetensors")).values()} == {np.dtype(np.float16)}
+    graph = onnx.load(str(half / "model.onnx")).graph
+    assert {i.data_type for i in graph.initializer if len(i.dims) > 1} == {onnx.TensorProto.FLOAT16}
+    for f in ("model.onnx", "model.safetensors"):
+        assert (half / f).stat().st_size < 0.55 * (full / f).stat().st_size
+    img = mars_like_scene(40, 56, seed=3)
+    onnx_out = Enhancer(half).enhance_float(img)
+    assert np.abs(onnx_out - Enhancer(half, backend="torch").enhance_float(img)).max() < 1e-5
+    # The rounding moves the output by far less than a grey level.
+    assert np.abs(onnx_out - Enhancer(full).enhance_float(img)).max() < 0.5 / 255
+    # A re-export keeps it half-size.
+    reexport(half, tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "model.json").read_text())["weights"] == "float16"
+
+
 def test_a_cascade_starts_as_the_dncnn_it_extends(tmp_path):
     from pymars.enhance.export import export_enhancer
     from pymars.enhance.training import init_weights

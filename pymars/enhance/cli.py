@@ -209,7 +209,7 @@ def cmd_export(args) -> int:
     else:
         meta.update(plain_layout(net))
     with AtomicFolder(out) as folder:
-        errs = export_enhancer(net, kind, meta, folder, tem_margin=args.tem_margin)
+        errs = export_enhancer(net, kind, meta, folder, tem_margin=args.tem_margin, half=args.half)
     print(f"{args.output}: {kind}, ONNX vs PyTorch max abs {max(errs.values()):.2e}")
     return 0
 
@@ -317,4 +317,6 @@ def register(sub) -> None:
                    help="MarsQE: TEM's tie margin in the exported graphs (default pymars.enhance.networks."
                         "TIE_MARGIN; 0 = the literal arg-max it was trained "
                         "with); near-tied block matches are blended so ONNX Runtime and PyTorch agree")
+    x.add_argument("--half", action="store_true", help="round the weights to float16 and store them so (half the "
+                                                       "folder; inference still computes in float32)")
     x.set_defaults(func=cmd_export)

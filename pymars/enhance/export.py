@@ -55,7 +55,7 @@ class _Post(torch.nn.Module):
         return self.net.post(comp, enh, feat, classes)
 
 
-def _export(module, inputs: dict, outputs: list[str], path: Path, check: dict) -> float:
+def _export(module, inputs: dict, outputs: list[str], path: Path, check: dict, half: bool = False) -> float:
     import onnxruntime as ort
 
     module = module.eval()
@@ -68,6 +68,14 @@ def _export(module, inputs: dict, outputs: list[str], path: Path, check: dict) -
             warnings.simplefilter("ignore")
             torch.onnx.export(module, tuple(inputs.values()), tmp, input_names=list(inputs), output_names=outputs,
                               dynamic_axes=dyn, opset_version=OPSET, dynamo=False)
+        if half:  # float16 initializers + Casts that ONNX Runtime folds at load: half the file, float32 compute
+            import onnx
+
+            from pymars.train.export.onnx_export import store_initializers_fp16
+
+            graph = onnx.load(tmp)
+            store_initializers_fp16(graph)
+            onnx.save(graph, tmp)
         sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
         with torch.no_grad():
             ref = module(*check.values())
@@ -79,8 +87,12 @@ def _export(module, inputs: dict, outputs: list[str], path: Path, check: dict) -
 
 
 def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike,
-                    tem_margin: float = TIE_MARGIN) -> dict[str, float]:
+                    tem_margin: float = TIE_MARGIN, half: bool = False) -> dict[str, float]:
     """Write ``model.safetensors``, the ONNX graph(s) and ``model.json`` into ``folder``; return the check errors.
+
+    ``half``: the weights are rounded to float16 first and stored so (safetensors in float16, ONNX initializers
+    in float16 with Casts back): half the size in git, and the shipped model *is* its rounded weights, so
+    PyTorch and ONNX Runtime still agree to float32 rounding (``model.json``: ``"weights": "float16"``).
 
     A MarsQE network is exported with TEM's tie margin ``tem_margin`` (trained with
     the literal arg-max, margin 0): near-tied block matches are blended, so ONNX
@@ -95,16 +107,21 @@ def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike,
     net = net.eval()
     if hasattr(net, "tem"):
         net.tem.margin = float(tem_margin)
+    if half:
+        with torch.no_grad():
+            for t in list(net.parameters()) + list(net.buffers()):
+                if t.is_floating_point():
+                    t.copy_(t.half().float())
     g = torch.Generator().manual_seed(0)
     errors = {}
     if kind in PLAIN_KINDS:
         errors["model.onnx"] = _export(net, {"comp": torch.rand(1, 3, 32, 48)}, ["enhanced"], folder / "model.onnx",
-                                       {"comp": torch.rand(1, 3, 40, 24, generator=g)})
+                                       {"comp": torch.rand(1, 3, 40, 24, generator=g)}, half)
     else:
         ex = {"comp": torch.rand(1, 3, 32, 48), "ref_raw": torch.rand(1, 3, 32, 32), "ref_comp": torch.rand(1, 3, 32, 32)}
         chk = {"comp": torch.rand(1, 3, 48, 32, generator=g), "ref_raw": torch.rand(1, 3, 64, 48, generator=g),
                "ref_comp": torch.rand(1, 3, 64, 48, generator=g)}
-        errors["main.onnx"] = _export(_Main(net), ex, ["enh", "feat"], folder / "main.onnx", chk)
+        errors["main.onnx"] = _export(_Main(net), ex, ["enh", "feat"], folder / "main.onnx", chk, half)
         if net.post_enabled:
             c = net.width
             pex = {"comp": torch.rand(1, 3, 32, 48), "enh": torch.rand(1, 3, 32, 48), "feat": torch.rand(1, c, 32, 48),
@@ -112,12 +129,15 @@ def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike,
             pchk = {"comp": torch.rand(1, 3, 48, 64, generator=g), "enh": torch.rand(1, 3, 48, 64, generator=g),
                     "feat": torch.rand(1, c, 48, 64, generator=g),
                     "classes": torch.randint(0, 4, (1, 1, 48, 64), generator=g).float()}
-            errors["post.onnx"] = _export(_Post(net), pex, ["plus"], folder / "post.onnx", pchk)
+            errors["post.onnx"] = _export(_Post(net), pex, ["plus"], folder / "post.onnx", pchk, half)
         else:
             (folder / "post.onnx").unlink(missing_ok=True)
     with atomic_path(folder / "model.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
+        save_file({k: (v.half() if half and v.is_floating_point() else v).contiguous()
+                   for k, v in net.state_dict().items()}, str(tmp))
     meta = dict(meta, kind=kind, width=getattr(net, "width", None), onnx_check_max_abs=errors)
+    if half:
+        meta["weights"] = "float16"
     if hasattr(net, "tem"):
         meta["tem_margin"] = net.tem.margin
     atomic_write(folder / "model.json", json.dumps(meta, indent=1).encode())
@@ -175,9 +195,10 @@ def reexport(folder: str | os.PathLike, out: str | os.PathLike, tem_margin: floa
     """
 
     net, kind, meta = load_enhancer(folder)
-    meta = {k: v for k, v in meta.items() if k not in ("kind", "width", "onnx_check_max_abs", "tem_margin")}
+    half = meta.get("weights") == "float16"  # a half-size folder stays half-size
+    meta = {k: v for k, v in meta.items() if k not in ("kind", "width", "onnx_check_max_abs", "tem_margin", "weights")}
     meta["setting"] = setting or meta["setting"]
-    return export_enhancer(net, kind, meta, out, tem_margin=tem_margin)
+    return export_enhancer(net, kind, meta, out, tem_margin=tem_margin, half=half)
 
 
 HARDWARE = ("x86_64, 2 shared CPU cores at nice 15 (other trainings ran at the same time), no GPU; "
