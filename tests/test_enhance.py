@@ -709,6 +709,27 @@ def test_gray_cache_trains_a_gray_model_that_takes_gray_input_only(tmp_path, mon
     assert "\n" not in str(e.value) and "trained on gray images" in str(e.value)
 
 
+def test_cache_command_writes_where_cache_says(tmp_path, monkeypatch, capsys):
+    """`enhance-train cache --cache FILE` writes FILE (it once wrote the default path whatever --cache said)."""
+    from pymars.cli import main
+    from pymars.train import dataset
+
+    frames = [mars_like_scene(300, 320, seed=90 + i, channels=1) for i in range(2)]
+    monkeypatch.setattr(dataset, "gray_training_pool", lambda crop, progress=True: dataset.GrayCropPool(frames, crop))
+    colour = np.stack([mars_like_scene(128, 128, seed=60 + i) for i in range(2)])
+    npz = tmp_path / "dictionary.npz"
+    Dictionary(colour, np.array([0, 1], np.uint8), ["synthetic0.png:0,0", "synthetic1.png:0,0"]).save(npz)
+    target = tmp_path / "mine.npz"
+    common = ["enhance-train", "cache", "--gray", "--setting", "jpeg:30", "--regions", "2", "--dictionary", str(npz)]
+    assert main(common + ["--cache", str(target)]) == 0
+    assert len(TrainingCache.load(target)) == 2
+    capsys.readouterr()
+    assert main(common + ["--cache", str(target), "--out", str(tmp_path / "other.npz")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "name two files" in err[0]
+    assert not (tmp_path / "other.npz").exists()
+
+
 def test_a_gray_marsqe_matches_against_gray_references_compressed_as_gray_images(tmp_path):
     from pymars.enhance.codecs import compressed_like_training, gray_rgb
 

@@ -143,9 +143,12 @@ def cmd_train(args) -> int:
 
         specs = args.setting.split(",")
         ref = args.reference_setting or ""
+        if args.out and args.cache and Path(args.out) != Path(args.cache):
+            raise ValueError(f"cache: --out {args.out} and --cache {args.cache} name two files; give one")
         cache = build_cache(specs, args.regions, load_classifier(), Dictionary.load(args.dictionary), seed=args.seed,
                             ref_spec=ref, gray=args.gray)
-        out = Path(args.out or RUNS / (f"cache-{'gray-' if args.gray else ''}"
+        # --cache names the file as it does for `model` (which reads it); --out is its older spelling here.
+        out = Path(args.cache or args.out or RUNS / (f"cache-{'gray-' if args.gray else ''}"
                                        f"{'+'.join(s.replace(':', '') for s in specs)}"
                                        f"{'-ref' + ref.replace(':', '') if ref else ''}.npz"))
         cache.save(out)
@@ -282,7 +285,8 @@ def register(sub) -> None:
     t.add_argument("--dictionary", default=str(RUNS / "dictionary-6.npz"))
     t.add_argument("--kind", default="marsqe", help="model: arcnn, dncnn, dncnn-cascade, unet, marsqe, marsqe-lite, marsqe-notfm, "
                                                     "marsqe-notem")
-    t.add_argument("--cache", default=None)
+    t.add_argument("--cache", default=None, help="the training cache: cache writes it, model reads it "
+                                                  "(default runs/enhance/cache-[gray-]SETTING.npz)")
     t.add_argument("--out", default=None)
     # Defaults = the recipe of the shipped QF 30 models (their MODEL_CARD.md).
     t.add_argument("--steps", type=int, default=1000)
