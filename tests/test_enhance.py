@@ -571,10 +571,10 @@ def test_jpeg_quality_is_read_from_the_file_and_picks_the_model(tmp_path, capsys
             assert jpeg_quality(buf.getvalue()) == q  # libjpeg's tables, colour or gray
             files[q] = buf.getvalue()
     assert jpeg_quality(b"\x89PNG\r\n\x1a\n garbage") is None
-    assert [auto_model(q) for q in (10, 30, 47, 75, AUTO_MAX_QUALITY)] == [
-        "marsqe-jpeg30-10k", "marsqe-jpeg30-10k", "marsqe-lite7-jpeg75-10k", "marsqe-lite7-jpeg75-10k",
+    assert [auto_model(q) for q in (10, 30, 47, 60, 75, AUTO_MAX_QUALITY)] == [
+        "unet-jpeg30-10k", "unet-jpeg30-10k", "unet-jpeg30-10k", "marsqe-lite7-jpeg75-10k", "marsqe-lite7-jpeg75-10k",
         "marsqe-lite7-jpeg90-10k"]
-    assert choose_model("auto", files[95])[0] is None and choose_model("auto", None)[0] == "marsqe-jpeg30-10k"
+    assert choose_model("auto", files[95])[0] is None and choose_model("auto", None)[0] == "unet-jpeg30-10k"
     assert choose_model("auto", files[61])[0] == "marsqe-lite7-jpeg75-10k"
     assert "may make the image worse" in choose_model("arcnn-jpeg30", files[75])[2]
     assert choose_model("arcnn-jpeg30", files[30])[2] == ""

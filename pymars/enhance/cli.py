@@ -6,9 +6,9 @@ atomic write that never replaces the input: pymars.clio) and the commands that m
     pymars enhance-train classifier            # patch classifier -> pymars/weights/enhance-classifier
     pymars enhance-train dictionary            # N_k = 1, 3, 6, 9, 12 dictionaries + CH index -> runs/enhance
     pymars enhance-train cache --setting jpeg:30 --regions 800
-    pymars enhance-train model --kind marsqe --setting jpeg:30 --steps 10000 --precision bf16 \\
-        --out runs/enhance/marsqe-jpeg30-eq10k
-    pymars enhance-export runs/enhance/marsqe-jpeg30-eq10k/checkpoint.pt -o pymars/weights/enhance-marsqe-jpeg30-10k
+    pymars enhance-train model --kind unet --setting jpeg:30 --steps 10000 --precision bf16 \\
+        --out runs/enhance/unet-jpeg30-c48
+    pymars enhance-export runs/enhance/unet-jpeg30-c48/checkpoint.pt --half -o pymars/weights/enhance-unet-jpeg30-10k
     # another setting, fine-tuned from the QF 30 model:
     pymars enhance-train model --kind marsqe --setting jpeg:20 --steps 200 --lr 1e-4 \\
         --init-from pymars/weights/enhance-marsqe-jpeg30
@@ -32,7 +32,7 @@ from pathlib import Path
 from pymars.bundles import training_file
 from pymars.clio import positive_int
 
-DEFAULT_MODEL = "marsqe-jpeg30-10k"
+DEFAULT_MODEL = "unet-jpeg30-10k"
 #: What ``pymars enhance`` runs by default: the shipped enhancer for the JPEG's quality (pymars.enhance.jpeg_quality).
 AUTO = "auto"
 RUNS = Path("runs/enhance")

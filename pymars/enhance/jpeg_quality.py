@@ -6,8 +6,8 @@ MarsQE loses 0.9 dB on gray QF 75 Navcam tiles and 5.5 dB at QF 90, and
 missions downlink at QF 75-95 (bench/results/enhance_jpeg_quality.json).
 ``pymars enhance`` and ``pymars batch enhance`` therefore read the QF of a
 JPEG input here (:func:`jpeg_quality`) and, with ``--model auto`` (their
-default), run the shipped model for that QF (:func:`auto_model`: QF 40 and
-below the QF 30 MarsQE, 41-77 and 78-90 MarsQE-lite nets trained at QF 75
+default), run the shipped model for that QF (:func:`auto_model`: QF 55 and
+below the QF 30 U-Net, 56-77 and 78-90 MarsQE-lite nets trained at QF 75
 and 90), or leave the image as it is above QF 90. A gray image (Navcam,
 Hazcam) gets the nets trained on gray images, up to the same QF 90
 (:data:`AUTO_GRAY_MODELS`). An image that is not a JPEG file (a PNG of a
@@ -21,7 +21,7 @@ Example:
     >>> from PIL import Image
     >>> buf = io.BytesIO(); Image.fromarray(np.zeros((16, 16), np.uint8)).save(buf, format="JPEG", quality=85)
     >>> jpeg_quality(buf.getvalue()), auto_model(jpeg_quality(buf.getvalue())), auto_model(33)
-    (85, 'marsqe-lite7-jpeg90-10k', 'marsqe-jpeg30-10k')
+    (85, 'marsqe-lite7-jpeg90-10k', 'unet-jpeg30-10k')
 """
 from __future__ import annotations
 
@@ -40,17 +40,21 @@ STANDARD_LUMA = np.array([
     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.int64)
 
-#: The shipped enhancer run for a JPEG of quality up to each bound, from the mean gain on gray and colour
-#: development tiles at QF 20-95 (bench/results/enhance_jpeg_quality.json): the 10,000-step QF 30 MarsQE up to
-#: QF 40 (at QF 20 it beats the 2,800-step QF 20 model: gray +0.59 against +0.30 dB), the QF 75 MarsQE-lite
-#: for 41-77 (it beats the QF 50 MarsQE from QF 41 on), the QF 90 one for 78-90.
-AUTO_MODELS = {40: "marsqe-jpeg30-10k", 77: "marsqe-lite7-jpeg75-10k", 90: "marsqe-lite7-jpeg90-10k"}
+#: The shipped enhancer run for a colour JPEG of quality up to each bound: the QF 30 U-Net up to QF 55, the QF 75
+#: MarsQE-lite for 56-77, the QF 90 one for 78-90. Bounds from the colour development tiles (every 3rd, 23):
+#: the U-Net gains +1.07 / +0.92 / +0.82 / +0.63 dB at QF 30 / 40 / 50 / 60
+#: (bench/results/enhance_jpeg_quality_unet.json), the QF 75 net +0.65 at QF 50 and +0.69 at 60
+#: (bench/results/enhance_jpeg_quality.json), so the switch falls between 50 and 60. (The bound was 40 while
+#: gray images shared this table: the QF 30 nets lose more on gray tiles above it.)
+AUTO_MODELS = {55: "unet-jpeg30-10k", 77: "marsqe-lite7-jpeg75-10k", 90: "marsqe-lite7-jpeg90-10k"}
 #: Gray inputs (Navcam, Hazcam: most of the archive): nets trained on gray images (``enhance-train cache
-#: --gray``: Navcam frames of the training sols and the luma of the colour sets), MarsQE at QF 30 and DnCNNs at
+#: --gray``: Navcam frames of the training sols and the luma of the colour sets), the U-Net at QF 30 and DnCNNs at
 #: QF 75 and 90, each run up to where the next one gains more on the gray development tiles (QF 45 and 82:
-#: between the QFs measured; bench/results/enhance_gray*.json, docs/enhance.md "Gray models"). Same top as the
-#: colour table.
-AUTO_GRAY_MODELS = {45: "marsqe-gray-jpeg30-10k", 82: "dncnn-gray-jpeg75-10k", 90: "dncnn-gray-jpeg90-10k"}
+#: between the QFs measured; bench/results/enhance_gray*.json, docs/enhance.md "Gray models"). The gray U-Net
+#: replaced the gray MarsQE: on held-out gray JPEG tiles / raw EDR tiles at QF 20-40 +0.70-0.75 / +0.82-0.89 dB
+#: against +0.72-0.77 / +0.71-0.78, level on sharpened tiles, and it needs no reference dictionary (no
+#: ../shared) at inference. Same top as the colour table.
+AUTO_GRAY_MODELS = {45: "unet-gray-jpeg30", 82: "dncnn-gray-jpeg75-10k", 90: "dncnn-gray-jpeg90-10k"}
 #: The model for an input whose quality cannot be read (not a JPEG file): the QF 30 default.
 UNKNOWN_QUALITY_MODEL = DEFAULT_MODEL
 #: Above this QF no shipped model helps on average (the QF 90 model gains +0.12 dB on gray and +1.18 on
@@ -102,11 +106,11 @@ def auto_model(quality: int | None, gray: bool = False) -> str | None:
     quality is unknown.
 
     Example:
-        >>> [auto_model(q) for q in (5, 40, 41, 77, 78, 90, 91)]  # doctest: +NORMALIZE_WHITESPACE
-        ['marsqe-jpeg30-10k', 'marsqe-jpeg30-10k', 'marsqe-lite7-jpeg75-10k', 'marsqe-lite7-jpeg75-10k',
+        >>> [auto_model(q) for q in (5, 55, 56, 77, 78, 90, 91)]  # doctest: +NORMALIZE_WHITESPACE
+        ['unet-jpeg30-10k', 'unet-jpeg30-10k', 'marsqe-lite7-jpeg75-10k', 'marsqe-lite7-jpeg75-10k',
          'marsqe-lite7-jpeg90-10k', 'marsqe-lite7-jpeg90-10k', None]
         >>> auto_model(None), auto_model(30, gray=True)
-        ('marsqe-jpeg30-10k', 'marsqe-gray-jpeg30-10k')
+        ('unet-jpeg30-10k', 'unet-gray-jpeg30')
     """
     table = AUTO_GRAY_MODELS if gray else AUTO_MODELS
     if quality is None:
@@ -141,7 +145,7 @@ def choose_model(model: str, data: bytes | None, gray: bool = False) -> tuple[st
         >>> from PIL import Image
         >>> buf = io.BytesIO(); Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format="JPEG", quality=95)
         >>> choose_model("auto", buf.getvalue())[:2], choose_model("auto", None)[0]
-        ((None, 95), 'marsqe-jpeg30-10k')
+        ((None, 95), 'unet-jpeg30-10k')
         >>> choose_model("dncnn-jpeg30", buf.getvalue())[2][:60]
         'the input is a JPEG of quality 95 and dncnn-jpeg30 was train'
     """
