@@ -420,10 +420,16 @@ def test_enhance_without_the_shared_data_says_how_to_give_it(work, tmp_path_fact
         pytest.skip("the shipped MarsQE enhancer is not installed")
     elsewhere = tmp_path_factory.mktemp("outside")  # not a checkout: ../shared is not found from here
     env = {**os.environ, "PYMARS_SHARED": str(elsewhere / "no-shared")}
-    r = cli("enhance", str(work / "image.png"), "-o", str(work / "out.png"), cwd=elsewhere, env=env, text=True)
+    # A MarsQE rebuilds its reference dictionary from ../shared: without it, one line says how to give it.
+    r = cli("enhance", str(work / "image.png"), "-o", str(work / "out.png"), "--model", "marsqe-jpeg30-10k",
+            cwd=elsewhere, env=env, text=True)
     assert r.returncode == 2
     line = assert_one_error(r.stderr, "PYMARS_SHARED", "--dictionary", "pymars enhance-train dictionary")
     assert "enhance-dict`" not in line and not (work / "out.png").exists() and not leftovers(work)
+    # The default (the U-Net, no references) needs nothing but its weights.
+    r = cli("enhance", str(work / "image.png"), "-o", str(work / "out.png"), cwd=elsewhere, env=env, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (work / "out.png").is_file() and not leftovers(work)
 
 
 # ----------------------------------------------------------------------------------------------- paths, stdio
