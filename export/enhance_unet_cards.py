@@ -47,6 +47,16 @@ python bench/enhance_gray_curve.py --runs runs/enhance/unet-gray-jpeg30-ft --ste
 python bench/enhance_generalisation.py --plain --raw --models unet-gray-jpeg30 --qualities 20,30,40,50,60 --out bench/results/enhance_gray_unet.json
 python bench/enhance_generalisation.py --models unet-gray-jpeg30 --qualities 20,30,50 --out bench/results/enhance_generalisation_gray_unet.json
 python export/enhance_unet_cards.py""",
+    "unet-gray-jpeg75": """\
+pymars enhance-train cache --gray --setting jpeg:75 --regions 800   # runs/enhance/cache-gray-jpeg75.npz
+pymars enhance-train model --kind unet --setting jpeg:30 --steps 10000 --batch 8 --crop 96 --precision bf16 \\
+    --threads 1 --out runs/enhance/unet-jpeg30-c96                   # the colour start (3,801 s)
+pymars enhance-train model --kind unet --gray --setting jpeg:75 --steps 3000 --batch 8 --crop 96 --lr 2e-4 \\
+    --precision bf16 --threads 1 --init-from runs/enhance/unet-jpeg30-c96/checkpoint.pt --out runs/enhance/unet-gray-jpeg75-ft
+pymars enhance-export runs/enhance/unet-gray-jpeg75-ft/checkpoint.pt --setting jpeg:75 --half -o pymars/weights/enhance-unet-gray-jpeg75
+python bench/enhance_generalisation.py --plain --raw --models unet-gray-jpeg75 --qualities 50,60,70,75,80,85 --out bench/results/enhance_gray_unet75.json
+python bench/enhance_generalisation.py --models unet-gray-jpeg75 --qualities 50,60,75,80 --out bench/results/enhance_generalisation_gray_unet75.json
+python export/enhance_unet_cards.py""",
 }
 
 
@@ -96,6 +106,21 @@ def notes_for(name: str) -> list[str]:
         if q:
             notes.append("Off its QF (bench/results/enhance_jpeg_quality_unet.json): " + listed(q)
                          + ". `pymars enhance --model auto` runs it on colour JPEGs of QF 55 and below.")
+    if name == "unet-gray-jpeg75":
+        notes.append("Trained on gray images: gray input only (an RGB image is refused in one line). Started "
+                     "from the colour U-Net trained with 96-pixel crops (runs/enhance/unet-jpeg30-c96), then 3,000 "
+                     "steps on the gray QF 75 cache (1,426 s). `auto` runs it on gray JPEGs of QF 46-82, where the "
+                     "gray DnCNN of QF 75 ran before.")
+        g = gains(RESULTS / "enhance_gray_unet75.json", name)
+        if g:
+            notes.append("Mean PSNR gain over its input, dB (bench/results/enhance_gray_unet75.json; gray = every "
+                         "2nd dev_navcam tile, raw gray = the 16 dev_navcam_pds tiles, 8-bit views of raw 12-bit "
+                         "EDRs): " + listed(g) + ". The gray DnCNN of QF 75 it replaces: +0.63 / +0.59 at QF 50, "
+                         "+0.73 / +0.61 at 60, +0.84 / +0.63 at 70, +0.90 / +0.63 at 75, +0.89 / +0.62 at 80, "
+                         "+0.65 / +0.56 at 85 (bench/results/enhance_gray.json).")
+        s = gains(RESULTS / "enhance_generalisation_gray_unet75.json", name)
+        if s:
+            notes.append("Sharpened gray (bench/results/enhance_generalisation_gray_unet75.json): " + listed(s) + ".")
     if name == "unet-gray-jpeg30":
         notes.append("Trained on gray images: gray input only (an RGB image is refused in one line). Started "
                      "from the colour U-Net trained with 96-pixel crops (runs/enhance/unet-jpeg30-c96, +1.00 dB on "

@@ -48,13 +48,14 @@ STANDARD_LUMA = np.array([
 #: gray images shared this table: the QF 30 nets lose more on gray tiles above it.)
 AUTO_MODELS = {55: "unet-jpeg30-10k", 77: "marsqe-lite7-jpeg75-10k", 90: "marsqe-lite7-jpeg90-10k"}
 #: Gray inputs (Navcam, Hazcam: most of the archive): nets trained on gray images (``enhance-train cache
-#: --gray``: Navcam frames of the training sols and the luma of the colour sets), the U-Net at QF 30 and DnCNNs at
-#: QF 75 and 90, each run up to where the next one gains more on the gray development tiles (QF 45 and 82:
-#: between the QFs measured; bench/results/enhance_gray*.json, docs/enhance.md "Gray models"). The gray U-Net
-#: replaced the gray MarsQE: on held-out gray JPEG tiles / raw EDR tiles at QF 20-40 +0.70-0.75 / +0.82-0.89 dB
-#: against +0.72-0.77 / +0.71-0.78, level on sharpened tiles, and it needs no reference dictionary (no
-#: ../shared) at inference. Same top as the colour table.
-AUTO_GRAY_MODELS = {45: "unet-gray-jpeg30", 82: "dncnn-gray-jpeg75-10k", 90: "dncnn-gray-jpeg90-10k"}
+#: --gray``: Navcam frames of the training sols and the luma of the colour sets), U-Nets at QF 30 and 75 and a
+#: DnCNN at QF 90, each run up to where the next one gains more on the gray development tiles (QF 45 and 82:
+#: between the QFs measured; bench/results/enhance_gray*.json, docs/enhance.md "Gray models"). The gray U-Nets
+#: replaced the gray MarsQE (QF 30) and the gray DnCNN (QF 75): on held-out gray JPEG tiles / raw EDR tiles
+#: +0.70-0.75 / +0.82-0.89 dB at QF 20-40 against +0.72-0.77 / +0.71-0.78, and +0.68-0.95 / +0.63-0.74 at QF
+#: 50-80 against +0.63-0.90 / +0.59-0.63; the QF 30 one needs no reference dictionary (no ../shared) at
+#: inference. Same top as the colour table.
+AUTO_GRAY_MODELS = {45: "unet-gray-jpeg30", 82: "unet-gray-jpeg75", 90: "dncnn-gray-jpeg90-10k"}
 #: The model for an input whose quality cannot be read (not a JPEG file): the QF 30 default.
 UNKNOWN_QUALITY_MODEL = DEFAULT_MODEL
 #: Above this QF no shipped model helps on average (the QF 90 model gains +0.12 dB on gray and +1.18 on
