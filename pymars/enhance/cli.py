@@ -251,7 +251,7 @@ def _setting_of(cfg: dict) -> str:
 
 def register(sub) -> None:
     """Add ``enhance``, ``enhance-train`` and ``enhance-export`` to the main parser's subparsers."""
-    e = sub.add_parser("enhance", help="enhance a compressed (JPEG / pymars) image with MarsQE or a baseline "
+    e = sub.add_parser("enhance", help="enhance a compressed (JPEG / pymars) image with a U-Net, MarsQE or a baseline "
                                        "(ONNX Runtime)")
     e.add_argument("input")
     e.add_argument("-o", "--output", required=True, help="output .png or .tif")
