@@ -36,28 +36,39 @@ python bench/enhance_generalisation.py --models unet-jpeg30-10k --qualities 20,3
 python bench/enhance_generalisation.py --plain --raw --models unet-jpeg30-10k --qualities 30,40,50,60 --out bench/results/enhance_jpeg_quality_unet.json
 python bench/enhance_eval.py --models unet-jpeg30-10k,marsqe-jpeg30-10k --settings jpeg:30 --throughput --out bench/results/enhance_unet.json
 python export/enhance_unet_cards.py""",
-    "unet-gray-jpeg30": """\
-pymars enhance-train cache --gray --setting jpeg:30 --regions 800   # runs/enhance/cache-gray-jpeg30.npz
-pymars enhance-train model --kind unet --setting jpeg:30 --steps 10000 --batch 8 --crop 96 --precision bf16 \\
-    --threads 1 --out runs/enhance/unet-jpeg30-c96                   # the colour start (3,801 s)
-pymars enhance-train model --kind unet --gray --setting jpeg:30 --steps 4000 --batch 8 --crop 96 --lr 2e-4 \\
-    --precision bf16 --threads 1 --init-from runs/enhance/unet-jpeg30-c96/checkpoint.pt --out runs/enhance/unet-gray-jpeg30-ft
-pymars enhance-export runs/enhance/unet-gray-jpeg30-ft/checkpoint.pt --setting jpeg:30 --half -o pymars/weights/enhance-unet-gray-jpeg30
-python bench/enhance_gray_curve.py --runs runs/enhance/unet-gray-jpeg30-ft --steps 1000,2000,3000,4000 --out bench/results/enhance_gray_unet_curve.json
-python bench/enhance_generalisation.py --plain --raw --models unet-gray-jpeg30 --qualities 20,30,40,50,60 --out bench/results/enhance_gray_unet.json
-python bench/enhance_generalisation.py --models unet-gray-jpeg30 --qualities 20,30,50 --out bench/results/enhance_generalisation_gray_unet.json
-python export/enhance_unet_cards.py""",
-    "unet-gray-jpeg75": """\
-pymars enhance-train cache --gray --setting jpeg:75 --regions 800   # runs/enhance/cache-gray-jpeg75.npz
-pymars enhance-train model --kind unet --setting jpeg:30 --steps 10000 --batch 8 --crop 96 --precision bf16 \\
-    --threads 1 --out runs/enhance/unet-jpeg30-c96                   # the colour start (3,801 s)
-pymars enhance-train model --kind unet --gray --setting jpeg:75 --steps 3000 --batch 8 --crop 96 --lr 2e-4 \\
-    --precision bf16 --threads 1 --init-from runs/enhance/unet-jpeg30-c96/checkpoint.pt --out runs/enhance/unet-gray-jpeg75-ft
-pymars enhance-export runs/enhance/unet-gray-jpeg75-ft/checkpoint.pt --setting jpeg:75 --half -o pymars/weights/enhance-unet-gray-jpeg75
-python bench/enhance_generalisation.py --plain --raw --models unet-gray-jpeg75 --qualities 50,60,70,75,80,85 --out bench/results/enhance_gray_unet75.json
-python bench/enhance_generalisation.py --models unet-gray-jpeg75 --qualities 50,60,75,80 --out bench/results/enhance_generalisation_gray_unet75.json
-python export/enhance_unet_cards.py""",
+    "unet-gray-jpeg30": None,  # gray_commands below
+    "unet-gray-jpeg75": None,
 }
+
+
+#: The gray U-Nets: (QF, fine-tuning steps, benches run on them).
+GRAY = {
+    "unet-gray-jpeg30": (30, 4000, [
+        "python bench/enhance_gray_curve.py --runs runs/enhance/unet-gray-jpeg30-ft --steps 1000,2000,3000,4000 "
+        "--out bench/results/enhance_gray_unet_curve.json",
+        "python bench/enhance_generalisation.py --plain --raw --models unet-gray-jpeg30 --qualities 20,30,40,50,60 "
+        "--out bench/results/enhance_gray_unet.json",
+        "python bench/enhance_generalisation.py --models unet-gray-jpeg30 --qualities 20,30,50 "
+        "--out bench/results/enhance_generalisation_gray_unet.json"]),
+    "unet-gray-jpeg75": (75, 3000, [
+        "python bench/enhance_generalisation.py --plain --raw --models unet-gray-jpeg75 --qualities 50,60,70,75,80,85 "
+        "--out bench/results/enhance_gray_unet75.json",
+        "python bench/enhance_generalisation.py --models unet-gray-jpeg75 --qualities 50,60,75,80 "
+        "--out bench/results/enhance_generalisation_gray_unet75.json"]),
+}
+
+
+def gray_commands(name: str) -> str:
+    """The commands of a gray U-Net: its gray cache, the colour start, the fine-tune, the export, its benches."""
+    q, steps, benches = GRAY[name]
+    return "\n".join([
+        f"pymars enhance-train cache --gray --setting jpeg:{q} --regions 800   # runs/enhance/cache-gray-jpeg{q}.npz",
+        "pymars enhance-train model --kind unet --setting jpeg:30 --steps 10000 --batch 8 --crop 96 --precision bf16 \\",
+        "    --threads 1 --out runs/enhance/unet-jpeg30-c96                   # the colour start (3,801 s)",
+        f"pymars enhance-train model --kind unet --gray --setting jpeg:{q} --steps {steps} --batch 8 --crop 96 --lr 2e-4 \\",
+        f"    --precision bf16 --threads 1 --init-from runs/enhance/unet-jpeg30-c96/checkpoint.pt --out runs/enhance/{name}-ft",
+        f"pymars enhance-export runs/enhance/{name}-ft/checkpoint.pt --setting jpeg:{q} --half -o pymars/weights/enhance-{name}",
+        *benches, "python export/enhance_unet_cards.py"])
 
 
 def gains(path: Path, model: str) -> dict:
@@ -156,7 +167,8 @@ def notes_for(name: str) -> list[str]:
 def main() -> None:
     for folder in sorted((ROOT / "pymars" / "weights").glob("enhance-unet-*")):
         name = folder.name.removeprefix("enhance-")
-        write_model_card(folder, command=COMMANDS[name], notes="\n".join(notes_for(name)), hardware=HARDWARE)
+        command = COMMANDS[name] or gray_commands(name)
+        write_model_card(folder, command=command, notes="\n".join(notes_for(name)), hardware=HARDWARE)
         print(f"wrote {folder / 'MODEL_CARD.md'}")
 
 
