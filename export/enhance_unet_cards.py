@@ -22,7 +22,7 @@ HARDWARE = ("x86_64, 2 CPU cores shared with one to three other trainings and be
             "nice 5), no GPU; PyTorch 2.13.0+cpu, bf16 autocast + channels_last (`--precision bf16`) on this AMX "
             "CPU; weights and loss fp32, shipped rounded to float16 (`enhance-export --half`).")
 
-#: The commands behind each folder (docs/enhance.md "A U-Net").
+#: The commands behind the colour U-Net (docs/enhance.md "A U-Net at MarsQE's cost").
 COMMANDS = {
     "unet-jpeg30-10k": """\
 pymars enhance-train cache --setting jpeg:30 --regions 800        # runs/enhance/cache-jpeg30.npz
@@ -36,9 +36,7 @@ python bench/enhance_generalisation.py --models unet-jpeg30-10k --qualities 20,3
 python bench/enhance_generalisation.py --plain --raw --models unet-jpeg30-10k --qualities 30,40,50,60 --out bench/results/enhance_jpeg_quality_unet.json
 python bench/enhance_eval.py --models unet-jpeg30-10k,marsqe-jpeg30-10k --settings jpeg:30 --throughput --out bench/results/enhance_unet.json
 python export/enhance_unet_cards.py""",
-    "unet-gray-jpeg30": None,  # gray_commands below
-    "unet-gray-jpeg75": None,
-}
+}  # the gray U-Nets' commands: gray_commands
 
 
 #: The gray U-Nets: (QF, fine-tuning steps, benches run on them).
@@ -98,16 +96,16 @@ def notes_for(name: str) -> list[str]:
                      + ", ".join(f"{int(s):,} {v:+.2f}" for s, v in c.items())
                      + " dB; MarsQE at the same steps and batch: "
                      + ", ".join(f"{int(s):,} {v:+.2f}" for s, v in m.items())
-                     + ". 96-pixel crops (3.5x the time per step) plateau lower (+1.00 at 10,000), and a cache four "
-                       "times larger (3,200 regions) ends level (+1.03): at this budget neither the crop nor the "
-                       "amount of data lifts the plateau.")
-        bd = json.loads((RESULTS / "enhance_bd_unet.json").read_text())["bd_rate_vs_jpeg"]
-        fam = bd.get("unet (one model per QF)", {})
-        if fam:
-            notes.append(f"BD-rate of JPEG + U-Net against JPEG over QF 20-50 (one U-Net per QF, QF 20/40/50 "
-                         f"fine-tuned from this one; bench/results/enhance_bd_unet.json): "
-                         f"{fam['all']['bd_rate_percent']:.1f} % (MarsQE, one 10,000-step model per QF: -26.6 %); "
-                         "the issue's -30 % is not reached.")
+                     + f". 96-pixel crops (3.5x the time per step) plateau lower "
+                       f"({curve['unet_gain_db_vs_step']['c96']['10000']:+.2f} at 10,000), and a cache four times "
+                       f"larger (3,200 regions) ends at {curve['unet_gain_db_vs_step']['r3200']['10000']:+.2f}: at "
+                       "this budget neither the crop nor the amount of data lifts the plateau.")
+        fam = json.loads((RESULTS / "enhance_bd_unet.json").read_text())["bd_rate_vs_jpeg"]["unet (one model per QF)"]
+        mq = json.loads((RESULTS / "enhance_bd10k.json").read_text())["bd_rate_vs_jpeg"]["marsqe (one model per QF)"]
+        notes.append(f"BD-rate of JPEG + U-Net against JPEG over QF 20-50 (one U-Net per QF, QF 20/40/50 fine-tuned "
+                     f"from this one; bench/results/enhance_bd_unet.json): {fam['all']['bd_rate_percent']:.1f} % "
+                     f"(MarsQE, one 10,000-step model per QF, bench/results/enhance_bd10k.json: "
+                     f"{mq['all']['bd_rate_percent']:.1f} %); the issue's -30 % is not reached.")
         g = gains(RESULTS / "enhance_generalisation_unet.json", name)
         if g:
             notes.append("Never-worse checks (bench/results/enhance_generalisation_unet.json; gray = every 2nd "
@@ -126,9 +124,9 @@ def notes_for(name: str) -> list[str]:
         if g:
             notes.append("Mean PSNR gain over its input, dB (bench/results/enhance_gray_unet75.json; gray = every "
                          "2nd dev_navcam tile, raw gray = the 16 dev_navcam_pds tiles, 8-bit views of raw 12-bit "
-                         "EDRs): " + listed(g) + ". The gray DnCNN of QF 75 it replaces: +0.63 / +0.59 at QF 50, "
-                         "+0.73 / +0.61 at 60, +0.84 / +0.63 at 70, +0.90 / +0.63 at 75, +0.89 / +0.62 at 80, "
-                         "+0.65 / +0.56 at 85 (bench/results/enhance_gray.json).")
+                         "EDRs): " + listed(g) + ". The gray DnCNN of QF 75 it replaces, at the same QFs: "
+                         + listed({k: v for k, v in gains(RESULTS / "enhance_gray.json", "dncnn-gray-jpeg75-10k").items()
+                                   if k in g}) + " (bench/results/enhance_gray.json).")
         s = gains(RESULTS / "enhance_generalisation_gray_unet75.json", name)
         if s:
             notes.append("Sharpened gray (bench/results/enhance_generalisation_gray_unet75.json): " + listed(s) + ".")
@@ -167,7 +165,7 @@ def notes_for(name: str) -> list[str]:
 def main() -> None:
     for folder in sorted((ROOT / "pymars" / "weights").glob("enhance-unet-*")):
         name = folder.name.removeprefix("enhance-")
-        command = COMMANDS[name] or gray_commands(name)
+        command = COMMANDS.get(name) or gray_commands(name)
         write_model_card(folder, command=command, notes="\n".join(notes_for(name)), hardware=HARDWARE)
         print(f"wrote {folder / 'MODEL_CARD.md'}")
 

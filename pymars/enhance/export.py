@@ -92,7 +92,8 @@ def export_enhancer(net, kind: str, meta: dict, folder: str | os.PathLike,
 
     ``half``: the weights are rounded to float16 first and stored so (safetensors in float16, ONNX initializers
     in float16 with Casts back): half the size in git, and the shipped model *is* its rounded weights, so
-    PyTorch and ONNX Runtime still agree to float32 rounding (``model.json``: ``"weights": "float16"``).
+    PyTorch and ONNX Runtime still agree to float32 rounding (``model.json``: ``"weights": "float16"``);
+    ``net`` keeps the rounded weights afterwards, as it keeps the tie margin.
 
     A MarsQE network is exported with TEM's tie margin ``tem_margin`` (trained with
     the literal arg-max, margin 0): near-tied block matches are blended, so ONNX

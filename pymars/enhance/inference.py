@@ -351,7 +351,7 @@ class Enhancer:
         m = int(self.meta.get("multiple", 1))
         sizes = [c.shape[:2] for c in comps]
         padded = [(-(-h // m) * m, -(-w // m) * m) for h, w in sizes]
-        xs = [_chw(np.pad(c, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge"))[0]
+        xs = [_chw(c if (ph, pw) == (h, w) else np.pad(c, ((0, ph - h), (0, pw - w), (0, 0)), mode="edge"))[0]
               for c, (h, w), (ph, pw) in zip(comps, sizes, padded)]
 
         def fn(ws):

@@ -435,8 +435,8 @@ class UNet(nn.Module):
 
     Why: JPEG's errors at QF 20-50 are block-sized and correlated across blocks
     (8 x 8 DCT quantisation, chroma at half resolution), while DnCNN and MarsQE's
-    main network read about 21-40 pixels; a U-Net reads about 76 each side for MarsQE's
-    MACs per pixel (about 128,000), since its deeper levels work on 1/4, 1/16 and
+    main network read about 10-40 pixels each side; a U-Net reads about 76 at 0.90 of
+    MarsQE's MACs per pixel (131,776; bench/enhance_macs.py), since its deeper levels work on 1/4, 1/16 and
     1/64 of the pixels. Skips are sums (no concatenation), down- and upsampling
     are 2 x 2 stride-2 convolutions, and the last convolution starts at zero,
     so a fresh net is the identity (global residual).
