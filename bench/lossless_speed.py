@@ -13,7 +13,13 @@ The 12-bit Navcam EDRs (``--edr``) are cut into 256 x 256 tiles as
 bench/lossless_high_depth.py does.
 
 Run:  python bench/lossless_speed.py [--groups dev_navcam_pds,...] [--errors 0,2] [--repeat 20]
-      [--encoder build/c/encode_raw] [--edr] [--out bench/results/lossless_speed.json]
+      [--encoder build/c/encode_raw] [--versus OTHER/encode_raw] [--edr] [--out bench/results/lossless_speed.json]
+
+``--versus OTHER`` times a second encode_raw build (e.g. the session start's) on the
+same tiles, the two interleaved tile by tile in A B B A order, so drift of this
+machine's clock (about 10 % from run to run) falls on both alike; each row then
+also gives the other build's rate and the ratio, and the two builds' files must be
+identical (a speed change must not change a byte).
 
 Stop other processes first: the figures are one core's, and a busy second core
 (shared caches, clocks) lowers them. Needs ../shared (or $PYMARS_SHARED) and
@@ -64,8 +70,15 @@ def group_tiles(group: str) -> list[np.ndarray]:
     return [t.pixels for t in dev_tiles(group)]
 
 
-def measure(group: str, k: int, encoder: Path, repeat: int, folder: Path) -> dict:
-    """Encode (C API, CPU time) and decode (pymars.decode, CPU time) rates of one group at one k."""
+def encode_time(encoder: Path, args: list[str], out: Path) -> tuple[float, bytes]:
+    """CPU seconds of one encode_raw --repeat run, and the file it wrote."""
+    r = subprocess.run([str(encoder), *args, str(out)], capture_output=True, text=True, check=True)
+    return parse_time(r.stdout), out.read_bytes()
+
+
+def measure(group: str, k: int, encoder: Path, repeat: int, folder: Path, versus: Path | None = None) -> dict:
+    """Encode (C API, CPU time) and decode (pymars.decode, CPU time) rates of one group at one k
+    (and, with ``versus``, the other build's encode rate from interleaved runs)."""
     import pymars
     from pymars.bundles import DEFAULT_GRAY_NEAR_LOSSLESS_MODEL, DEFAULT_NEAR_LOSSLESS_MODEL
 
@@ -75,7 +88,7 @@ def measure(group: str, k: int, encoder: Path, repeat: int, folder: Path) -> dic
     gray = tiles[0].ndim == 2
     # The bundles `pymars encode --lossless` / `max_error=` picks (bundles.near_lossless_bundle).
     bundle = pymars.open_bundle(DEFAULT_GRAY_NEAR_LOSSLESS_MODEL if gray else DEFAULT_NEAR_LOSSLESS_MODEL)
-    enc_s = dec_s = 0.0
+    enc_s = dec_s = other_s = 0.0
     px = 0
     for i, tile in enumerate(tiles):
         h, w = tile.shape[:2]
@@ -83,11 +96,20 @@ def measure(group: str, k: int, encoder: Path, repeat: int, folder: Path) -> dic
         bits = 8 if tile.dtype == np.uint8 else 12
         raw = folder / f"t{i}.raw"
         raw.write_bytes(tile.astype("<u2").tobytes() if bits > 8 else tile.tobytes())
-        cmd = [str(encoder), "--repeat", str(repeat), "--bits", str(bits), "--max-error", str(k),
-               str(bundle.blob_path), str(raw), str(w), str(h), str(c), "0", str(folder / "o.pmrs")]
-        r = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        enc_s += parse_time(r.stdout)
-        data = (folder / "o.pmrs").read_bytes()
+        args = ["--repeat", str(repeat), "--bits", str(bits), "--max-error", str(k),
+                str(bundle.blob_path), str(raw), str(w), str(h), str(c), "0"]
+        if versus is None:
+            t, data = encode_time(encoder, args, folder / "o.pmrs")
+            enc_s += t
+        else:  # A B B A: a clock that drifts through the pair weighs on both builds alike
+            t1, data = encode_time(encoder, args, folder / "o.pmrs")
+            u1, other = encode_time(versus, args, folder / "v.pmrs")
+            u2, _ = encode_time(versus, args, folder / "v.pmrs")
+            t2, _ = encode_time(encoder, args, folder / "o.pmrs")
+            enc_s += (t1 + t2) / 2
+            other_s += (u1 + u2) / 2
+            if other != data:
+                raise RuntimeError(f"{group} tile {i}: {versus} wrote other bytes than {encoder} at k = {k}")
         t0 = time.process_time()
         for _ in range(repeat):
             dec = pymars.decode(data, model=bundle)
@@ -96,9 +118,13 @@ def measure(group: str, k: int, encoder: Path, repeat: int, folder: Path) -> dic
             raise RuntimeError(f"{group} tile {i}: decoded error above k = {k}")
         px += h * w
     mpx = px * repeat / 1e6
-    return {"group": group, "k": k, "tiles": len(tiles), "pixels": px, "repeat": repeat, "model": bundle.name,
-            "encode_cpu_s": enc_s, "encode_mpx_per_s": mpx / enc_s, "decode_cpu_s": dec_s,
-            "decode_mpx_per_s": mpx / dec_s}
+    row = {"group": group, "k": k, "tiles": len(tiles), "pixels": px, "repeat": repeat, "model": bundle.name,
+           "encode_cpu_s": enc_s, "encode_mpx_per_s": mpx / enc_s, "decode_cpu_s": dec_s,
+           "decode_mpx_per_s": mpx / dec_s}
+    if versus is not None:
+        row.update({"versus": str(versus), "versus_encode_cpu_s": other_s, "versus_encode_mpx_per_s": mpx / other_s,
+                    "speedup": other_s / enc_s})
+    return row
 
 
 def main(argv=None) -> int:
@@ -109,20 +135,27 @@ def main(argv=None) -> int:
     ap.add_argument("--errors", default="0", help="comma-separated k (0 = lossless)")
     ap.add_argument("--repeat", type=int, default=20, help="encodes (and decodes) of each tile")
     ap.add_argument("--encoder", default=str(REPO / "build" / "c" / "encode_raw"))
+    ap.add_argument("--versus", default=None,
+                    help="another encode_raw build, timed interleaved with --encoder (its files must be identical)")
     ap.add_argument("--out", default=str(REPO / "bench" / "results" / "lossless_speed.json"))
     args = ap.parse_args(argv)
     encoder = Path(args.encoder)
     if not encoder.is_file():
         raise SystemExit(f"{encoder}: no C build; run cmake -S . -B build/c -DCMAKE_BUILD_TYPE=Release && "
                          f"cmake --build build/c")
+    versus = Path(args.versus) if args.versus else None
+    if versus is not None and not versus.is_file():
+        raise SystemExit(f"--versus {versus}: no such encode_raw build")
     groups = [g for g in args.groups.split(",") if g] + (["edr12"] if args.edr else [])
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for g in groups:
             for k in (int(v) for v in args.errors.split(",")):
-                row = measure(g, k, encoder, args.repeat, Path(d))
+                row = measure(g, k, encoder, args.repeat, Path(d), versus)
                 rows.append(row)
-                print(f"{g:<22} k={k}: encode {row['encode_mpx_per_s']:6.2f} Mpx/s (C API, CPU time), "
+                other = (f", versus {row['versus_encode_mpx_per_s']:6.2f} Mpx/s ({row['speedup']:.3f}x)"
+                         if versus is not None else "")
+                print(f"{g:<22} k={k}: encode {row['encode_mpx_per_s']:6.2f} Mpx/s (C API, CPU time){other}, "
                       f"decode {row['decode_mpx_per_s']:6.2f} Mpx/s (pymars.decode), {row['tiles']} tiles", flush=True)
     out = {"command": "python bench/lossless_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "rows": rows, "note": "one core; CPU time of the encode calls inside encode_raw --repeat"}

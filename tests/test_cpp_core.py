@@ -224,7 +224,7 @@ def test_c_api_repeat_times_the_encoder_and_writes_the_same_file(cpp_build, tmp_
     from pymars.data.synthetic import mars_like_scene
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from lossless_speed import parse_time
+    from lossless_speed import encode_time, parse_time
 
     bundle = pymars.open_bundle("base-v2-gray-nl")
     img = mars_like_scene(70, 90, seed=3, channels=1)
@@ -235,6 +235,9 @@ def test_c_api_repeat_times_the_encoder_and_writes_the_same_file(cpp_build, tmp_
                         str(tmp_path / "a.pmrs")], check=True, capture_output=True, text=True)
     assert "encode 3 x: " in r.stdout and parse_time(r.stdout) >= 0.0
     assert (tmp_path / "a.pmrs").read_bytes() == pymars.encode(img, max_error=0, model=bundle)
+    # the bench's helper (also its --versus runs): the time and the very bytes of that file
+    t, data = encode_time(cpp_build / "encode_raw", ["--repeat", "2", "--max-error", "0", *args], tmp_path / "c.pmrs")
+    assert t >= 0.0 and data == (tmp_path / "a.pmrs").read_bytes()
     for bad in ("0", "-2", "1000001"):
         r = subprocess.run([str(cpp_build / "encode_raw"), "--repeat", bad, "--max-error", "0", *args,
                             str(tmp_path / "b.pmrs")], capture_output=True, text=True)

@@ -223,8 +223,10 @@ __attribute__((always_inline)) inline int32_t context(int32_t a, int32_t b, int3
 __attribute__((always_inline)) inline int32_t golomb_k(const NlState* s, int32_t q) {
   // Without a branch (A and N follow the residuals, so a branch on them mispredicts often):
   // where N >= A the bit-length difference is <= 0 and N << 0 < A fails, so 0 as before.
+  // (N >= 1; where A is 0 its bit length read as 1 still leaves d <= 0 and the test false:
+  // the same kg, without a zero test.)
   const uint32_t n = uint32_t(s->N[q]), a = uint32_t(s->A[q]);
-  const int32_t d = int32_t(bit_length(a)) - int32_t(bit_length(n));
+  const int32_t d = int32_t(bit_length_or_one(a)) - int32_t(bit_length_or_one(n));
   int32_t kg = d > 0 ? d : 0;
   kg += int32_t((n << kg) < a);
   return kg < 24 ? kg : 24;
@@ -571,7 +573,7 @@ __attribute__((always_inline)) inline uint32_t low_bits(const NlState* s, int32_
 __attribute__((always_inline)) inline uint32_t activity(const NlState* s, int32_t q) {
   // Without a branch, as golomb_k: where N > 8A the difference is <= 0 and the test fails.
   const uint32_t v = 8u * uint32_t(s->A[q]), n = uint32_t(s->N[q]);
-  const int32_t d = int32_t(bit_length(v)) - int32_t(bit_length(n));
+  const int32_t d = int32_t(bit_length_or_one(v)) - int32_t(bit_length_or_one(n));  // (as golomb_k's)
   uint32_t a = d > 0 ? uint32_t(d) : 0u;
   a += uint32_t((n << a) <= v);
   return a < kNlActivity ? a : kNlActivity - 1;

@@ -36,11 +36,26 @@ inline void adapt(AdaptiveBit* p, uint32_t b) {
   p->slow = uint16_t(b ? s1 : s0);
 }
 
+// The clamp of coder_prob as a table over every sum the estimates can shift to (2^ProbBits
+// entries: 4 KB for §4.8's 11-bit coder, in read-only data): one load where the compare-and-
+// select pair costs six instructions, two of them only to hold the bounds in registers.
+template <uint32_t ProbBits, uint32_t Lo, uint32_t Hi>
+struct ClampTable {
+  uint16_t v[1u << ProbBits];
+  constexpr ClampTable() : v() {
+    for (uint32_t i = 0; i < (1u << ProbBits); ++i) v[i] = uint16_t(i < Lo ? Lo : (i > Hi ? Hi : i));
+  }
+};
+// (static: a read-only copy in each file that codes bins, not a global the linker unifies)
+template <uint32_t ProbBits, uint32_t Lo, uint32_t Hi>
+static constexpr ClampTable<ProbBits, Lo, Hi> kClampTable{};
+
 // The coder's ProbBits-bit probability of a 0 bin.
 template <uint32_t ProbBits, uint32_t Lo, uint32_t Hi>
 inline uint32_t coder_prob(const AdaptiveBit& p) {
   static_assert(ProbBits <= kAdaptiveStateBits && Lo > 0 && Hi < (1u << ProbBits) && Lo < Hi, "bad clamp");
   const uint32_t v = (uint32_t(p.fast) + p.slow) >> (kAdaptiveStateBits + 1 - ProbBits);
+  if constexpr (ProbBits <= 12) return kClampTable<ProbBits, Lo, Hi>.v[v];  // (v < 2^ProbBits: both < 2^15)
   return v < Lo ? Lo : (v > Hi ? Hi : v);
 }
 
@@ -207,6 +222,16 @@ inline uint32_t bit_length(uint32_t v) {
     v >>= 1;
   }
   return n;
+#endif
+}
+
+// bit_length(v) for v >= 1, and 1 for 0: the same instruction without bit_length's test for
+// zero (a branch on the data where the compiler has no zero-safe instruction).
+inline uint32_t bit_length_or_one(uint32_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+  return 32u - uint32_t(__builtin_clz(v | 1u));
+#else
+  return bit_length(v | 1u);
 #endif
 }
 
