@@ -616,8 +616,11 @@ inline void load_sample(const uint8_t* in, size_t i, uint16_t* v) { *v = uint16_
 // samples is worked out ahead of its coding (the loop then holds only the coder's serial
 // state). This is `predict` for the tile's inside (y >= 2, 2 <= x < w - 2) read
 // straight from the rows; the border takes `predict` itself on the samples. Same
-// numbers as the per-sample loop, so the same bytes.
-constexpr uint32_t kNlAhead = 128;
+// numbers as the per-sample loop, so the same bytes. A run is a whole row of the default
+// 256-sample tile: each run-ahead call sets up its weights and bounds (about 1,400
+// instructions) and ends in a tail the vector loop does not cover, so runs of 128 cost the
+// gray encoder 4 % (the stack holds 3 KB of run: errors, contexts, cross classes).
+constexpr uint32_t kNlAhead = 256;
 
 // What the branch-free run-ahead forms (predict_inside_gray, predict_inside_plane) share: the
 // per-sample functions' arithmetic with selects for their branches, on values copied out of
@@ -646,6 +649,26 @@ struct LaneParams {
     return e >= (range + 1) / 2 ? e - range : e;
   }
 };
+// sample(i) for i in 0..n-1, as blocks of a fixed 32 (whole vector steps, no remainder loop
+// per call): the last block ends at n and may overlap the one before it, whose samples are
+// then worked out and written again, to the same values (the run-ahead lanes are
+// independent). The remainder loop GCC makes for a variable count ran two samples at a time
+// and cost about as much as the vector part (gray inside: 60 -> 36 instructions per pixel).
+template <typename Sample>
+__attribute__((always_inline)) inline void in_blocks(uint32_t n, Sample sample) {
+  constexpr ptrdiff_t kBlock = 32;
+  const ptrdiff_t m = ptrdiff_t(n);
+  if (m < kBlock) {
+    for (ptrdiff_t i = 0; i < m; ++i) sample(i);
+    return;
+  }
+  for (ptrdiff_t i0 = 0;; i0 += kBlock) {
+    if (i0 + kBlock > m) i0 = m - kBlock;
+    for (ptrdiff_t i = i0; i < i0 + kBlock; ++i) sample(i);
+    if (i0 + kBlock == m) break;
+  }
+}
+
 // A tile's expanded weights with the texture class chosen by a select.
 struct ClassWeights {
   int32_t w[kNlLinStride][kNlLinClasses];
@@ -670,7 +693,7 @@ __attribute__((always_inline)) inline void predict_inside_gray(const S* __restri
   const S* __restrict t2 = t1 - row_stride;
   const LaneParams p(params);
   const ClassWeights weight(lin);
-  for (ptrdiff_t i = 0; i < ptrdiff_t(n); ++i) {
+  auto sample = [&](ptrdiff_t i) __attribute__((always_inline)) {
     const int32_t a = t0[i - 1], b = t1[i], c = t1[i - 1], d = t1[i + 1];
     const int32_t g1 = d - b, g2 = b - c, g3 = c - a;
     const int32_t v = 81 * p.quantise(g1) + 9 * p.quantise(g2) + p.quantise(g3);
@@ -684,7 +707,8 @@ __attribute__((always_inline)) inline void predict_inside_gray(const S* __restri
     const int32_t px = ((sum + (1 << 30)) >> kNlLinShift) - (1 << (30 - kNlLinShift));
     err_out[i] = p.error(t0[i], px, v < 0 ? -1 : 1);
     q_out[i] = v < 0 ? -v : v;
-  }
+  };
+  in_blocks(n, sample);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYMARS_NO_CLONES)
@@ -786,7 +810,7 @@ __attribute__((always_inline)) inline void predict_inside_plane(
   // the rows' __restrict only on direct indexing, and vectorises only then).
   auto pl = [g](int32_t v, int32_t prev) { return v - scaled(g, prev); };
   auto pl0 = [g0](int32_t v, int32_t prev) { return v - scaled(g0, prev); };
-  for (ptrdiff_t i = 0; i < ptrdiff_t(n); ++i) {
+  auto sample = [&](ptrdiff_t i) __attribute__((always_inline)) {
     const int32_t a = pl(cur[i - 1], pcur[i - 1]), b = pl(up[i], pup[i]);
     const int32_t c = pl(up[i - 1], pup[i - 1]), d = pl(up[i + 1], pup[i + 1]);
     const int32_t g1 = d - b, g2 = b - c, g3 = c - a;
@@ -811,7 +835,8 @@ __attribute__((always_inline)) inline void predict_inside_plane(
                        : int32_t(pcur[i]) - med(pcur[i - 1], pup[i], pup[i - 1]);
     dev = (dev < 0 ? -dev : dev) >> p.cross_shift;
     cross_out[i] = dev >= 2 ? 2 : dev;
-  }
+  };
+  in_blocks(n, sample);
 }
 // One clone per sample type and predictor (MED: forms 2 and 3; fitted weights: form 4). The
 // test of scur is taken once, outside the loop: each call below is the loop for one case.
@@ -845,7 +870,7 @@ inline void predict_inside_plane_any(const uint16_t* cur, const uint16_t* up, co
 
 // Lossless colour plane ch of an RGB tile, a run of row y ahead of its coding: the border by
 // `predict_ac` on the samples (the reconstruction here), the inside by predict_inside_plane on
-// the channels' rows copied out (at most 132 samples per row). `plane_lin`: form 4's expanded
+// the channels' rows copied out (at most kNlAhead + 4 samples per row). `plane_lin`: form 4's expanded
 // weights of this plane (its inside starts at y = 2, x = 2), else null (MED: y, x >= 1).
 template <bool V2, typename S>
 inline void plane_ahead(const S* samples, size_t row_stride, uint32_t ch, uint32_t y, uint32_t x0, uint32_t x1,
