@@ -619,7 +619,8 @@ inline void load_sample(const uint8_t* in, size_t i, uint16_t* v) { *v = uint16_
 // numbers as the per-sample loop, so the same bytes. A run is a whole row of the default
 // 256-sample tile: each run-ahead call sets up its weights and bounds (about 1,400
 // instructions) and ends in a tail the vector loop does not cover, so runs of 128 cost the
-// gray encoder 4 % (the stack holds 3 KB of run: errors, contexts, cross classes).
+// gray encoder 4 % (on the stack: 3 KB of run results, errors, contexts and cross classes,
+// and the rows an RGB run copies out, at most 9 x (kNlAhead + 4) samples: 4.7 KB at 16 bits).
 constexpr uint32_t kNlAhead = 256;
 
 // What the branch-free run-ahead forms (predict_inside_gray, predict_inside_plane) share: the
